@@ -1,0 +1,46 @@
+// Generic .safetensors reading and writing (records and model files both use it).
+//
+// Layout: 8-byte little-endian u64 N, then N bytes of JSON header
+//   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+//    "__metadata__": {"key": "string value", ...}}
+// then the raw little-endian data; offsets are relative to the byte after the header.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace attnviz {
+
+struct StTensor {
+  std::string name;
+  std::string dtype;               // dtype as stored in the file (F16, BF16, F32, F64, ...)
+  std::vector<std::int64_t> shape;
+  std::vector<float> data;         // converted to float32, row-major
+  std::int64_t numel() const;
+};
+
+struct StFile {
+  std::vector<StTensor> tensors;   // in data-offset order
+  std::map<std::string, std::string> metadata;
+  const StTensor* find(const std::string& name) const;
+};
+
+// Parses a safetensors image held in memory; `path` is only used in error messages.
+// Every size is checked against the buffer before anything is allocated.
+StFile parse_safetensors(const std::string& bytes, const std::string& path);
+StFile load_safetensors(const std::filesystem::path& path);
+
+// Serialises as F32 (tensors keep their order). Names must be unique and non-empty.
+std::string serialize_safetensors(const StFile& file);
+void save_safetensors(const std::filesystem::path& path, const StFile& file);  // atomic
+
+// True if the bytes look like a safetensors file (plausible header length and '{').
+bool looks_like_safetensors(const std::string& head);
+
+// IEEE half and bfloat16 to float (used by the importers too).
+float half_to_float(std::uint16_t h);
+float bfloat16_to_float(std::uint16_t b);
+
+}  // namespace attnviz

@@ -1,0 +1,53 @@
+// Registration functions of every subcommand (one file each under src/cli/) and shared CLI state.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace attnviz::cli {
+
+// Options every subcommand can see (set on the top-level app).
+struct Globals {
+  std::string data_dir;   // --data / $ATTNVIZ_DATA
+  int threads = 0;        // --threads (0 = all cores)
+  bool quiet = false;     // --quiet: no progress bars
+};
+Globals& globals();
+
+// Folder with the MNIST IDX files: --data, then $ATTNVIZ_DATA, then <source>/data/mnist, then ./data/mnist.
+std::filesystem::path mnist_dir();
+
+void add_demo(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_record(CLI::App& app);
+void add_render(CLI::App& app);
+void add_align(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_corpus(CLI::App& app);
+
+// Domain subcommands under train / eval / record (one file per domain).
+void add_train_mnist(CLI::App& train);
+void add_eval_mnist(CLI::App& eval);
+void add_record_mnist(CLI::App& record);
+void add_train_translate(CLI::App& train);
+void add_eval_translate(CLI::App& eval);
+void add_record_translate(CLI::App& record);
+void add_train_textcls(CLI::App& train);
+void add_eval_textcls(CLI::App& eval);
+void add_record_textcls(CLI::App& record);
+
+// Children of other parents, each defined in the file of the area that owns it.
+void add_bench_kernels(CLI::App& bench);      // bench_kernels.cpp (engine)
+void add_bench_render(CLI::App& bench);       // bench_render.cpp (renderer)
+void add_bench_train(CLI::App& bench);        // bench_train.cpp (MNIST training)
+void add_render_text(CLI::App& render);       // render_text.cpp (text classification view)
+void add_corpus_translate(CLI::App& corpus);  // translate.cpp (built-in parallel corpus)
+void add_corpus_textcls(CLI::App& corpus);    // textcls.cpp (fortunes dataset)
+
+// Adds a footer "Example:\n  <example>" to a subcommand's --help.
+void set_example(CLI::App* sub, const std::string& example);
+
+}  // namespace attnviz::cli

@@ -1,0 +1,31 @@
+// The demo's shared state: output folder, settings, and the gallery each demo section adds to.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace attnviz::cli {
+
+struct GalleryItem {
+  std::string section;             // "Samples", "MNIST", "Translation", "Text classification"
+  std::string title;
+  std::string caption;             // one or two sentences: what the picture shows and how to read it
+  std::string image;               // path relative to the output folder, shown in the page (PNG)
+  std::vector<std::string> links;  // other formats of the same figure (SVG, PDF), relative paths
+};
+
+struct DemoContext {
+  std::filesystem::path out;       // gallery folder
+  std::filesystem::path models;    // where trained models are kept and reused (out/models)
+  bool quick = false;
+  std::vector<GalleryItem> items;
+  std::vector<std::string> notes;  // lines for the summary at the end (accuracies, timings)
+};
+
+// Sections, each in its own file; each renders into ctx.out and appends to ctx.items.
+void demo_samples(DemoContext& ctx);    // demo_samples.cpp (renderer)
+void demo_mnist(DemoContext& ctx);      // demo_mnist.cpp
+void demo_translate(DemoContext& ctx);  // demo_translate.cpp
+void demo_textcls(DemoContext& ctx);    // demo_textcls.cpp
+
+}  // namespace attnviz::cli

@@ -1,0 +1,94 @@
+// `attnviz inspect INPUT`: tensor shapes, tokens, per-head entropy, top-3 keys of small tensors.
+#include "cli/commands.hpp"
+#include "cli/input_options.hpp"
+
+#include <attnviz/import.hpp>
+#include <attnviz/stats.hpp>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+// Shortens a token to at most n code points (UTF-8 aware), marking the cut with an ellipsis.
+std::string shorten(const std::string& s, size_t n) {
+  size_t count = 0, i = 0;
+  while (i < s.size()) {
+    if (count == n) return s.substr(0, i) + "…";
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    ++count;
+  }
+  return s;
+}
+
+std::string token_label(const AttentionRecord& r, const std::string& axis, int i) {
+  const auto* tok = r.axis_tokens(axis);
+  if (tok && i < static_cast<int>(tok->size())) return fmt::format("{}:{}", i, shorten((*tok)[i], 12));
+  return fmt::format("#{}", i);
+}
+
+void print_record(const AttentionRecord& r, bool all_rows) {
+  for (const auto& [k, v] : r.metadata) fmt::print("meta  {} = {}\n", k, shorten(v, 60));
+  for (const auto& [axis, tok] : r.tokens) {
+    std::string line;
+    for (size_t i = 0; i < tok.size() && i < 40; ++i) line += (i ? " " : "") + shorten(tok[i], 12);
+    if (tok.size() > 40) line += fmt::format(" … (+{} more)", tok.size() - 40);
+    fmt::print("tokens {} ({}): {}\n", axis, tok.size(), line);
+  }
+  if (r.image)
+    fmt::print("image [{}, {}], patch grid {}x{}, {} prefix token(s)\n", r.image->height, r.image->width,
+               r.image->patch_rows, r.image->patch_cols, r.image->prefix_tokens);
+  for (const auto& t : r.tensors) {
+    fmt::print("tensor {}  [{}, {}, {}]  queries:{} keys:{}{}\n", t.name, t.heads, t.queries, t.keys,
+               t.query_axis.empty() ? "-" : t.query_axis, t.key_axis.empty() ? "-" : t.key_axis,
+               r.find_gradient(t.name) ? "  (+gradient)" : "");
+    auto ent = head_entropy(t);
+    std::string e;
+    for (int h = 0; h < t.heads; ++h) e += fmt::format("{}h{}={:.3f}", h ? " " : "", h, ent[h]);
+    fmt::print("  mean entropy (nats): {}\n", e);
+    const bool small = t.queries <= 16 && t.keys <= 64;
+    if (small || all_rows) {
+      for (int h = 0; h < t.heads; ++h) {
+        for (int q = 0; q < t.queries; ++q) {
+          std::string top;
+          for (auto [k, w] : top_keys(t, h, q, 3)) top += fmt::format("  {} {:.3f}", token_label(r, t.key_axis, k), w);
+          fmt::print("  h{} {:>16} ->{}\n", h, token_label(r, t.query_axis, q), top);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_inspect(CLI::App& app) {
+  struct Opts {
+    std::string input;
+    ImportOptions imp;
+    bool all_rows = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("inspect", "print tensor shapes, tokens, per-head entropy and top attended keys");
+  sub->add_option("INPUT", o->input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
+  add_import_options(sub, o->imp);
+  sub->add_flag("--all-rows", o->all_rows, "print top keys for every query even of large tensors");
+  set_example(sub, "attnviz inspect samples/alignment_6x7.safetensors");
+  sub->callback([o] {
+    auto records = import_records(o->input, o->imp);
+    fmt::print("{}: {} sample(s)\n", o->input, records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (records.size() > 1) {
+        if (static_cast<int>(i) != o->imp.sample && i >= 3) continue;
+        fmt::print("--- sample {}\n", i);
+      }
+      print_record(records[i], o->all_rows);
+    }
+  });
+}
+
+}  // namespace attnviz::cli

@@ -1,0 +1,64 @@
+// Helpers shared by the tests: a per-test temp folder, running the attnviz CLI, reading files.
+#pragma once
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
+namespace attnviz::test {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under the build tree for one test case (removed and recreated).
+inline fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::path(ATTNVIZ_TEST_TMP) / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+inline fs::path source_dir() { return fs::path(ATTNVIZ_SOURCE_DIR); }
+inline fs::path sample(const std::string& name) { return source_dir() / "samples" / name; }
+
+struct RunResult {
+  int code = -1;        // exit code
+  std::string out;      // stdout + stderr
+};
+
+// Runs `attnviz ARGS` through the shell (args are pasted as given: quote them yourself).
+inline RunResult run_cli(const std::string& args) {
+  std::string cmd = std::string("'") + ATTNVIZ_EXE + "' " + args + " 2>&1";
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void spit(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Files in a folder (to check that failed commands leave nothing behind).
+inline int count_files(const fs::path& dir) {
+  int n = 0;
+  for (auto& e : fs::directory_iterator(dir)) (void)e, ++n;
+  return n;
+}
+
+}  // namespace attnviz::test
