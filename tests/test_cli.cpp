@@ -1,0 +1,69 @@
+// CLI skeleton: --help/--version, every subcommand's --help shows an example, exit codes 0/1/2.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <algorithm>
+
+using namespace attnviz::test;
+
+TEST_CASE("--version names the program and its libraries") {
+  auto r = run_cli("--version");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("attnviz ") != std::string::npos);
+  CHECK(r.out.find("cairo") != std::string::npos);
+}
+
+TEST_CASE("top-level --help lists every subcommand") {
+  auto r = run_cli("--help");
+  CHECK(r.code == 0);
+  for (const char* s : {"demo", "train", "eval", "record", "render", "align", "inspect", "bench"})
+    CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
+}
+
+TEST_CASE("every subcommand's --help shows one worked example") {
+  for (const char* s : {"demo", "train", "eval", "record", "render", "align", "inspect", "bench", "corpus"}) {
+    auto r = run_cli(std::string(s) + " --help");
+    CHECK_MESSAGE(r.code == 0, s);
+    CHECK_MESSAGE(r.out.find("Example:") != std::string::npos, s);
+    CHECK_MESSAGE(r.out.find("attnviz ") != std::string::npos, s);
+  }
+}
+
+TEST_CASE("usage errors exit 1 with one line") {
+  auto r = run_cli("inspect");  // missing INPUT
+  CHECK(r.code == 1);
+  CHECK(r.out.find("INPUT") != std::string::npos);
+  r = run_cli("inspect --no-such-flag x");
+  CHECK(r.code == 1);
+  r = run_cli("");  // no subcommand
+  CHECK(r.code == 1);
+}
+
+TEST_CASE("bad input exits 2 naming the file") {
+  auto dir = temp_dir("bad_input");
+  auto r = run_cli("inspect '" + (dir / "missing.safetensors").string() + "'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("missing.safetensors") != std::string::npos);
+  spit(dir / "junk.bin", "this is not attention");
+  r = run_cli("inspect '" + (dir / "junk.bin").string() + "'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("junk.bin") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+}
+
+TEST_CASE("inspect prints shapes, tokens and top keys of the sample record") {
+  auto r = run_cli("inspect '" + sample("alignment_6x7.safetensors").string() + "'");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("decoder.layer0.cross  [2, 6, 7]") != std::string::npos);
+  CHECK(r.out.find("tokens source (7): the cat did not eat the fish") != std::string::npos);
+  CHECK(r.out.find("tokens target (6): die Katze aß den Fisch nicht") != std::string::npos);
+  // Head 0 of the hand-made sample puts most weight on the gold link nicht -> not.
+  CHECK(r.out.find("5:nicht ->  3:not 0.9") != std::string::npos);
+  CHECK(r.out.find("mean entropy") != std::string::npos);
+}
+
+TEST_CASE("a data folder can be given by --data or ATTNVIZ_DATA") {
+  auto r = run_cli("--data /nonexistent/folder inspect '" + sample("alignment_6x7.safetensors").string() + "'");
+  CHECK(r.code == 0);
+}
