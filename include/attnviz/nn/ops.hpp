@@ -1,0 +1,25 @@
+// Dense building blocks shared by the layers: OpenMP row-split GEMMs (Eigen runs single-threaded
+// because EIGEN_DONT_PARALLELIZE is set) and the engine's thread-count setting.
+#pragma once
+#include <attnviz/tensor.hpp>
+
+namespace attnviz::nn {
+
+// Threads the engine uses for its OpenMP loops (0 = OpenMP default, i.e. all cores).
+// Results are bitwise identical for the same thread count.
+void set_threads(int n);
+int threads();
+
+// c = a * b (+ c when accumulate). a: [M, K], b: [K, N], c: [M, N] (resized unless accumulate).
+// Large products are split by rows of `a` over threads; small ones run on one thread.
+void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate = false);
+// c = a^T * b (+ c). a: [K, M], b: [K, N], c: [M, N]. Split over columns of c (no reduction
+// across threads, so deterministic). Used for weight gradients dW = x^T dy.
+void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate = false);
+// c = a * b^T (+ c). a: [M, K], b: [N, K], c: [M, N]. Used for input gradients dx = dy W^T.
+void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate = false);
+
+// Row-wise softmax in place, x: [M, N]; rows that are all -inf become all zeros (never NaN).
+void softmax_rows(Mat& x);
+
+}  // namespace attnviz::nn
