@@ -1,0 +1,466 @@
+// The attention kernel: blocked online-softmax forward (AVX2/FMA register-tiled micro-kernels),
+// the optional second pass writing exact weights, the naive reference, and the backward pass.
+#include <attnviz/nn/attention.hpp>
+#include <attnviz/nn/ops.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ATTNVIZ_AVX2 1
+#endif
+
+namespace attnviz::nn {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Tile sizes. A (query tile x key tile) step touches: packed Q [BQ, Dp], K^T [Dp, BK], V [BK, Dp],
+// scores [BQ, BK] and the output accumulator [BQ, Dp]: 5 x 16 KiB at BQ = BK = Dp = 64, which sits
+// in the 1-2 MiB L2 with room to spare, while the 6x16 micro-kernel streams one 16-key column
+// block of K^T (4 KiB) from L1 for six query rows at a time. Bigger tiles amortise the per-tile
+// softmax rescale (BQ*Dp multiplies per BK keys) but leave fewer work items for the threads at
+// small N.
+constexpr int kDefaultQTile = 64;
+constexpr int kDefaultKTile = 64;
+constexpr int kMR = 6;    // micro-kernel rows (query rows)
+constexpr int kNR = 16;   // micro-kernel columns (keys in QK^T, head dims in PV): two ymm
+
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+struct AlignedBuf {
+  float* p = nullptr;
+  explicit AlignedBuf(size_t n) {
+    p = static_cast<float*>(std::aligned_alloc(64, std::max<size_t>(64, round_up(static_cast<int>(n), 16) * sizeof(float))));
+    if (!p) throw std::bad_alloc();
+  }
+  ~AlignedBuf() { std::free(p); }
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+};
+
+#ifdef ATTNVIZ_AVX2
+// 2^x for x <= 0 (clamped at -126): x = n + f, f in [-0.5, 0.5], 2^f by a degree-6 polynomial
+// (relative error ~2e-8), 2^n by building the exponent bits.
+inline __m256 exp2_ps(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-126.f));
+  __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 f = _mm256_sub_ps(x, n);
+  __m256 p = _mm256_set1_ps(1.535336188319500e-4f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440266574e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357674640e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471162809e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791363012e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028550421e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// S[R, 16-col block] = Qp[R, Dp] . Kt[Dp, 16-col block]; Kt row stride ldk, S row stride lds.
+template <int R>
+inline void qk_block(const float* qp, int ldq, const float* kt, int ldk, int Dp, float* s, int lds) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+  for (int c = 0; c < Dp; ++c) {
+    __m256 k0 = _mm256_load_ps(kt + c * ldk), k1 = _mm256_load_ps(kt + c * ldk + 8);
+    for (int r = 0; r < R; ++r) {
+      __m256 q = _mm256_broadcast_ss(qp + r * ldq + c);
+      a0[r] = _mm256_fmadd_ps(q, k0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(q, k1, a1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(s + r * lds, a0[r]);
+    _mm256_store_ps(s + r * lds + 8, a1[r]);
+  }
+}
+
+// O[R, W-col block] += P[R, K] . Vp[K, W-col block] (W = 16 or 8).
+template <int R, int W>
+inline void pv_block(const float* p, int ldp, const float* vp, int ldv, int K, float* o, int ldo) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) {
+    a0[r] = _mm256_load_ps(o + r * ldo);
+    if constexpr (W == 16) a1[r] = _mm256_load_ps(o + r * ldo + 8);
+  }
+  for (int k = 0; k < K; ++k) {
+    __m256 v0 = _mm256_load_ps(vp + k * ldv);
+    __m256 v1;
+    if constexpr (W == 16) v1 = _mm256_load_ps(vp + k * ldv + 8);
+    for (int r = 0; r < R; ++r) {
+      __m256 pr = _mm256_broadcast_ss(p + r * ldp + k);
+      a0[r] = _mm256_fmadd_ps(pr, v0, a0[r]);
+      if constexpr (W == 16) a1[r] = _mm256_fmadd_ps(pr, v1, a1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(o + r * ldo, a0[r]);
+    if constexpr (W == 16) _mm256_store_ps(o + r * ldo + 8, a1[r]);
+  }
+}
+#else
+template <int R>
+inline void qk_block(const float* qp, int ldq, const float* kt, int ldk, int Dp, float* s, int lds) {
+  float acc[R][kNR] = {};
+  for (int c = 0; c < Dp; ++c)
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < kNR; ++j) acc[r][j] += qp[r * ldq + c] * kt[c * ldk + j];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < kNR; ++j) s[r * lds + j] = acc[r][j];
+}
+template <int R, int W>
+inline void pv_block(const float* p, int ldp, const float* vp, int ldv, int K, float* o, int ldo) {
+  for (int k = 0; k < K; ++k)
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < W; ++j) o[r * ldo + j] += p[r * ldp + k] * vp[k * ldv + j];
+}
+#endif
+
+template <int R>
+void qk_rows(const float* qp, int ldq, const float* kt, int ldk, int Dp, int kpad, float* s, int lds) {
+  for (int j = 0; j < kpad; j += kNR) qk_block<R>(qp, ldq, kt + j, ldk, Dp, s + j, lds);
+}
+
+// S[rows, kpad] = Qp[rows, Dp] . Kt[Dp, kpad]
+void qk_tile(const float* qp, int ldq, const float* kt, int ldk, int Dp, int rows, int kpad, float* s, int lds) {
+  int r = 0;
+  for (; r + kMR <= rows; r += kMR) qk_rows<kMR>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds);
+  switch (rows - r) {
+    case 5: qk_rows<5>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
+    case 4: qk_rows<4>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
+    case 3: qk_rows<3>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
+    case 2: qk_rows<2>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
+    case 1: qk_rows<1>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
+    default: break;
+  }
+}
+
+template <int R>
+void pv_rows(const float* p, int ldp, const float* vp, int ldv, int K, int Dp, float* o, int ldo) {
+  int c = 0;
+  for (; c + 16 <= Dp; c += 16) pv_block<R, 16>(p, ldp, vp + c, ldv, K, o + c, ldo);
+  if (c < Dp) pv_block<R, 8>(p, ldp, vp + c, ldv, K, o + c, ldo);
+}
+
+// O[rows, Dp] += P[rows, K] . Vp[K, Dp]
+void pv_tile(const float* p, int ldp, const float* vp, int ldv, int K, int Dp, int rows, float* o, int ldo) {
+  int r = 0;
+  for (; r + kMR <= rows; r += kMR) pv_rows<kMR>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo);
+  switch (rows - r) {
+    case 5: pv_rows<5>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
+    case 4: pv_rows<4>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
+    case 3: pv_rows<3>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
+    case 2: pv_rows<2>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
+    case 1: pv_rows<1>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
+    default: break;
+  }
+}
+
+// p[j] = 2^(s[j] - m) for j < n (n a multiple of 8); returns the sum of p[0..valid).
+inline float exp2_row(float* s, int n, float m) {
+#ifdef ATTNVIZ_AVX2
+  __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+  for (int j = 0; j < n; j += 8) {
+    __m256 e = exp2_ps(_mm256_sub_ps(_mm256_load_ps(s + j), vm));
+    _mm256_store_ps(s + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+#else
+  float sum = 0;
+  for (int j = 0; j < n; ++j) {
+    s[j] = std::exp2(std::max(s[j] - m, -126.f));
+    sum += s[j];
+  }
+  return sum;
+#endif
+}
+
+inline float max_row(const float* s, int n) {
+#ifdef ATTNVIZ_AVX2
+  __m256 m = _mm256_set1_ps(kNegInf);
+  for (int j = 0; j < n; j += 8) m = _mm256_max_ps(m, _mm256_load_ps(s + j));
+  __m128 lo = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  lo = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_max_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+#else
+  float m = kNegInf;
+  for (int j = 0; j < n; ++j) m = std::max(m, s[j]);
+  return m;
+#endif
+}
+
+struct Geometry {
+  int B, H, Nq, Nk, Dh, Dp, ldq, ldk, ldv, ldo, BQ, BK, qtiles;
+};
+
+Geometry geometry(const KernelShape& s, const KernelOptions& o) {
+  if (s.B < 0 || s.H <= 0 || s.Nq < 0 || s.Nk < 0 || s.Dh <= 0)
+    throw std::invalid_argument("attention kernel: bad shape");
+  Geometry g;
+  g.B = s.B; g.H = s.H; g.Nq = s.Nq; g.Nk = s.Nk; g.Dh = s.Dh;
+  g.Dp = round_up(s.Dh, 8);
+  g.ldq = s.ldq ? s.ldq : s.H * s.Dh;
+  g.ldk = s.ldk ? s.ldk : s.H * s.Dh;
+  g.ldv = s.ldv ? s.ldv : s.H * s.Dh;
+  g.ldo = s.ldo ? s.ldo : s.H * s.Dh;
+  g.BQ = o.q_tile > 0 ? o.q_tile : kDefaultQTile;
+  g.BK = round_up(o.k_tile > 0 ? o.k_tile : kDefaultKTile, kNR);
+  g.qtiles = (s.Nq + g.BQ - 1) / std::max(1, g.BQ);
+  return g;
+}
+
+// Keys query i of batch b may see: [0, visible(i)).
+inline int visible_keys(const Geometry& g, const KernelOptions& o, int b, int i) {
+  int n = o.key_lengths ? std::clamp(o.key_lengths[b], 0, g.Nk) : g.Nk;
+  if (o.causal) n = std::min(n, i + 1);
+  return n;
+}
+
+}  // namespace
+
+size_t attention_blocked_workspace_bytes(const KernelShape& shape, const KernelOptions& opt) {
+  Geometry g = geometry(shape, opt);
+  int t = opt.threads > 0 ? opt.threads : threads();
+  size_t per = static_cast<size_t>(g.BQ) * g.Dp * 2 + static_cast<size_t>(g.Dp) * g.BK +
+               static_cast<size_t>(g.BK) * g.Dp + static_cast<size_t>(g.BQ) * g.BK + 2 * g.BQ + 64;
+  return per * sizeof(float) * t;
+}
+
+void attention_blocked(const float* q, const float* k, const float* v, float* out,
+                       const KernelShape& shape, const KernelOptions& opt) {
+  const Geometry g = geometry(shape, opt);
+  const int nthreads = opt.threads > 0 ? opt.threads : threads();
+  const int BQ = g.BQ, BK = g.BK, Dp = g.Dp, Dh = g.Dh;
+  // Scores are computed in base 2: exp(scale*s) = 2^(scale*log2(e)*s); the factor goes into Q.
+  const float qscale = opt.scale * kLog2e;
+  const long items = static_cast<long>(g.B) * g.H * g.qtiles;
+
+#pragma omp parallel num_threads(nthreads)
+  {
+    AlignedBuf qp(static_cast<size_t>(BQ) * Dp), kt(static_cast<size_t>(Dp) * BK),
+        vp(static_cast<size_t>(BK) * Dp), sc(static_cast<size_t>(BQ) * BK),
+        acc(static_cast<size_t>(BQ) * Dp), mrow(BQ), lrow(BQ);
+#pragma omp for schedule(dynamic, 1)
+    for (long item = 0; item < items; ++item) {
+      const int qt = static_cast<int>(item % g.qtiles);
+      const int h = static_cast<int>((item / g.qtiles) % g.H);
+      const int b = static_cast<int>(item / (static_cast<long>(g.qtiles) * g.H));
+      const int i0 = qt * BQ, rows = std::min(BQ, g.Nq - i0);
+      const float* qb = q + (static_cast<size_t>(b) * g.Nq + i0) * g.ldq + static_cast<size_t>(h) * Dh;
+      const float* kb = k + static_cast<size_t>(b) * g.Nk * g.ldk + static_cast<size_t>(h) * Dh;
+      const float* vb = v + static_cast<size_t>(b) * g.Nk * g.ldv + static_cast<size_t>(h) * Dh;
+
+      // Pack the query tile (scaled, zero-padded to Dp) and reset the running statistics.
+      for (int r = 0; r < rows; ++r) {
+        float* dst = qp.p + static_cast<size_t>(r) * Dp;
+        for (int c = 0; c < Dh; ++c) dst[c] = qb[static_cast<size_t>(r) * g.ldq + c] * qscale;
+        for (int c = Dh; c < Dp; ++c) dst[c] = 0.f;
+        mrow.p[r] = kNegInf;
+        lrow.p[r] = 0.f;
+      }
+      std::memset(acc.p, 0, sizeof(float) * static_cast<size_t>(rows) * Dp);
+      int kend = 0;   // keys any row of this tile may see
+      for (int r = 0; r < rows; ++r) kend = std::max(kend, visible_keys(g, opt, b, i0 + r));
+
+      for (int j0 = 0; j0 < kend; j0 += BK) {
+        const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
+        // Pack K^T [Dp, kpad] and V [kc, Dp], zero-padded.
+        for (int c = 0; c < Dp; ++c) std::memset(kt.p + static_cast<size_t>(c) * BK + kc, 0, sizeof(float) * (kpad - kc));
+        for (int j = 0; j < kc; ++j) {
+          const float* kr = kb + static_cast<size_t>(j0 + j) * g.ldk;
+          for (int c = 0; c < Dh; ++c) kt.p[static_cast<size_t>(c) * BK + j] = kr[c];
+          for (int c = Dh; c < Dp; ++c) kt.p[static_cast<size_t>(c) * BK + j] = 0.f;
+          const float* vr = vb + static_cast<size_t>(j0 + j) * g.ldv;
+          float* vd = vp.p + static_cast<size_t>(j) * Dp;
+          std::memcpy(vd, vr, sizeof(float) * Dh);
+          for (int c = Dh; c < Dp; ++c) vd[c] = 0.f;
+        }
+        // S = Qs K^T for this tile pair.
+        qk_tile(qp.p, Dp, kt.p, BK, Dp, rows, kpad, sc.p, BK);
+        // Online softmax, row by row: new max, rescale the accumulator, exponentiate.
+        for (int r = 0; r < rows; ++r) {
+          float* s = sc.p + static_cast<size_t>(r) * BK;
+          const int vis = std::min(kc, visible_keys(g, opt, b, i0 + r) - j0);   // visible in tile
+          if (vis <= 0) {
+            std::memset(s, 0, sizeof(float) * kc);
+            continue;
+          }
+          for (int j = vis; j < kpad; ++j) s[j] = kNegInf;
+          const float mnew = std::max(mrow.p[r], max_row(s, kpad));
+          const float alpha = std::exp2(mrow.p[r] - mnew);   // 0 when the old max was -inf
+          const float sum = exp2_row(s, kpad, mnew);
+          // exp2 clamps at 2^-126 instead of 0: masked entries are zeroed exactly.
+          float tail = 0.f;
+          for (int j = vis; j < kpad; ++j) tail += s[j], s[j] = 0.f;
+          lrow.p[r] = lrow.p[r] * alpha + (sum - tail);
+          mrow.p[r] = mnew;
+          if (alpha != 1.f) {
+            float* o = acc.p + static_cast<size_t>(r) * Dp;
+            for (int c = 0; c < Dp; ++c) o[c] *= alpha;
+          }
+        }
+        // O += P V
+        pv_tile(sc.p, BK, vp.p, Dp, kc, Dp, rows, acc.p, Dp);
+      }
+
+      // Normalise and write out; rows that saw no key get zeros.
+      for (int r = 0; r < rows; ++r) {
+        float* o = out + (static_cast<size_t>(b) * g.Nq + i0 + r) * g.ldo + static_cast<size_t>(h) * Dh;
+        const float l = lrow.p[r];
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        const float* a = acc.p + static_cast<size_t>(r) * Dp;
+        for (int c = 0; c < Dh; ++c) o[c] = a[c] * inv;
+        if (opt.lse)
+          opt.lse[(static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r] =
+              l > 0.f ? (mrow.p[r] + std::log2(l)) * kLn2 : kNegInf;
+      }
+
+      // Second pass (only when weights are requested): recompute the scores tile by tile and
+      // write exp2(s - m) / l, now that each row's final max and sum are known.
+      if (opt.weights) {
+        for (int j0 = 0; j0 < g.Nk; j0 += BK) {
+          const int kc = std::min(BK, g.Nk - j0), kpad = round_up(kc, kNR);
+          const bool any = j0 < kend;
+          if (any) {
+            for (int c = 0; c < Dp; ++c) std::memset(kt.p + static_cast<size_t>(c) * BK + kc, 0, sizeof(float) * (kpad - kc));
+            for (int j = 0; j < kc; ++j) {
+              const float* kr = kb + static_cast<size_t>(j0 + j) * g.ldk;
+              for (int c = 0; c < Dh; ++c) kt.p[static_cast<size_t>(c) * BK + j] = kr[c];
+              for (int c = Dh; c < Dp; ++c) kt.p[static_cast<size_t>(c) * BK + j] = 0.f;
+            }
+            qk_tile(qp.p, Dp, kt.p, BK, Dp, rows, kpad, sc.p, BK);
+          }
+          for (int r = 0; r < rows; ++r) {
+            float* w = opt.weights + ((static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r) * g.Nk + j0;
+            const int vis = any ? std::min(kc, visible_keys(g, opt, b, i0 + r) - j0) : 0;
+            const float l = lrow.p[r];
+            if (vis <= 0 || !(l > 0.f)) {
+              std::memset(w, 0, sizeof(float) * kc);
+              continue;
+            }
+            float* s = sc.p + static_cast<size_t>(r) * BK;
+            exp2_row(s, kpad, mrow.p[r]);
+            const float inv = 1.f / l;
+            for (int j = 0; j < vis; ++j) w[j] = s[j] * inv;
+            for (int j = vis; j < kc; ++j) w[j] = 0.f;
+          }
+        }
+      }
+    }
+  }
+}
+
+void attention_naive(const float* q, const float* k, const float* v, float* out,
+                     const KernelShape& shape, const KernelOptions& opt) {
+  const Geometry g = geometry(shape, opt);
+  const int nthreads = opt.threads > 0 ? opt.threads : threads();
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<double> s(static_cast<size_t>(g.Nk));
+#pragma omp for schedule(static)
+    for (long bh = 0; bh < static_cast<long>(g.B) * g.H; ++bh) {
+      const int b = static_cast<int>(bh / g.H), h = static_cast<int>(bh % g.H);
+      for (int i = 0; i < g.Nq; ++i) {
+        const float* qi = q + (static_cast<size_t>(b) * g.Nq + i) * g.ldq + static_cast<size_t>(h) * g.Dh;
+        float* oi = out + (static_cast<size_t>(b) * g.Nq + i) * g.ldo + static_cast<size_t>(h) * g.Dh;
+        float* wi = opt.weights ? opt.weights + ((static_cast<size_t>(b) * g.H + h) * g.Nq + i) * g.Nk : nullptr;
+        const int vis = visible_keys(g, opt, b, i);
+        // Pass 1: logits and their max.
+        double m = -std::numeric_limits<double>::infinity();
+        for (int j = 0; j < vis; ++j) {
+          const float* kj = k + (static_cast<size_t>(b) * g.Nk + j) * g.ldk + static_cast<size_t>(h) * g.Dh;
+          double d = 0;
+          for (int c = 0; c < g.Dh; ++c) d += static_cast<double>(qi[c]) * kj[c];
+          s[j] = d * opt.scale;
+          m = std::max(m, s[j]);
+        }
+        // Pass 2: exponentials, sum, normalise.
+        double sum = 0;
+        for (int j = 0; j < vis; ++j) sum += (s[j] = std::exp(s[j] - m));
+        for (int c = 0; c < g.Dh; ++c) oi[c] = 0.f;
+        if (wi) std::fill(wi, wi + g.Nk, 0.f);
+        if (opt.lse) opt.lse[(static_cast<size_t>(b) * g.H + h) * g.Nq + i] = vis > 0 ? static_cast<float>(m + std::log(sum)) : kNegInf;
+        if (vis == 0) continue;
+        std::vector<double> o(static_cast<size_t>(g.Dh), 0.0);
+        for (int j = 0; j < vis; ++j) {
+          const double w = s[j] / sum;
+          if (wi) wi[j] = static_cast<float>(w);
+          const float* vj = v + (static_cast<size_t>(b) * g.Nk + j) * g.ldv + static_cast<size_t>(h) * g.Dh;
+          for (int c = 0; c < g.Dh; ++c) o[c] += w * vj[c];
+        }
+        for (int c = 0; c < g.Dh; ++c) oi[c] = static_cast<float>(o[c]);
+      }
+    }
+  }
+}
+
+void attention_backward(const float* q, const float* k, const float* v, const float* out,
+                        const float* dout, const float* lse, float* dq, float* dk, float* dv,
+                        const KernelShape& shape, const KernelOptions& opt) {
+  // Per (b, h): P = exp(scale q k^T - lse) (0 where masked); dV = P^T dO; dP = dO V^T;
+  // dS = P * (dP - rowsum(dO * O)); dQ = scale dS K; dK = scale dS^T Q.
+  using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  using StridedOut = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  const Geometry g = geometry(shape, opt);
+  const int nthreads = opt.threads > 0 ? opt.threads : threads();
+  const long items = static_cast<long>(g.B) * g.H;
+  const int t = static_cast<double>(items) * g.Nq * g.Nk * g.Dh < 2e5 ? 1 : nthreads;
+#pragma omp parallel num_threads(t)
+  {
+    Mat P, dP, dQ, dK, dV;
+    Vec D;
+#pragma omp for schedule(dynamic, 1)
+    for (long bh = 0; bh < items; ++bh) {
+      const int b = static_cast<int>(bh / g.H), h = static_cast<int>(bh % g.H);
+      const size_t hq = static_cast<size_t>(h) * g.Dh;
+      Strided Q(q + static_cast<size_t>(b) * g.Nq * g.ldq + hq, g.Nq, g.Dh, Eigen::OuterStride<>(g.ldq));
+      Strided O(out + static_cast<size_t>(b) * g.Nq * g.ldo + hq, g.Nq, g.Dh, Eigen::OuterStride<>(g.ldo));
+      Strided dO(dout + static_cast<size_t>(b) * g.Nq * g.ldo + hq, g.Nq, g.Dh, Eigen::OuterStride<>(g.ldo));
+      Strided K(k + static_cast<size_t>(b) * g.Nk * g.ldk + hq, g.Nk, g.Dh, Eigen::OuterStride<>(g.ldk));
+      Strided V(v + static_cast<size_t>(b) * g.Nk * g.ldv + hq, g.Nk, g.Dh, Eigen::OuterStride<>(g.ldv));
+      StridedOut dQo(dq + static_cast<size_t>(b) * g.Nq * g.ldq + hq, g.Nq, g.Dh, Eigen::OuterStride<>(g.ldq));
+      StridedOut dKo(dk + static_cast<size_t>(b) * g.Nk * g.ldk + hq, g.Nk, g.Dh, Eigen::OuterStride<>(g.ldk));
+      StridedOut dVo(dv + static_cast<size_t>(b) * g.Nk * g.ldv + hq, g.Nk, g.Dh, Eigen::OuterStride<>(g.ldv));
+      const float* l = lse + (static_cast<size_t>(b) * g.H + h) * g.Nq;
+      // Recompute P.
+      P.noalias() = Q * K.transpose();
+      for (int i = 0; i < g.Nq; ++i) {
+        const int vis = visible_keys(g, opt, b, i);
+        float* p = P.row(i).data();
+        for (int j = 0; j < g.Nk; ++j)
+          p[j] = (j < vis && l[i] > kNegInf) ? std::exp(p[j] * opt.scale - l[i]) : 0.f;
+      }
+      // dV = P^T dO
+      dV.noalias() = P.transpose() * dO;
+      // dP = dO V^T; dS = P * (dP - D)
+      dP.noalias() = dO * V.transpose();
+      D = (dO.cwiseProduct(O)).rowwise().sum();
+      dP = (P.array() * (dP.colwise() - D).array()).matrix();
+      dQ.noalias() = dP * K;
+      dK.noalias() = dP.transpose() * Q;
+      dQo = dQ * opt.scale;
+      dKo = dK * opt.scale;
+      dVo = dV;
+    }
+  }
+}
+
+}  // namespace attnviz::nn

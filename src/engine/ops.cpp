@@ -1,0 +1,111 @@
+// Row-split OpenMP GEMMs over Eigen (which itself runs single-threaded) and row softmax.
+#include <attnviz/nn/ops.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace attnviz::nn {
+
+namespace {
+int g_threads = 0;
+
+// Threads worth using for a product of m*n*k multiply-adds: below ~2 MFLOP the fork/join
+// (a few microseconds) costs more than it saves.
+int gemm_threads(Eigen::Index m, Eigen::Index n, Eigen::Index k, Eigen::Index split) {
+  int t = threads();
+  double work = static_cast<double>(m) * n * k;
+  if (work < 1.0e6) return 1;
+  return static_cast<int>(std::max<Eigen::Index>(1, std::min<Eigen::Index>(t, split / 8)));
+}
+
+// Contiguous [begin, end) part of n items for thread i of t (same split for the same t).
+inline void part(Eigen::Index n, int t, int i, Eigen::Index& b, Eigen::Index& e) {
+  b = n * i / t;
+  e = n * (i + 1) / t;
+}
+}  // namespace
+
+void set_threads(int n) { g_threads = std::max(0, n); }
+int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
+  // a: [M, K], b: [K, N], c: [M, N]
+  const Eigen::Index M = a.rows(), N = b.cols();
+  if (!accumulate) c.resize(M, N);
+  int t = gemm_threads(M, N, a.cols(), M);
+  if (t == 1) {
+    if (accumulate) c.noalias() += a * b;
+    else c.noalias() = a * b;
+    return;
+  }
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int i = 0; i < t; ++i) {
+    Eigen::Index r0, r1;
+    part(M, t, i, r0, r1);
+    if (r1 <= r0) continue;
+    if (accumulate) c.middleRows(r0, r1 - r0).noalias() += a.middleRows(r0, r1 - r0) * b;
+    else c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
+  }
+}
+
+void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
+  // a: [K, M], b: [K, N], c: [M, N]; split over the columns of c so no thread sums into another's.
+  const Eigen::Index M = a.cols(), N = b.cols();
+  if (!accumulate) c.resize(M, N);
+  int t = gemm_threads(M, N, a.rows(), N);
+  if (t == 1) {
+    if (accumulate) c.noalias() += a.transpose() * b;
+    else c.noalias() = a.transpose() * b;
+    return;
+  }
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int i = 0; i < t; ++i) {
+    Eigen::Index c0, c1;
+    part(N, t, i, c0, c1);
+    if (c1 <= c0) continue;
+    if (accumulate) c.middleCols(c0, c1 - c0).noalias() += a.transpose() * b.middleCols(c0, c1 - c0);
+    else c.middleCols(c0, c1 - c0).noalias() = a.transpose() * b.middleCols(c0, c1 - c0);
+  }
+}
+
+void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
+  // a: [M, K], b: [N, K], c: [M, N]
+  const Eigen::Index M = a.rows(), N = b.rows();
+  if (!accumulate) c.resize(M, N);
+  int t = gemm_threads(M, N, a.cols(), M);
+  if (t == 1) {
+    if (accumulate) c.noalias() += a * b.transpose();
+    else c.noalias() = a * b.transpose();
+    return;
+  }
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int i = 0; i < t; ++i) {
+    Eigen::Index r0, r1;
+    part(M, t, i, r0, r1);
+    if (r1 <= r0) continue;
+    if (accumulate) c.middleRows(r0, r1 - r0).noalias() += a.middleRows(r0, r1 - r0) * b.transpose();
+    else c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b.transpose();
+  }
+}
+
+void softmax_rows(Mat& x) {
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (Eigen::Index j = 0; j < x.cols(); ++j) m = std::max(m, x(i, j));
+    if (m == -std::numeric_limits<float>::infinity()) {
+      x.row(i).setZero();
+      continue;
+    }
+    float s = 0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      x(i, j) = std::exp(x(i, j) - m);
+      s += x(i, j);
+    }
+    x.row(i) /= s;
+  }
+}
+
+}  // namespace attnviz::nn
