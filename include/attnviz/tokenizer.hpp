@@ -1,0 +1,84 @@
+// Unicode-aware word tokenizer (whitespace + punctuation split, one token per CJK ideograph,
+// optional lowercasing), small UTF-8 helpers, and the Vocabulary that maps tokens to ids.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attnviz {
+
+// ---- UTF-8 ---------------------------------------------------------------------------------
+
+// Decodes the code point at s[pos] and advances pos. Returns false (and advances by one byte)
+// on a malformed sequence (bad lead byte, truncated, overlong, surrogate, > U+10FFFF).
+bool utf8_next(std::string_view s, size_t& pos, char32_t& cp);
+void utf8_append(std::string& out, char32_t cp);
+bool utf8_valid(std::string_view s);
+size_t utf8_length(std::string_view s);  // code points (malformed bytes count one each)
+
+// ---- character classes (hand-written tables, see tokenizer.cpp for why) --------------------
+bool is_space(char32_t c);
+bool is_punctuation(char32_t c);      // punctuation and symbols: split off as their own token
+bool is_cjk_ideograph(char32_t c);    // Han ideographs (each one is its own token)
+char32_t to_lower(char32_t c);        // ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic
+
+// ---- tokenizer -------------------------------------------------------------------------------
+
+struct TokenizerOptions {
+  bool lowercase = false;
+  bool split_punctuation = true;  // false: split on whitespace only (punctuation stays attached)
+};
+
+// "Hello, world!" -> ["Hello", ",", "world", "!"]; "我喜欢猫。" -> ["我", "喜", "欢", "猫", "。"].
+// Runs of letters/digits/marks form one token; every punctuation or symbol character is its own
+// token; every CJK ideograph is its own token; malformed UTF-8 bytes become U+FFFD.
+std::vector<std::string> tokenize(std::string_view text, const TokenizerOptions& opt = {});
+
+// Splits on ASCII spaces (and tabs) only: the pre-tokenized "source ||| target" convention.
+std::vector<std::string> split_spaces(std::string_view text);
+
+// Joins tokens with single spaces.
+std::string join_tokens(const std::vector<std::string>& tokens);
+
+// ---- vocabulary ------------------------------------------------------------------------------
+
+struct VocabOptions {
+  int min_count = 1;   // tokens seen fewer times map to <unk>
+  int max_size = 0;    // 0 = no limit (ids above are dropped by frequency, ties by token)
+};
+
+class Vocabulary {
+ public:
+  static constexpr int kPad = 0, kUnk = 1, kBos = 2, kEos = 3;
+  static constexpr int kSpecials = 4;
+
+  Vocabulary();  // just the four specials: <pad> <unk> <bos> <eos>
+  // Counts tokens over all sentences; keeps those with count >= min_count, most frequent first
+  // (ties broken by byte order, so the result is deterministic).
+  static Vocabulary build(const std::vector<std::vector<std::string>>& sentences, const VocabOptions& opt = {});
+  explicit Vocabulary(std::vector<std::string> tokens);  // tokens[0..3] must be the specials
+
+  int size() const { return static_cast<int>(tokens_.size()); }
+  int id(const std::string& token) const;  // kUnk when unknown
+  const std::string& token(int id) const;  // "<unk>" for out-of-range ids
+  bool contains(const std::string& token) const { return index_.count(token) > 0; }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+
+  // Token ids, optionally wrapped in <bos> ... <eos>.
+  std::vector<int> encode(const std::vector<std::string>& tokens, bool bos = false, bool eos = false) const;
+  // Tokens of ids, stopping at the first <eos> and skipping <pad>/<bos>.
+  std::vector<std::string> decode(const std::vector<int>& ids) const;
+
+  // JSON array of token strings (stored in a model file's metadata).
+  std::string to_json() const;
+  // Throws InputError(path, ...) if the JSON is not an array of strings starting with the specials.
+  static Vocabulary from_json(const std::string& json, const std::string& path);
+
+ private:
+  std::vector<std::string> tokens_;
+  std::map<std::string, int> index_;
+};
+
+}  // namespace attnviz
