@@ -1,9 +1,14 @@
-// `attnviz inspect INPUT`: tensor shapes, tokens, per-head entropy, top-3 keys of small tensors.
+// `attnviz inspect INPUT`: tensor shapes, tokens, per-head entropy, top-3 keys of small tensors,
+// and how many NaN/Inf weights there are and where.
 #include "cli/commands.hpp"
 #include "cli/input_options.hpp"
 
 #include <attnviz/import.hpp>
+#include <attnviz/nonfinite.hpp>
 #include <attnviz/stats.hpp>
+
+#include <algorithm>
+#include <cmath>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -32,6 +37,31 @@ std::string token_label(const AttentionRecord& r, const std::string& axis, int i
   return fmt::format("#{}", i);
 }
 
+// The k largest finite weights of one query row (NaN/Inf are reported separately; they would
+// break the ordering a sort needs).
+std::vector<std::pair<int, float>> top_finite_keys(const AttentionTensor& t, int h, int q, int k) {
+  std::vector<std::pair<int, float>> row;
+  for (int j = 0; j < t.keys; ++j)
+    if (std::isfinite(t.at(h, q, j))) row.emplace_back(j, t.at(h, q, j));
+  k = std::min<int>(k, static_cast<int>(row.size()));
+  std::partial_sort(row.begin(), row.begin() + k, row.end(),
+                    [](auto& a, auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  row.resize(k);
+  return row;
+}
+
+void print_nonfinite(const AttentionRecord& r, const AttentionTensor& t) {
+  const NonFiniteReport nf = find_nonfinite(t, 5);
+  if (nf.total() == 0) return;
+  std::string where;
+  for (const auto& p : nf.first)
+    where += fmt::format("{}h{} q={} k={} ({})", where.empty() ? "" : ", ", p.head,
+                         token_label(r, t.query_axis, p.query), token_label(r, t.key_axis, p.key),
+                         nonfinite_name(p.value));
+  fmt::print("  WARNING non-finite weights: {} of {} ({} NaN, {} +Inf, {} -Inf); first: {}{}\n", nf.total(),
+             t.data.size(), nf.nan, nf.pos_inf, nf.neg_inf, where, nf.total() > nf.first.size() ? ", ..." : "");
+}
+
 void print_record(const AttentionRecord& r, bool all_rows) {
   for (const auto& [k, v] : r.metadata) fmt::print("meta  {} = {}\n", k, shorten(v, 60));
   for (const auto& [axis, tok] : r.tokens) {
@@ -47,6 +77,7 @@ void print_record(const AttentionRecord& r, bool all_rows) {
     fmt::print("tensor {}  [{}, {}, {}]  queries:{} keys:{}{}\n", t.name, t.heads, t.queries, t.keys,
                t.query_axis.empty() ? "-" : t.query_axis, t.key_axis.empty() ? "-" : t.key_axis,
                r.find_gradient(t.name) ? "  (+gradient)" : "");
+    print_nonfinite(r, t);
     auto ent = head_entropy(t);
     std::string e;
     for (int h = 0; h < t.heads; ++h) e += fmt::format("{}h{}={:.3f}", h ? " " : "", h, ent[h]);
@@ -56,7 +87,7 @@ void print_record(const AttentionRecord& r, bool all_rows) {
       for (int h = 0; h < t.heads; ++h) {
         for (int q = 0; q < t.queries; ++q) {
           std::string top;
-          for (auto [k, w] : top_keys(t, h, q, 3)) top += fmt::format("  {} {:.3f}", token_label(r, t.key_axis, k), w);
+          for (auto [k, w] : top_finite_keys(t, h, q, 3)) top += fmt::format("  {} {:.3f}", token_label(r, t.key_axis, k), w);
           fmt::print("  h{} {:>16} ->{}\n", h, token_label(r, t.query_axis, q), top);
         }
       }
@@ -88,6 +119,11 @@ void add_inspect(CLI::App& app) {
       }
       print_record(records[i], o->all_rows);
     }
+    // One summary line, so a script can grep for it.
+    std::size_t bad = 0, total = 0;
+    for (const auto& r : records)
+      for (const auto& t : r.tensors) bad += find_nonfinite(t, 0).total(), total += t.data.size();
+    if (bad) fmt::print("non-finite weights: {} of {} (NaN/Inf kept as they are; see the WARNING lines)\n", bad, total);
   });
 }
 

@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Writes .npy/.npz files with numpy itself, plus the exact float32 values numpy reads back.
+
+Usage: make_fixtures.py OUT_DIR [--all]
+  default: the few small files committed in tests/data/interop/
+  --all:   every dtype x byte order x C/Fortran order x rank 2..5 x format version (test_import_npy
+           runs this at test time when python3-numpy is installed)
+For each X.npy it writes X.ref: little-endian float32 values of numpy's array in C order.
+For each Y.npz it writes Y__<member>.ref for every float member.
+"""
+import os
+import sys
+
+import numpy as np
+
+out = sys.argv[1]
+full = "--all" in sys.argv
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(7)
+
+SHAPES = {2: (3, 4), 3: (2, 3, 4), 4: (2, 2, 3, 3), 5: (2, 2, 2, 3, 4)}
+
+
+def values(shape, special):
+    a = rng.random(shape)
+    a = a / a.sum(axis=-1, keepdims=True)  # rows sum to 1 like attention
+    if special:  # values numpy keeps that a careless converter would not: NaN, +-Inf, tiny, huge
+        flat = a.reshape(-1)
+        flat[0] = np.nan
+        flat[1] = np.inf
+        flat[2] = -np.inf
+        flat[3] = 6.0e-8     # float16 subnormal
+        flat[4] = 1.0e-30    # float32 subnormal after the float64 cast
+        flat[5] = -0.0
+    return a
+
+
+def save_npy(name, arr, version):
+    with open(os.path.join(out, name + ".npy"), "wb") as f:
+        np.lib.format.write_array(f, arr, version=version)
+    # What numpy reads back, as float32 in C order.
+    back = np.load(os.path.join(out, name + ".npy"))
+    np.ascontiguousarray(back.astype("<f4")).tofile(os.path.join(out, name + ".ref"))
+
+
+def write_ref(path, arr):
+    np.ascontiguousarray(np.asarray(arr).astype("<f4")).tofile(path)
+
+
+if full:
+    for dt in ("f2", "f4", "f8"):
+        for bo in ("<", ">"):
+            for order in ("C", "F"):
+                for rank, shape in SHAPES.items():
+                    for ver in ((1, 0), (2, 0), (3, 0)):
+                        a = values(shape, special=(rank == 3))
+                        arr = np.asarray(a, dtype=bo + dt, order=order)
+                        if order == "F":
+                            arr = np.asfortranarray(arr)
+                        save_npy(f"{dt}_{'le' if bo == '<' else 'be'}_{order}_r{rank}_v{ver[0]}", arr, ver)
+else:
+    save_npy("f2_be_F_r3_v1", np.asfortranarray(values((2, 3, 4), True).astype(">f2")), (1, 0))
+    save_npy("f4_le_C_r4_v2", values((2, 2, 3, 3), False).astype("<f4"), (2, 0))
+    save_npy("f8_be_F_r5_v3", np.asfortranarray(values((2, 2, 2, 3, 4), True).astype(">f8")), (3, 0))
+    save_npy("f4_le_C_r2_v1", values((3, 4), False).astype("<f4"), (1, 0))
+
+# Encoder-decoder archives shaped like the README recipe: [layers, heads, q, k] after batch 0.
+S, T = ["▁the", "▁cat", "▁sat", "</s>"], ["▁die", "▁Katze", "▁saß", "</s>", "ü"]
+enc = values((2, 2, len(S), len(S)), False).astype(np.float32)
+dec = values((2, 2, len(T), len(T)), False).astype(np.float32)
+cross = values((2, 2, len(T), len(S)), False).astype(np.float32)
+for name, save in (("encdec_stored", np.savez), ("encdec_deflated", np.savez_compressed)):
+    save(os.path.join(out, name + ".npz"), encoder_attentions=enc, decoder_attentions=dec,
+         cross_attentions=cross, src_tokens=np.array(S), tgt_tokens=np.array(T))
+    for m, a in (("encoder_attentions", enc), ("decoder_attentions", dec), ("cross_attentions", cross)):
+        write_ref(os.path.join(out, f"{name}__{m}.ref"), a)
+# Encoder-only, 5-D with a batch of 2 and float16, tokens with non-ASCII text.
+tok = ["[CLS]", "café", "猫", "[SEP]"]
+att = values((3, 2, 2, len(tok), len(tok)), True).astype(np.float16)
+np.savez_compressed(os.path.join(out, "encoder_batch.npz"), attentions=att, tokens=np.array(tok))
+write_ref(os.path.join(out, "encoder_batch__attentions.ref"), att)
