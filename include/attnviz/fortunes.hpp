@@ -49,13 +49,12 @@ TextDataset read_text_tsv(const std::filesystem::path& path);
 std::string format_text_tsv(const TextDataset& ds);  // tabs/newlines inside texts become spaces
 void write_text_tsv(const std::filesystem::path& path, const TextDataset& ds);  // atomic
 
-// Word tokens for display and for the model: runs of letters/digits (with inner apostrophes and
-// hyphens, "don't", "x-ray"), and every other non-space character on its own ("(", "!", "--" is
-// two tokens). Non-ASCII UTF-8 sequences count as letters. Case is kept (the vocabulary lowercases).
+// Word tokens for display and for the model: the project tokenizer (attnviz/tokenizer.hpp) with
+// case kept and punctuation split ("milk's," -> "milk", "'", "s", ","; one token per CJK ideograph).
 std::vector<std::string> word_tokens(std::string_view text);
-// True if the token holds a letter or digit (punctuation tokens are not words).
+// True if the token holds a character that is neither punctuation nor space.
 bool is_word_token(std::string_view token);
-// Lowercase ASCII letters (other bytes unchanged): the vocabulary key of a token.
+// Lowercase (ASCII, Latin-1/Extended-A, Greek, Cyrillic): the vocabulary key of a token.
 std::string fold_case(std::string_view token);
 
 struct TextSplit {

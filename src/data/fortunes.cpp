@@ -2,9 +2,9 @@
 #include <attnviz/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/fortunes.hpp>
+#include <attnviz/tokenizer.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <map>
 
@@ -26,7 +26,7 @@ std::size_t utf8_error(std::string_view s) {
   return std::string_view::npos;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 // Collapses runs of whitespace to one space and trims both ends.
 std::string collapse_spaces(std::string_view s) {
@@ -34,7 +34,7 @@ std::string collapse_spaces(std::string_view s) {
   out.reserve(s.size());
   bool pending = false;
   for (char c : s) {
-    if (is_space(c)) {
+    if (ascii_space(c)) {
       pending = !out.empty();
     } else {
       if (pending) out += ' ';
@@ -57,9 +57,6 @@ bool is_attribution(std::string_view line) {
   const bool indented = i > 0 && (line[0] == '\t' || i >= 2);
   return indented && line.substr(i).starts_with("--");
 }
-
-// Word characters: ASCII letters/digits and any byte of a multi-byte UTF-8 sequence.
-bool word_byte(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
 
 // splitmix64: a tiny seeded generator for the split (the data layer does not need the engine).
 struct SplitMix {
@@ -195,46 +192,28 @@ void write_text_tsv(const std::filesystem::path& path, const TextDataset& ds) {
 }
 
 std::vector<std::string> word_tokens(std::string_view text) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  const std::size_t n = text.size();
-  auto uc = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  while (i < n) {
-    if (is_space(text[i])) {
-      ++i;
-      continue;
-    }
-    std::size_t start = i;
-    if (word_byte(uc(i))) {
-      // A word: word bytes, joined by single inner apostrophes or hyphens ("don't", "x-ray").
-      while (i < n) {
-        if (word_byte(uc(i))) {
-          ++i;
-        } else if ((text[i] == '\'' || text[i] == '-') && i + 1 < n && word_byte(uc(i + 1)) && i > start) {
-          ++i;
-        } else {
-          break;
-        }
-      }
-    } else {
-      ++i;  // one punctuation character (ASCII: non-word bytes are all < 0x80)
-    }
-    out.emplace_back(text.substr(start, i - start));
-  }
-  return out;
+  return tokenize(text, TokenizerOptions{.lowercase = false, .split_punctuation = true});
 }
 
 bool is_word_token(std::string_view token) {
-  for (char c : token)
-    if (word_byte(static_cast<unsigned char>(c))) return true;
+  std::size_t pos = 0;
+  char32_t cp = 0;
+  while (pos < token.size()) {
+    if (utf8_next(token, pos, cp) && !attnviz::is_space(cp) && !is_punctuation(cp)) return true;
+  }
   return false;
 }
 
 std::string fold_case(std::string_view token) {
-  std::string s(token);
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
+  std::string out;
+  std::size_t pos = 0;
+  char32_t cp = 0;
+  while (pos < token.size()) {
+    std::size_t start = pos;
+    if (utf8_next(token, pos, cp)) utf8_append(out, to_lower(cp));
+    else out.append(token.substr(start, pos - start));
+  }
+  return out;
 }
 
 TextSplit stratified_split(const TextDataset& ds, double test_fraction, std::uint64_t seed) {

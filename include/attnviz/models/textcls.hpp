@@ -1,0 +1,169 @@
+// Text classifiers whose attention says which words decided the label: a bidirectional GRU with
+// attention pooling ("bigru") and a small transformer encoder with a CLS token ("transformer");
+// their config, model files, batching, training (checkpoints, resume), evaluation and recording.
+#pragma once
+#include <attnviz/classify_metrics.hpp>
+#include <attnviz/fortunes.hpp>
+#include <attnviz/nn/param.hpp>
+#include <attnviz/nn/rng.hpp>
+#include <attnviz/record.hpp>
+#include <attnviz/tensor.hpp>
+#include <attnviz/tokenizer.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace attnviz::models {
+
+struct TextClsConfig {
+  std::string arch = "bigru";     // "bigru" | "transformer"
+  std::string score = "additive"; // bigru pooling score: "additive" | "general" | "scaled-dot"
+  int embed = 64;                 // bigru: word embedding width E
+  int hidden = 64;                // bigru: GRU state per direction H (encoder output 2H)
+  int attn_hidden = 64;           // bigru additive score: hidden width A
+  int dim = 64;                   // transformer: model width D
+  int layers = 2;                 // transformer: encoder blocks L
+  int heads = 4;                  // transformer: heads (D % heads == 0)
+  int mlp = 128;                  // transformer: MLP hidden width
+  int max_len = 64;               // word tokens kept per text (longer texts are cut)
+  float dropout = 0.3f;           // on embeddings and on the pooled vector (training only)
+  int vocab = 0;                  // V (set from the vocabulary)
+  int classes = 0;                // C (set from the labels)
+
+  void validate() const;          // UsageError on impossible values
+  std::string to_json() const;
+  static TextClsConfig from_json(const std::string& json, const std::string& path);
+};
+
+// A padded batch of texts: ids [B*T] (row b*T + t; <pad> after lengths[b]), T = max length.
+struct TextBatch {
+  int B = 0, T = 0;
+  std::vector<int> ids;       // [B*T]
+  std::vector<int> lengths;   // [B], each >= 1
+};
+
+class TextClassifier {
+ public:
+  TextClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels)
+      : cfg_(cfg), vocab_(std::move(vocab)), labels_(std::move(labels)) {}
+  virtual ~TextClassifier() = default;
+  TextClassifier(const TextClassifier&) = delete;
+  TextClassifier& operator=(const TextClassifier&) = delete;
+
+  const TextClsConfig& config() const { return cfg_; }
+  const Vocabulary& vocab() const { return vocab_; }
+  const std::vector<std::string>& labels() const { return labels_; }
+  nn::ParamSet& params() { return params_; }
+  const nn::ParamSet& params() const { return params_; }
+  std::string name() const { return "textcls-" + cfg_.arch; }   // model name in records
+
+  // Display tokens of a text (case kept), cut to max_len; never empty (an empty text gives "∅").
+  std::vector<std::string> tokens(const std::string& text) const;
+  TextBatch batch(const std::vector<std::string>& texts) const;
+
+  // batch -> logits [B, C]. dropout_rng: nullptr = evaluation. Caches for backward and keeps the
+  // attention of this pass (read it with attention()).
+  virtual Mat forward(const TextBatch& batch, nn::Rng* dropout_rng = nullptr) = 0;
+  virtual void backward(const Mat& dlogits) = 0;   // [B, C]; adds into the params' grads
+  // Attention of text b of the last forward, cropped to its length: "pool" [1, 1, T] (key axis
+  // "tokens", query axis "query"), and for the transformer every "encoder.layer{l}.self"
+  // [H, T+1, T+1] over axis "tokens_cls" ([CLS] + tokens).
+  virtual std::vector<AttentionTensor> attention(int b) const = 0;
+  // How the "pool" tensor was obtained (metadata of records).
+  virtual std::string pool_description() const = 0;
+
+ protected:
+  TextClsConfig cfg_;
+  Vocabulary vocab_;
+  std::vector<std::string> labels_;
+  nn::ParamSet params_;
+};
+
+// Builds (and initialises with `seed`) a model; cfg.vocab / cfg.classes are set from the arguments.
+std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary vocab,
+                                                   std::vector<std::string> labels, std::uint64_t seed);
+
+// The model vocabulary: case-folded word tokens of the training texts seen >= min_count times.
+Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count);
+
+// Model files: .safetensors with every parameter and metadata "attnviz.model" = "textcls",
+// "config", "vocab", "labels" (JSON), plus `extra` (data source, split, training state).
+void save_textcls_model(const std::filesystem::path& path, const TextClassifier& model,
+                        const std::map<std::string, std::string>& extra = {}, const StFile* append = nullptr);
+struct LoadedTextModel {
+  std::unique_ptr<TextClassifier> model;
+  std::map<std::string, std::string> metadata;   // everything stored, including `extra`
+};
+LoadedTextModel load_textcls_model(const std::filesystem::path& path);
+
+// ---------------------------------------------------------------------------------------------
+struct TextEvalResult {
+  std::vector<int> predictions;            // [N]
+  std::vector<float> probabilities;        // [N] softmax probability of the prediction
+  double loss = 0;                         // mean cross-entropy
+  ClassMetrics metrics;
+};
+TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, int batch = 64);
+
+// ---------------------------------------------------------------------------------------------
+struct TextTrainOptions {
+  int epochs = 20;
+  int batch = 32;
+  float lr = 2e-3f;
+  float min_lr = 1e-4f;
+  float weight_decay = 0.01f;     // AdamW decoupled decay
+  float warmup_epochs = 1.f;      // linear warm-up, then cosine decay to min_lr
+  float clip = 1.0f;              // global-norm gradient clipping (0 = off)
+  std::uint64_t seed = 1;         // init, shuffling and dropout
+  std::filesystem::path checkpoint;   // written atomically after every epoch ("" = none)
+  std::filesystem::path resume;       // continue from this checkpoint ("" = start fresh)
+  std::map<std::string, std::string> extra;   // metadata stored in checkpoints (data, split)
+};
+
+struct TextStepInfo {
+  int epoch = 0;                  // 0-based
+  long step = 0, steps = 0;       // within the epoch
+  double loss = 0, accuracy = 0;  // running means over this epoch
+  float lr = 0;
+};
+struct TextEpochInfo {
+  int epoch = 0;
+  double train_loss = 0, train_accuracy = 0;
+  double eval_accuracy = -1, eval_macro_f1 = -1;   // on the evaluation set when given
+  double seconds = 0;
+};
+struct TextTrainCallbacks {
+  std::function<void(const TextStepInfo&)> on_step;
+  std::function<void(const TextEpochInfo&)> on_epoch;
+  std::function<void(int first_epoch)> on_start;
+};
+
+class TextTrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Trains in place on `train` (eval may be empty: no per-epoch evaluation). Same seed, options and
+// thread count give bitwise-identical parameters, also across checkpoint + resume (the shuffling
+// and dropout of epoch e come from a generator forked from the seed by e).
+std::vector<TextEpochInfo> train_textcls(TextClassifier& model, const TextDataset& train, const TextDataset& eval,
+                                         const TextTrainOptions& opt, const TextTrainCallbacks& cb = {});
+
+// ---------------------------------------------------------------------------------------------
+struct TextToRecord {
+  std::string text;
+  int label = -1;                 // true class (-1 = unknown)
+  std::string source;             // "text", "test #12", ...
+};
+// One record per text: the attention tensors, tokens ("tokens", "query", and "tokens_cls" for the
+// transformer), metadata: model, arch, attention (score), text, label (name, when known),
+// prediction, probability, correct, source, classes (JSON list), pool (how it was computed).
+std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts);
+
+}  // namespace attnviz::models

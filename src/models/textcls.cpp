@@ -1,0 +1,352 @@
+// Text classifiers: config, vocabulary, batching, model files, evaluation, training, recording.
+#include <attnviz/error.hpp>
+#include <attnviz/models/textcls.hpp>
+#include <attnviz/nn/attention.hpp>
+#include <attnviz/nn/loss.hpp>
+#include <attnviz/nn/optim.hpp>
+#include <attnviz/safetensors.hpp>
+
+#include "models/textcls_arch.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+
+namespace attnviz::models {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------- config
+void TextClsConfig::validate() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw UsageError("textcls config: " + what);
+  };
+  need(arch == "bigru" || arch == "transformer", "arch must be 'bigru' or 'transformer', not '" + arch + "'");
+  if (arch == "bigru") {
+    need(score == "additive" || score == "general" || score == "scaled-dot",
+         "score must be additive, general or scaled-dot, not '" + score + "'");
+    need(embed > 0 && hidden > 0 && attn_hidden > 0, "embed, hidden and attn-hidden must be positive");
+  } else {
+    need(dim > 0 && layers > 0 && heads > 0 && mlp > 0, "dim, layers, heads and mlp must be positive");
+    need(dim % heads == 0, "dim must be a multiple of heads");
+  }
+  need(max_len > 0 && max_len <= 4096, "max-len must be in [1, 4096]");
+  need(dropout >= 0.f && dropout < 1.f, "dropout must be in [0, 1)");
+  need(vocab > Vocabulary::kSpecials, "empty vocabulary");
+  need(classes >= 2, "at least two classes are needed");
+}
+
+std::string TextClsConfig::to_json() const {
+  json j = {{"arch", arch},     {"score", score},   {"embed", embed}, {"hidden", hidden},
+            {"attn_hidden", attn_hidden}, {"dim", dim}, {"layers", layers}, {"heads", heads},
+            {"mlp", mlp},       {"max_len", max_len}, {"dropout", dropout}, {"vocab", vocab},
+            {"classes", classes}};
+  return j.dump();
+}
+
+TextClsConfig TextClsConfig::from_json(const std::string& text, const std::string& path) {
+  TextClsConfig c;
+  try {
+    json j = json::parse(text);
+    c.arch = j.at("arch").get<std::string>();
+    c.score = j.value("score", c.score);
+    c.embed = j.value("embed", c.embed);
+    c.hidden = j.value("hidden", c.hidden);
+    c.attn_hidden = j.value("attn_hidden", c.attn_hidden);
+    c.dim = j.value("dim", c.dim);
+    c.layers = j.value("layers", c.layers);
+    c.heads = j.value("heads", c.heads);
+    c.mlp = j.value("mlp", c.mlp);
+    c.max_len = j.value("max_len", c.max_len);
+    c.dropout = j.value("dropout", c.dropout);
+    c.vocab = j.at("vocab").get<int>();
+    c.classes = j.at("classes").get<int>();
+  } catch (const json::exception& e) {
+    throw InputError(path, std::string("bad textcls config in metadata: ") + e.what());
+  }
+  try {
+    c.validate();
+  } catch (const UsageError& e) {
+    throw InputError(path, e.what());
+  }
+  return c;
+}
+
+// ----------------------------------------------------------------------------- tokens, batches
+std::vector<std::string> TextClassifier::tokens(const std::string& text) const {
+  std::vector<std::string> t = word_tokens(text);
+  if (static_cast<int>(t.size()) > cfg_.max_len) t.resize(cfg_.max_len);
+  if (t.empty()) t.push_back("\xE2\x88\x85");  // "∅": an empty text still has one (unknown) token
+  return t;
+}
+
+TextBatch TextClassifier::batch(const std::vector<std::string>& texts) const {
+  TextBatch b;
+  b.B = static_cast<int>(texts.size());
+  std::vector<std::vector<int>> ids;
+  for (const auto& text : texts) {
+    std::vector<int> row;
+    for (const auto& t : tokens(text)) row.push_back(vocab_.id(fold_case(t)));
+    b.T = std::max(b.T, static_cast<int>(row.size()));
+    b.lengths.push_back(static_cast<int>(row.size()));
+    ids.push_back(std::move(row));
+  }
+  b.ids.assign(static_cast<size_t>(b.B) * b.T, Vocabulary::kPad);
+  for (int i = 0; i < b.B; ++i)
+    std::copy(ids[i].begin(), ids[i].end(), b.ids.begin() + static_cast<std::ptrdiff_t>(i) * b.T);
+  return b;
+}
+
+Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count) {
+  std::vector<std::vector<std::string>> docs;
+  docs.reserve(texts.size());
+  for (const auto& text : texts) {
+    std::vector<std::string> d;
+    for (const auto& t : word_tokens(text)) d.push_back(fold_case(t));
+    docs.push_back(std::move(d));
+  }
+  return Vocabulary::build(docs, VocabOptions{.min_count = std::max(1, min_count)});
+}
+
+std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary vocab,
+                                                   std::vector<std::string> labels, std::uint64_t seed) {
+  cfg.vocab = vocab.size();
+  cfg.classes = static_cast<int>(labels.size());
+  cfg.validate();
+  nn::Rng rng(seed);
+  if (cfg.arch == "bigru") {
+    auto m = std::make_unique<BiGruAttentionClassifier>(cfg, std::move(vocab), std::move(labels));
+    m->init(rng);
+    return m;
+  }
+  auto m = std::make_unique<TransformerClassifier>(cfg, std::move(vocab), std::move(labels));
+  m->init(rng);
+  return m;
+}
+
+// -------------------------------------------------------------------------------- model files
+void save_textcls_model(const std::filesystem::path& path, const TextClassifier& model,
+                        const std::map<std::string, std::string>& extra, const StFile* append) {
+  StFile f;
+  model.params().save_into(f);
+  if (append)
+    for (const auto& t : append->tensors) f.tensors.push_back(t);
+  f.metadata = extra;
+  f.metadata["attnviz.model"] = "textcls";
+  f.metadata["config"] = model.config().to_json();
+  f.metadata["vocab"] = model.vocab().to_json();
+  f.metadata["labels"] = json(model.labels()).dump();
+  save_safetensors(path, f);
+}
+
+LoadedTextModel load_textcls_model(const std::filesystem::path& path) {
+  const std::string p = path.string();
+  StFile f = load_safetensors(path);
+  auto meta = [&](const std::string& key) -> const std::string& {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end()) throw InputError(p, "not a textcls model file (metadata '" + key + "' missing)");
+    return it->second;
+  };
+  if (meta("attnviz.model") != "textcls")
+    throw InputError(p, "not a textcls model file (attnviz.model is '" + meta("attnviz.model") + "')");
+  TextClsConfig cfg = TextClsConfig::from_json(meta("config"), p);
+  Vocabulary vocab = Vocabulary::from_json(meta("vocab"), p);
+  std::vector<std::string> labels;
+  try {
+    labels = json::parse(meta("labels")).get<std::vector<std::string>>();
+  } catch (const json::exception& e) {
+    throw InputError(p, std::string("bad labels in metadata: ") + e.what());
+  }
+  if (vocab.size() != cfg.vocab || static_cast<int>(labels.size()) != cfg.classes)
+    throw InputError(p, "config disagrees with the stored vocabulary or labels");
+  LoadedTextModel out;
+  out.model = make_textcls_model(cfg, std::move(vocab), std::move(labels), 0);
+  out.model->params().load_from(f, p);
+  out.metadata = f.metadata;
+  return out;
+}
+
+// --------------------------------------------------------------------------------- evaluation
+namespace {
+
+// Rows of logits to softmax probabilities in place. [N, C]
+void softmax_inplace(Mat& z) {
+  for (Eigen::Index i = 0; i < z.rows(); ++i) {
+    float mx = z.row(i).maxCoeff();
+    z.row(i) = (z.row(i).array() - mx).exp().matrix();
+    z.row(i) /= z.row(i).sum();
+  }
+}
+
+std::vector<std::string> gather(const std::vector<std::string>& v, const std::vector<int>& idx, size_t from, size_t to) {
+  std::vector<std::string> out;
+  for (size_t i = from; i < to; ++i) out.push_back(v[idx[i]]);
+  return out;
+}
+
+}  // namespace
+
+TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, int batch) {
+  TextEvalResult r;
+  const size_t n = data.size();
+  std::vector<int> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int>(i);
+  double loss = 0;
+  for (size_t from = 0; from < n; from += batch) {
+    size_t to = std::min(n, from + batch);
+    Mat p = model.forward(model.batch(gather(data.texts, order, from, to)));   // [b, C]
+    softmax_inplace(p);
+    for (Eigen::Index i = 0; i < p.rows(); ++i) {
+      Eigen::Index c = 0;
+      float pm = p.row(i).maxCoeff(&c);
+      r.predictions.push_back(static_cast<int>(c));
+      r.probabilities.push_back(pm);
+      loss -= std::log(std::max(1e-12f, p(i, data.y[from + i])));
+    }
+  }
+  r.loss = n ? loss / n : 0;
+  r.metrics = classification_metrics(data.y, r.predictions, static_cast<int>(model.labels().size()));
+  return r;
+}
+
+// ----------------------------------------------------------------------------------- training
+std::vector<TextEpochInfo> train_textcls(TextClassifier& model, const TextDataset& train, const TextDataset& eval,
+                                         const TextTrainOptions& opt, const TextTrainCallbacks& cb) {
+  if (train.size() == 0) throw UsageError("textcls training: no training examples");
+  if (opt.epochs <= 0 || opt.batch <= 0) throw UsageError("textcls training: epochs and batch must be positive");
+  if (train.labels != model.labels())
+    throw UsageError("textcls training: the data's labels differ from the model's labels");
+  nn::AdamOptions ao;
+  ao.lr = opt.lr;
+  ao.weight_decay = opt.weight_decay;
+  ao.decoupled = true;
+  nn::Adam adam(model.params(), ao);
+  int first_epoch = 0;
+  if (!opt.resume.empty()) {
+    StFile f = load_safetensors(opt.resume);
+    model.params().load_from(f, opt.resume.string());
+    adam.load_from(f, opt.resume.string());
+    auto it = f.metadata.find("train.epochs_done");
+    if (it == f.metadata.end()) throw InputError(opt.resume.string(), "not a training checkpoint (no train.epochs_done)");
+    try {
+      first_epoch = std::stoi(it->second);
+    } catch (const std::exception&) {
+      throw InputError(opt.resume.string(), "bad train.epochs_done '" + it->second + "'");
+    }
+  }
+  if (cb.on_start) cb.on_start(first_epoch);
+
+  const long N = static_cast<long>(train.size());
+  const long steps_per_epoch = (N + opt.batch - 1) / opt.batch;
+  nn::ScheduleOptions sched;
+  sched.base_lr = opt.lr;
+  sched.min_lr = opt.min_lr;
+  sched.warmup_steps = static_cast<int>(opt.warmup_epochs * steps_per_epoch);
+  sched.total_steps = static_cast<int>(opt.epochs * steps_per_epoch);
+  const nn::Rng root(opt.seed);
+
+  std::vector<TextEpochInfo> history;
+  for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
+    auto t0 = std::chrono::steady_clock::now();
+    nn::Rng erng = root.fork(1000 + static_cast<std::uint64_t>(epoch));
+    nn::Rng drop = erng.fork(1);
+    std::vector<int> order(N);
+    for (long i = 0; i < N; ++i) order[i] = static_cast<int>(i);
+    erng.shuffle(order);
+    double loss_sum = 0;
+    long correct = 0, seen = 0;
+    for (long s = 0; s < steps_per_epoch; ++s) {
+      size_t from = static_cast<size_t>(s * opt.batch), to = std::min(static_cast<size_t>(N), from + opt.batch);
+      std::vector<int> y;
+      for (size_t i = from; i < to; ++i) y.push_back(train.y[order[i]]);
+      model.params().zero_grad();
+      Mat logits = model.forward(model.batch(gather(train.texts, order, from, to)), &drop);
+      auto ce = nn::softmax_cross_entropy(logits, y);
+      if (!std::isfinite(ce.loss))
+        throw TextTrainingDiverged("training diverged (loss is " + std::to_string(ce.loss) + ") in epoch " +
+                                   std::to_string(epoch + 1));
+      model.backward(ce.dlogits);
+      if (opt.clip > 0) nn::clip_grad_norm(model.params(), opt.clip);
+      const float lr = nn::warmup_cosine(static_cast<long>(epoch) * steps_per_epoch + s, sched);
+      adam.step(lr);
+      loss_sum += ce.loss * static_cast<double>(y.size());
+      correct += ce.correct;
+      seen += static_cast<long>(y.size());
+      if (cb.on_step)
+        cb.on_step({epoch, s + 1, steps_per_epoch, loss_sum / seen, static_cast<double>(correct) / seen, lr});
+    }
+    TextEpochInfo info;
+    info.epoch = epoch;
+    info.train_loss = loss_sum / std::max(1L, seen);
+    info.train_accuracy = static_cast<double>(correct) / std::max(1L, seen);
+    info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (eval.size() > 0) {
+      auto r = evaluate_textcls(model, eval);
+      info.eval_accuracy = r.metrics.accuracy;
+      info.eval_macro_f1 = r.metrics.macro_f1;
+    }
+    if (!opt.checkpoint.empty()) {
+      StFile state;
+      adam.save_into(state);
+      auto meta = opt.extra;
+      meta["train.epochs_done"] = std::to_string(epoch + 1);
+      meta["train.epochs"] = std::to_string(opt.epochs);
+      meta["train.seed"] = std::to_string(opt.seed);
+      save_textcls_model(opt.checkpoint, model, meta, &state);
+    }
+    history.push_back(info);
+    if (cb.on_epoch) cb.on_epoch(info);
+  }
+  return history;
+}
+
+// ---------------------------------------------------------------------------------- recording
+std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts) {
+  std::vector<AttentionRecord> out;
+  const auto& labels = model.labels();
+  const size_t chunk = 64;
+  for (size_t from = 0; from < texts.size(); from += chunk) {
+    size_t to = std::min(texts.size(), from + chunk);
+    std::vector<std::string> batch_texts;
+    for (size_t i = from; i < to; ++i) batch_texts.push_back(texts[i].text);
+    Mat p = model.forward(model.batch(batch_texts));   // [b, C]
+    softmax_inplace(p);
+    for (size_t i = from; i < to; ++i) {
+      const int b = static_cast<int>(i - from);
+      const auto& item = texts[i];
+      AttentionRecord r;
+      r.tensors = model.attention(b);
+      r.tokens["tokens"] = model.tokens(item.text);
+      r.tokens["query"] = {"pool"};
+      if (model.config().arch == "transformer") {
+        auto t = r.tokens["tokens"];
+        t.insert(t.begin(), "[CLS]");
+        r.tokens["tokens_cls"] = std::move(t);
+      }
+      Eigen::Index c = 0;
+      float pm = p.row(b).maxCoeff(&c);
+      r.metadata["model"] = model.name();
+      r.metadata["arch"] = model.config().arch;
+      r.metadata["attention"] = model.config().arch == "bigru" ? model.config().score : "scaled-dot";
+      r.metadata["pool"] = model.pool_description();
+      r.metadata["text"] = item.text;
+      r.metadata["source"] = item.source;
+      r.metadata["prediction"] = labels[c];
+      r.metadata["probability"] = std::to_string(pm);
+      r.metadata["classes"] = json(labels).dump();
+      json probs = json::object();
+      for (size_t k = 0; k < labels.size(); ++k) probs[labels[k]] = p(b, static_cast<Eigen::Index>(k));
+      r.metadata["probabilities"] = probs.dump();
+      if (item.label >= 0 && item.label < static_cast<int>(labels.size())) {
+        r.metadata["label"] = labels[item.label];
+        r.metadata["correct"] = item.label == static_cast<int>(c) ? "true" : "false";
+      }
+      r.validate("record_textcls");
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+}  // namespace attnviz::models

@@ -1,0 +1,60 @@
+// The two text classifier architectures behind make_textcls_model (internal to src/models).
+#pragma once
+#include <attnviz/models/textcls.hpp>
+#include <attnviz/nn/attention.hpp>
+#include <attnviz/nn/blocks.hpp>
+#include <attnviz/nn/layers.hpp>
+
+namespace attnviz::models {
+
+// ids -> Embedding [B*T, E] -> Dropout -> BiGRU [B*T, 2H] -> AttentionPooling (one learned query,
+// score additive | general | scaled-dot) [B, 2H] -> Dropout -> Linear [B, C].
+// Parameters: "embed.weight" [V, E], "encoder.fwd.*", "encoder.bwd.*", "pool.query" [1, 2H],
+// "pool.attn.*", "head.weight" [2H, C], "head.bias" [1, C].
+class BiGruAttentionClassifier : public TextClassifier {
+ public:
+  BiGruAttentionClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels);
+  void init(nn::Rng& rng);
+  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng) override;
+  void backward(const Mat& dlogits) override;
+  std::vector<AttentionTensor> attention(int b) const override;
+  std::string pool_description() const override;
+
+  nn::Embedding embed;
+  nn::Dropout drop_embed, drop_pool;
+  nn::BiGruEncoder encoder;
+  nn::AttentionPooling pool;
+  nn::Linear head;
+
+ private:
+  TextBatch batch_;
+  nn::AttentionWeights weights_;   // [B, 1, 1, T]
+};
+
+// [CLS] + ids -> Embedding [B*(T+1), D] + positions -> Dropout -> L pre-LN encoder blocks (padding
+// masked) -> LayerNorm -> the [CLS] row [B, D] -> Dropout -> Linear [B, C].
+// Parameters: "embed.weight" [V, D], "pos.weight" [max_len+1, D], "encoder.layer{l}.*",
+// "norm.*", "head.*". [CLS] is the vocabulary's <bos> id.
+class TransformerClassifier : public TextClassifier {
+ public:
+  TransformerClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels);
+  void init(nn::Rng& rng);
+  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng) override;
+  void backward(const Mat& dlogits) override;
+  std::vector<AttentionTensor> attention(int b) const override;
+  std::string pool_description() const override;
+
+  nn::Embedding embed;
+  nn::PositionalEmbedding pos;
+  nn::Dropout drop_embed, drop_pool;
+  std::vector<nn::EncoderBlock> blocks;
+  nn::LayerNorm norm;
+  nn::Linear head;
+
+ private:
+  int B_ = 0, T1_ = 0;                          // T1 = T + 1 (with [CLS])
+  std::vector<int> lengths_;                    // [B] text lengths (without [CLS])
+  std::vector<nn::AttentionWeights> weights_;   // per layer [B, H, T1, T1]
+};
+
+}  // namespace attnviz::models
