@@ -25,7 +25,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // Tile sizes. A (query tile x key tile) step touches: packed Q [BQ, Dp], K^T [Dp, BK], V [BK, Dp],
 // scores [BQ, BK] and the output accumulator [BQ, Dp]: 5 x 16 KiB at BQ = BK = Dp = 64, which sits
@@ -169,12 +168,13 @@ void pv_tile(const float* p, int ldp, const float* vp, int ldv, int K, int Dp, i
   }
 }
 
-// p[j] = 2^(s[j] - m) for j < n (n a multiple of 8); returns the sum of p[0..valid).
-inline float exp2_row(float* s, int n, float m) {
+// p[j] = e^(s[j] - m) for j < n (n a multiple of 8); returns the sum of p[0..n).
+inline float exp_row(float* s, int n, float m) {
 #ifdef ATTNVIZ_AVX2
-  __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+  __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps(), l2e = _mm256_set1_ps(kLog2e);
   for (int j = 0; j < n; j += 8) {
-    __m256 e = exp2_ps(_mm256_sub_ps(_mm256_load_ps(s + j), vm));
+    // Subtract first, then scale: s - m is (nearly) exact, so large logits keep full accuracy.
+    __m256 e = exp2_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_load_ps(s + j), vm), l2e));
     _mm256_store_ps(s + j, e);
     acc = _mm256_add_ps(acc, e);
   }
@@ -185,7 +185,7 @@ inline float exp2_row(float* s, int n, float m) {
 #else
   float sum = 0;
   for (int j = 0; j < n; ++j) {
-    s[j] = std::exp2(std::max(s[j] - m, -126.f));
+    s[j] = std::exp2(std::max((s[j] - m) * kLog2e, -126.f));
     sum += s[j];
   }
   return sum;
@@ -249,8 +249,8 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
   const Geometry g = geometry(shape, opt);
   const int nthreads = opt.threads > 0 ? opt.threads : threads();
   const int BQ = g.BQ, BK = g.BK, Dp = g.Dp, Dh = g.Dh;
-  // Scores are computed in base 2: exp(scale*s) = 2^(scale*log2(e)*s); the factor goes into Q.
-  const float qscale = opt.scale * kLog2e;
+  // The score scale goes into the packed Q; exponentials are taken as 2^((s - m) log2 e).
+  const float qscale = opt.scale;
   const long items = static_cast<long>(g.B) * g.H * g.qtiles;
 
 #pragma omp parallel num_threads(nthreads)
@@ -305,8 +305,8 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
           }
           for (int j = vis; j < kpad; ++j) s[j] = kNegInf;
           const float mnew = std::max(mrow.p[r], max_row(s, kpad));
-          const float alpha = std::exp2(mrow.p[r] - mnew);   // 0 when the old max was -inf
-          const float sum = exp2_row(s, kpad, mnew);
+          const float alpha = std::exp(mrow.p[r] - mnew);   // 0 when the old max was -inf
+          const float sum = exp_row(s, kpad, mnew);
           // exp2 clamps at 2^-126 instead of 0: masked entries are zeroed exactly.
           float tail = 0.f;
           for (int j = vis; j < kpad; ++j) tail += s[j], s[j] = 0.f;
@@ -330,11 +330,11 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
         for (int c = 0; c < Dh; ++c) o[c] = a[c] * inv;
         if (opt.lse)
           opt.lse[(static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r] =
-              l > 0.f ? (mrow.p[r] + std::log2(l)) * kLn2 : kNegInf;
+              l > 0.f ? mrow.p[r] + std::log(l) : kNegInf;
       }
 
       // Second pass (only when weights are requested): recompute the scores tile by tile and
-      // write exp2(s - m) / l, now that each row's final max and sum are known.
+      // write exp(s - m) / l, now that each row's final max and sum are known.
       if (opt.weights) {
         for (int j0 = 0; j0 < g.Nk; j0 += BK) {
           const int kc = std::min(BK, g.Nk - j0), kpad = round_up(kc, kNR);
@@ -357,7 +357,7 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
               continue;
             }
             float* s = sc.p + static_cast<size_t>(r) * BK;
-            exp2_row(s, kpad, mrow.p[r]);
+            exp_row(s, kpad, mrow.p[r]);
             const float inv = 1.f / l;
             for (int j = 0; j < vis; ++j) w[j] = s[j] * inv;
             for (int j = vis; j < kc; ++j) w[j] = 0.f;
