@@ -178,6 +178,9 @@ class Painter {
     if (t.text.empty()) return;
     PangoLayout* layout = layout_.get();
     detail::setup_layout(layout, t.text, t.style);
+    pango_layout_set_alignment(layout, t.halign == HAlign::Center  ? PANGO_ALIGN_CENTER
+                                       : t.halign == HAlign::Right ? PANGO_ALIGN_RIGHT
+                                                                   : PANGO_ALIGN_LEFT);
     PangoRectangle logical;
     pango_layout_get_extents(layout, nullptr, &logical);
     double w = logical.width / double(PANGO_SCALE), h = logical.height / double(PANGO_SCALE);

@@ -30,6 +30,7 @@ struct LabelledMatrix {
   std::vector<std::string> row_labels;   // Q query tokens (empty: indices are shown)
   std::vector<std::string> col_labels;   // K key tokens
   std::string title;                     // e.g. "decoder.layer0.cross · head 1"
+  std::string row_axis, col_axis;        // axis titles, e.g. "query: target", "key: source" ("" = none)
 };
 
 // The selected matrix of a record, with tokens of its axes and a title naming tensor, layer and
@@ -111,6 +112,10 @@ struct OverlaySelection {
 // grid, or the key count is not prefix_tokens + rows * cols.
 Mat patch_map(const AttentionRecord& record, const OverlaySelection& sel);
 
+// The tensor an overlay reads: sel.tensor, or by default the self-attention tensor of the highest
+// layer (e.g. "vit.layer3.self").
+const AttentionTensor& overlay_tensor(const AttentionRecord& record, const std::string& name);
+
 // A function that computes a map from a record (CLS attention, rollout, flow, ...): [rows, cols].
 using OverlayMapFn = std::function<Mat(const AttentionRecord&)>;
 
@@ -133,8 +138,13 @@ struct OverlayPanel {
   Color caption_color = kBlack;  // e.g. red for a wrong prediction
 };
 
+// [image | head 0 | ... | head H-1 | mean of heads] of one record for the selected tensor and query
+// (append e.g. a rollout panel yourself).
+std::vector<OverlayPanel> overlay_head_strip(const AttentionRecord& record, const OverlaySelection& sel);
+
 // The blended pixels of one panel: the grey image upsampled to side x side, the map upsampled
-// bilinearly (cell centres at (i + 0.5) / rows), colormapped and alpha-blended. [side, side, 4].
+// bilinearly (cell centres at (i + 0.5) / rows), colormapped and alpha-blended; the result fits in
+// side x side keeping the image's aspect ratio. [<= side, <= side, 4].
 Raster blend_overlay(const RecordImage& image, const Mat& map, const ValueRange& range,
                      const OverlayOptions& opt, int side);
 

@@ -1,0 +1,228 @@
+// Heatmap layout: one matrix with token labels, colorbar, title, cell values, alignment markers.
+#include <attnviz/error.hpp>
+#include <attnviz/render/plots.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace attnviz::render {
+
+namespace {
+const Color kSure = Color::rgb8(228, 26, 28);      // red: visible on every sequential colormap here
+const Color kAxisText{0.15, 0.15, 0.15, 1};
+
+// Widest label (points) in style, capped at cap.
+double widest(const std::vector<std::string>& labels, const TextStyle& st, double cap) {
+  double w = 0;
+  for (const auto& l : labels) {
+    w = std::max(w, measure_text(l, st).width);
+    if (w >= cap) return cap;
+  }
+  return w;
+}
+}  // namespace
+
+DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
+  // m.values: [Q, K]
+  const int Q = static_cast<int>(m.values.rows()), K = static_cast<int>(m.values.cols());
+  if (Q <= 0 || K <= 0) throw InputError("", "cannot draw an empty matrix");
+  const Colormap& cmap = Colormap::get(opt.cmap);
+  ValueRange range = value_range(m.values, opt.scale);
+  Mat unit = normalize(m.values, opt.scale, range);  // [Q, K] in [0, 1], NaN for non-finite
+  int non_finite = count_non_finite(m.values);
+
+  // Cell size: large for small matrices, at least 4 pt so 200x200 stays a readable picture.
+  const int n = std::max(Q, K);
+  double cell = opt.cell > 0 ? opt.cell : std::clamp(std::floor(480.0 / n), 4.0, 40.0);
+
+  // Labels: font fitted to the cell height, long tokens ellipsized at max_label_width.
+  bool labels = opt.labels && cell >= 5;
+  TextStyle ls;
+  std::vector<std::string> rl = m.row_labels, cl = m.col_labels;
+  if (rl.size() != static_cast<size_t>(Q)) rl.clear();
+  if (cl.size() != static_cast<size_t>(K)) cl.clear();
+  for (int i = 0; rl.empty() && i < Q; ++i) rl.push_back(std::to_string(i));
+  for (int i = 0; cl.empty() && i < K; ++i) cl.push_back(std::to_string(i));
+  double row_w = 0, col_h = 0;
+  if (labels) {
+    std::vector<std::string> all = rl;
+    all.insert(all.end(), cl.begin(), cl.end());
+    ls.size = fit_font_size(all, ls, 1e9, cell * 0.98, 3.5, 11);
+    ls.max_width = opt.max_label_width;
+    row_w = widest(rl, ls, opt.max_label_width);
+    col_h = widest(cl, ls, opt.max_label_width);
+  }
+
+  DrawList out;
+  const double margin = 12, pad = 4;
+  double y = margin;
+  std::string title = opt.title.empty() ? m.title : opt.title;
+  double title_h = 0;
+  // The title is placed after the width is known; reserve its height now.
+  if (title != "-" && !title.empty()) {
+    TextStyle ts;
+    ts.size = 13;
+    ts.bold = true;
+    title_h = measure_text(title, ts).height + 8;
+  }
+  std::string note;
+  if (non_finite > 0) note = fmt::format("{} non-finite cell{} (NaN/Inf) drawn hatched magenta", non_finite, non_finite == 1 ? "" : "s");
+  TextStyle ns;
+  ns.size = 9;
+  double note_h = note.empty() ? 0 : measure_text(note, ns).height + 4;
+  y += title_h + note_h;
+
+  // Axis titles (italic grey), left of the row labels (rotated) and under the column labels.
+  TextStyle as;
+  as.size = 9;
+  as.italic = true;
+  bool axis_titles = labels && (!m.row_axis.empty() || !m.col_axis.empty());
+  double axis_h = axis_titles ? measure_text("Ag", as).height + 2 : 0;
+  const double mx = margin + axis_h + (labels ? row_w + pad : 0);
+  const double my = y;
+  const double mw = K * cell, mh = Q * cell;
+
+  // Cells: one filled rect each (NaN/Inf hatched magenta).
+  out.ops.reserve(static_cast<size_t>(Q) * K + 2 * (Q + K) + 64);
+  for (int q = 0; q < Q; ++q)
+    for (int k = 0; k < K; ++k) {
+      double t = unit(q, k);
+      if (std::isnan(t)) out.add(Rect{mx + k * cell, my + q * cell, cell, cell, kNonFinite, kBlack, 0, true});
+      else out.add(Rect{mx + k * cell, my + q * cell, cell, cell, cmap.at(t)});
+    }
+
+  // Cell values for small matrices, in black or white for contrast with the cell.
+  if (opt.values_max_size > 0 && Q <= opt.values_max_size && K <= opt.values_max_size) {
+    std::vector<std::string> texts(static_cast<size_t>(Q) * K);
+    for (int q = 0; q < Q; ++q)
+      for (int k = 0; k < K; ++k) {
+        // Two decimals reads evenly across a row of probabilities; other magnitudes get 2 significant digits.
+        double v = m.values(q, k);
+        texts[q * K + k] = std::isfinite(v) && std::abs(v) < 10 ? fmt::format("{:.2f}", v) : format_value(v, 2);
+      }
+    TextStyle vs;
+    vs.size = fit_font_size({"-0.00"}, vs, cell * 0.86, cell * 0.5, 3, 10);
+    if (vs.size >= 4.5) {
+      for (int q = 0; q < Q; ++q)
+        for (int k = 0; k < K; ++k) {
+          Color bg = std::isnan(unit(q, k)) ? kNonFinite : cmap.at(unit(q, k));
+          TextStyle s = vs;
+          s.max_width = cell * 0.95;
+          out.add(Text{{mx + (k + 0.5) * cell, my + (q + 0.5) * cell}, texts[q * K + k], s,
+                       contrast_text_color(bg), HAlign::Center, VAlign::Middle});
+        }
+    }
+  }
+
+  // Alignment markers: link (source i, target j) marks row j, column i.
+  bool any_marker = false;
+  auto cell_ok = [&](int row, int col) { return row >= 0 && row < Q && col >= 0 && col < K; };
+  if (opt.markers.gold) {
+    for (const auto& l : opt.markers.gold->links) {
+      if (!cell_ok(l.target, l.source)) continue;
+      any_marker = true;
+      double inset = std::max(1.0, cell * 0.08), lw = std::clamp(cell * 0.07, 0.8, 2.5);
+      double x0 = mx + l.source * cell + inset, y0 = my + l.target * cell + inset, s = cell - 2 * inset;
+      if (l.sure) {
+        out.add(Rect{x0, y0, s, s, kTransparent, kSure, lw});
+      } else {
+        // Dashed outline: four dashed lines.
+        double d = std::max(1.5, s / 7);
+        Point a{x0, y0}, b{x0 + s, y0}, c{x0 + s, y0 + s}, e{x0, y0 + s};
+        for (auto [p, q2] : {std::pair{a, b}, {b, c}, {c, e}, {e, a}})
+          out.add(Line{p, q2, kSure, lw, false, d});
+      }
+    }
+  }
+  if (opt.markers.predicted) {
+    for (const auto& l : opt.markers.predicted->links) {
+      if (!cell_ok(l.target, l.source)) continue;
+      any_marker = true;
+      double r = std::max(1.2, cell * 0.09);
+      out.add(Circle{{mx + l.source * cell + cell * 0.2 + r * 0.3, my + l.target * cell + cell * 0.2 + r * 0.3}, r,
+                     kWhite, kBlack, std::max(0.4, r * 0.35)});
+    }
+  }
+  out.add(Rect{mx, my, mw, mh, kTransparent, Color{0.3, 0.3, 0.3, 1}, 0.6});
+
+  // Labels: rows to the left, right-aligned; columns below, rotated 90 degrees (read bottom-up).
+  if (labels) {
+    for (int q = 0; q < Q; ++q)
+      out.add(Text{{mx - pad, my + (q + 0.5) * cell}, rl[q], ls, kAxisText, HAlign::Right, VAlign::Middle});
+    for (int k = 0; k < K; ++k)
+      out.add(Text{{mx + (k + 0.5) * cell, my + mh + pad}, cl[k], ls, kAxisText, HAlign::Right, VAlign::Middle, 90});
+  }
+  double bottom = my + mh + (labels ? pad + col_h : 0);
+  if (axis_titles) {
+    as.max_width = std::max(mh, 40.0);
+    out.add(Text{{margin, my + mh / 2}, m.row_axis, as, Color{0.4, 0.4, 0.4, 1}, HAlign::Center, VAlign::Top, 90});
+    as.max_width = std::max(mw, 40.0);
+    out.add(Text{{mx + mw / 2, bottom + 3}, m.col_axis, as, Color{0.4, 0.4, 0.4, 1}, HAlign::Center, VAlign::Top});
+    bottom += 3 + axis_h;
+  }
+
+  // Colorbar to the right, at least 120 pt tall so its ticks do not crowd.
+  double right = mx + mw;
+  double cb_h = std::max(mh, 120.0);
+  double legend_y = my + cb_h;
+  if (opt.colorbar) {
+    std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized weight" : "attention weight";
+    double used = add_colorbar(out, right + 14, my, 12, cb_h, cmap, range, label, non_finite);
+    right += 14 + used;
+    legend_y = my + cb_h + (non_finite > 0 ? 24 : 0);
+  }
+  // Marker legend under the colorbar (or under the matrix when there is no colorbar).
+  if (any_marker) {
+    TextStyle ks;
+    ks.size = 8.5;
+    double lx = opt.colorbar ? mx + mw + 14 : mx, ly = (opt.colorbar ? legend_y : bottom) + 10;
+    auto entry = [&](const std::string& text, auto&& draw_symbol) {
+      draw_symbol(lx, ly);
+      out.add(Text{{lx + 16, ly + 5}, text, ks, kBlack, HAlign::Left, VAlign::Middle});
+      right = std::max(right, lx + 16 + measure_text(text, ks).width);
+      ly += 14;
+    };
+    if (opt.markers.gold) {
+      entry("gold sure", [&](double x, double yy) { out.add(Rect{x, yy, 10, 10, kTransparent, kSure, 1.5}); });
+      bool has_possible = std::any_of(opt.markers.gold->links.begin(), opt.markers.gold->links.end(),
+                                      [](const AlignmentLink& l) { return !l.sure; });
+      if (has_possible)
+        entry("gold possible", [&](double x, double yy) {
+          Point a{x, yy}, b{x + 10, yy}, c{x + 10, yy + 10}, e{x, yy + 10};
+          for (auto [p, q2] : {std::pair{a, b}, {b, c}, {c, e}, {e, a}}) out.add(Line{p, q2, kSure, 1.5, false, 2});
+        });
+    }
+    if (opt.markers.predicted)
+      entry("predicted", [&](double x, double yy) { out.add(Circle{{x + 5, yy + 5}, 3, kWhite, kBlack, 1}); });
+    if (opt.colorbar) bottom = std::max(bottom, ly);
+    else bottom = ly;
+  }
+  if (opt.colorbar) bottom = std::max(bottom, legend_y);
+
+  out.width = std::ceil(right + margin);
+  double title_w = 0;
+  if (title_h > 0) {
+    TextStyle ts;
+    ts.size = 13;
+    ts.bold = true;
+    title_w = measure_text(title, ts).width;
+    out.width = std::max(out.width, std::min(title_w + 2 * margin, 900.0));
+    add_title(out, title, out.width, margin, 13);
+  }
+  if (!note.empty()) {
+    ns.max_width = out.width - 2 * margin;
+    out.add(Text{{out.width / 2, margin + title_h}, note, ns, Color{0.5, 0, 0.5, 1}, HAlign::Center, VAlign::Top});
+  }
+  out.height = std::ceil(bottom + margin);
+  return out;
+}
+
+void render_heatmap(const AttentionRecord& record, const Selection& sel, const HeatmapOptions& opt,
+                    const std::filesystem::path& out, const PaintOptions& paint) {
+  format_from_path(out);  // fail on a bad extension before any work
+  paint_to_file(layout_heatmap(select_matrix(record, sel), opt), out, paint);
+}
+
+}  // namespace attnviz::render
