@@ -216,6 +216,11 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
   r.tokens = in.tokens;
   r.metadata = in.metadata;
   check_tokens_utf8(r.tokens, path);
+  // Names become JSON keys when the record is saved: they must be valid UTF-8 too.
+  for (const auto& a : in.arrays)
+    if (!valid_utf8(a.name)) throw InputError(path, "an array name is not valid UTF-8");
+  for (const auto& [k, v] : in.metadata)
+    if (!valid_utf8(k) || !valid_utf8(v)) throw InputError(path, "a metadata entry is not valid UTF-8");
   bool enc_dec = (r.tokens.count("source") || r.tokens.count("target")) && !r.tokens.count("tokens");
   for (const auto& a : in.arrays) enc_dec |= role_of(a.name) == Role::Decoder || role_of(a.name) == Role::Cross;
   std::string summary;
