@@ -1,0 +1,229 @@
+// Transformer translator: L pre-LN encoder blocks over the source, L pre-LN decoder blocks with
+// causal self-attention and cross-attention over the encoder output, learned positions, and a
+// final LayerNorm + linear output. Decoding re-runs the decoder over the whole prefix each step
+// (sentences here are short, so no key/value cache is kept).
+#include <attnviz/error.hpp>
+#include <attnviz/models/translator.hpp>
+
+#include <cmath>
+
+namespace attnviz::models {
+
+namespace {
+
+using namespace attnviz::nn;
+
+Mat log_softmax_rows(const Mat& logits) {
+  Mat out = logits;
+  for (Eigen::Index r = 0; r < out.rows(); ++r) {
+    float m = out.row(r).maxCoeff();
+    float lse = m + std::log((out.row(r).array() - m).exp().sum());
+    out.row(r).array() -= lse;
+  }
+  return out;
+}
+
+class TransformerTranslator : public Translator {
+ public:
+  Embedding src_emb, tgt_emb;
+  PositionalEmbedding src_pos, tgt_pos;
+  std::vector<EncoderBlock> enc;
+  std::vector<DecoderBlock> dec;
+  LayerNorm enc_ln, dec_ln;
+  Linear out;
+
+  TransformerTranslator(const TranslatorConfig& c, Vocabulary sv, Vocabulary tv) {
+    config = c;
+    config.attention = Score::ScaledDot;
+    src_vocab = std::move(sv);
+    tgt_vocab = std::move(tv);
+    const int D = c.dim;
+    if (c.heads <= 0 || D % c.heads != 0) throw UsageError("--dim must be a multiple of --heads");
+    src_emb = Embedding(src_vocab.size(), D, Vocabulary::kPad);
+    tgt_emb = Embedding(tgt_vocab.size(), D, Vocabulary::kPad);
+    src_pos = PositionalEmbedding(c.max_len, D);
+    tgt_pos = PositionalEmbedding(c.max_len, D);
+    for (int l = 0; l < c.layers; ++l) {
+      enc.emplace_back(EncoderBlockOptions{.dim = D, .heads = c.heads, .mlp_hidden = c.ff, .dropout = c.dropout,
+                                           .activation = Activation::Relu});
+      dec.emplace_back(DecoderBlockOptions{.dim = D, .heads = c.heads, .mlp_hidden = c.ff, .memory_dim = D,
+                                           .dropout = c.dropout, .activation = Activation::Relu});
+    }
+    enc_ln = LayerNorm(D);
+    dec_ln = LayerNorm(D);
+    out = Linear(D, tgt_vocab.size());
+    src_emb.collect(params, "src_embed");
+    src_pos.collect(params, "src_pos");
+    tgt_emb.collect(params, "tgt_embed");
+    tgt_pos.collect(params, "tgt_pos");
+    for (int l = 0; l < c.layers; ++l) enc[l].collect(params, "encoder.layer" + std::to_string(l));
+    enc_ln.collect(params, "encoder.ln");
+    for (int l = 0; l < c.layers; ++l) dec[l].collect(params, "decoder.layer" + std::to_string(l));
+    dec_ln.collect(params, "decoder.ln");
+    out.collect(params, "decoder.out");
+  }
+
+  void init(std::uint64_t seed) override {
+    Rng rng(seed);
+    src_emb.init(rng, 0.1f);
+    tgt_emb.init(rng, 0.1f);
+    src_pos.init(rng, 0.1f);
+    tgt_pos.init(rng, 0.1f);
+    for (auto& b : enc) b.init(rng);
+    for (auto& b : dec) b.init(rng);
+    out.init(rng);
+  }
+
+  void check_len(int n) const {
+    if (n > config.max_len)
+      throw InputError("", "sequence of " + std::to_string(n) + " tokens is longer than the model's --max-len " +
+                               std::to_string(config.max_len));
+  }
+
+  struct Memory {
+    int B = 0, S = 0;
+    std::vector<int> lengths;
+    Mat mem;   // [B*S, D]
+  };
+
+  Memory encode(const std::vector<const std::vector<int>*>& src, std::vector<AttentionWeights>* weights, Rng* drop) {
+    Memory m;
+    m.B = static_cast<int>(src.size());
+    for (auto* s : src) m.S = std::max(m.S, static_cast<int>(s->size()) + 1);
+    check_len(m.S);
+    std::vector<int> ids(static_cast<size_t>(m.B) * m.S, Vocabulary::kPad);
+    for (int b = 0; b < m.B; ++b) {
+      for (size_t i = 0; i < src[b]->size(); ++i) ids[b * m.S + i] = (*src[b])[i];
+      ids[b * m.S + src[b]->size()] = Vocabulary::kEos;
+      m.lengths.push_back(static_cast<int>(src[b]->size()) + 1);
+    }
+    Mat x = src_pos.forward(src_emb.forward(ids), m.B, m.S);   // [B*S, D]
+    if (weights) weights->assign(enc.size(), {});
+    for (size_t l = 0; l < enc.size(); ++l)
+      x = enc[l].forward(x, m.B, m.S, {.key_lengths = m.lengths}, weights ? &(*weights)[l] : nullptr, drop);
+    m.mem = enc_ln.forward(x);
+    return m;
+  }
+
+  // Decoder over input prefixes ins (each starting with <bos>), padded to T. Returns [B*T, D].
+  Mat decode(const Memory& m, const std::vector<std::vector<int>>& ins, int T, std::vector<AttentionWeights>* self_w,
+             std::vector<AttentionWeights>* cross_w, Rng* drop) {
+    const int B = m.B;
+    check_len(T);
+    std::vector<int> ids(static_cast<size_t>(B) * T, Vocabulary::kPad), lengths(B);
+    for (int b = 0; b < B; ++b) {
+      for (size_t i = 0; i < ins[b].size(); ++i) ids[b * T + i] = ins[b][i];
+      lengths[b] = static_cast<int>(ins[b].size());
+    }
+    Mat y = tgt_pos.forward(tgt_emb.forward(ids), B, T);
+    if (self_w) self_w->assign(dec.size(), {});
+    if (cross_w) cross_w->assign(dec.size(), {});
+    for (size_t l = 0; l < dec.size(); ++l) {
+      DecoderWeights w;
+      if (self_w) w.self = &(*self_w)[l];
+      if (cross_w) w.cross = &(*cross_w)[l];
+      y = dec[l].forward(y, m.mem, B, T, m.S, {.key_lengths = lengths, .causal = true}, {.key_lengths = m.lengths}, w, drop);
+    }
+    return dec_ln.forward(y);
+  }
+
+  BatchResult train_batch(const std::vector<const Example*>& batch, Rng* drop) override {
+    std::vector<const std::vector<int>*> src;
+    for (auto* ex : batch) src.push_back(&ex->src);
+    Memory m = encode(src, nullptr, drop);
+    const int B = m.B;
+    int T = 0;
+    for (auto* ex : batch) T = std::max(T, static_cast<int>(ex->tgt.size()) + 1);
+    std::vector<std::vector<int>> ins(B);
+    std::vector<int> targets(static_cast<size_t>(B) * T, -100);
+    for (int b = 0; b < B; ++b) {
+      const auto& y = batch[b]->tgt;
+      ins[b].push_back(Vocabulary::kBos);
+      ins[b].insert(ins[b].end(), y.begin(), y.end());
+      for (size_t i = 0; i < y.size(); ++i) targets[b * T + i] = y[i];
+      targets[b * T + y.size()] = Vocabulary::kEos;
+    }
+    Mat h = decode(m, ins, T, nullptr, nullptr, drop);
+    auto ce = softmax_cross_entropy(out.forward(h), targets);
+    // ---- backward: output, decoder stack (collecting d(memory)), encoder stack, embeddings
+    Mat dy = dec_ln.backward(out.backward(ce.dlogits));
+    Mat dmem = Mat::Zero(m.mem.rows(), m.mem.cols());
+    for (int l = static_cast<int>(dec.size()) - 1; l >= 0; --l) {
+      Mat dm;
+      dy = dec[l].backward(dy, dm);
+      dmem += dm;
+    }
+    tgt_emb.backward(tgt_pos.backward(dy));
+    Mat dx = enc_ln.backward(dmem);
+    for (int l = static_cast<int>(enc.size()) - 1; l >= 0; --l) dx = enc[l].backward(dx);
+    src_emb.backward(src_pos.backward(dx));
+    return {ce.loss, ce.count, ce.correct};
+  }
+
+  struct TfState : State {
+    Memory m;
+    std::vector<std::vector<int>> prefixes;   // [R] each starting with <bos> (the last token not yet fed)
+  };
+
+  std::unique_ptr<State> start(const std::vector<std::vector<int>>& src) override {
+    std::vector<const std::vector<int>*> p;
+    for (const auto& s : src) p.push_back(&s);
+    auto st = std::make_unique<TfState>();
+    st->m = encode(p, nullptr, nullptr);
+    st->prefixes.assign(src.size(), {});
+    return st;
+  }
+
+  void select(State& state, const std::vector<int>& rows) override {
+    auto& st = static_cast<TfState&>(state);
+    Memory m;
+    m.B = static_cast<int>(rows.size());
+    m.S = st.m.S;
+    m.mem.resize(static_cast<Eigen::Index>(m.B) * m.S, st.m.mem.cols());
+    std::vector<std::vector<int>> pre;
+    for (int k = 0; k < m.B; ++k) {
+      m.mem.middleRows(static_cast<Eigen::Index>(k) * m.S, m.S) = st.m.mem.middleRows(static_cast<Eigen::Index>(rows[k]) * m.S, m.S);
+      m.lengths.push_back(st.m.lengths[rows[k]]);
+      pre.push_back(st.prefixes[rows[k]]);
+    }
+    st.m = std::move(m);
+    st.prefixes = std::move(pre);
+  }
+
+  Mat step(State& state, const std::vector<int>& prev) override {
+    auto& st = static_cast<TfState&>(state);
+    int T = 0;
+    for (size_t r = 0; r < prev.size(); ++r) {
+      st.prefixes[r].push_back(prev[r]);
+      T = std::max(T, static_cast<int>(st.prefixes[r].size()));
+    }
+    Mat h = decode(st.m, st.prefixes, T, nullptr, nullptr, nullptr);  // [R*T, D]
+    Mat last(static_cast<Eigen::Index>(prev.size()), h.cols());
+    for (size_t r = 0; r < prev.size(); ++r) last.row(r) = h.row(static_cast<Eigen::Index>(r) * T + st.prefixes[r].size() - 1);
+    return log_softmax_rows(out.apply(last));
+  }
+
+  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt) override {
+    std::vector<AttentionWeights> ew, sw, cw;
+    Memory m = encode({&src}, &ew, nullptr);
+    std::vector<int> in = {Vocabulary::kBos};
+    in.insert(in.end(), tgt.begin(), tgt.end());
+    decode(m, {in}, static_cast<int>(in.size()), &sw, &cw, nullptr);
+    AttentionRecord rec;
+    for (size_t l = 0; l < enc.size(); ++l)
+      rec.tensors.push_back(ew[l].tensor(0, "encoder.layer" + std::to_string(l) + ".self", "source", "source"));
+    for (size_t l = 0; l < dec.size(); ++l)
+      rec.tensors.push_back(sw[l].tensor(0, "decoder.layer" + std::to_string(l) + ".self", "target_input", "target_input"));
+    for (size_t l = 0; l < dec.size(); ++l)
+      rec.tensors.push_back(cw[l].tensor(0, "decoder.layer" + std::to_string(l) + ".cross", "target", "source"));
+    return rec;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Translator> make_transformer_translator(const TranslatorConfig& c, Vocabulary s, Vocabulary t) {
+  return std::make_unique<TransformerTranslator>(c, std::move(s), std::move(t));
+}
+
+}  // namespace attnviz::models

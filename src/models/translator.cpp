@@ -1,0 +1,351 @@
+// What every translator shares: construction by config, model files, corpus encoding, the
+// training epoch, greedy and beam decoding, recording with tokens, and evaluation.
+#include <attnviz/atomic_file.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/models/translator.hpp>
+#include <attnviz/safetensors.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace attnviz::models {
+
+std::unique_ptr<Translator> make_rnn_translator(const TranslatorConfig& c, Vocabulary s, Vocabulary t);
+std::unique_ptr<Translator> make_transformer_translator(const TranslatorConfig& c, Vocabulary s, Vocabulary t);
+
+std::string Translator::attention_kind() const {
+  return config.arch == "transformer" ? "scaled-dot" : nn::score_name(config.attention);
+}
+
+std::string Translator::name() const {
+  if (config.arch == "transformer")
+    return "transformer-L" + std::to_string(config.layers) + "-H" + std::to_string(config.heads);
+  return std::string("rnn-") + nn::score_name(config.attention);
+}
+
+std::unique_ptr<Translator> make_translator(const TranslatorConfig& c, Vocabulary s, Vocabulary t) {
+  if (c.arch == "rnn") return make_rnn_translator(c, std::move(s), std::move(t));
+  if (c.arch == "transformer") return make_transformer_translator(c, std::move(s), std::move(t));
+  throw UsageError("unknown --arch '" + c.arch + "' (expected rnn or transformer)");
+}
+
+// ---- files -----------------------------------------------------------------------------------
+
+void save_translator(const std::filesystem::path& path, const Translator& m, const nn::Adam* optimizer,
+                     const std::map<std::string, std::string>& extra) {
+  StFile f;
+  m.params.save_into(f);
+  if (optimizer) optimizer->save_into(f);
+  const auto& c = m.config;
+  f.metadata = extra;
+  f.metadata["attnviz.model"] = "translate";
+  f.metadata["model"] = m.name();
+  f.metadata["arch"] = c.arch;
+  f.metadata["attention"] = m.attention_kind();
+  f.metadata["embed"] = std::to_string(c.embed);
+  f.metadata["hidden"] = std::to_string(c.hidden);
+  f.metadata["dim"] = std::to_string(c.dim);
+  f.metadata["heads"] = std::to_string(c.heads);
+  f.metadata["layers"] = std::to_string(c.layers);
+  f.metadata["ff"] = std::to_string(c.ff);
+  f.metadata["max_len"] = std::to_string(c.max_len);
+  f.metadata["dropout"] = std::to_string(c.dropout);
+  f.metadata["lowercase"] = c.tokenizer.lowercase ? "1" : "0";
+  f.metadata["split_punctuation"] = c.tokenizer.split_punctuation ? "1" : "0";
+  f.metadata["pretokenized"] = c.pretokenized ? "1" : "0";
+  f.metadata["src_vocab"] = m.src_vocab.to_json();
+  f.metadata["tgt_vocab"] = m.tgt_vocab.to_json();
+  save_safetensors(path, f);
+}
+
+std::unique_ptr<Translator> load_translator(const std::filesystem::path& path, StFile* file_out) {
+  const std::string ps = path.string();
+  StFile f = load_safetensors(path);
+  auto meta = [&](const std::string& k) -> const std::string& {
+    auto it = f.metadata.find(k);
+    if (it == f.metadata.end()) throw InputError(ps, "not a translation model (metadata '" + k + "' missing)");
+    return it->second;
+  };
+  if (meta("attnviz.model") != "translate")
+    throw InputError(ps, "not a translation model (it is a '" + meta("attnviz.model") + "' model)");
+  auto num = [&](const std::string& k) {
+    try {
+      return std::stoi(meta(k));
+    } catch (const std::logic_error&) {
+      throw InputError(ps, "metadata '" + k + "' is not a number");
+    }
+  };
+  TranslatorConfig c;
+  c.arch = meta("arch");
+  if (c.arch != "rnn" && c.arch != "transformer") throw InputError(ps, "unknown arch '" + c.arch + "'");
+  try {
+    c.attention = nn::parse_score(meta("attention"));
+  } catch (const UsageError&) {
+    throw InputError(ps, "unknown attention kind '" + meta("attention") + "'");
+  }
+  c.embed = num("embed");
+  c.hidden = num("hidden");
+  c.dim = num("dim");
+  c.heads = num("heads");
+  c.layers = num("layers");
+  c.ff = num("ff");
+  c.max_len = num("max_len");
+  if (c.embed <= 0 || c.hidden <= 0 || c.dim <= 0 || c.heads <= 0 || c.layers <= 0 || c.ff <= 0 || c.max_len <= 0 ||
+      c.embed > 4096 || c.hidden > 4096 || c.dim > 4096 || c.layers > 64 || c.ff > 65536 || c.max_len > 100000 ||
+      c.dim % c.heads != 0)
+    throw InputError(ps, "implausible model dimensions in metadata");
+  c.tokenizer.lowercase = meta("lowercase") == "1";
+  c.tokenizer.split_punctuation = meta("split_punctuation") == "1";
+  c.pretokenized = meta("pretokenized") == "1";
+  auto sv = Vocabulary::from_json(meta("src_vocab"), ps);
+  auto tv = Vocabulary::from_json(meta("tgt_vocab"), ps);
+  std::unique_ptr<Translator> m;
+  try {
+    m = make_translator(c, std::move(sv), std::move(tv));
+  } catch (const UsageError& e) {
+    throw InputError(ps, e.what());
+  }
+  m->params.load_from(f, ps);
+  if (file_out) *file_out = std::move(f);
+  return m;
+}
+
+// ---- data ------------------------------------------------------------------------------------
+
+std::vector<std::string> tokenize_for(const TranslatorConfig& c, const std::string& text) {
+  return c.pretokenized ? split_spaces(text) : tokenize(text, c.tokenizer);
+}
+
+std::vector<Example> encode_corpus(const Translator& m, const ParallelCorpus& corpus) {
+  std::vector<Example> out;
+  out.reserve(corpus.size());
+  for (const auto& p : corpus.pairs) {
+    auto low = [&](std::vector<std::string> t) {
+      if (m.config.tokenizer.lowercase)
+        for (auto& s : t) s = join_tokens(tokenize(s, {.lowercase = true, .split_punctuation = false}));
+      return t;
+    };
+    out.push_back({m.src_vocab.encode(low(p.source)), m.tgt_vocab.encode(low(p.target))});
+  }
+  return out;
+}
+
+// ---- training --------------------------------------------------------------------------------
+
+std::vector<std::vector<const Example*>> make_batches(const std::vector<Example>& data, int batch_size,
+                                                      std::uint64_t seed, int epoch) {
+  nn::Rng rng = nn::Rng(seed).fork(1000 + static_cast<std::uint64_t>(epoch));
+  std::vector<int> order(data.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  rng.shuffle(order);
+  // Sort chunks of 20 batches by source length so a batch wastes little on padding.
+  const size_t chunk = static_cast<size_t>(batch_size) * 20;
+  for (size_t i = 0; i < order.size(); i += chunk) {
+    auto e = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + chunk));
+    std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(i), e,
+                     [&](int a, int b) { return data[a].src.size() < data[b].src.size(); });
+  }
+  std::vector<std::vector<const Example*>> batches;
+  for (size_t i = 0; i < order.size(); i += batch_size) {
+    std::vector<const Example*> b;
+    for (size_t k = i; k < std::min(order.size(), i + batch_size); ++k) b.push_back(&data[order[k]]);
+    batches.push_back(std::move(b));
+  }
+  std::vector<int> border(batches.size());
+  for (size_t i = 0; i < border.size(); ++i) border[i] = static_cast<int>(i);
+  rng.shuffle(border);
+  std::vector<std::vector<const Example*>> out;
+  for (int i : border) out.push_back(std::move(batches[i]));
+  return out;
+}
+
+BatchResult train_epoch(Translator& m, nn::Adam& opt, const std::vector<Example>& data, int epoch,
+                        const TrainOptions& o, const std::function<void(long, double)>& progress) {
+  auto batches = make_batches(data, o.batch, o.seed, epoch);
+  const long per_epoch = static_cast<long>(batches.size());
+  nn::ScheduleOptions sched{.base_lr = o.lr, .min_lr = o.lr * o.min_lr_ratio, .warmup_steps = o.warmup,
+                            .total_steps = static_cast<int>(per_epoch * o.epochs)};
+  nn::Rng drop = nn::Rng(o.seed).fork(5000 + static_cast<std::uint64_t>(epoch));
+  BatchResult total;
+  double loss_sum = 0, recent = 0;
+  long done = 0;
+  for (auto& b : batches) {
+    m.params.zero_grad();
+    BatchResult r = m.train_batch(b, m.config.dropout > 0 ? &drop : nullptr);
+    nn::clip_grad_norm(m.params, o.clip);
+    opt.step(nn::warmup_cosine(opt.steps(), sched));
+    loss_sum += r.loss * r.tokens;
+    total.tokens += r.tokens;
+    total.correct += r.correct;
+    recent = done == 0 ? r.loss : 0.95 * recent + 0.05 * r.loss;
+    ++done;
+    if (progress) progress(done, recent);
+  }
+  total.loss = total.tokens ? loss_sum / total.tokens : 0;
+  return total;
+}
+
+// ---- decoding --------------------------------------------------------------------------------
+
+std::vector<std::vector<int>> greedy_decode(Translator& m, const std::vector<std::vector<int>>& src, int max_len) {
+  const int R = static_cast<int>(src.size());
+  std::vector<std::vector<int>> out(R);
+  if (R == 0) return out;
+  auto st = m.start(src);
+  std::vector<int> prev(R, Vocabulary::kBos), limit(R);
+  std::vector<char> done(R, 0);
+  int longest = 0;
+  for (int r = 0; r < R; ++r) {
+    limit[r] = max_len > 0 ? max_len : 2 * static_cast<int>(src[r].size()) + 10;
+    longest = std::max(longest, limit[r]);
+  }
+  for (int t = 0; t < longest; ++t) {
+    Mat lp = m.step(*st, prev);   // [R, V]
+    bool all = true;
+    for (int r = 0; r < R; ++r) {
+      Eigen::Index k;
+      lp.row(r).maxCoeff(&k);
+      prev[r] = static_cast<int>(k);
+      if (done[r]) continue;
+      if (k == Vocabulary::kEos || static_cast<int>(out[r].size()) >= limit[r]) done[r] = 1;
+      else out[r].push_back(static_cast<int>(k));
+      all = all && done[r];
+    }
+    if (all) break;
+  }
+  return out;
+}
+
+std::vector<int> beam_decode(Translator& m, const std::vector<int>& src, const BeamOptions& opt) {
+  const int K = std::max(1, opt.width);
+  const int limit = opt.max_len > 0 ? opt.max_len : 2 * static_cast<int>(src.size()) + 10;
+  auto st = m.start({src});
+  struct Hyp {
+    std::vector<int> tokens;
+    double logprob = 0;
+  };
+  std::vector<Hyp> beam = {{}};
+  std::vector<int> prev = {Vocabulary::kBos};
+  std::vector<std::pair<double, std::vector<int>>> finished;   // (normalized score, tokens)
+  auto norm = [&](double lp, size_t len) {
+    return opt.length_penalty > 0 ? lp / std::pow(static_cast<double>(len + 1), opt.length_penalty) : lp;
+  };
+  for (int t = 0; t <= limit && !beam.empty(); ++t) {
+    Mat lp = m.step(*st, prev);   // [R, V]
+    const int V = static_cast<int>(lp.cols());
+    // Candidates: best K per row, then best K overall (ties: lower row, lower token first).
+    std::vector<std::tuple<double, int, int>> cand;   // (logprob, row, token)
+    for (int r = 0; r < static_cast<int>(beam.size()); ++r) {
+      std::vector<int> idx(V);
+      for (int v = 0; v < V; ++v) idx[v] = v;
+      std::partial_sort(idx.begin(), idx.begin() + std::min(K, V), idx.end(),
+                        [&](int a, int b) { return lp(r, a) != lp(r, b) ? lp(r, a) > lp(r, b) : a < b; });
+      for (int k = 0; k < std::min(K, V); ++k) cand.emplace_back(beam[r].logprob + lp(r, idx[k]), r, idx[k]);
+    }
+    std::stable_sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    std::vector<Hyp> next;
+    std::vector<int> rows;
+    prev.clear();
+    for (const auto& [score, r, tok] : cand) {
+      if (static_cast<int>(next.size()) >= K) break;
+      if (tok == Vocabulary::kEos || t == limit) {
+        finished.emplace_back(norm(score, beam[r].tokens.size()), beam[r].tokens);
+        if (static_cast<int>(finished.size()) >= K) break;
+        continue;
+      }
+      Hyp h{beam[r].tokens, score};
+      h.tokens.push_back(tok);
+      next.push_back(std::move(h));
+      rows.push_back(r);
+      prev.push_back(tok);
+    }
+    if (static_cast<int>(finished.size()) >= K) break;
+    // Stop when no open hypothesis can beat the best finished one (scores only decrease; with a
+    // length penalty this is a heuristic bound, as in common implementations).
+    if (!finished.empty() && opt.length_penalty <= 0) {
+      double best = std::max_element(finished.begin(), finished.end())->first;
+      if (next.empty() || next.front().logprob < best) break;
+    }
+    beam = std::move(next);
+    if (!beam.empty()) m.select(*st, rows);
+  }
+  if (finished.empty()) return beam.empty() ? std::vector<int>{} : beam.front().tokens;
+  auto best = std::max_element(finished.begin(), finished.end(),
+                               [](const auto& a, const auto& b) { return a.first < b.first; });
+  return best->second;
+}
+
+// ---- recording -------------------------------------------------------------------------------
+
+AttentionRecord record_translation(Translator& m, const std::vector<int>& src, const std::vector<int>& tgt) {
+  AttentionRecord rec = m.record(src, tgt);
+  std::vector<std::string> s, t, tin = {"<bos>"};
+  for (int i : src) s.push_back(m.src_vocab.token(i));
+  for (int i : tgt) t.push_back(m.tgt_vocab.token(i));
+  tin.insert(tin.end(), t.begin(), t.end());
+  rec.metadata["source_text"] = join_tokens(s);
+  rec.metadata["target_text"] = join_tokens(t);
+  s.push_back("<eos>");
+  t.push_back("<eos>");
+  rec.tokens["source"] = s;
+  rec.tokens["target"] = t;
+  if (m.config.arch == "transformer") rec.tokens["target_input"] = tin;
+  rec.metadata["model"] = m.name();
+  rec.metadata["attention"] = m.attention_kind();
+  rec.metadata["arch"] = m.config.arch;
+  return rec;
+}
+
+// ---- evaluation ------------------------------------------------------------------------------
+
+EvalResult evaluate_translator(Translator& m, const ParallelCorpus& corpus, const EvalOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  EvalResult res;
+  auto data = encode_corpus(m, corpus);
+  res.sentences = static_cast<int>(data.size());
+  std::vector<std::vector<std::string>> refs;
+  for (size_t i = 0; i < data.size(); i += opt.batch) {
+    std::vector<std::vector<int>> src;
+    for (size_t k = i; k < std::min(data.size(), i + opt.batch); ++k) src.push_back(data[k].src);
+    std::vector<std::vector<int>> hyp;
+    if (opt.beam <= 1) hyp = greedy_decode(m, src);
+    else
+      for (const auto& s : src) hyp.push_back(beam_decode(m, s, {.width = opt.beam, .length_penalty = opt.length_penalty}));
+    for (auto& h : hyp) res.hypotheses.push_back(m.tgt_vocab.decode(h));
+  }
+  for (size_t i = 0; i < data.size(); ++i) {
+    // references as the model sees them (lowercased when the model lowercases; unknown words kept)
+    std::vector<std::string> ref = corpus.pairs[i].target;
+    if (m.config.tokenizer.lowercase)
+      for (auto& s : ref) s = join_tokens(tokenize(s, {.lowercase = true, .split_punctuation = false}));
+    res.exact += res.hypotheses[i] == ref;
+    refs.push_back(std::move(ref));
+  }
+  res.bleu = corpus_bleu(res.hypotheses, refs);
+  if (corpus.has_gold()) {
+    std::vector<std::vector<Alignment>> pred;   // [layer][sentence]
+    std::vector<Alignment> gold;
+    for (size_t i = 0; i < data.size(); ++i) {
+      AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt);
+      std::vector<const AttentionTensor*> cross;
+      for (const auto& t : rec.tensors)
+        if (parse_tensor_name(t.name).kind == "cross") cross.push_back(&t);
+      if (pred.empty()) {
+        pred.resize(cross.size());
+        for (auto* t : cross) res.alignment.push_back({t->name, {}});
+      }
+      for (size_t l = 0; l < cross.size(); ++l) {
+        auto am = alignment_matrix(rec, {.tensor = cross[l]->name});
+        pred[l].push_back(extract_alignment(am.weights, opt.align));
+      }
+      gold.push_back(*corpus.pairs[i].gold);
+    }
+    for (size_t l = 0; l < pred.size(); ++l) res.alignment[l].score = score_alignments(pred[l], gold);
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace attnviz::models
