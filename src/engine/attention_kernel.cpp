@@ -247,11 +247,13 @@ size_t attention_blocked_workspace_bytes(const KernelShape& shape, const KernelO
 void attention_blocked(const float* q, const float* k, const float* v, float* out,
                        const KernelShape& shape, const KernelOptions& opt) {
   const Geometry g = geometry(shape, opt);
-  const int nthreads = opt.threads > 0 ? opt.threads : threads();
+  const long items = static_cast<long>(g.B) * g.H * g.qtiles;
+  // Tiny problems (a few microseconds of work) run on the calling thread: waking the team costs more.
+  const double work = static_cast<double>(g.B) * g.H * g.Nq * g.Nk * g.Dh;
+  const int nthreads = work < 2e5 || items < 2 ? 1 : (opt.threads > 0 ? opt.threads : threads());
   const int BQ = g.BQ, BK = g.BK, Dp = g.Dp, Dh = g.Dh;
   // The score scale goes into the packed Q; exponentials are taken as 2^((s - m) log2 e).
   const float qscale = opt.scale;
-  const long items = static_cast<long>(g.B) * g.H * g.qtiles;
 
 #pragma omp parallel num_threads(nthreads)
   {
