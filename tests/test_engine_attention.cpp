@@ -1,0 +1,167 @@
+// Attention layers: multi-head self/cross gradients and masks, every scoring function step by
+// step (the RNN-decoder use), attention pooling, recording into an AttentionRecord.
+#include <doctest/doctest.h>
+
+#include <attnviz/error.hpp>
+#include <attnviz/nn/nn.hpp>
+
+#include <cmath>
+
+#include "test_engine_util.hpp"
+
+using namespace attnviz;
+using namespace attnviz::nn;
+using test::check_all_gradients;
+using test::randn;
+
+TEST_CASE("multi-head self-attention: gradients, masks, recording changes nothing") {
+  Rng rng(1);
+  MultiHeadAttention mha({.dim = 8, .heads = 2});
+  mha.init(rng);
+  normal_init(mha.wq.bias.value, rng, 0.1f);
+  ParamSet ps;
+  mha.collect(ps, "attn");
+  CHECK(ps.params().size() == 8);
+  const int B = 3, T = 4;
+  Mat x = randn(B * T, 8, rng);
+  AttnMask mask{{4, 2, 0}, false};   // the third sequence is all padding
+  check_all_gradients("mha", &x, ps, [&] { return mha.forward(x, B, T, mask); },
+                      [&](const Mat& dy) { return mha.backward(dy); });
+  Mat plain = mha.forward(x, B, T, mask);
+  AttentionWeights w;
+  Mat rec = mha.forward(x, B, T, mask, &w);
+  CHECK((plain.array() == rec.array()).all());
+  CHECK(rec.allFinite());
+  CHECK(w.B == 3);
+  CHECK(w.Nk == 4);
+  for (int h = 0; h < 2; ++h) {
+    const float* w1 = w.at(1, h);
+    for (int i = 0; i < T; ++i) {
+      CHECK(w1[i * T + 2] == 0.f);
+      CHECK(w1[i * T + 3] == 0.f);
+      CHECK(w1[i * T] + w1[i * T + 1] == doctest::Approx(1.f));
+    }
+    for (int i = 0; i < T * T; ++i) CHECK(w.at(2, h)[i] == 0.f);
+  }
+  // The all-padding sequence's output is just wo's bias (zero context).
+  CHECK((rec.row(2 * T) - mha.wo.bias.value.row(0)).cwiseAbs().maxCoeff() < 1e-6f);
+
+  AttentionTensor t = w.tensor(1, "encoder.layer0.self", "src", "src", 2, 2);
+  CHECK(t.heads == 2);
+  CHECK(t.queries == 2);
+  CHECK(t.keys == 2);
+  CHECK(t.at(1, 1, 0) == w.at(1, 1)[1 * T + 0]);
+}
+
+TEST_CASE("multi-head cross-attention gradients (different key width and lengths)") {
+  Rng rng(2);
+  MultiHeadAttention mha({.dim = 8, .heads = 4, .kv_dim = 6, .score = Score::Dot});
+  mha.init(rng);
+  ParamSet ps;
+  mha.collect(ps, "cross");
+  const int B = 2, Nq = 3, Nk = 5;
+  Mat xq = randn(B * Nq, 8, rng), xkv = randn(B * Nk, 6, rng);
+  AttnMask mask{{5, 3}, false};
+  Mat dkv;
+  check_all_gradients("cross.q", &xq, ps, [&] { return mha.forward(xq, xkv, B, Nq, Nk, mask); },
+                      [&](const Mat& dy) { return mha.backward(dy, dkv); });
+  ParamSet none;
+  check_all_gradients("cross.kv", &xkv, none, [&] { return mha.forward(xq, xkv, B, Nq, Nk, mask); },
+                      [&](const Mat& dy) { mha.backward(dy, dkv); return dkv; });
+  CHECK(dkv.row(1 * Nk + 4).isZero(0));   // padded keys get no gradient
+}
+
+TEST_CASE("every scoring function, used step by step like an RNN decoder") {
+  for (Score score : {Score::ScaledDot, Score::Dot, Score::General, Score::Additive}) {
+    INFO(score_name(score));
+    CHECK(parse_score(score_name(score)) == score);
+    Rng rng(3);
+    ScoredAttention att({.score = score, .query_dim = 5, .key_dim = 5, .hidden = 4});
+    att.init(rng);
+    ParamSet ps;
+    att.collect(ps, "attn");
+    const int B = 3, S = 4, steps = 2;
+    Mat keys = randn(B * S, 5, rng);
+    std::vector<Mat> qs = {randn(B, 5, rng), randn(B, 5, rng)};
+    std::vector<int> lens = {4, 1, 0};
+    std::vector<ScoredAttention::Cache> caches(steps);
+    std::vector<AttentionWeights> ws(steps);
+    // Output: both steps' contexts stacked, [steps*B, Dk].
+    auto fwd = [&] {
+      att.set_keys(keys, B, S, lens);
+      Mat out(steps * B, 5);
+      for (int t = 0; t < steps; ++t) out.middleRows(t * B, B) = att.forward(qs[t], 1, caches[t], &ws[t]);
+      return out;
+    };
+    std::vector<Mat> dqs(steps);
+    auto bwd = [&](const Mat& dy) {
+      for (int t = steps - 1; t >= 0; --t) dqs[t] = att.backward(dy.middleRows(t * B, B), caches[t]);
+      return att.keys_backward();
+    };
+    check_all_gradients(std::string("keys.") + score_name(score), &keys, ps, fwd, bwd);
+    ParamSet none;
+    for (int t = 0; t < steps; ++t)
+      check_all_gradients(std::string("q.") + score_name(score), &qs[t], none, fwd, [&](const Mat& dy) {
+        bwd(dy);
+        return dqs[t];
+      });
+    // Masks: sequence 1 sees one key (weight 1), sequence 2 none (zeros, zero context).
+    fwd();
+    CHECK(ws[0].at(1, 0)[0] == doctest::Approx(1.f));
+    for (int s = 0; s < S; ++s) CHECK(ws[0].at(2, 0)[s] == 0.f);
+    Mat ctx = att.forward(qs[0], 1, caches[0]);
+    CHECK(ctx.row(2).isZero(0));
+    CHECK(ctx.allFinite());
+  }
+  CHECK_THROWS_AS(parse_score("cosine"), UsageError);
+}
+
+TEST_CASE("scaled-dot scoring worked out by hand") {
+  // One query q = (1, 0), keys (2, 0) and (0, 0): scores 2/sqrt(2), 0 -> weights sigmoid(sqrt 2).
+  ScoredAttention att({.score = Score::ScaledDot, .query_dim = 2, .key_dim = 2});
+  Mat keys(2, 2), q(1, 2);
+  keys << 2, 0, 0, 0;
+  q << 1, 0;
+  att.set_keys(keys, 1, 2);
+  ScoredAttention::Cache c;
+  Mat ctx = att.forward(q, 1, c);
+  const double w0 = 1 / (1 + std::exp(-std::sqrt(2.0)));
+  CHECK(c.w(0, 0) == doctest::Approx(w0).epsilon(1e-6));
+  CHECK(ctx(0, 0) == doctest::Approx(2 * w0).epsilon(1e-6));
+}
+
+TEST_CASE("attention pooling: gradients and masks") {
+  for (Score score : {Score::Additive, Score::ScaledDot}) {
+    INFO(score_name(score));
+    Rng rng(4);
+    AttentionPooling pool({.dim = 6, .score = score, .hidden = 5});
+    pool.init(rng);
+    ParamSet ps;
+    pool.collect(ps, "pool");
+    CHECK(ps.find("pool.query") != nullptr);
+    const int B = 2, T = 5;
+    Mat x = randn(B * T, 6, rng);
+    std::vector<int> lens = {5, 3};
+    AttentionWeights w;
+    check_all_gradients(std::string("pool.") + score_name(score), &x, ps,
+                        [&] { return pool.forward(x, B, T, lens, &w); },
+                        [&](const Mat& dy) { return pool.backward(dy); });
+    CHECK(w.Nq == 1);
+    CHECK(w.at(1, 0)[3] == 0.f);
+    CHECK(w.at(1, 0)[0] + w.at(1, 0)[1] + w.at(1, 0)[2] == doctest::Approx(1.f));
+  }
+}
+
+TEST_CASE("recorded weights become a valid AttentionRecord tensor") {
+  Rng rng(5);
+  MultiHeadAttention mha({.dim = 8, .heads = 2});
+  mha.init(rng);
+  Mat x = randn(3, 8, rng);
+  AttentionWeights w;
+  mha.forward(x, 1, 3, {}, &w);
+  AttentionRecord rec;
+  rec.tokens["src"] = {"a", "b", "c"};
+  rec.tensors.push_back(w.tensor(0, "encoder.layer0.self", "src", "src"));
+  rec.validate("memory");
+  CHECK(rec.tensors[0].data.size() == 2 * 3 * 3);
+}
