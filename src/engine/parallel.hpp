@@ -7,10 +7,10 @@
 namespace attnviz::nn::detail {
 
 // Calls f(begin, end) on contiguous row ranges, one per thread; `work` is a rough count of
-// operations for all rows (below ~64k the fork/join costs more than it saves).
+// operations for all rows (below ~250k the fork/join costs more than it saves).
 template <class F>
 void parallel_rows(Eigen::Index rows, double work, F&& f) {
-  int t = work < 65536.0 ? 1 : threads();
+  int t = work < 2.5e5 ? 1 : threads();
   if (t > rows) t = static_cast<int>(rows > 0 ? rows : 1);
   if (t <= 1) {
     f(Eigen::Index(0), rows);
