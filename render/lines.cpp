@@ -65,6 +65,27 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
     for (auto& s : kl) rw = std::max(rw, std::min(110.0, measure_text(s, ls).width));
   }
 
+  // Lines, weakest first so strong links are on top.
+  struct Seg {
+    double w;
+    int set, q, k;
+  };
+  std::vector<Seg> segs;
+  for (size_t s = 0; s < mats.size(); ++s)
+    for (int q = 0; q < Q; ++q)
+      for (int k = 0; k < K; ++k) {
+        double v = mats[s](q, k);
+        if (!std::isfinite(v)) continue;
+        double w = v / wmax;
+        if (w >= opt.threshold && w > 0) segs.push_back({w, static_cast<int>(s), q, k});
+      }
+  // Keep the strongest max_lines (a few thousand translucent lines already read as a haze).
+  size_t dropped = 0;
+  if (opt.max_lines > 0 && segs.size() > static_cast<size_t>(opt.max_lines)) {
+    dropped = segs.size() - opt.max_lines;
+    std::nth_element(segs.begin(), segs.begin() + dropped, segs.end(), [](const Seg& a, const Seg& b) { return a.w < b.w; });
+    segs.erase(segs.begin(), segs.begin() + dropped);
+  }
   DrawList out;
   const double margin = 12, gap = std::clamp(60.0 + 6.0 * n, 160.0, 320.0);
   std::string title = opt.title.empty() ? t.name + " · " + (opt.mean_heads ? names[0] : names.size() == 1 ? names[0] : fmt::format("{} heads", names.size()))
@@ -83,7 +104,7 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
   ks.size = 9;
   double legend_h = 0;
   std::vector<std::pair<double, std::string>> legend;  // x offset, text
-  if (mats.size() > 1 || non_finite > 0) legend_h = 16;
+  if (mats.size() > 1 || non_finite > 0 || dropped > 0) legend_h = 16;
   double lx = margin + lw + 8, rx = lx + gap;
   double width = rx + 8 + rw + margin;
   if (legend_h > 0) {
@@ -96,6 +117,11 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
         x = margin;
         y += 14;
       }
+    }
+    if (dropped > 0) {
+      std::string s = fmt::format("strongest {} of {} lines", segs.size(), segs.size() + dropped);
+      out.add(Text{{x, y + 6}, s, ks, Color{0.3, 0.3, 0.3, 1}, HAlign::Left, VAlign::Middle});
+      x += measure_text(s, ks).width + 12;
     }
     if (non_finite > 0) {
       std::string s = fmt::format("{} NaN/Inf weight{} not drawn", non_finite, non_finite == 1 ? "" : "s");
@@ -112,20 +138,6 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
   auto qy = [&](int i) { return top + (i + 0.5) * pitch + (n - Q) * pitch / 2; };
   auto ky = [&](int i) { return top + (i + 0.5) * pitch + (n - K) * pitch / 2; };
 
-  // Lines, weakest first so strong links are on top.
-  struct Seg {
-    double w;
-    int set, q, k;
-  };
-  std::vector<Seg> segs;
-  for (size_t s = 0; s < mats.size(); ++s)
-    for (int q = 0; q < Q; ++q)
-      for (int k = 0; k < K; ++k) {
-        double v = mats[s](q, k);
-        if (!std::isfinite(v)) continue;
-        double w = v / wmax;
-        if (w >= opt.threshold && w > 0) segs.push_back({w, static_cast<int>(s), q, k});
-      }
   std::sort(segs.begin(), segs.end(), [](const Seg& a, const Seg& b) { return a.w < b.w; });
   out.ops.reserve(segs.size() + Q + K + 16);
   for (const auto& sg : segs) {

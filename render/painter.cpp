@@ -1,4 +1,5 @@
 // The one Cairo painter: draws a DrawList onto a PNG, SVG or PDF surface (unigd model).
+#include "png_encode.hpp"
 #include "text.hpp"
 
 #include <attnviz/atomic_file.hpp>
@@ -13,6 +14,7 @@
 #include <cctype>
 #include <cmath>
 #include <memory>
+#include <vector>
 
 namespace attnviz::render {
 
@@ -254,7 +256,12 @@ SurfacePtr paint_image(const DrawList& list, const PaintOptions& opt) {
   if (static_cast<double>(w) * h > 400e6)
     throw UsageError("the PNG would be " + std::to_string(w) + "x" + std::to_string(h) +
                      " pixels; lower --scale/--dpi or use .svg/.pdf");
-  SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h));
+  // Pixels live in a per-thread buffer reused across figures (no page faults for each new figure);
+  // the surface is only used before the next call on this thread.
+  thread_local std::vector<unsigned char> pixels;
+  int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
+  pixels.assign(static_cast<size_t>(stride) * h, 0);
+  SurfacePtr s(cairo_image_surface_create_for_data(pixels.data(), CAIRO_FORMAT_ARGB32, w, h, stride));
   check(cairo_surface_status(s.get()), "creating the PNG surface");
   ContextPtr cr(cairo_create(s.get()));
   cairo_scale(cr.get(), scale, scale);
@@ -269,8 +276,9 @@ std::string paint_to_bytes(const DrawList& list, Format format, const PaintOptio
   std::string bytes;
   if (format == Format::Png) {
     SurfacePtr s = paint_image(list, opt);
-    check(cairo_surface_write_to_png_stream(s.get(), append_bytes, &bytes), "encoding the PNG");
-    return bytes;
+    return detail::encode_png_argb32(cairo_image_surface_get_data(s.get()), cairo_image_surface_get_width(s.get()),
+                                     cairo_image_surface_get_height(s.get()), cairo_image_surface_get_stride(s.get()),
+                                     opt.pixel_scale() * 72.0);
   }
   double w = std::max(1.0, list.width), h = std::max(1.0, list.height);
   SurfacePtr s(format == Format::Svg ? cairo_svg_surface_create_for_stream(append_bytes, &bytes, w, h)

@@ -88,6 +88,7 @@ struct LinesOptions {
   bool mean_heads = false;    // one set of lines for the mean over heads
   double threshold = 0.05;    // weights below this (after scaling by the max shown) are not drawn
   double max_width = 4;       // line width of the largest weight (points); width and opacity ∝ weight
+  int max_lines = 2000;       // draw at most this many (the strongest); the figure says how many were left out
   std::string title;          // "" = automatic; "-" = none
 };
 

@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""attnviz vs matplotlib: the same 64x64 labelled heatmap with colorbar and title, to PNG, timed
+in one run side by side (matplotlib: Agg backend, in-process, interpreter start-up excluded; attnviz:
+`attnviz bench render`, which times layout + drawing + PNG encoding in memory). Rates are per CPU
+second of the process (time.process_time / CLOCK_PROCESS_CPUTIME_ID), so other jobs on the machine
+disturb the ratio less; wall-clock rates are printed too.
+
+Usage: /usr/bin/python3 bench/peers/matplotlib_heatmap.py [--attnviz build/attnviz] [--seconds 3]
+Needs Debian's python3-matplotlib and python3-numpy.
+"""
+import argparse, io, json, os, subprocess, sys, time
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def attention(n, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, (n, n)) + 2.0 * np.eye(n)
+    w = np.exp(logits)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def mpl_heatmap(w, tokens, width_pt, height_pt, scale):
+    # Same figure as attnviz: 64x64 cells, token labels on both axes (x rotated 90), colorbar, title;
+    # same pixel size (points * scale), viridis.
+    fig = plt.figure(figsize=(width_pt / 72.0, height_pt / 72.0), dpi=72.0 * scale)
+    ax = fig.add_subplot(111)
+    im = ax.imshow(w, cmap="viridis", interpolation="nearest", aspect="equal")
+    ax.set_xticks(range(len(tokens)))
+    ax.set_xticklabels(tokens, rotation=90, fontsize=5)
+    ax.set_yticks(range(len(tokens)))
+    ax.set_yticklabels(tokens, fontsize=5)
+    ax.set_title("encoder.layer0.self · layer 0 · head 0 of 1")
+    fig.colorbar(im, ax=ax, label="attention weight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--attnviz", default=os.path.join(here, "..", "..", "build", "attnviz"))
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+
+    # attnviz first, then matplotlib, then attnviz again (so background load affects both alike).
+    def run_attnviz():
+        out = subprocess.run([args.attnviz, "bench", "render", "--case", "heatmap64-png", "--json",
+                              "--seconds", str(args.seconds)], check=True, capture_output=True, text=True).stdout
+        return json.loads(out)[0]
+
+    a1 = run_attnviz()
+    tokens = ["token%02d" % i for i in range(64)]
+    w = attention(64, 1)
+    png = mpl_heatmap(w, tokens, a1["width_pt"], a1["height_pt"], a1["scale"])  # warm-up
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while True:
+        png = mpl_heatmap(w, tokens, a1["width_pt"], a1["height_pt"], a1["scale"])
+        n += 1
+        el = time.perf_counter() - t0
+        if el >= args.seconds and n >= 3:
+            break
+    mpl_fps = n / (time.process_time() - c0)
+    mpl_wall = n / el
+    a2 = run_attnviz()
+    av_fps = (a1["figures_per_s"] + a2["figures_per_s"]) / 2
+    print("64x64 labelled heatmap + colorbar -> PNG (%d x %d px)" % (a1["width_pt"] * a1["scale"], a1["height_pt"] * a1["scale"]))
+    av_wall = (a1["wall_figures_per_s"] + a2["wall_figures_per_s"]) / 2
+    print("  attnviz     %8.1f figures/s CPU  (%6.2f ms/figure; runs: %.1f, %.1f; wall %.1f/s; %d KiB PNG)"
+          % (av_fps, 1000 / av_fps, a1["figures_per_s"], a2["figures_per_s"], av_wall, a1["bytes"] // 1024))
+    print("  matplotlib  %8.1f figures/s CPU  (%6.2f ms/figure; wall %.2f/s; %s, Agg, %d KiB PNG)"
+          % (mpl_fps, 1000 / mpl_fps, mpl_wall, matplotlib.__version__, len(png) // 1024))
+    print("  speed-up    %8.1fx by CPU time, %.1fx by wall time  (target >= 20x)" % (av_fps / mpl_fps, av_wall / mpl_wall))
+
+
+if __name__ == "__main__":
+    main()
