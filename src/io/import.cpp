@@ -124,13 +124,13 @@ bool uses_axis(const AttentionRecord& r, const std::string& axis) {
 
 // A token file must label an axis of matching length: the error names the option, the file, the
 // tensor, the axis and both counts.
-void check_token_file(const AttentionRecord& r, const std::string& flag, const std::string& file,
+void check_token_file(const AttentionRecord& r, const std::string& flag, const std::string& path,
                       const std::string& axis) {
   const auto& toks = r.tokens.at(axis);
   for (const auto& t : r.tensors) {
     auto check = [&](const std::string& a, int n, const char* which) {
       if (a == axis && static_cast<int>(toks.size()) != n)
-        throw InputError(file, flag + " has " + std::to_string(toks.size()) + " tokens but the " + which +
+        throw InputError(path, flag + " has " + std::to_string(toks.size()) + " tokens but the " + which +
                                    " axis of tensor '" + t.name + "' has " + std::to_string(n));
     };
     check(t.query_axis, t.queries, "query");
@@ -138,7 +138,7 @@ void check_token_file(const AttentionRecord& r, const std::string& flag, const s
   }
 }
 
-void apply_token_files(AttentionRecord& r, const ImportOptions& opt) {
+void apply_token_files(AttentionRecord& r, const ImportOptions& opt, const std::string& path) {
   const bool src = !opt.src_tokens_file.empty(), tgt = !opt.tgt_tokens_file.empty();
   if ((src || tgt) && opt.tokens_file.empty() && !uses_axis(r, "source") && !uses_axis(r, "target")) {
     // A single cross-attention array [T, S] imported as self-attention: relabel its axes.
@@ -164,7 +164,7 @@ void apply_token_files(AttentionRecord& r, const ImportOptions& opt) {
       throw UsageError(flag + " " + file + ": no tensor has a '" + axis + "' axis (this input's axes: " +
                        (list.empty() ? "none" : list) + ")");
     }
-    check_token_file(r, flag + " " + file, file, axis);
+    check_token_file(r, flag + " " + file, path, axis);
   };
   apply(opt.tokens_file, "--tokens", "tokens");
   apply(opt.src_tokens_file, "--src-tokens", "source");
@@ -190,6 +190,9 @@ FileKind detect_kind(const std::string& head) {
     if (c == '{' || c == '[') return FileKind::Json;
     break;
   }
+  // A JSON header after 8 bytes whose length is implausible: still safetensors, so the parser can
+  // say precisely what is wrong with the header length.
+  if (head.size() >= 9 && (head[8] == '{' || head[8] == '[')) return FileKind::Safetensors;
   return FileKind::Unknown;
 }
 
@@ -271,7 +274,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
                shape_str(a.shape);
   }
   r.metadata["imported_from"] = in.format + ": " + summary;
-  apply_token_files(r, opt);
+  apply_token_files(r, opt, path);
   r.validate(path);
   return r;
 }
@@ -285,7 +288,7 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
         out = records_from_safetensors(f, path);
         for (auto& r : out) {
           check_tokens_utf8(r.tokens, path);
-          apply_token_files(r, opt);
+          apply_token_files(r, opt, path);
           r.validate(path);
         }
       } else {
@@ -297,9 +300,12 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
     case FileKind::Npz: out.push_back(record_from_arrays(from_npz(bytes, path, opt), path, opt)); break;
     case FileKind::Json: out.push_back(record_from_arrays(parse_attention_json(bytes, path), path, opt)); break;
     case FileKind::Unknown:
-      throw InputError(path, bytes.empty() ? "is empty"
-                                           : "unrecognised format (expected an attnviz record, .safetensors, "
-                                             ".npy, .npz or JSON; detected by content, not extension)");
+      if (bytes.empty()) throw InputError(path, "is empty");
+      if (bytes.size() < 16)
+        throw InputError(path, "truncated: only " + std::to_string(bytes.size()) +
+                                   " bytes, too short for any supported format");
+      throw InputError(path, "unrecognised format (expected an attnviz record, .safetensors, .npy, .npz or JSON; "
+                             "detected by content, not extension)");
   }
   if (out.empty()) throw InputError(path, "holds no attention tensors");
   for (const auto& r : out)

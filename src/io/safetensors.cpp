@@ -133,7 +133,8 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
     }
     auto bad = [&](const std::string& why) { return InputError(path, "tensor '" + name + "': " + why); };
     if (!v.is_object()) throw bad("entry is not an object");
-    if (!v.contains("dtype") || !v["dtype"].is_string()) throw bad("missing dtype");
+    if (!v.contains("dtype")) throw bad("missing dtype");
+    if (!v["dtype"].is_string()) throw bad("dtype must be a string such as \"F32\", found " + v["dtype"].dump());
     if (!v.contains("shape") || !v["shape"].is_array()) throw bad("missing shape");
     if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
       throw bad("data_offsets must be [begin, end]");
@@ -144,8 +145,8 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
     if (esize == 0) throw bad("unsupported dtype " + t.dtype + " (supported: F16, BF16, F32, F64)");
     std::uint64_t numel = 1;
     for (const auto& d : v["shape"]) {
-      if (!d.is_number_integer()) throw bad("shape entries must be integers");
-      if (d.get<std::int64_t>() < 0) throw bad("negative dimension " + d.dump());
+      if (!d.is_number_integer()) throw bad("shape entries must be integers, found " + d.dump());
+      if (!d.is_number_unsigned()) throw bad("negative dimension " + d.dump() + " in shape " + v["shape"].dump());
       const std::uint64_t dim = d.get<std::uint64_t>();
       if (dim != 0 && numel > std::numeric_limits<std::uint64_t>::max() / dim / 8)
         throw bad("shape " + v["shape"].dump() + " overflows");
