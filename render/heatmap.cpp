@@ -80,7 +80,8 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   as.italic = true;
   bool axis_titles = labels && (!m.row_axis.empty() || !m.col_axis.empty());
   double axis_h = axis_titles ? measure_text("Ag", as).height + 2 : 0;
-  const double mx = margin + axis_h + (labels ? row_w + pad : 0);
+  const bool index_ticks = !labels && opt.labels && n > 1;
+  const double mx = margin + axis_h + (labels ? row_w + pad : index_ticks ? 22 : 0);
   const double my = y;
   const double mw = K * cell, mh = Q * cell;
 
@@ -155,10 +156,33 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
       out.add(Text{{mx + (k + 0.5) * cell, my + mh + pad}, cl[k], ls, kAxisText, HAlign::Right, VAlign::Middle, 90});
   }
   double bottom = my + mh + (labels ? pad + col_h : 0);
+  // Too many tokens for labels: index ticks instead (0, 20, 40, ...), so cells can still be found.
+  if (index_ticks) {
+    TextStyle ts;
+    ts.size = 7;
+    Color tc{0.3, 0.3, 0.3, 1};
+    for (double v : nice_ticks(0, Q - 1, 8)) {
+      int i = static_cast<int>(std::lround(v));
+      double yy = my + (i + 0.5) * cell;
+      out.add(Line{{mx - 3, yy}, {mx, yy}, tc, 0.6});
+      out.add(Text{{mx - 4, yy}, std::to_string(i), ts, tc, HAlign::Right, VAlign::Middle});
+    }
+    for (double v : nice_ticks(0, K - 1, 8)) {
+      int i = static_cast<int>(std::lround(v));
+      double xx = mx + (i + 0.5) * cell;
+      out.add(Line{{xx, my + mh}, {xx, my + mh + 3}, tc, 0.6});
+      out.add(Text{{xx, my + mh + 4}, std::to_string(i), ts, tc, HAlign::Center, VAlign::Top});
+    }
+    bottom += 4 + measure_text("0", ts).height;
+  }
   if (axis_titles) {
-    as.max_width = std::max(mh, 40.0);
-    out.add(Text{{margin, my + mh / 2}, m.row_axis, as, Color{0.4, 0.4, 0.4, 1}, HAlign::Center, VAlign::Top, 90});
-    as.max_width = std::max(mw, 40.0);
+    // Row title: centred on the rows, allowed to run down beside the column labels (free space).
+    as.max_width = mh + col_h;
+    double len = std::min(measure_text(m.row_axis, as).width, as.max_width);
+    double cy = len <= mh ? my + mh / 2 : my + len / 2;
+    out.add(Text{{margin, cy}, m.row_axis, as, Color{0.4, 0.4, 0.4, 1}, HAlign::Center, VAlign::Top, 90});
+    // Column title: centred under the columns, a little wider than the matrix at most.
+    as.max_width = mw + 2 * std::min(row_w, 12.0);
     out.add(Text{{mx + mw / 2, bottom + 3}, m.col_axis, as, Color{0.4, 0.4, 0.4, 1}, HAlign::Center, VAlign::Top});
     bottom += 3 + axis_h;
   }

@@ -140,10 +140,11 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
 
   std::sort(segs.begin(), segs.end(), [](const Seg& a, const Seg& b) { return a.w < b.w; });
   out.ops.reserve(segs.size() + Q + K + 16);
+  const double line_max = std::min(opt.max_width, pitch * 0.45);  // dense views get thinner lines
   for (const auto& sg : segs) {
     Color c = mats.size() > 1 ? categorical_color(sg.set) : Color::rgb8(31, 90, 180);
     out.add(Line{{lx + 4, qy(sg.q)}, {rx - 4, ky(sg.k)}, c.with_alpha(std::clamp(0.15 + 0.85 * sg.w, 0.0, 1.0)),
-                 std::max(0.3, opt.max_width * sg.w), true});
+                 std::max(0.25, line_max * sg.w), true});
   }
   // Token labels and dots.
   for (int i = 0; i < Q; ++i) {

@@ -153,18 +153,19 @@ TEST_CASE("Chinese tokens render with real glyphs (no missing-glyph boxes) and l
     return t && std::find(src->begin(), src->end(), t->text) != src->end();
   });
   REQUIRE(without.ops.size() == with.ops.size() - src->size());
-  Raster a = paint_to_raster(with, {1.0}), b = paint_to_raster(without, {1.0});
+  Raster a = paint_to_raster(with, {3.0}), b = paint_to_raster(without, {3.0});
   for (const auto& op : with.ops) {
     auto* t = std::get_if<Text>(&op);
     if (!t || std::find(src->begin(), src->end(), t->text) == src->end()) continue;
     CAPTURE(t->text);
-    // The label runs upward from its anchor (rotated 90 degrees): look in a box above the anchor.
+    // The label is rotated 90 degrees and right-aligned at its anchor under the matrix, so it occupies
+    // the box from the anchor downward by its width.
     TextExtent e = measure_text(t->text, t->style);
     int dark = 0;
-    for (int y = int(t->at.y - e.width) - 1; y < int(t->at.y) + 1; ++y)
-      for (int x = int(t->at.x - e.height / 2); x <= int(t->at.x + e.height / 2); ++x) {
+    for (int y = int(3 * t->at.y) - 2; y < int(3 * (t->at.y + e.width)) + 2; ++y)
+      for (int x = int(3 * (t->at.x - e.height / 2)); x <= int(3 * (t->at.x + e.height / 2)); ++x) {
         if (x < 0 || y < 0 || x >= a.width || y >= a.height) continue;
-        dark += a.pixel(x, y)[0] < 128 && b.pixel(x, y)[0] > 200;
+        dark += a.pixel(x, y)[0] < 140 && b.pixel(x, y)[0] > 200;
       }
     CHECK(dark >= 3);
   }
