@@ -27,14 +27,21 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Tile sizes. A (query tile x key tile) step touches: packed Q [BQ, Dp], K^T [Dp, BK], V [BK, Dp],
-// scores [BQ, BK] and the output accumulator [BQ, Dp]: 5 x 16 KiB at BQ = BK = Dp = 64, which sits
-// in the 1-2 MiB L2 with room to spare, while the 6x16 micro-kernel streams one 16-key column
-// block of K^T (4 KiB) from L1 for six query rows at a time. Bigger tiles amortise the per-tile
-// softmax rescale (BQ*Dp multiplies per BK keys) but leave fewer work items for the threads at
-// small N.
-constexpr int kDefaultQTile = 64;
+// scores [BQ, BK] and the output accumulator [BQ, Dp]: about 100 KiB at BQ = 96, BK = Dp = 64,
+// which sits in the 1 MiB L2 with room to spare, while each micro-kernel call streams one 16-key
+// column block of K^T (4 KiB) or one 16-column block of V from L1 for 6-12 query rows. Bigger
+// tiles amortise the per-tile softmax rescale (BQ*Dp multiplies per BK keys) but leave fewer
+// work items for the threads at small N. The head's K^T and V are packed once per work item.
+constexpr int kDefaultQTile = 96;   // a multiple of both micro-kernel heights (6, 12)
 constexpr int kDefaultKTile = 64;
-constexpr int kMR = 6;    // micro-kernel rows (query rows)
+// Micro-kernel rows (query rows): 2*kMR accumulators + 3 operands must fit the register file:
+// 16 ymm registers with AVX2 (kMR = 6), 32 when AVX-512VL lets 256-bit code use ymm16-31
+// (kMR = 12: twice the FMAs per loaded K/V vector, same AVX2-width arithmetic).
+#ifdef __AVX512VL__
+constexpr int kMR = 12;
+#else
+constexpr int kMR = 6;
+#endif
 constexpr int kNR = 16;   // micro-kernel columns (keys in QK^T, head dims in PV): two ymm
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -68,48 +75,65 @@ inline __m256 exp2_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+// The micro-kernels keep their 2*R accumulators in named variables rather than arrays: with
+// arrays GCC 12 spills every accumulator to the stack on each iteration (store-bound, ~2x slower).
+#define ATTNVIZ_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
 // S[R, 16-col block] = Qp[R, Dp] . Kt[Dp, 16-col block]; Kt row stride ldk, S row stride lds.
 template <int R>
 inline void qk_block(const float* qp, int ldq, const float* kt, int ldk, int Dp, float* s, int lds) {
-  __m256 a0[R], a1[R];
-  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+#define DECL(r) __m256 a##r##0 = _mm256_setzero_ps(), a##r##1 = _mm256_setzero_ps();
+  ATTNVIZ_ROWS(DECL)
+#undef DECL
   for (int c = 0; c < Dp; ++c) {
-    __m256 k0 = _mm256_load_ps(kt + c * ldk), k1 = _mm256_load_ps(kt + c * ldk + 8);
-    for (int r = 0; r < R; ++r) {
-      __m256 q = _mm256_broadcast_ss(qp + r * ldq + c);
-      a0[r] = _mm256_fmadd_ps(q, k0, a0[r]);
-      a1[r] = _mm256_fmadd_ps(q, k1, a1[r]);
-    }
+    const __m256 k0 = _mm256_load_ps(kt + c * ldk), k1 = _mm256_load_ps(kt + c * ldk + 8);
+#define STEP(r)                                              \
+  if constexpr (R > r) {                                     \
+    const __m256 qv = _mm256_broadcast_ss(qp + r * ldq + c); \
+    a##r##0 = _mm256_fmadd_ps(qv, k0, a##r##0);              \
+    a##r##1 = _mm256_fmadd_ps(qv, k1, a##r##1);              \
   }
-  for (int r = 0; r < R; ++r) {
-    _mm256_store_ps(s + r * lds, a0[r]);
-    _mm256_store_ps(s + r * lds + 8, a1[r]);
+    ATTNVIZ_ROWS(STEP)
+#undef STEP
   }
+#define STORE(r)                                  \
+  if constexpr (R > r) {                          \
+    _mm256_store_ps(s + r * lds, a##r##0);        \
+    _mm256_store_ps(s + r * lds + 8, a##r##1);    \
+  }
+  ATTNVIZ_ROWS(STORE)
+#undef STORE
 }
 
 // O[R, W-col block] += P[R, K] . Vp[K, W-col block] (W = 16 or 8).
 template <int R, int W>
 inline void pv_block(const float* p, int ldp, const float* vp, int ldv, int K, float* o, int ldo) {
-  __m256 a0[R], a1[R];
-  for (int r = 0; r < R; ++r) {
-    a0[r] = _mm256_load_ps(o + r * ldo);
-    if constexpr (W == 16) a1[r] = _mm256_load_ps(o + r * ldo + 8);
-  }
+#define LOAD(r)                                                                       \
+  __m256 a##r##0 = R > r ? _mm256_load_ps(o + r * ldo) : _mm256_setzero_ps();          \
+  __m256 a##r##1 = (R > r && W == 16) ? _mm256_load_ps(o + r * ldo + 8) : _mm256_setzero_ps();
+  ATTNVIZ_ROWS(LOAD)
+#undef LOAD
   for (int k = 0; k < K; ++k) {
-    __m256 v0 = _mm256_load_ps(vp + k * ldv);
-    __m256 v1;
-    if constexpr (W == 16) v1 = _mm256_load_ps(vp + k * ldv + 8);
-    for (int r = 0; r < R; ++r) {
-      __m256 pr = _mm256_broadcast_ss(p + r * ldp + k);
-      a0[r] = _mm256_fmadd_ps(pr, v0, a0[r]);
-      if constexpr (W == 16) a1[r] = _mm256_fmadd_ps(pr, v1, a1[r]);
-    }
+    const __m256 v0 = _mm256_load_ps(vp + k * ldv);
+    const __m256 v1 = W == 16 ? _mm256_load_ps(vp + k * ldv + 8) : v0;
+#define STEP(r)                                                 \
+  if constexpr (R > r) {                                        \
+    const __m256 pr = _mm256_broadcast_ss(p + r * ldp + k);     \
+    a##r##0 = _mm256_fmadd_ps(pr, v0, a##r##0);                 \
+    if constexpr (W == 16) a##r##1 = _mm256_fmadd_ps(pr, v1, a##r##1); \
   }
-  for (int r = 0; r < R; ++r) {
-    _mm256_store_ps(o + r * ldo, a0[r]);
-    if constexpr (W == 16) _mm256_store_ps(o + r * ldo + 8, a1[r]);
+    ATTNVIZ_ROWS(STEP)
+#undef STEP
   }
+#define STORE(r)                                                   \
+  if constexpr (R > r) {                                           \
+    _mm256_store_ps(o + r * ldo, a##r##0);                         \
+    if constexpr (W == 16) _mm256_store_ps(o + r * ldo + 8, a##r##1); \
+  }
+  ATTNVIZ_ROWS(STORE)
+#undef STORE
 }
+#undef ATTNVIZ_ROWS
 #else
 template <int R>
 inline void qk_block(const float* qp, int ldq, const float* kt, int ldk, int Dp, float* s, int lds) {
@@ -133,18 +157,20 @@ void qk_rows(const float* qp, int ldq, const float* kt, int ldk, int Dp, int kpa
   for (int j = 0; j < kpad; j += kNR) qk_block<R>(qp, ldq, kt + j, ldk, Dp, s + j, lds);
 }
 
+// Calls F::run<R>(r) for the remainder block of R = rows % kMR rows at row r (R known at compile time).
+template <int R, class F>
+inline void dispatch_rows(int rem, F&& f) {
+  if constexpr (R > 0) {
+    if (rem == R) f.template operator()<R>();
+    else dispatch_rows<R - 1>(rem, f);
+  }
+}
+
 // S[rows, kpad] = Qp[rows, Dp] . Kt[Dp, kpad]
 void qk_tile(const float* qp, int ldq, const float* kt, int ldk, int Dp, int rows, int kpad, float* s, int lds) {
   int r = 0;
   for (; r + kMR <= rows; r += kMR) qk_rows<kMR>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds);
-  switch (rows - r) {
-    case 5: qk_rows<5>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
-    case 4: qk_rows<4>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
-    case 3: qk_rows<3>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
-    case 2: qk_rows<2>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
-    case 1: qk_rows<1>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); break;
-    default: break;
-  }
+  dispatch_rows<kMR - 1>(rows - r, [&]<int R>() { qk_rows<R>(qp + r * ldq, ldq, kt, ldk, Dp, kpad, s + r * lds, lds); });
 }
 
 template <int R>
@@ -158,14 +184,7 @@ void pv_rows(const float* p, int ldp, const float* vp, int ldv, int K, int Dp, f
 void pv_tile(const float* p, int ldp, const float* vp, int ldv, int K, int Dp, int rows, float* o, int ldo) {
   int r = 0;
   for (; r + kMR <= rows; r += kMR) pv_rows<kMR>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo);
-  switch (rows - r) {
-    case 5: pv_rows<5>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
-    case 4: pv_rows<4>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
-    case 3: pv_rows<3>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
-    case 2: pv_rows<2>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
-    case 1: pv_rows<1>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); break;
-    default: break;
-  }
+  dispatch_rows<kMR - 1>(rows - r, [&]<int R>() { pv_rows<R>(p + r * ldp, ldp, vp, ldv, K, Dp, o + r * ldo, ldo); });
 }
 
 // p[j] = e^(s[j] - m) for j < n (n a multiple of 8); returns the sum of p[0..n).
@@ -239,130 +258,147 @@ inline int visible_keys(const Geometry& g, const KernelOptions& o, int b, int i)
 size_t attention_blocked_workspace_bytes(const KernelShape& shape, const KernelOptions& opt) {
   Geometry g = geometry(shape, opt);
   int t = opt.threads > 0 ? opt.threads : threads();
-  size_t per = static_cast<size_t>(g.BQ) * g.Dp * 2 + static_cast<size_t>(g.Dp) * g.BK +
-               static_cast<size_t>(g.BK) * g.Dp + static_cast<size_t>(g.BQ) * g.BK + 2 * g.BQ + 64;
+  const size_t ktiles = std::max(1, (g.Nk + g.BK - 1) / g.BK);
+  // Per thread: packed Q tile, the head's packed K^T and V (O(N d)), scores, accumulator, stats.
+  size_t per = static_cast<size_t>(g.BQ) * g.Dp + 2 * ktiles * g.BK * g.Dp + static_cast<size_t>(g.BQ) * g.BK +
+               static_cast<size_t>(g.BQ) * g.Dp + 2 * g.BQ + 5 * 16;
   return per * sizeof(float) * t;
 }
 
 void attention_blocked(const float* q, const float* k, const float* v, float* out,
                        const KernelShape& shape, const KernelOptions& opt) {
   const Geometry g = geometry(shape, opt);
-  const long items = static_cast<long>(g.B) * g.H * g.qtiles;
+  const int BQ = g.BQ, BK = g.BK, Dp = g.Dp, Dh = g.Dh;
+  const int ktiles = std::max(1, (g.Nk + BK - 1) / BK);
   // Tiny problems (a few microseconds of work) run on the calling thread: waking the team costs more.
   const double work = static_cast<double>(g.B) * g.H * g.Nq * g.Nk * g.Dh;
-  const int nthreads = work < 2e5 || items < 2 ? 1 : (opt.threads > 0 ? opt.threads : threads());
-  const int BQ = g.BQ, BK = g.BK, Dp = g.Dp, Dh = g.Dh;
+  const long bh_count = static_cast<long>(g.B) * g.H;
+  int nthreads = work < 2e5 ? 1 : (opt.threads > 0 ? opt.threads : threads());
+  // Work items: (batch, head, chunk of query tiles). Each item packs its head's K^T and V once and
+  // reuses them for all its query tiles; chunks only split a head when there are too few heads
+  // to keep every thread busy.
+  const int chunks = static_cast<int>(std::clamp<long>((4L * nthreads + bh_count - 1) / std::max(1L, bh_count), 1L,
+                                                       std::max(1, g.qtiles)));
+  const long items = bh_count * chunks;
+  if (items < 2) nthreads = 1;
   // The score scale goes into the packed Q; exponentials are taken as 2^((s - m) log2 e).
   const float qscale = opt.scale;
 
 #pragma omp parallel num_threads(nthreads)
   {
-    AlignedBuf qp(static_cast<size_t>(BQ) * Dp), kt(static_cast<size_t>(Dp) * BK),
-        vp(static_cast<size_t>(BK) * Dp), sc(static_cast<size_t>(BQ) * BK),
+    AlignedBuf qp(static_cast<size_t>(BQ) * Dp), kpack(static_cast<size_t>(ktiles) * Dp * BK),
+        vpack(static_cast<size_t>(ktiles) * BK * Dp), sc(static_cast<size_t>(BQ) * BK),
         acc(static_cast<size_t>(BQ) * Dp), mrow(BQ), lrow(BQ);
 #pragma omp for schedule(dynamic, 1)
     for (long item = 0; item < items; ++item) {
-      const int qt = static_cast<int>(item % g.qtiles);
-      const int h = static_cast<int>((item / g.qtiles) % g.H);
-      const int b = static_cast<int>(item / (static_cast<long>(g.qtiles) * g.H));
-      const int i0 = qt * BQ, rows = std::min(BQ, g.Nq - i0);
-      const float* qb = q + (static_cast<size_t>(b) * g.Nq + i0) * g.ldq + static_cast<size_t>(h) * Dh;
+      const int chunk = static_cast<int>(item % chunks);
+      const int h = static_cast<int>((item / chunks) % g.H);
+      const int b = static_cast<int>(item / (static_cast<long>(chunks) * g.H));
+      const int qt0 = static_cast<int>(static_cast<long>(g.qtiles) * chunk / chunks);
+      const int qt1 = static_cast<int>(static_cast<long>(g.qtiles) * (chunk + 1) / chunks);
+      if (qt1 <= qt0) continue;
       const float* kb = k + static_cast<size_t>(b) * g.Nk * g.ldk + static_cast<size_t>(h) * Dh;
       const float* vb = v + static_cast<size_t>(b) * g.Nk * g.ldv + static_cast<size_t>(h) * Dh;
 
-      // Pack the query tile (scaled, zero-padded to Dp) and reset the running statistics.
-      for (int r = 0; r < rows; ++r) {
-        float* dst = qp.p + static_cast<size_t>(r) * Dp;
-        for (int c = 0; c < Dh; ++c) dst[c] = qb[static_cast<size_t>(r) * g.ldq + c] * qscale;
-        for (int c = Dh; c < Dp; ++c) dst[c] = 0.f;
-        mrow.p[r] = kNegInf;
-        lrow.p[r] = 0.f;
-      }
-      std::memset(acc.p, 0, sizeof(float) * static_cast<size_t>(rows) * Dp);
-      int kend = 0;   // keys any row of this tile may see
-      for (int r = 0; r < rows; ++r) kend = std::max(kend, visible_keys(g, opt, b, i0 + r));
-
-      for (int j0 = 0; j0 < kend; j0 += BK) {
-        const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
-        // Pack K^T [Dp, kpad] and V [kc, Dp], zero-padded.
-        for (int c = 0; c < Dp; ++c) std::memset(kt.p + static_cast<size_t>(c) * BK + kc, 0, sizeof(float) * (kpad - kc));
+      // Pack the keys this chunk may see: K^T as [Dp, BK] blocks and V as [BK, Dp] blocks, one
+      // pair per key tile, zero-padded.
+      int kmax = 0;
+      for (int i = qt0 * BQ; i < std::min(g.Nq, qt1 * BQ); ++i) kmax = std::max(kmax, visible_keys(g, opt, b, i));
+      for (int t = 0; t * BK < kmax; ++t) {
+        float* kt = kpack.p + static_cast<size_t>(t) * Dp * BK;
+        float* vt = vpack.p + static_cast<size_t>(t) * BK * Dp;
+        const int kc = std::min(BK, kmax - t * BK), kpad = round_up(kc, kNR);
         for (int j = 0; j < kc; ++j) {
-          const float* kr = kb + static_cast<size_t>(j0 + j) * g.ldk;
-          for (int c = 0; c < Dh; ++c) kt.p[static_cast<size_t>(c) * BK + j] = kr[c];
-          for (int c = Dh; c < Dp; ++c) kt.p[static_cast<size_t>(c) * BK + j] = 0.f;
-          const float* vr = vb + static_cast<size_t>(j0 + j) * g.ldv;
-          float* vd = vp.p + static_cast<size_t>(j) * Dp;
+          const float* kr = kb + static_cast<size_t>(t * BK + j) * g.ldk;
+          for (int c = 0; c < Dh; ++c) kt[static_cast<size_t>(c) * BK + j] = kr[c];
+          const float* vr = vb + static_cast<size_t>(t * BK + j) * g.ldv;
+          float* vd = vt + static_cast<size_t>(j) * Dp;
           std::memcpy(vd, vr, sizeof(float) * Dh);
           for (int c = Dh; c < Dp; ++c) vd[c] = 0.f;
         }
-        // S = Qs K^T for this tile pair.
-        qk_tile(qp.p, Dp, kt.p, BK, Dp, rows, kpad, sc.p, BK);
-        // Online softmax, row by row: new max, rescale the accumulator, exponentiate.
+        for (int c = 0; c < Dp; ++c)
+          for (int j = (c < Dh ? kc : 0); j < kpad; ++j) kt[static_cast<size_t>(c) * BK + j] = 0.f;
+      }
+
+      for (int qt = qt0; qt < qt1; ++qt) {
+        const int i0 = qt * BQ, rows = std::min(BQ, g.Nq - i0);
+        const float* qb = q + (static_cast<size_t>(b) * g.Nq + i0) * g.ldq + static_cast<size_t>(h) * Dh;
+        // Pack the query tile (scaled, zero-padded to Dp) and reset the running statistics.
         for (int r = 0; r < rows; ++r) {
-          float* s = sc.p + static_cast<size_t>(r) * BK;
-          const int vis = std::min(kc, visible_keys(g, opt, b, i0 + r) - j0);   // visible in tile
-          if (vis <= 0) {
-            std::memset(s, 0, sizeof(float) * kc);
-            continue;
-          }
-          for (int j = vis; j < kpad; ++j) s[j] = kNegInf;
-          const float mnew = std::max(mrow.p[r], max_row(s, kpad));
-          const float alpha = std::exp(mrow.p[r] - mnew);   // 0 when the old max was -inf
-          const float sum = exp_row(s, kpad, mnew);
-          // exp2 clamps at 2^-126 instead of 0: masked entries are zeroed exactly.
-          float tail = 0.f;
-          for (int j = vis; j < kpad; ++j) tail += s[j], s[j] = 0.f;
-          lrow.p[r] = lrow.p[r] * alpha + (sum - tail);
-          mrow.p[r] = mnew;
-          if (alpha != 1.f) {
-            float* o = acc.p + static_cast<size_t>(r) * Dp;
-            for (int c = 0; c < Dp; ++c) o[c] *= alpha;
-          }
+          float* dst = qp.p + static_cast<size_t>(r) * Dp;
+          for (int c = 0; c < Dh; ++c) dst[c] = qb[static_cast<size_t>(r) * g.ldq + c] * qscale;
+          for (int c = Dh; c < Dp; ++c) dst[c] = 0.f;
+          mrow.p[r] = kNegInf;
+          lrow.p[r] = 0.f;
         }
-        // O += P V
-        pv_tile(sc.p, BK, vp.p, Dp, kc, Dp, rows, acc.p, Dp);
-      }
+        std::memset(acc.p, 0, sizeof(float) * static_cast<size_t>(rows) * Dp);
+        int kend = 0;   // keys any row of this tile may see
+        for (int r = 0; r < rows; ++r) kend = std::max(kend, visible_keys(g, opt, b, i0 + r));
 
-      // Normalise and write out; rows that saw no key get zeros.
-      for (int r = 0; r < rows; ++r) {
-        float* o = out + (static_cast<size_t>(b) * g.Nq + i0 + r) * g.ldo + static_cast<size_t>(h) * Dh;
-        const float l = lrow.p[r];
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const float* a = acc.p + static_cast<size_t>(r) * Dp;
-        for (int c = 0; c < Dh; ++c) o[c] = a[c] * inv;
-        if (opt.lse)
-          opt.lse[(static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r] =
-              l > 0.f ? mrow.p[r] + std::log(l) : kNegInf;
-      }
-
-      // Second pass (only when weights are requested): recompute the scores tile by tile and
-      // write exp(s - m) / l, now that each row's final max and sum are known.
-      if (opt.weights) {
-        for (int j0 = 0; j0 < g.Nk; j0 += BK) {
-          const int kc = std::min(BK, g.Nk - j0), kpad = round_up(kc, kNR);
-          const bool any = j0 < kend;
-          if (any) {
-            for (int c = 0; c < Dp; ++c) std::memset(kt.p + static_cast<size_t>(c) * BK + kc, 0, sizeof(float) * (kpad - kc));
-            for (int j = 0; j < kc; ++j) {
-              const float* kr = kb + static_cast<size_t>(j0 + j) * g.ldk;
-              for (int c = 0; c < Dh; ++c) kt.p[static_cast<size_t>(c) * BK + j] = kr[c];
-              for (int c = Dh; c < Dp; ++c) kt.p[static_cast<size_t>(c) * BK + j] = 0.f;
-            }
-            qk_tile(qp.p, Dp, kt.p, BK, Dp, rows, kpad, sc.p, BK);
-          }
+        for (int j0 = 0; j0 < kend; j0 += BK) {
+          const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
+          const float* kt = kpack.p + static_cast<size_t>(j0 / BK) * Dp * BK;
+          const float* vt = vpack.p + static_cast<size_t>(j0 / BK) * BK * Dp;
+          // S = Qs K^T for this tile pair.
+          qk_tile(qp.p, Dp, kt, BK, Dp, rows, kpad, sc.p, BK);
+          // Online softmax, row by row: new max, rescale the accumulator, exponentiate.
           for (int r = 0; r < rows; ++r) {
-            float* w = opt.weights + ((static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r) * g.Nk + j0;
-            const int vis = any ? std::min(kc, visible_keys(g, opt, b, i0 + r) - j0) : 0;
-            const float l = lrow.p[r];
-            if (vis <= 0 || !(l > 0.f)) {
-              std::memset(w, 0, sizeof(float) * kc);
+            float* s = sc.p + static_cast<size_t>(r) * BK;
+            const int vis = std::min(kc, visible_keys(g, opt, b, i0 + r) - j0);   // visible in tile
+            if (vis <= 0) {
+              std::memset(s, 0, sizeof(float) * kc);
               continue;
             }
-            float* s = sc.p + static_cast<size_t>(r) * BK;
-            exp_row(s, kpad, mrow.p[r]);
-            const float inv = 1.f / l;
-            for (int j = 0; j < vis; ++j) w[j] = s[j] * inv;
-            for (int j = vis; j < kc; ++j) w[j] = 0.f;
+            for (int j = vis; j < kpad; ++j) s[j] = kNegInf;
+            const float mnew = std::max(mrow.p[r], max_row(s, kpad));
+            const float alpha = std::exp(mrow.p[r] - mnew);   // 0 when the old max was -inf
+            const float sum = exp_row(s, kpad, mnew);
+            // exp2 clamps at 2^-126 instead of 0: masked entries are zeroed exactly.
+            float tail = 0.f;
+            for (int j = vis; j < kpad; ++j) tail += s[j], s[j] = 0.f;
+            lrow.p[r] = lrow.p[r] * alpha + (sum - tail);
+            mrow.p[r] = mnew;
+            if (alpha != 1.f) {
+              float* o = acc.p + static_cast<size_t>(r) * Dp;
+              for (int c = 0; c < Dp; ++c) o[c] *= alpha;
+            }
+          }
+          // O += P V
+          pv_tile(sc.p, BK, vt, Dp, kc, Dp, rows, acc.p, Dp);
+        }
+
+        // Normalise and write out; rows that saw no key get zeros.
+        for (int r = 0; r < rows; ++r) {
+          float* o = out + (static_cast<size_t>(b) * g.Nq + i0 + r) * g.ldo + static_cast<size_t>(h) * Dh;
+          const float l = lrow.p[r];
+          const float inv = l > 0.f ? 1.f / l : 0.f;
+          const float* a = acc.p + static_cast<size_t>(r) * Dp;
+          for (int c = 0; c < Dh; ++c) o[c] = a[c] * inv;
+          if (opt.lse)
+            opt.lse[(static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r] = l > 0.f ? mrow.p[r] + std::log(l) : kNegInf;
+        }
+
+        // Second pass (only when weights are requested): recompute the scores tile by tile and
+        // write exp(s - m) / l, now that each row's final max and sum are known.
+        if (opt.weights) {
+          for (int j0 = 0; j0 < g.Nk; j0 += BK) {
+            const int kc = std::min(BK, g.Nk - j0), kpad = round_up(kc, kNR);
+            const bool any = j0 < kend;
+            if (any) qk_tile(qp.p, Dp, kpack.p + static_cast<size_t>(j0 / BK) * Dp * BK, BK, Dp, rows, kpad, sc.p, BK);
+            for (int r = 0; r < rows; ++r) {
+              float* w = opt.weights + ((static_cast<size_t>(b) * g.H + h) * g.Nq + i0 + r) * g.Nk + j0;
+              const int vis = any ? std::min(kc, visible_keys(g, opt, b, i0 + r) - j0) : 0;
+              const float l = lrow.p[r];
+              if (vis <= 0 || !(l > 0.f)) {
+                std::memset(w, 0, sizeof(float) * kc);
+                continue;
+              }
+              float* s = sc.p + static_cast<size_t>(r) * BK;
+              exp_row(s, kpad, mrow.p[r]);
+              const float inv = 1.f / l;
+              for (int j = 0; j < vis; ++j) w[j] = s[j] * inv;
+              for (int j = vis; j < kc; ++j) w[j] = 0.f;
+            }
           }
         }
       }

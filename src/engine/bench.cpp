@@ -1,0 +1,213 @@
+// Kernel benchmarks: FMA peak micro-kernel, blocked vs naive attention timings, peak memory.
+#include <attnviz/nn/attention.hpp>
+#include <attnviz/nn/bench.hpp>
+#include <attnviz/nn/ops.hpp>
+#include <attnviz/nn/rng.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+namespace attnviz::nn {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Best time of f() over repeats lasting at least min_seconds (one warm-up run first).
+double best_time(const std::function<void()>& f, double min_seconds) {
+  f();
+  double best = 1e300, total = 0;
+  int runs = 0;
+  while (total < min_seconds || runs < 2) {
+    auto t0 = Clock::now();
+    f();
+    double t = seconds_since(t0);
+    best = std::min(best, t);
+    total += t;
+    if (++runs >= 50) break;
+  }
+  return best;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// 12 independent FMA chains (latency 4 x 2 ports = 8 in flight needed; 12 leaves slack), kept in
+// named variables: an array makes GCC store every accumulator to the stack each iteration.
+__attribute__((noinline)) float fma_loop(long iters, float seed) {
+  __m256 a0 = _mm256_set1_ps(seed), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+         a9 = a0, a10 = a0, a11 = a0;
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < iters; ++it) {
+    a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
+    a3 = _mm256_fmadd_ps(a3, x, y); a4 = _mm256_fmadd_ps(a4, x, y); a5 = _mm256_fmadd_ps(a5, x, y);
+    a6 = _mm256_fmadd_ps(a6, x, y); a7 = _mm256_fmadd_ps(a7, x, y); a8 = _mm256_fmadd_ps(a8, x, y);
+    a9 = _mm256_fmadd_ps(a9, x, y); a10 = _mm256_fmadd_ps(a10, x, y); a11 = _mm256_fmadd_ps(a11, x, y);
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0];
+}
+#endif
+
+// Current and peak resident set size (kB) from /proc/self/status.
+bool read_rss(long& rss_kb, long& hwm_kb) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  rss_kb = hwm_kb = -1;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string key;
+    long v;
+    ls >> key >> v;
+    if (key == "VmRSS:") rss_kb = v;
+    if (key == "VmHWM:") hwm_kb = v;
+  }
+  return rss_kb >= 0 && hwm_kb >= 0;
+}
+
+// Peak RSS growth while f() runs: resets the high-water mark (Linux clear_refs "5") first.
+double peak_extra_mib(const std::function<void()>& f) {
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    if (!clear) return -1;
+    clear << "5";
+    if (!clear) return -1;
+  }
+  long rss0, hwm0, rss1, hwm1;
+  if (!read_rss(rss0, hwm0)) return -1;
+  f();
+  if (!read_rss(rss1, hwm1)) return -1;
+  return std::max(0L, hwm1 - rss0) / 1024.0;
+}
+}  // namespace
+
+double fma_peak_gflops(int threads, double seconds) {
+#if defined(__AVX2__) && defined(__FMA__)
+  threads = std::max(1, threads);
+  // Calibrate the iteration count on one thread, then run all threads at once.
+  long iters = 1 << 20;
+  double t = 0;
+  while (true) {
+    auto t0 = Clock::now();
+    volatile float sink = fma_loop(iters, 1.f);
+    (void)sink;
+    t = seconds_since(t0);
+    if (t > seconds / 4) break;
+    iters *= 2;
+  }
+  iters = static_cast<long>(iters * (seconds / t));
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = Clock::now();
+    float acc = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+    acc += fma_loop(iters, static_cast<float>(omp_get_thread_num()));
+    volatile float sink = acc;
+    (void)sink;
+    double dt = seconds_since(t0);
+    best = std::max(best, 2.0 * 8 * 12 * static_cast<double>(iters) * threads / dt / 1e9);
+  }
+  return best;
+#else
+  (void)threads;
+  (void)seconds;
+  return 0;
+#endif
+}
+
+std::vector<KernelBenchRow> bench_kernels(const KernelBenchOptions& opt) {
+  const int all = opt.threads > 0 ? opt.threads : threads();
+  std::vector<KernelBenchRow> rows;
+  for (int n : opt.sizes) {
+    KernelBenchRow r;
+    r.n = n;
+    const int W = opt.heads * opt.d;
+    r.gflop = 4.0 * n * static_cast<double>(n) * opt.d * opt.heads / 1e9;
+    std::vector<float> q(static_cast<size_t>(n) * W), k(q.size()), v(q.size()), out(q.size());
+    Rng rng(static_cast<uint64_t>(n));
+    for (auto* m : {&q, &k, &v})
+      for (float& x : *m) x = rng.normal();
+    KernelShape s{1, opt.heads, n, n, opt.d};
+    KernelOptions ko;
+    ko.scale = 1.f / std::sqrt(static_cast<float>(opt.d));
+    auto run = [&](int t) {
+      KernelOptions o = ko;
+      o.threads = t;
+      attention_blocked(q.data(), k.data(), v.data(), out.data(), s, o);
+    };
+    r.blocked_1t_s = best_time([&] { run(1); }, opt.min_seconds);
+    r.blocked_all_s = best_time([&] { run(all); }, opt.min_seconds);
+    r.gflops_1t = r.gflop / r.blocked_1t_s;
+    r.gflops_all = r.gflop / r.blocked_all_s;
+    r.speedup_threads = r.blocked_1t_s / r.blocked_all_s;
+    if (n <= opt.naive_max_n) {
+      KernelOptions o = ko;
+      o.threads = all;
+      r.naive_all_s = best_time([&] { attention_naive(q.data(), k.data(), v.data(), out.data(), s, o); },
+                                opt.min_seconds / 4);
+      r.naive_over_blocked = r.naive_all_s / r.blocked_all_s;
+    }
+    KernelOptions o = ko;
+    o.threads = all;
+    r.workspace_mib = attention_blocked_workspace_bytes(s, o) / 1048576.0;
+    r.extra_mib = peak_extra_mib([&] { run(all); });
+    if (n <= 4096) {
+      r.extra_with_weights_mib = peak_extra_mib([&] {
+        std::vector<float> w(static_cast<size_t>(opt.heads) * n * n);
+        KernelOptions ow = o;
+        ow.weights = w.data();
+        attention_blocked(q.data(), k.data(), v.data(), out.data(), s, ow);
+      });
+    }
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::vector<ModelShapeRow> bench_model_shapes(int thread_count, double min_seconds) {
+  const int t = thread_count > 0 ? thread_count : threads();
+  std::vector<ModelShapeRow> shapes = {
+      {"mnist-vit self (B=64, T=50)", 64, 4, 50, 16, false},
+      {"translator self (B=32, T=24)", 32, 4, 24, 16, true},
+      {"long self (B=4, T=512)", 4, 8, 512, 64, false},
+  };
+  for (auto& m : shapes) {
+    const size_t rows = static_cast<size_t>(m.B) * m.N, W = static_cast<size_t>(m.H) * m.Dh;
+    std::vector<float> q(rows * W), k(rows * W), v(rows * W), out(rows * W), dout(rows * W), dq(rows * W),
+        dk(rows * W), dv(rows * W), lse(static_cast<size_t>(m.B) * m.H * m.N);
+    Rng rng(1);
+    for (auto* x : {&q, &k, &v, &dout})
+      for (float& e : *x) e = rng.normal();
+    KernelShape s{m.B, m.H, m.N, m.N, m.Dh};
+    KernelOptions o;
+    o.scale = 1.f / std::sqrt(static_cast<float>(m.Dh));
+    o.causal = m.causal;
+    o.threads = t;
+    o.lse = lse.data();
+    m.forward_ms = 1e3 * best_time([&] { attention_blocked(q.data(), k.data(), v.data(), out.data(), s, o); }, min_seconds);
+    m.forward_backward_ms = 1e3 * best_time([&] {
+      attention_blocked(q.data(), k.data(), v.data(), out.data(), s, o);
+      attention_backward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(),
+                         dv.data(), s, o);
+    }, min_seconds);
+  }
+  return shapes;
+}
+
+}  // namespace attnviz::nn
