@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Attention forward throughput: PyTorch's two CPU paths next to attnviz's blocked kernel, in one run.
+
+PyTorch paths (same shapes, same thread count):
+  plain  softmax(q k^T / sqrt(d)) v with torch.matmul + torch.softmax
+  fused  torch.nn.functional._scaled_dot_product_attention (PyTorch 1.13's name for SDPA)
+attnviz: `attnviz bench kernels --json` for the same N, d, H and threads.
+
+Usage: /usr/bin/python3 bench/peers/torch_attention.py [--attnviz build/attnviz] [--threads 2]
+       [--sizes 1024,4096] [--dim 64] [--heads 8] [--json]
+GFLOP counts 4*N*N*d*H per forward (batch 1), as `attnviz bench kernels` does.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+
+def best_time(fn, min_seconds):
+    fn()  # warm-up
+    best, total, runs = float("inf"), 0.0, 0
+    while total < min_seconds or runs < 2:
+        t0 = time.perf_counter()
+        fn()
+        t = time.perf_counter() - t0
+        best, total, runs = min(best, t), total + t, runs + 1
+        if runs >= 30:
+            break
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--attnviz", default=None, help="path to the attnviz binary (default: build*/attnviz or PATH)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sizes", default="1024,4096")
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--min-seconds", type=float, default=0.5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import torch
+    torch.set_num_threads(args.threads)
+    sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None) or \
+        getattr(torch.nn.functional, "_scaled_dot_product_attention", None)
+
+    rows = []
+    for n in sizes:
+        g = torch.Generator().manual_seed(n)
+        q = torch.randn(1, args.heads, n, args.dim, generator=g)
+        k = torch.randn(1, args.heads, n, args.dim, generator=g)
+        v = torch.randn(1, args.heads, n, args.dim, generator=g)
+        scale = 1.0 / math.sqrt(args.dim)
+        gflop = 4.0 * n * n * args.dim * args.heads / 1e9
+
+        def plain():
+            with torch.no_grad():
+                return torch.matmul(torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1), v)
+
+        def fused():
+            with torch.no_grad():
+                out = sdpa(q, k, v)
+                return out[0] if isinstance(out, tuple) else out
+
+        ref = plain()
+        row = {"n": n, "gflop": gflop}
+        row["torch_plain_s"] = best_time(plain, args.min_seconds)
+        if sdpa is not None:
+            assert torch.allclose(fused(), ref, atol=1e-4), "SDPA and plain disagree"
+            row["torch_fused_s"] = best_time(fused, args.min_seconds)
+        rows.append(row)
+
+    exe = args.attnviz
+    if exe is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.dirname(os.path.dirname(here))
+        cands = [os.path.join(root, d, "attnviz") for d in sorted(os.listdir(root)) if d.startswith("build")]
+        cands = [c for c in cands if os.access(c, os.X_OK)] + [shutil.which("attnviz") or ""]
+        exe = next((c for c in cands if c), None)
+    peak = None
+    if exe:
+        out = subprocess.run([exe, "--threads", str(args.threads), "bench", "kernels", "--json", "--no-models",
+                              "--naive-max", "0", "--sizes", ",".join(map(str, sizes)),
+                              "--dim", str(args.dim), "--heads", str(args.heads)],
+                             check=True, capture_output=True, text=True).stdout
+        res = json.loads(out)
+        peak = res["peak_gflops_all_threads"]
+        by_n = {r["n"]: r for r in res["kernels"]}
+        for row in rows:
+            row["attnviz_s"] = by_n[row["n"]]["blocked_all_threads_s"]
+
+    for row in rows:
+        paths = [row["torch_plain_s"]] + ([row["torch_fused_s"]] if "torch_fused_s" in row else [])
+        row["torch_best_s"] = min(paths)
+        if "attnviz_s" in row:
+            row["attnviz_speedup_vs_best_torch"] = row["torch_best_s"] / row["attnviz_s"]
+
+    if args.json:
+        print(json.dumps({"threads": args.threads, "torch": torch.__version__, "fma_peak_gflops": peak,
+                          "attnviz": exe, "rows": rows}, indent=2))
+        return
+    print(f"attention forward, d={args.dim}, H={args.heads}, batch 1, {args.threads} threads, "
+          f"torch {torch.__version__}, attnviz {exe or '(not found)'}")
+    if peak:
+        print(f"measured FP32 FMA peak ({args.threads} threads): {peak:.1f} GFLOP/s")
+    print(f"{'N':>6} {'torch plain':>18} {'torch SDPA':>18} {'attnviz':>18} {'vs best torch':>14}")
+    for r in rows:
+        def cell(key):
+            if key not in r:
+                return "-"
+            return f"{r[key]*1e3:8.1f}ms {r['gflop']/r[key]:6.1f}GF"
+        sp = f"{r['attnviz_speedup_vs_best_torch']:.2f}x" if "attnviz_speedup_vs_best_torch" in r else "-"
+        print(f"{r['n']:>6} {cell('torch_plain_s'):>18} {cell('torch_fused_s'):>18} {cell('attnviz_s'):>18} {sp:>14}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
