@@ -148,7 +148,7 @@ void demo_mnist(DemoContext& ctx) {
     }
     render::OverlayOptions oo;
     oo.columns = 5;
-    oo.title = "saliency methods: CLS attention (last layer), rollout, flow, gradient-weighted rollout";
+    oo.title = "four saliency methods on the same digits";
     add_item(ctx, "methods", "Four saliency methods",
              "Rows are test digits. cls: the last layer's CLS attention (mean of heads); rollout and flow "
              "(Abnar & Zuidema 2020) follow attention through all layers with the residual added; grad-rollout "

@@ -96,28 +96,44 @@ void print_eval(const models::EvalResult& r, const std::string& model, const std
 
 }  // namespace
 
-// Confusion matrix as a heatmap: counts printed in the cells; the colour scale tops out at the
+// Confusion matrix as a heatmap: integer counts in the cells; the colour scale tops out at the
 // largest off-diagonal count so the errors are visible next to the large diagonal.
 void render_confusion(const models::EvalResult& r, const std::string& title, const fs::path& out) {
-  render::LabelledMatrix m;
-  m.values = Mat(10, 10);
+  using namespace render;
   double off = 1;
   for (int t = 0; t < 10; ++t)
-    for (int p = 0; p < 10; ++p) {
-      m.values(t, p) = static_cast<float>(r.confusion[t][p]);
+    for (int p = 0; p < 10; ++p)
       if (t != p) off = std::max(off, static_cast<double>(r.confusion[t][p]));
+  const Colormap& cmap = Colormap::get("viridis");
+  const ValueRange range{0, off};
+  const double cell = 38, left = 64, top = 44, grid = 10 * cell;
+  DrawList dl;
+  dl.width = left + grid + 110;
+  dl.height = top + grid + 56;
+  add_title(dl, title, dl.width, 8);
+  TextStyle small;
+  small.size = 11;
+  TextStyle axis = small;
+  axis.italic = true;
+  for (int t = 0; t < 10; ++t)
+    for (int p = 0; p < 10; ++p) {
+      const double x = left + p * cell, y = top + t * cell;
+      const long v = r.confusion[t][p];
+      Color c = cmap.at(range.to_unit(static_cast<double>(v)));
+      dl.add(Rect{x, y, cell, cell, c});
+      dl.add(Text{{x + cell / 2, y + cell / 2}, std::to_string(v), small, contrast_text_color(c), HAlign::Center,
+                  VAlign::Middle});
     }
-  for (int c = 0; c < 10; ++c) {
-    m.row_labels.push_back(std::to_string(c));
-    m.col_labels.push_back(std::to_string(c));
+  for (int k = 0; k < 10; ++k) {
+    dl.add(Text{{left - 6, top + k * cell + cell / 2}, std::to_string(k), small, kBlack, HAlign::Right, VAlign::Middle});
+    dl.add(Text{{left + k * cell + cell / 2, top + grid + 4}, std::to_string(k), small, kBlack, HAlign::Center,
+                VAlign::Top});
   }
-  m.title = title;
-  m.row_axis = "true class";
-  m.col_axis = "predicted class";
-  render::HeatmapOptions ho;
-  ho.scale.vmin = 0;
-  ho.scale.vmax = off;
-  render::paint_to_file(render::layout_heatmap(m, ho), out);
+  dl.add(Text{{left + grid / 2, top + grid + 24}, "predicted class", axis, kBlack, HAlign::Center, VAlign::Top});
+  dl.add(Text{{18, top + grid / 2}, "true class", axis, kBlack, HAlign::Center, VAlign::Middle, 90});
+  add_colorbar(dl, left + grid + 16, top, 14, grid, cmap, range,
+               "count (scale ends at the largest error count)");
+  paint_to_file(dl, out);
 }
 
 void add_train_mnist(CLI::App& parent) {

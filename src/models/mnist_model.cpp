@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <omp.h>
 
 namespace attnviz::models {
 
@@ -123,23 +124,40 @@ EvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch) {
   r.confusion.assign(10, {});
   r.predictions.resize(set.count);
   r.probabilities.resize(set.count);
-  double loss_sum = 0;
-  for (int start = 0; start < set.count; start += batch) {
-    int n = std::min(batch, set.count - start);
+  // Batches in parallel, one model replica per thread (forward only, so replicas are copies).
+  const int threads = std::max(1, std::min(omp_get_max_threads(), (set.count + batch - 1) / batch));
+  omp_set_max_active_levels(1);
+  std::vector<std::unique_ptr<MnistModel>> replicas;
+  for (int t = 1; t < threads; ++t) {
+    replicas.push_back(make_mnist_model(model.config(), 0));
+    const auto& src = model.params().params();
+    const auto& dst = replicas.back()->params().params();
+    for (size_t i = 0; i < src.size(); ++i) dst[i]->value = src[i]->value;
+  }
+  const int nb = (set.count + batch - 1) / batch;
+  std::vector<double> batch_loss(nb, 0.0);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int bi = 0; bi < nb; ++bi) {
+    const int tid = omp_get_thread_num();
+    MnistModel& m = tid == 0 ? model : *replicas[tid - 1];
+    const int start = bi * batch, n = std::min(batch, set.count - start);
     std::vector<int> idx(n), targets(n);
     for (int i = 0; i < n; ++i) idx[i] = start + i, targets[i] = set.labels[start + i];
-    Mat logits = model.forward(image_batch(set, idx));  // [n, classes]
-    auto ce = nn::softmax_cross_entropy(logits, targets);
-    loss_sum += ce.loss * n;
+    Mat logits = m.forward(image_batch(set, idx));  // [n, classes]
+    batch_loss[bi] = nn::softmax_cross_entropy(logits, targets).loss * n;
     for (int i = 0; i < n; ++i) {
       Eigen::Index p;
       float mx = logits.row(i).maxCoeff(&p);
       double z = (logits.row(i).array() - mx).exp().sum();
       r.predictions[start + i] = static_cast<int>(p);
       r.probabilities[start + i] = static_cast<float>(1.0 / z);
-      r.confusion[targets[i]][p] += 1;
-      if (p == targets[i]) ++r.correct;
     }
+  }
+  double loss_sum = 0;
+  for (double l : batch_loss) loss_sum += l;
+  for (int i = 0; i < set.count; ++i) {
+    r.confusion[set.labels[i]][r.predictions[i]] += 1;
+    if (r.predictions[i] == set.labels[i]) ++r.correct;
   }
   r.loss = set.count ? loss_sum / set.count : 0;
   return r;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <omp.h>
 
 namespace attnviz::models {
 
@@ -109,7 +110,15 @@ TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet
   }
   if (cb.on_start) cb.on_start(first_epoch);
 
+  // Replicas for the threads after the first (the first uses `model` itself). Nested regions
+  // (the engine's own loops) run on one thread inside the per-slice workers.
+  const int threads = std::max(1, omp_get_max_threads());
+  omp_set_max_active_levels(1);
+  std::vector<std::unique_ptr<MnistModel>> replicas;
+  for (int t = 1; t < threads; ++t) replicas.push_back(make_mnist_model(cfg, 0));
+
   const nn::Rng root(opt.seed);
+  double run_samples = 0;
   const nn::CrossEntropyOptions ce_opt{opt.label_smoothing};
   using Clock = std::chrono::steady_clock;
   for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
@@ -131,22 +140,53 @@ TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet
         nn::Rng aug = root.fork(0xA06ull << 32 | static_cast<std::uint64_t>(global));
         shift_batch(x, train.rows, train.cols, opt.shift, aug);
       }
-      model.params().zero_grad();
-      Mat logits = model.forward(x);
-      auto ce = nn::softmax_cross_entropy(logits, targets, ce_opt);
-      if (!std::isfinite(ce.loss))
+      // OpenMP over the batch: thread t runs forward + backward on its slice of the batch with its
+      // own replica (same parameter values), then the gradients are summed in thread order, so the
+      // result depends only on the thread count.
+      const int B = static_cast<int>(idx.size());
+      const int nt = std::max(1, std::min(threads, B));
+      std::vector<double> part_loss(nt, 0.0);
+      std::vector<long> part_correct(nt, 0);
+      for (int t = 1; t < nt; ++t) {
+        const auto& src = model.params().params();
+        const auto& dst = replicas[t - 1]->params().params();
+        for (size_t i = 0; i < src.size(); ++i) dst[i]->value = src[i]->value;
+      }
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+      for (int t = 0; t < nt; ++t) {
+        MnistModel& m = t == 0 ? model : *replicas[t - 1];
+        const int r0 = static_cast<int>(static_cast<long>(B) * t / nt), r1 = static_cast<int>(static_cast<long>(B) * (t + 1) / nt);
+        std::vector<int> tg(targets.begin() + r0, targets.begin() + r1);
+        m.params().zero_grad();
+        Mat logits = m.forward(x.middleRows(r0, r1 - r0));
+        auto ce = nn::softmax_cross_entropy(logits, tg, ce_opt);
+        // ce.dlogits is d(mean over the slice); the batch loss is the mean over all B rows.
+        ce.dlogits *= static_cast<float>(r1 - r0) / static_cast<float>(B);
+        m.backward(ce.dlogits);
+        part_loss[t] = ce.loss * (r1 - r0);
+        part_correct[t] = ce.correct;
+      }
+      double batch_loss = 0;
+      long batch_correct = 0;
+      for (int t = 0; t < nt; ++t) batch_loss += part_loss[t], batch_correct += part_correct[t];
+      batch_loss /= B;
+      if (!std::isfinite(batch_loss))
         throw TrainingDiverged(fmt::format(
-            "training stopped: the loss became {} at epoch {}, step {}{}", ce.loss, epoch + 1, s + 1,
+            "training stopped: the loss became {} at epoch {}, step {}{}", batch_loss, epoch + 1, s + 1,
             opt.checkpoint.empty() ? std::string(" (no checkpoint was requested)")
             : epoch > first_epoch || !opt.resume.empty()
                 ? "; the last good checkpoint (" + opt.checkpoint.string() + ", after epoch " + std::to_string(epoch) + ") is kept"
                 : "; no epoch finished, so no checkpoint was written"));
-      model.backward(ce.dlogits);
+      for (int t = 1; t < nt; ++t) {
+        const auto& dst = model.params().params();
+        const auto& src = replicas[t - 1]->params().params();
+        for (size_t i = 0; i < src.size(); ++i) dst[i]->grad += src[i]->grad;
+      }
       if (opt.clip > 0) nn::clip_grad_norm(model.params(), opt.clip);
       adam.step(opt.constant_lr ? opt.lr : nn::warmup_cosine(global, sched));
       ++result.steps;
-      loss_sum += ce.loss * static_cast<double>(idx.size());
-      correct += ce.correct;
+      loss_sum += batch_loss * B;
+      correct += batch_correct;
       seen += static_cast<long>(idx.size());
       if (cb.on_step) {
         StepInfo si;
@@ -167,6 +207,7 @@ TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet
     ei.train_loss = seen ? loss_sum / seen : 0;
     ei.train_accuracy = seen ? static_cast<double>(correct) / seen : 0;
     result.seconds += ei.seconds;
+    run_samples += seen;
     if (test.count > 0) ei.test_accuracy = evaluate_mnist(model, test).accuracy();
     result.epochs.push_back(ei);
     if (!opt.checkpoint.empty()) {
@@ -188,10 +229,7 @@ TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet
     if (cb.on_epoch) cb.on_epoch(ei);
     if (opt.max_steps > 0 && (epoch + 1) * steps_per_epoch >= opt.max_steps) break;
   }
-  long samples = 0;
-  for (size_t i = 0; i < result.epochs.size(); ++i) samples += 0;
-  result.samples_per_second = result.seconds > 0 ? static_cast<double>(result.steps) * opt.batch / result.seconds : 0;
-  (void)samples;
+  result.samples_per_second = result.seconds > 0 ? run_samples / result.seconds : 0;
   return result;
 }
 
