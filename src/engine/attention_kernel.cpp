@@ -481,10 +481,9 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       // Recompute P.
       P.noalias() = Q * K.transpose();
       for (int i = 0; i < g.Nq; ++i) {
-        const int vis = visible_keys(g, opt, b, i);
-        float* p = P.row(i).data();
-        for (int j = 0; j < g.Nk; ++j)
-          p[j] = (j < vis && l[i] > kNegInf) ? std::exp(p[j] * opt.scale - l[i]) : 0.f;
+        const int vis = l[i] > kNegInf ? visible_keys(g, opt, b, i) : 0;
+        P.row(i).head(vis) = (P.row(i).head(vis).array() * opt.scale - l[i]).exp().matrix();   // vectorised exp
+        P.row(i).tail(g.Nk - vis).setZero();
       }
       // dV = P^T dO
       dV.noalias() = P.transpose() * dO;
