@@ -10,6 +10,7 @@
 #include <attnviz/models/translator.hpp>
 
 #include <fmt/core.h>
+#include <omp.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -61,6 +62,16 @@ ParallelCorpus load_data(const DataOptions& d, SyntheticSplit split, const Token
   return generate_synthetic({.count = d.synthetic, .seed = d.seed, .split = split});
 }
 
+// These models multiply small matrices ([32, 192] x [192, 384]): threads cost more in barriers
+// than they save, and on a loaded machine spinning OpenMP threads slow everything down. So one
+// thread unless --threads asks for more.
+void default_threads() {
+  if (globals().threads == 0) {
+    omp_set_num_threads(1);
+    nn::set_threads(1);
+  }
+}
+
 std::string pct(double x) { return fmt::format("{:.1f}%", 100.0 * x); }
 
 }  // namespace
@@ -70,6 +81,7 @@ void add_train_translate(CLI::App& parent) {
   struct Opts {
     DataOptions data;
     TranslatorConfig cfg;
+    Opts() { train.epochs = 4; }
     std::string attention = "additive";
     TrainOptions train;
     int min_count = 1;
@@ -79,7 +91,7 @@ void add_train_translate(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
-  add_data_options(sub, o->data, 20000, 1);
+  add_data_options(sub, o->data, 10000, 1);
   sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text");
   sub->add_flag("--pretokenized", o->cfg.pretokenized, "text is already tokenized: split on spaces only");
   sub->add_option("--min-count", o->min_count, "words seen fewer times become <unk>")->check(CLI::PositiveNumber);
@@ -103,6 +115,7 @@ void add_train_translate(CLI::App& parent) {
   sub->add_flag("--resume", o->resume, "continue from OUT.ckpt (same data options)");
   set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors");
   sub->callback([o] {
+    default_threads();
     o->cfg.attention = nn::parse_score(o->attention);
     const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
@@ -178,6 +191,7 @@ void add_eval_translate(CLI::App& parent) {
   sub->add_flag("--json", o->json, "print JSON instead of a table");
   set_example(sub, "attnviz eval translate --model models/additive.safetensors --model models/dot.safetensors --synthetic 500");
   sub->callback([o] {
+    default_threads();
     o->eval.align.method = parse_align_method(o->method);
     nlohmann::json js = nlohmann::json::array();
     if (!o->json)
@@ -244,6 +258,7 @@ void add_record_translate(CLI::App& parent) {
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
   sub->callback([o] {
+    default_threads();
     if (o->text.empty() == o->from.empty()) throw UsageError("give either --text or --from-corpus");
     auto model = load_translator(o->model);
     std::vector<AttentionRecord> recs;
