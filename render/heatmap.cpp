@@ -13,15 +13,6 @@ namespace {
 const Color kSure = Color::rgb8(228, 26, 28);      // red: visible on every sequential colormap here
 const Color kAxisText{0.15, 0.15, 0.15, 1};
 
-// Widest label (points) in style, capped at cap.
-double widest(const std::vector<std::string>& labels, const TextStyle& st, double cap) {
-  double w = 0;
-  for (const auto& l : labels) {
-    w = std::max(w, measure_text(l, st).width);
-    if (w >= cap) return cap;
-  }
-  return w;
-}
 }  // namespace
 
 DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
@@ -47,12 +38,23 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   for (int i = 0; cl.empty() && i < K; ++i) cl.push_back(std::to_string(i));
   double row_w = 0, col_h = 0;
   if (labels) {
-    std::vector<std::string> all = rl;
-    all.insert(all.end(), cl.begin(), cl.end());
-    ls.size = fit_font_size(all, ls, 1e9, cell * 0.98, 3.5, 11);
+    // Unhinted metrics scale linearly with the size: measure every label once at 10 pt, then fit
+    // the size to the cell height and derive the label widths.
+    TextStyle ref;
+    ref.size = 10;
+    double wr = 0, wc = 0, hmax = 0;
+    for (const auto& l : rl) {
+      TextExtent e = measure_text(l, ref);
+      wr = std::max(wr, e.width), hmax = std::max(hmax, e.height);
+    }
+    for (const auto& l : cl) {
+      TextExtent e = measure_text(l, ref);
+      wc = std::max(wc, e.width), hmax = std::max(hmax, e.height);
+    }
+    ls.size = std::clamp(std::floor(2 * 10 * cell * 0.98 / std::max(hmax, 1e-9)) / 2, 3.5, 11.0);
     ls.max_width = opt.max_label_width;
-    row_w = widest(rl, ls, opt.max_label_width);
-    col_h = widest(cl, ls, opt.max_label_width);
+    row_w = std::min(opt.max_label_width, wr * ls.size / 10);
+    col_h = std::min(opt.max_label_width, wc * ls.size / 10);
   }
 
   DrawList out;

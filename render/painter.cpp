@@ -260,7 +260,8 @@ SurfacePtr paint_image(const DrawList& list, const PaintOptions& opt) {
   // the surface is only used before the next call on this thread.
   thread_local std::vector<unsigned char> pixels;
   int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
-  pixels.assign(static_cast<size_t>(stride) * h, 0);
+  // No clearing needed: Painter::paint starts by painting the background with OPERATOR_SOURCE.
+  if (pixels.size() < static_cast<size_t>(stride) * h) pixels.resize(static_cast<size_t>(stride) * h);
   SurfacePtr s(cairo_image_surface_create_for_data(pixels.data(), CAIRO_FORMAT_ARGB32, w, h, stride));
   check(cairo_surface_status(s.get()), "creating the PNG surface");
   ContextPtr cr(cairo_create(s.get()));

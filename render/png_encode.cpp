@@ -24,15 +24,13 @@ void chunk(std::string& out, const char* type, const std::string& body) {
 }  // namespace
 
 std::string encode_png_argb32(const unsigned char* data, int width, int height, int stride, double dpi) {
-  bool opaque = true;
-  for (int y = 0; y < height && opaque; ++y) {
+  // Opaque when every alpha byte is 255 (an AND over all pixels; branch-free so it vectorizes).
+  std::uint32_t all = 0xFFFFFFFFu;
+  for (int y = 0; y < height; ++y) {
     auto* row = reinterpret_cast<const std::uint32_t*>(data + static_cast<size_t>(y) * stride);
-    for (int x = 0; x < width; ++x)
-      if ((row[x] >> 24) != 255) {
-        opaque = false;
-        break;
-      }
+    for (int x = 0; x < width; ++x) all &= row[x];
   }
+  const bool opaque = (all >> 24) == 255;
   const int bpp = opaque ? 3 : 4;
   const size_t row_bytes = static_cast<size_t>(width) * bpp + 1;
   // Buffers reused across calls on a thread: fresh multi-megabyte allocations cost page faults.
@@ -50,28 +48,33 @@ std::string encode_png_argb32(const unsigned char* data, int width, int height, 
     // Otherwise filter "sub": each byte minus the same byte of the pixel to the left.
     f[0] = 1;
     unsigned char* o = f + 1;
-    unsigned pr = 0, pg = 0, pb = 0, pa = 0;
-    for (int x = 0; x < width; ++x) {
-      std::uint32_t px = row[x], a = px >> 24;
-      std::uint32_t r = (px >> 16) & 255, g = (px >> 8) & 255, b = px & 255;
-      if (opaque) {
-        o[0] = static_cast<unsigned char>(r - pr), o[1] = static_cast<unsigned char>(g - pg), o[2] = static_cast<unsigned char>(b - pb);
-        o += 3;
-      } else {
+    if (opaque) {
+      // Premultiplied equals straight colour when alpha is 255.
+      std::uint32_t prev = 0;
+      for (int x = 0; x < width; ++x, o += 3) {
+        std::uint32_t px = row[x];
+        o[0] = static_cast<unsigned char>((px >> 16) - (prev >> 16));
+        o[1] = static_cast<unsigned char>((px >> 8) - (prev >> 8));
+        o[2] = static_cast<unsigned char>(px - prev);
+        prev = px;
+      }
+    } else {
+      unsigned pr = 0, pg = 0, pb = 0, pa = 0;
+      for (int x = 0; x < width; ++x, o += 4) {
+        std::uint32_t px = row[x], a = px >> 24;
+        std::uint32_t r = (px >> 16) & 255, g = (px >> 8) & 255, b = px & 255;
         if (a != 255) {  // un-premultiply
           r = a ? (r * 255 + a / 2) / a : 0, g = a ? (g * 255 + a / 2) / a : 0, b = a ? (b * 255 + a / 2) / a : 0;
         }
         o[0] = static_cast<unsigned char>(r - pr), o[1] = static_cast<unsigned char>(g - pg);
         o[2] = static_cast<unsigned char>(b - pb), o[3] = static_cast<unsigned char>(a - pa);
-        o += 4;
-        pa = a;
+        pr = r, pg = g, pb = b, pa = a;
       }
-      pr = r, pg = g, pb = b;
     }
   }
   // zlib level 1: filtered plot rows are mostly runs of zeros, which the fastest level already finds.
   z_stream zs{};
-  if (deflateInit2(&zs, 1, Z_DEFLATED, 15, 8, Z_RLE) != Z_OK) throw InputError("", "PNG compression failed");
+  if (deflateInit2(&zs, 1, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw InputError("", "PNG compression failed");
   z.resize(deflateBound(&zs, static_cast<uLong>(raw.size())));
   zs.next_in = raw.data();
   zs.avail_in = static_cast<uInt>(raw.size());
