@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "test_util.hpp"
 
 using namespace attnviz;
@@ -114,4 +116,29 @@ TEST_CASE("corpus BLEU-4") {
   auto c = corpus_bleu({S{"the", "the", "the"}}, {S{"the", "cat"}});
   CHECK(c.precisions[0] == doctest::Approx(1.0 / 3.0));
   CHECK(c.bleu == 0.0);
+}
+
+TEST_CASE("align CLI: record + gold, --score on files alone, bad input exits 2") {
+  auto dir = temp_dir("align_cli");
+  auto r = run_cli("align '" + sample("alignment_6x7.safetensors").string() + "' --gold '" +
+                   sample("alignment_6x7.gold").string() + "'");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("0-0 1-1 4-2 5-3 6-4 3-5") != std::string::npos);
+  CHECK(r.out.find("AER 0.0000") != std::string::npos);
+  spit(dir / "pred.txt", "1-1 2-3 3-3 4-4\n");   // 1-based: = 0-0 1-2 2-2 3-3
+  spit(dir / "gold.txt", "1-1 2-2 4-3 3p3\n");   // 1-based: S = 0-0 1-1 3-2, P adds 2-2
+  auto s = run_cli("align --score '" + (dir / "pred.txt").string() + "' --gold '" + (dir / "gold.txt").string() +
+                   "' --one-indexed --json");
+  CHECK(s.code == 0);
+  CHECK(s.out.find("\"aer\": 0.5714") != std::string::npos);
+  spit(dir / "two.txt", "0-0\n1-1\n");
+  CHECK(run_cli("align --score '" + (dir / "two.txt").string() + "' --gold '" + (dir / "gold.txt").string() + "'").code == 2);
+  spit(dir / "bad.txt", "0-x\n");
+  auto b = run_cli("align --score '" + (dir / "bad.txt").string() + "' --gold '" + (dir / "gold.txt").string() + "'");
+  CHECK(b.code == 2);
+  CHECK(b.out.find("bad.txt") != std::string::npos);
+  CHECK(run_cli("align --score x").code == 1);
+  auto c = run_cli("corpus translate --synthetic 3 --seed 1");
+  CHECK(c.code == 0);
+  CHECK(std::count(c.out.begin(), c.out.end(), '\n') == 3);
 }
