@@ -8,6 +8,8 @@
 //   one word becomes two            tomorrow -> am morgen, grandmother -> gross mutter
 //   two words become one            apple tree -> apfelbaum, post office -> postamt
 //   an article that disappears      a dog -> hund   ("a" gets only possible links to the noun)
+//   gender agreement                the dog -> der hund  ("der" is sure to "the", possible to "dog":
+//                                   the noun decides the article's form)
 //   negation moved to clause end    does not see the cat -> sieht die katze nicht
 //                                   ("does" is a possible link of the verb, "see" a sure one)
 #include <attnviz/corpus.hpp>
@@ -141,7 +143,11 @@ void target_np(const NounPhrase& np, Builder& b) {
     return;
   }
   const Noun& n = kNouns[np.noun];
-  if (np.definite) b.t(n.gender == 'm' ? "der" : n.gender == 'f' ? "die" : "das", {np.det_idx});
+  // The article's form (der/die/das) is chosen by the noun's gender, so the noun is a possible link.
+  if (np.definite) {
+    const char* art = n.gender == 'm' ? "der" : n.gender == 'f' ? "die" : "das";
+    np.noun_idx2 >= 0 ? b.t(art, {np.det_idx}, {np.noun_idx, np.noun_idx2}) : b.t(art, {np.det_idx}, {np.noun_idx});
+  }
   auto noun_word = [&](const char* w) {
     const bool two = np.noun_idx2 >= 0;  // two English words become this one target word
     if (np.definite) two ? b.t(w, {np.noun_idx, np.noun_idx2}) : b.t(w, {np.noun_idx});
