@@ -127,7 +127,10 @@ class Painter {
     // Cells that touch must not show seams of background between them in a PNG: fill without
     // antialiasing (cell edges are whole points, so whole pixels at integer scales).
     if (plain && raster_) cairo_set_antialias(cr_, CAIRO_ANTIALIAS_NONE);
-    cairo_rectangle(cr_, r.x, r.y, r.w, r.h);
+    // SVG/PDF viewers antialias each shape, so touching cells show hairline seams; an overlap of
+    // 0.3 pt to the right and bottom (covered by the next cell, drawn later) closes them.
+    double grow = plain && !raster_ && r.fill.a >= 1 ? 0.3 : 0.0;
+    cairo_rectangle(cr_, r.x, r.y, r.w + grow, r.h + grow);
     if (r.hatched) {
       set_color(cr_, r.fill);
       cairo_fill(cr_);
