@@ -17,7 +17,7 @@ namespace {
 struct BenchKernelsOptions {
   std::vector<int> sizes = {128, 512, 1024, 2048, 4096, 8192};
   int d = 64, heads = 8;
-  bool json = false, quick = false, no_models = false;
+  bool json = false, quick = false, no_models = false, memory_only = false;
   int naive_max = 2048;
 };
 
@@ -32,6 +32,7 @@ void run(const BenchKernelsOptions& o) {
   ko.heads = o.heads;
   ko.threads = all;
   ko.naive_max_n = o.naive_max;
+  ko.timings = !o.memory_only;
   ko.min_seconds = o.quick ? 0.05 : 0.25;
   const double peak1 = nn::fma_peak_gflops(1, o.quick ? 0.05 : 0.2);
   const double peak_all = nn::fma_peak_gflops(all, o.quick ? 0.05 : 0.2);
@@ -80,7 +81,7 @@ void run(const BenchKernelsOptions& o) {
     e["workspace_mib"] = r.workspace_mib;
     j["kernels"].push_back(e);
   }
-  if (!o.no_models) {
+  if (!o.no_models && !o.memory_only) {
     auto shapes = nn::bench_model_shapes(all, o.quick ? 0.05 : 0.2);
     if (!o.json) fmt::print("\nmodel shapes ({} threads){:>30} {:>12}\n", all, "forward ms", "fwd+bwd ms");
     j["model_shapes"] = nlohmann::json::array();
@@ -106,6 +107,7 @@ void add_bench_kernels(CLI::App& parent) {
   sub->add_option("--naive-max", o->naive_max, "largest N for the (slow) naive reference");
   sub->add_flag("--quick", o->quick, "only N <= 1024, shorter timings");
   sub->add_flag("--no-models", o->no_models, "skip the model-shape forward/backward timings");
+  sub->add_flag("--memory-only", o->memory_only, "measure only the peak extra memory (e.g. --sizes 16384)");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
   set_example(sub, "attnviz bench kernels --sizes 1024,4096 --threads 2");
   sub->callback([o] { run(*o); });

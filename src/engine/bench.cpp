@@ -151,12 +151,14 @@ std::vector<KernelBenchRow> bench_kernels(const KernelBenchOptions& opt) {
       o.threads = t;
       attention_blocked(q.data(), k.data(), v.data(), out.data(), s, o);
     };
-    r.blocked_1t_s = best_time([&] { run(1); }, opt.min_seconds);
-    r.blocked_all_s = best_time([&] { run(all); }, opt.min_seconds);
-    r.gflops_1t = r.gflop / r.blocked_1t_s;
-    r.gflops_all = r.gflop / r.blocked_all_s;
-    r.speedup_threads = r.blocked_1t_s / r.blocked_all_s;
-    if (n <= opt.naive_max_n) {
+    if (opt.timings) {
+      r.blocked_1t_s = best_time([&] { run(1); }, opt.min_seconds);
+      r.blocked_all_s = best_time([&] { run(all); }, opt.min_seconds);
+      r.gflops_1t = r.gflop / r.blocked_1t_s;
+      r.gflops_all = r.gflop / r.blocked_all_s;
+      r.speedup_threads = r.blocked_1t_s / r.blocked_all_s;
+    }
+    if (opt.timings && n <= opt.naive_max_n) {
       KernelOptions o = ko;
       o.threads = all;
       r.naive_all_s = best_time([&] { attention_naive(q.data(), k.data(), v.data(), out.data(), s, o); },

@@ -17,6 +17,7 @@ struct KernelBenchOptions {
   int threads = 0;       // "all threads" (0 = nn::threads())
   int naive_max_n = 2048;  // the naive reference is O(N^2) memory and slow: skip above this
   double min_seconds = 0.25;  // repeat each measurement at least this long, keep the best run
+  bool timings = true;        // false: only measure memory (for sizes too slow to time)
 };
 
 struct KernelBenchRow {
