@@ -51,7 +51,7 @@ std::vector<std::string> token_row(const NpzMember& m, const std::string& path, 
   const auto& a = m.array;
   if (a.shape.size() == 1) return a.strings;
   if (a.shape.size() == 2) {
-    if (opt.batch >= a.shape[0])
+    if (opt.batch < 0 || opt.batch >= a.shape[0])
       throw InputError(path, "--batch " + std::to_string(opt.batch) + " is out of range: '" + m.name + "' has " +
                                  std::to_string(a.shape[0]) + " rows");
     const auto t = a.shape[1];
@@ -246,7 +246,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
     const auto H = rank >= 3 ? a.shape[rank - 3] : 1;
     const auto B = rank == 5 ? a.shape[1] : 1;
     const auto L = rank >= 4 ? a.shape[0] : 1;
-    if (rank == 5 && opt.batch >= B)
+    if (rank == 5 && (opt.batch < 0 || opt.batch >= B))
       throw InputError(path, "--batch " + std::to_string(opt.batch) + " is out of range: " + label +
                                  " has a batch axis of " + std::to_string(B));
     const std::int64_t b = rank == 5 ? opt.batch : 0;

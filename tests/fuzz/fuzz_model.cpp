@@ -1,22 +1,19 @@
-// libFuzzer target: every model-file loader (MNIST models, text classifiers, translator).
+// libFuzzer target: every model-file loader (MNIST vit/pool, text classifiers, translators).
 #include "fuzz_common.hpp"
 #include "fuzz_file.hpp"
-
-#include <attnviz/models/mnist.hpp>
-#include <attnviz/models/textcls.hpp>
-#include <attnviz/models/translator.hpp>
+#include "model_loaders.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = attnviz::fuzz::to_temp_file(data, size, ".safetensors");
   return attnviz::fuzz::run(data, size, [&](const std::string&) {
     try {
-      (void)attnviz::load_mnist_model(path);
+      attnviz::fuzz::load_mnist(path);
     } catch (const attnviz::InputError&) {
     }
     try {
-      (void)attnviz::load_textcls_model(path);
+      attnviz::fuzz::load_textcls(path);
     } catch (const attnviz::InputError&) {
     }
-    (void)attnviz::load_translator(path);
+    attnviz::fuzz::load_translator(path);
   });
 }
