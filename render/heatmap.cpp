@@ -194,7 +194,9 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   double cb_h = std::max(mh, 120.0);
   double legend_y = my + cb_h;
   if (opt.colorbar) {
-    std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized weight" : "attention weight";
+    std::string label = !opt.colorbar_label.empty() ? opt.colorbar_label
+                        : opt.scale.norm == Normalization::PerRow ? "row-normalized weight"
+                                                                  : "attention weight";
     double used = add_colorbar(out, right + 14, my, 12, cb_h, cmap, range, label, non_finite);
     right += 14 + used;
     legend_y = my + cb_h + (non_finite > 0 ? 24 : 0);

@@ -315,6 +315,11 @@ TEST_CASE("CLI: render heatmap/grid/lines/overlay, exit codes") {
   CHECK_MESSAGE(r.code == 0, r.out);
   r = run_cli("render overlay '" + vis.string() + "' --strip -o " + out("strip.png"));
   CHECK_MESSAGE(r.code == 0, r.out);
+#if __has_include(<attnviz/saliency.hpp>)
+  r = run_cli("render overlay '" + vis.string() + "' --all --method rollout -o " + out("rollout.png"));
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(run_cli("render overlay '" + vis.string() + "' --method magic -o " + out("bad.png")).code == 1);
+#endif
   int files = count_files(dir);
   // Usage errors exit 1, bad input exits 2, and nothing is written.
   CHECK(run_cli("render heatmap " + s + " -o " + out("bad.gif")).code == 1);
@@ -325,5 +330,5 @@ TEST_CASE("CLI: render heatmap/grid/lines/overlay, exit codes") {
   CHECK(run_cli("render heatmap " + s + " --gold " + out("broken.gold") + " -o " + out("bad.png")).code == 2);
   spit(dir / "junk.safetensors", "not a record");
   CHECK(run_cli("render heatmap " + out("junk.safetensors") + " -o " + out("bad.png")).code == 2);
-  CHECK(count_files(dir) == files + 2);  // only the two inputs written above
+  CHECK(count_files(dir) == files + 2);  // only the two inputs written above (no bad.png)
 }

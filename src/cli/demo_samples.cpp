@@ -60,6 +60,7 @@ void demo_samples(DemoContext& ctx) {
   double m = diff.values.cwiseAbs().maxCoeff();
   HeatmapOptions d;
   d.cmap = "coolwarm";
+  d.colorbar_label = "weight difference";
   d.scale.vmin = -m;
   d.scale.vmax = m;
   add_figure(ctx, layout_heatmap(diff, d), "samples_difference", "Difference between two heads",

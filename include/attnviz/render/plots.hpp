@@ -53,6 +53,7 @@ struct HeatmapOptions {
   ScaleOptions scale;
   int values_max_size = 20;   // print cell values when rows and columns are both <= this; 0 = never
   bool colorbar = true;
+  std::string colorbar_label; // "" = "attention weight" (or "row-normalized weight")
   bool labels = true;         // token labels on both axes
   std::string title;          // "" = LabelledMatrix::title; "-" = no title
   double cell = 0;            // points per cell; 0 = automatic (larger for small matrices)
