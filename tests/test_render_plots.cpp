@@ -8,6 +8,10 @@
 
 #include <doctest/doctest.h>
 
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#include <stb/stb_image.h>
+
 #include <cmath>
 #include <limits>
 #include <algorithm>
@@ -114,6 +118,30 @@ TEST_CASE("heatmap: PNG size, signature, and cell-centre colours equal the color
       for (int ch = 0; ch < 3; ++ch) CHECK(std::abs(int(px[ch]) - int(want[ch])) <= 1);
       CHECK(px[3] == 255);
     }
+}
+
+TEST_CASE("the PNG encoder round-trips through a third-party decoder (stb_image), opaque and with alpha") {
+  AttentionRecord rec = make_record(1, 12, 9);
+  for (bool transparent : {false, true}) {
+    CAPTURE(transparent);
+    DrawList dl = layout_heatmap(select_matrix(rec, {}), HeatmapOptions{});
+    if (transparent) dl.background = Color{1, 1, 1, 0.25};
+    PaintOptions po;
+    po.scale = 1.5;
+    std::string png = paint_to_bytes(dl, Format::Png, po);
+    Raster want = paint_to_raster(dl, po);
+    int w = 0, h = 0, n = 0;
+    unsigned char* got = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(png.data()),
+                                               static_cast<int>(png.size()), &w, &h, &n, 4);
+    REQUIRE(got != nullptr);
+    CHECK(w == want.width);
+    CHECK(h == want.height);
+    CHECK(n == (transparent ? 4 : 3));
+    long bad = 0;
+    for (size_t i = 0; i < want.rgba.size(); ++i) bad += std::abs(int(got[i]) - int(want.rgba[i])) > 1;
+    CHECK(bad == 0);
+    stbi_image_free(got);
+  }
 }
 
 TEST_CASE("heatmap: SVG has one filled shape per cell and rsvg-convert accepts it; PDF passes pdftoppm") {
