@@ -122,12 +122,14 @@ TEST_CASE("heatmap: PNG size, signature, and cell-centre colours equal the color
 
 TEST_CASE("the PNG encoder round-trips through a third-party decoder (stb_image), opaque and with alpha") {
   AttentionRecord rec = make_record(1, 12, 9);
-  for (bool transparent : {false, true}) {
-    CAPTURE(transparent);
+  for (int variant = 0; variant < 4; ++variant) {
+    bool transparent = variant & 1;
+    CAPTURE(variant);
     DrawList dl = layout_heatmap(select_matrix(rec, {}), HeatmapOptions{});
     if (transparent) dl.background = Color{1, 1, 1, 0.25};
     PaintOptions po;
     po.scale = 1.5;
+    po.small_png = variant & 2;
     std::string png = paint_to_bytes(dl, Format::Png, po);
     Raster want = paint_to_raster(dl, po);
     int w = 0, h = 0, n = 0;

@@ -19,7 +19,9 @@ using namespace attnviz::render;
 // Writes one figure as stem.png/.svg/.pdf into the gallery and adds it to the page.
 void add_figure(DemoContext& ctx, const DrawList& dl, const std::string& stem, const std::string& title,
                 const std::string& caption) {
-  for (const char* ext : {".png", ".svg", ".pdf"}) paint_to_file(dl, ctx.out / (stem + ext));
+  PaintOptions po;
+  po.small_png = true;  // gallery files are kept; size matters more than milliseconds here
+  for (const char* ext : {".png", ".svg", ".pdf"}) paint_to_file(dl, ctx.out / (stem + ext), po);
   ctx.items.push_back({"Samples", title, caption, stem + ".png", {stem + ".svg", stem + ".pdf"}});
 }
 }  // namespace

@@ -54,6 +54,7 @@ void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
   c.vmin_opt = sub->add_option("--vmin", c.vmin, "value at the bottom of the colour scale");
   c.vmax_opt = sub->add_option("--vmax", c.vmax, "value at the top of the colour scale");
   sub->add_option("--scale", c.paint.scale, "PNG pixels per point (2 = crisp on high-DPI screens)")->check(CLI::Range(0.1, 16.0));
+  sub->add_flag("--small-png", c.paint.small_png, "compress the PNG harder (about 3x smaller, a little slower)");
   sub->add_option("--dpi", c.paint.dpi, "PNG resolution in dots per inch (overrides --scale; 144 = --scale 2)")->check(CLI::Range(7.2, 1152.0));
 }
 
