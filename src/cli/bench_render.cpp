@@ -86,7 +86,7 @@ void add_bench_render(CLI::App& parent) {
   auto o = std::make_shared<Opt>();
   sub->add_option("--seconds", o->seconds, "time spent on each case")->check(CLI::Range(0.01, 600.0));
   sub->add_flag("--json", o->json, "print the results as JSON");
-  sub->add_option("--case", o->only, "run only this case (heatmap64-png, heatmap64-svg, grid4x8-png)");
+  sub->add_option("--case", o->only, "run only this case (heatmap64-png, heatmap64-png-small, heatmap64-svg, grid4x8-png)");
   sub->callback([o] {
     // The heatmap: 64 tokens on both axes, colorbar, title; values are not printed above 20x20.
     AttentionRecord heat;
@@ -96,8 +96,11 @@ void add_bench_render(CLI::App& parent) {
     AttentionRecord grid;
     for (int l = 0; l < 4; ++l) grid.tensors.push_back(random_attention(fmt::format("encoder.layer{}.self", l), 8, 32, 10 + l));
     PaintOptions paint;  // scale 2
+    PaintOptions small = paint;
+    small.small_png = true;
     std::vector<Case> cases = {
         {"heatmap64-png", [&] { return paint_to_bytes(layout_heatmap(select_matrix(heat, {}), {}), Format::Png, paint); }},
+        {"heatmap64-png-small", [&] { return paint_to_bytes(layout_heatmap(select_matrix(heat, {}), {}), Format::Png, small); }},
         {"heatmap64-svg", [&] { return paint_to_bytes(layout_heatmap(select_matrix(heat, {}), {}), Format::Svg, paint); }},
         {"grid4x8-png", [&] { return paint_to_bytes(layout_grid(grid, {}), Format::Png, paint); }},
     };
@@ -118,11 +121,11 @@ void add_bench_render(CLI::App& parent) {
         }
         out.push_back(j);
       } else {
-        fmt::print("{:<14} {:8.1f} figures/s  {:7.2f} ms/figure CPU  ({:.1f}/s wall; {} figures, {} KiB each)\n", r.name,
+        fmt::print("{:<20} {:8.1f} figures/s  {:7.2f} ms/figure CPU  ({:.1f}/s wall; {} figures, {} KiB each)\n", r.name,
                    r.figures_per_s, r.ms_per_figure, r.wall_figures_per_s, r.iterations, r.bytes / 1024);
       }
     }
-    if (!any) throw UsageError("unknown --case '" + o->only + "' (known: heatmap64-png, heatmap64-svg, grid4x8-png)");
+    if (!any) throw UsageError("unknown --case '" + o->only + "' (known: heatmap64-png, heatmap64-png-small, heatmap64-svg, grid4x8-png)");
     if (o->json) fmt::print("{}\n", out.dump(2));
   });
 }
