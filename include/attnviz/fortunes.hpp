@@ -27,7 +27,7 @@ struct FortunesOptions {
   std::vector<std::string> categories = default_fortune_categories();
   int min_words = 3;        // entries with fewer word tokens are dropped
   int max_words = 60;       // ... and with more (long stories make poor highlighted-text figures)
-  int max_per_class = 400;  // cap per category (evenly spaced over the file; 0 = no cap)
+  int max_per_class = 0;    // cap per category (evenly spaced over the file; 0 = no cap)
 };
 
 // Splits one fortune file into entries. Entries are separated by lines holding only `%`;

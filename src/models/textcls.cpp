@@ -33,6 +33,7 @@ void TextClsConfig::validate() const {
   }
   need(max_len > 0 && max_len <= 4096, "max-len must be in [1, 4096]");
   need(dropout >= 0.f && dropout < 1.f, "dropout must be in [0, 1)");
+  need(word_dropout >= 0.f && word_dropout < 1.f, "word-dropout must be in [0, 1)");
   need(vocab > Vocabulary::kSpecials, "empty vocabulary");
   need(classes >= 2, "at least two classes are needed");
 }
@@ -40,7 +41,8 @@ void TextClsConfig::validate() const {
 std::string TextClsConfig::to_json() const {
   json j = {{"arch", arch},     {"score", score},   {"embed", embed}, {"hidden", hidden},
             {"attn_hidden", attn_hidden}, {"dim", dim}, {"layers", layers}, {"heads", heads},
-            {"mlp", mlp},       {"max_len", max_len}, {"dropout", dropout}, {"vocab", vocab},
+            {"mlp", mlp},       {"max_len", max_len}, {"dropout", dropout}, {"word_dropout", word_dropout},
+            {"embed_skip", embed_skip}, {"vocab", vocab},
             {"classes", classes}};
   return j.dump();
 }
@@ -60,6 +62,8 @@ TextClsConfig TextClsConfig::from_json(const std::string& text, const std::strin
     c.mlp = j.value("mlp", c.mlp);
     c.max_len = j.value("max_len", c.max_len);
     c.dropout = j.value("dropout", c.dropout);
+    c.word_dropout = j.value("word_dropout", c.word_dropout);
+    c.embed_skip = j.value("embed_skip", c.embed_skip);
     c.vocab = j.at("vocab").get<int>();
     c.classes = j.at("classes").get<int>();
   } catch (const json::exception& e) {
@@ -165,6 +169,55 @@ LoadedTextModel load_textcls_model(const std::filesystem::path& path) {
   out.model->params().load_from(f, p);
   out.metadata = f.metadata;
   return out;
+}
+
+// -------------------------------------------------------------------------------- data source
+TextSplit TextDataSource::load() const {
+  TextDataset ds = tsv.empty() ? load_fortunes(fortunes) : read_text_tsv(tsv);
+  if (ds.labels.size() < 2)
+    throw InputError(tsv.string(), "needs at least two different labels, found " + std::to_string(ds.labels.size()));
+  return stratified_split(ds, test_fraction, split_seed);
+}
+
+std::string TextDataSource::describe() const {
+  if (!tsv.empty()) return tsv.string();
+  std::string cats;
+  for (const auto& c : fortunes.categories) cats += (cats.empty() ? "" : ", ") + c;
+  return "fortunes (" + cats + ")";
+}
+
+std::map<std::string, std::string> TextDataSource::to_metadata() const {
+  std::map<std::string, std::string> m;
+  m["data.tsv"] = tsv.string();
+  m["data.fortunes_dir"] = fortunes.dir.string();
+  m["data.categories"] = json(fortunes.categories).dump();
+  m["data.min_words"] = std::to_string(fortunes.min_words);
+  m["data.max_words"] = std::to_string(fortunes.max_words);
+  m["data.max_per_class"] = std::to_string(fortunes.max_per_class);
+  m["data.test_fraction"] = json(test_fraction).dump();
+  m["data.split_seed"] = std::to_string(split_seed);
+  return m;
+}
+
+TextDataSource TextDataSource::from_metadata(const std::map<std::string, std::string>& meta, const std::string& path) {
+  TextDataSource d;
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  try {
+    if (auto v = get("data.tsv")) d.tsv = *v;
+    if (auto v = get("data.fortunes_dir")) d.fortunes.dir = *v;
+    if (auto v = get("data.categories")) d.fortunes.categories = json::parse(*v).get<std::vector<std::string>>();
+    if (auto v = get("data.min_words")) d.fortunes.min_words = std::stoi(*v);
+    if (auto v = get("data.max_words")) d.fortunes.max_words = std::stoi(*v);
+    if (auto v = get("data.max_per_class")) d.fortunes.max_per_class = std::stoi(*v);
+    if (auto v = get("data.test_fraction")) d.test_fraction = json::parse(*v).get<double>();
+    if (auto v = get("data.split_seed")) d.split_seed = std::stoull(*v);
+  } catch (const std::exception& e) {
+    throw InputError(path, std::string("bad data.* metadata: ") + e.what());
+  }
+  return d;
 }
 
 // --------------------------------------------------------------------------------- evaluation

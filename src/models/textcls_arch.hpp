@@ -7,10 +7,20 @@
 
 namespace attnviz::models {
 
-// ids -> Embedding [B*T, E] -> Dropout -> BiGRU [B*T, 2H] -> AttentionPooling (one learned query,
-// score additive | general | scaled-dot) [B, 2H] -> Dropout -> Linear [B, C].
-// Parameters: "embed.weight" [V, E], "encoder.fwd.*", "encoder.bwd.*", "pool.query" [1, 2H],
-// "pool.attn.*", "head.weight" [2H, C], "head.bias" [1, C].
+// Word dropout (training only): each non-padding id becomes <unk> with probability p.
+inline std::vector<int> drop_words(const std::vector<int>& ids, float p, nn::Rng& rng) {
+  std::vector<int> out = ids;
+  if (p <= 0.f) return out;
+  for (int& id : out)
+    if (id != Vocabulary::kPad && rng.uniform() < p) id = Vocabulary::kUnk;
+  return out;
+}
+
+// ids -> Embedding [B*T, E] -> Dropout -> BiGRU [B*T, 2H] -> (embed_skip: [states | embeddings],
+// K = 2H + E wide; else K = 2H) -> AttentionPooling (one learned query, score additive | general |
+// scaled-dot) [B, K] -> Dropout -> Linear [B, C].
+// Parameters: "embed.weight" [V, E], "encoder.fwd.*", "encoder.bwd.*", "pool.query" [1, K],
+// "pool.attn.*", "head.weight" [K, C], "head.bias" [1, C].
 class BiGruAttentionClassifier : public TextClassifier {
  public:
   BiGruAttentionClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels);
@@ -27,6 +37,7 @@ class BiGruAttentionClassifier : public TextClassifier {
   nn::Linear head;
 
  private:
+  int pool_dim() const { return 2 * cfg_.hidden + (cfg_.embed_skip ? cfg_.embed : 0); }
   TextBatch batch_;
   nn::AttentionWeights weights_;   // [B, 1, 1, T]
 };

@@ -12,8 +12,8 @@ BiGruAttentionClassifier::BiGruAttentionClassifier(const TextClsConfig& cfg, Voc
       drop_embed(cfg.dropout),
       drop_pool(cfg.dropout),
       encoder(cfg.embed, cfg.hidden),
-      pool(nn::AttentionPoolingOptions{2 * cfg.hidden, nn::parse_score(cfg.score), cfg.attn_hidden}),
-      head(2 * cfg.hidden, cfg.classes) {
+      pool(nn::AttentionPoolingOptions{pool_dim(), nn::parse_score(cfg.score), cfg.attn_hidden}),
+      head(pool_dim(), cfg.classes) {
   embed.collect(params_, "embed");
   encoder.collect(params_, "encoder");
   pool.collect(params_, "pool");
@@ -33,17 +33,28 @@ Mat BiGruAttentionClassifier::forward(const TextBatch& batch, nn::Rng* dropout_r
   const bool training = dropout_rng != nullptr;
   nn::Rng none(0);
   nn::Rng& rng = training ? *dropout_rng : none;
-  Mat e = drop_embed.forward(embed.forward(batch.ids), rng, training);     // [B*T, E]
+  const auto ids = training ? drop_words(batch.ids, cfg_.word_dropout, rng) : batch.ids;
+  Mat e = drop_embed.forward(embed.forward(ids), rng, training);            // [B*T, E]
   Mat h = encoder.forward(e, batch.B, batch.T, batch.lengths);              // [B*T, 2H]
-  Mat p = pool.forward(h, batch.B, batch.T, batch.lengths, &weights_);      // [B, 2H]
+  if (cfg_.embed_skip) {
+    Mat hk(h.rows(), pool_dim());                                           // [B*T, 2H + E]
+    hk << h, e;
+    for (int b = 0; b < batch.B; ++b)   // padding rows stay zero, as the encoder leaves them
+      hk.block(static_cast<Eigen::Index>(b) * batch.T + batch.lengths[b], 0, batch.T - batch.lengths[b], hk.cols())
+          .setZero();
+    h = std::move(hk);
+  }
+  Mat p = pool.forward(h, batch.B, batch.T, batch.lengths, &weights_);      // [B, K]
   return head.forward(drop_pool.forward(p, rng, training));                 // [B, C]
 }
 
 void BiGruAttentionClassifier::backward(const Mat& dlogits) {
   // undo head, pooling dropout, pooling, encoder, embedding dropout, embedding
-  Mat dp = drop_pool.backward(head.backward(dlogits));   // [B, 2H]
-  Mat dh = pool.backward(dp);                             // [B*T, 2H]
-  Mat de = encoder.backward(dh);                          // [B*T, E]
+  Mat dp = drop_pool.backward(head.backward(dlogits));   // [B, K]
+  Mat dk = pool.backward(dp);                             // [B*T, K]
+  const int H2 = 2 * cfg_.hidden;
+  Mat de = encoder.backward(dk.leftCols(H2));             // [B*T, E]
+  if (cfg_.embed_skip) de += dk.rightCols(cfg_.embed);    // the skip path (padding rows: weight 0)
   embed.backward(drop_embed.backward(de));
 }
 

@@ -50,6 +50,13 @@ Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng)
   const bool training = dropout_rng != nullptr;
   nn::Rng none(0);
   nn::Rng& rng = training ? *dropout_rng : none;
+  if (training) {   // word dropout on the words, never on [CLS]
+    for (int b = 0; b < B; ++b)
+      for (int t = 1; t < T1; ++t) {
+        int& id = ids[static_cast<size_t>(b) * T1 + t];
+        if (id != Vocabulary::kPad && cfg_.word_dropout > 0.f && rng.uniform() < cfg_.word_dropout) id = Vocabulary::kUnk;
+      }
+  }
   Mat x = pos.forward(embed.forward(ids), B, T1);   // [B*T1, D]
   x = drop_embed.forward(x, rng, training);
   weights_.resize(blocks.size());

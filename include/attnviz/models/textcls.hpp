@@ -33,6 +33,9 @@ struct TextClsConfig {
   int mlp = 128;                  // transformer: MLP hidden width
   int max_len = 64;               // word tokens kept per text (longer texts are cut)
   float dropout = 0.3f;           // on embeddings and on the pooled vector (training only)
+  float word_dropout = 0.1f;      // training only: each word is replaced by <unk> with this chance
+  bool embed_skip = true;         // bigru: pool over [GRU state | word embedding] (2H + E wide), so
+                                  // the pooled vector also sees each word itself, not only its context
   int vocab = 0;                  // V (set from the vocabulary)
   int classes = 0;                // C (set from the labels)
 
@@ -101,6 +104,21 @@ struct LoadedTextModel {
   std::map<std::string, std::string> metadata;   // everything stored, including `extra`
 };
 LoadedTextModel load_textcls_model(const std::filesystem::path& path);
+
+// Where the data comes from and how it is split; stored in model files so `eval` and `record`
+// find the same test set.
+struct TextDataSource {
+  std::filesystem::path tsv;                 // label<TAB>text file; "" = the fortunes package
+  FortunesOptions fortunes;                  // used when tsv is empty
+  double test_fraction = 0.2;
+  std::uint64_t split_seed = 1;
+
+  TextSplit load() const;                    // read + stratified split
+  std::string describe() const;              // "fortunes (computers, science, ...)" or the TSV path
+  std::map<std::string, std::string> to_metadata() const;   // "data.*" keys
+  // Reads "data.*" keys (missing keys keep the defaults); path for error messages.
+  static TextDataSource from_metadata(const std::map<std::string, std::string>& meta, const std::string& path);
+};
 
 // ---------------------------------------------------------------------------------------------
 struct TextEvalResult {
