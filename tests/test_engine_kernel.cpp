@@ -8,7 +8,10 @@
 #include <cmath>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "test_engine_util.hpp"
+#include "test_util.hpp"
 
 using namespace attnviz;
 using namespace attnviz::nn;
@@ -197,4 +200,21 @@ TEST_CASE("workspace grows linearly with N (no [N, N] buffer)") {
   const size_t a = attention_blocked_workspace_bytes(small, o), b = attention_blocked_workspace_bytes(big, o);
   CHECK(b < 16 * a);
   CHECK(b < (32u << 20));   // N = 16384: well under the 64 MiB budget
+}
+
+TEST_CASE("attnviz bench kernels --json reports every field; bad sizes are usage errors") {
+  auto r = test::run_cli("bench kernels --quick --sizes 64,100 --naive-max 64 --no-models --json");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["peak_gflops_1_thread"].get<double>() > 0);
+  REQUIRE(j["kernels"].size() == 2);
+  const auto& k0 = j["kernels"][0];
+  CHECK(k0["n"] == 64);
+  CHECK(k0["gflops_all_threads"].get<double>() > 0);
+  CHECK(k0["naive_all_threads_s"].get<double>() > 0);
+  CHECK(j["kernels"][1]["naive_all_threads_s"].is_null());   // above --naive-max
+  CHECK(k0["workspace_mib"].get<double>() > 0);
+  auto bad = test::run_cli("bench kernels --sizes 0");
+  CHECK(bad.code == 1);
+  CHECK(bad.out.find("--sizes") != std::string::npos);
 }
