@@ -36,9 +36,13 @@ int train_until_exact(Translator& m, const ParallelCorpus& c, int max_epochs, fl
 
 TEST_CASE("rnn: a tiny corpus is learned to exact match; beam 1 == greedy; file round trip") {
   auto c = generate_synthetic({.count = 12, .seed = 5});
-  for (auto score : {nn::Score::Additive, nn::Score::Dot}) {
+  // additive with both attention queries (s_t and Bahdanau's s_{t-1}), dot with s_t
+  const std::pair<nn::Score, const char*> kinds[] = {
+      {nn::Score::Additive, "current"}, {nn::Score::Additive, "previous"}, {nn::Score::Dot, "current"}};
+  for (auto [score, query] : kinds) {
     CAPTURE(nn::score_name(score));
-    auto m = tiny_model(c, {.arch = "rnn", .attention = score, .embed = 32, .hidden = 32});
+    CAPTURE(query);
+    auto m = tiny_model(c, {.arch = "rnn", .attention = score, .query = query, .embed = 32, .hidden = 32});
     int epochs = train_until_exact(*m, c, 80, 1e-2f);
     CHECK(epochs > 0);
     auto data = encode_corpus(*m, c);
@@ -62,10 +66,11 @@ TEST_CASE("rnn: a tiny corpus is learned to exact match; beam 1 == greedy; file 
     for (int k = 0; k < t.keys; ++k) sum += t.at(0, 1, k);
     CHECK(sum == doctest::Approx(1.0f).epsilon(1e-4));
     // save / load gives the same translations
-    auto dir = temp_dir(std::string("rnn_file_") + nn::score_name(score));
+    auto dir = temp_dir(std::string("rnn_file_") + nn::score_name(score) + "_" + query);
     save_translator(dir / "m.safetensors", *m);
     auto back = load_translator(dir / "m.safetensors");
     CHECK(back->name() == m->name());
+    CHECK(back->config.query == query);
     CHECK(greedy_decode(*back, src) == greedy);
   }
 }

@@ -31,7 +31,9 @@ void add_figure(DemoContext& ctx, const DrawList& dl, const std::string& stem, c
 std::unique_ptr<Translator> get_model(DemoContext& ctx, const std::string& kind) {
   const fs::path path = ctx.models / ("translate-" + kind + (ctx.quick ? "-quick" : "") + ".safetensors");
   if (fs::exists(path)) return load_translator(path);
-  const int count = ctx.quick ? 3000 : 10000, epochs = ctx.quick ? 2 : 4;
+  // quick: 5000 pairs x 3 epochs (~470 steps) is the smallest recipe measured to reach 100% held-out
+  // exact match; 3000 x 2 stopped before the loss drop (7% exact match, attention still diffuse).
+  const int count = ctx.quick ? 5000 : 10000, epochs = ctx.quick ? 3 : 4;
   auto corpus = generate_synthetic({.count = count, .seed = 1, .split = SyntheticSplit::Train});
   std::vector<std::vector<std::string>> s, t;
   for (const auto& p : corpus.pairs) s.push_back(p.source), t.push_back(p.target);

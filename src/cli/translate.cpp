@@ -98,6 +98,9 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--arch", o->cfg.arch, "rnn | transformer")->check(CLI::IsMember({"rnn", "transformer"}));
   sub->add_option("--attention", o->attention, "rnn scoring: additive | dot | general | scaled-dot")
       ->check(CLI::IsMember({"additive", "dot", "general", "scaled-dot"}));
+  sub->add_option("--query", o->cfg.query,
+                  "rnn: decoder state that queries the attention: current (s_t, Luong) | previous (s_{t-1}, Bahdanau)")
+      ->check(CLI::IsMember({"current", "previous"}));
   sub->add_option("--embed", o->cfg.embed, "rnn: embedding width")->check(CLI::Range(1, 4096));
   sub->add_option("--hidden", o->cfg.hidden, "rnn: GRU width per encoder direction (decoder: 2x)")->check(CLI::Range(1, 4096));
   sub->add_option("--dim", o->cfg.dim, "transformer: model width")->check(CLI::Range(1, 4096));

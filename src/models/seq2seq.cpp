@@ -4,7 +4,9 @@
 //
 // Step t (y_0 = <bos>, h~_0 = 0, s_0 = [fwd final | bwd final] of the encoder):
 //   s_t  = GRU([E y_{t-1} ; h~_{t-1}], s_{t-1})          [B, 2H]
-//   a_t  = softmax(score(s_t, enc_i)),  c_t = sum_i a_ti enc_i   (additive: v^T tanh(W s + U enc + b);
+//   a_t  = softmax(score(q_t, enc_i)),  c_t = sum_i a_ti enc_i   (additive: v^T tanh(W q + U enc + b);
+//          query q_t = s_t ("current", Luong) or s_{t-1} ("previous", Bahdanau: the state before
+//          it has read y_{t-1});
 //          dot: s.enc; general: s W enc; scaled-dot: s.enc / sqrt(2H))
 //   h~_t = tanh(Wc [s_t ; c_t] + bc)                      [B, 2H]
 //   p(y_t) = softmax(Wo h~_t + bo)                        [B, V]
@@ -77,6 +79,8 @@ class RnnTranslator : public Translator {
     combine.collect(params, "decoder.combine");
     out.collect(params, "decoder.out");
   }
+
+  bool previous_query() const { return config.query == "previous"; }
 
   void init(std::uint64_t seed) override {
     Rng rng(seed);
@@ -163,8 +167,9 @@ class RnnTranslator : public Translator {
     AttentionWeights wt;
     for (int t = 0; t < T; ++t) {
       r.dec_in[t] = hcat(gather_t(r.emb, B, T, t), h);               // [B, E + 2H]
+      Mat s_prev = s;
       s = decoder.step(decoder.project_inputs(r.dec_in[t]), s, &r.gru[t]);
-      Mat c = attn.forward(s, 1, r.att[t], weights ? &wt : nullptr);  // [B, 2H]
+      Mat c = attn.forward(previous_query() ? s_prev : s, 1, r.att[t], weights ? &wt : nullptr);  // [B, 2H]
       if (weights)
         for (int b = 0; b < B; ++b)
           std::copy(wt.at(b, 0), wt.at(b, 0) + e.S, weights->at(b, 0) + static_cast<size_t>(t) * e.S);
@@ -194,10 +199,12 @@ class RnnTranslator : public Translator {
       Mat dpre = dh.cwiseProduct((1.f - h.array().square()).matrix());
       Mat dsc = combine.backward(r.comb_in[t], dpre);  // [B, 4H]
       Mat ds = dsc.leftCols(D) + ds_next;
-      ds += attn.backward(dsc.rightCols(D), r.att[t]);
+      Mat dq = attn.backward(dsc.rightCols(D), r.att[t]);  // d(query) [B, 2H]
+      if (!previous_query()) ds += dq;
       // s_t = GRU(in_t, s_{t-1})
       Mat dgx;
       ds_next = decoder.backward_step(r.gru[t], ds, dgx);
+      if (previous_query()) ds_next += dq;
       Mat din = decoder.backward_inputs(r.dec_in[t], dgx);  // [B, E + 2H]
       scatter_t(demb, din.leftCols(E), B, T, t);
       dh_next = din.rightCols(D);
@@ -250,9 +257,10 @@ class RnnTranslator : public Translator {
     auto& st = static_cast<RnnState&>(state);
     attn.set_keys(st.enc.keys, st.enc.B, st.enc.S, st.enc.lengths);
     Mat in = hcat(tgt_emb.weight.value(prev, Eigen::all), st.h);  // [R, E + 2H]
+    Mat s_prev = st.s;
     st.s = decoder.step(decoder.project_inputs(in), st.s, nullptr);
     ScoredAttention::Cache cache;
-    Mat c = attn.forward(st.s, 1, cache);
+    Mat c = attn.forward(previous_query() ? s_prev : st.s, 1, cache);
     st.h = combine.apply(hcat(st.s, c)).array().tanh().matrix();
     return log_softmax_rows(out.apply(st.h));
   }

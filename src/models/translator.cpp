@@ -46,6 +46,7 @@ void save_translator(const std::filesystem::path& path, const Translator& m, con
   f.metadata["attention"] = m.attention_kind();
   f.metadata["embed"] = std::to_string(c.embed);
   f.metadata["hidden"] = std::to_string(c.hidden);
+  f.metadata["query"] = c.query;
   f.metadata["dim"] = std::to_string(c.dim);
   f.metadata["heads"] = std::to_string(c.heads);
   f.metadata["layers"] = std::to_string(c.layers);
@@ -87,6 +88,8 @@ std::unique_ptr<Translator> load_translator(const std::filesystem::path& path, S
   }
   c.embed = num("embed");
   c.hidden = num("hidden");
+  if (auto it = f.metadata.find("query"); it != f.metadata.end()) c.query = it->second;  // older files: "current"
+  if (c.query != "current" && c.query != "previous") throw InputError(ps, "unknown attention query '" + c.query + "'");
   c.dim = num("dim");
   c.heads = num("heads");
   c.layers = num("layers");

@@ -22,6 +22,9 @@ namespace attnviz::models {
 struct TranslatorConfig {
   std::string arch = "rnn";                   // "rnn" | "transformer"
   nn::Score attention = nn::Score::Additive;  // rnn scoring function (transformer: scaled-dot)
+  // rnn: which decoder state queries the attention for target token y_t. "current": s_t, after
+  // the GRU has read y_{t-1} (Luong); "previous": s_{t-1}, before reading y_{t-1} (Bahdanau).
+  std::string query = "current";
   int embed = 64;        // rnn: E (embedding width)
   int hidden = 64;       // rnn: H per encoder direction; decoder state and keys are 2H
   int dim = 64;          // transformer: D
