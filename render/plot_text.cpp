@@ -207,7 +207,8 @@ DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptio
       ts.max_width = width - 2 * kPadX;   // a single enormous token is shortened, never overflows
       const double w = std::min(measure_text(tok, tok_style).width, ts.max_width) + 2 * kPadX;
       const std::string* next = k + 1 < it.tokens.size() ? &it.tokens[k + 1] : nullptr;
-      double gap = k == 0 ? 0 : space_between(it.tokens[k - 1], tok, next) ? kGap : 0.5;
+      // Attached punctuation overlaps the previous box's right padding, so "end." reads as typed.
+      double gap = k == 0 ? 0 : space_between(it.tokens[k - 1], tok, next) ? kGap : -kPadX;
       if (x + gap + w > kMargin + width && x > kMargin) {
         x = kMargin;
         y += line_h + kLineGap;

@@ -228,7 +228,7 @@ void record_cmd(CLI::App& parent) {
   sub->add_option("MODEL", o->model, "model file from 'train textcls'")->required();
   sub->add_option("--text", o->texts, "a text to classify (repeatable)");
   sub->add_option("--label", o->label, "true label of the --text texts (optional)");
-  sub->add_option("--from-test", o->from_test, "the first N texts of the test split")->check(CLI::NonNegativeNumber);
+  sub->add_option("--from-test", o->from_test, "N texts spread evenly over the test split")->check(CLI::NonNegativeNumber);
   sub->add_option("--misclassified", o->misclassified, "the first N misclassified test texts")
       ->check(CLI::NonNegativeNumber);
   add_data_options(sub, o->data, true);
@@ -251,8 +251,12 @@ void record_cmd(CLI::App& parent) {
       TextDataSource src = source_for(loaded.metadata, o->model, sub, o->data);
       TextSplit sp = src.load();
       check_labels(sp.test, model, "record textcls");
-      for (int i = 0; i < o->from_test && i < static_cast<int>(sp.test.size()); ++i)
+      // Evenly spaced over the test split (which is grouped by class), so every class shows up.
+      const int n = static_cast<int>(sp.test.size()), take = std::min(o->from_test, n);
+      for (int k = 0; k < take; ++k) {
+        int i = static_cast<int>(static_cast<long>(k) * n / take);
         items.push_back({sp.test.texts[i], sp.test.y[i], fmt::format("test #{}", i)});
+      }
       if (o->misclassified > 0) {
         auto r = models::evaluate_textcls(model, sp.test);
         int n = 0;
