@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace attnviz {
 
@@ -27,8 +28,11 @@ std::vector<std::pair<int, float>> top_keys(const AttentionTensor& t, int head, 
   std::vector<std::pair<int, float>> row(t.keys);
   for (int j = 0; j < t.keys; ++j) row[j] = {j, t.at(head, query, j)};
   k = std::min(k, t.keys);
-  std::partial_sort(row.begin(), row.begin() + k, row.end(),
-                    [](auto& a, auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  // Non-finite weights (NaN) sort last so the comparator stays a strict weak order.
+  auto key = [](float w) { return std::isnan(w) ? -std::numeric_limits<float>::infinity() : w; };
+  std::partial_sort(row.begin(), row.begin() + k, row.end(), [&](auto& a, auto& b) {
+    return key(a.second) > key(b.second) || (key(a.second) == key(b.second) && a.first < b.first);
+  });
   row.resize(k);
   return row;
 }
