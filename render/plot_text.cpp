@@ -103,7 +103,7 @@ TextViewItem text_item(const AttentionRecord& record, const TextSelection& sel) 
     for (const auto& x : record.tensors) names += (names.empty() ? "" : ", ") + x.name;
     throw UsageError("no tensor '" + sel.tensor + "' in the record (it has: " + names + ")");
   }
-  if (sel.head >= t->heads) throw UsageError(fmt::format("head {} out of range (tensor '{}' has {})", sel.head, t->name, t->heads));
+  if (sel.head < -1 || sel.head >= t->heads) throw UsageError(fmt::format("head {} out of range (tensor '{}' has {})", sel.head, t->name, t->heads));
   if (sel.query < 0 || sel.query >= t->queries)
     throw UsageError(fmt::format("query {} out of range (tensor '{}' has {})", sel.query, t->name, t->queries));
   const auto* toks = record.axis_tokens(t->key_axis);

@@ -134,6 +134,11 @@ TEST_CASE("text_item reads a record; HTML shows weights on hover; files by exten
   TextSelection bad;
   bad.tensor = "encoder.layer0.self";
   CHECK_THROWS_WITH_AS(text_item(rec, bad), doctest::Contains("pool"), UsageError);
+  TextSelection bad_head;
+  bad_head.head = -2;
+  CHECK_THROWS_AS(text_item(rec, bad_head), UsageError);
+  bad_head.head = 1;
+  CHECK_THROWS_AS(text_item(rec, bad_head), UsageError);
 
   TextViewOptions opt;
   std::string html = text_view_html({it}, opt);

@@ -65,6 +65,7 @@ void add_render_text(CLI::App& parent) {
         throw UsageError(fmt::format("render text: sample {} out of range ({} has {})", s, o->input, records.size()));
       items.push_back(render::text_item(records[s], o->sel));
     }
+    if (items.empty()) throw InputError(o->input, "no samples to draw");
     render::render_text(items, o->view, o->out, o->paint);
     fmt::print("wrote {} ({} sentence(s))\n", o->out, items.size());
   });
