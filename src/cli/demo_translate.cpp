@@ -87,6 +87,9 @@ void demo_translate(DemoContext& ctx) {
     auto am = alignment_matrix(rec);
     Alignment pred = extract_alignment(am.weights);
     HeatmapOptions h;
+    h.title = fmt::format("RNN translator, {} attention, held-out sentence", kind);
+    h.scale.vmin = 0;  // weights are probabilities: one 0..1 scale, comparable across panels
+    h.scale.vmax = 1;
     h.markers.gold = *pair.gold;
     h.markers.predicted = pred;
     AlignmentScore sc;
@@ -99,7 +102,7 @@ void demo_translate(DemoContext& ctx) {
                  "(rows: target tokens, columns: source tokens). Squares are gold links (solid: sure, dashed: possible), "
                  "dots the argmax alignment. Note the adjective after its noun, the particle sent to the clause end "
                  "and the verb-final subordinate clause; the dropped article \"a\" has only possible links.");
-      add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", {}), "translate_lines", "Translation: token lines",
+      add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", {.title = "RNN translator, additive attention: target -> source"}), "translate_lines", "Translation: token lines",
                  "The same attention as lines from each target token (left) to the source tokens (right); width and "
                  "opacity follow the weight. Crossing lines are the reorderings.");
     }
@@ -112,7 +115,8 @@ void demo_translate(DemoContext& ctx) {
   add_figure(ctx, compose(panels, {.columns = 2, .title = "One sentence pair under the four scoring functions"}),
              "translate_four_scores", "Translation: four attention scores side by side",
              "The same held-out pair, teacher-forced through four RNN translators that differ only in the attention "
-             "score (additive, dot, general, scaled dot). Squares: gold links; dots: argmax alignment.");
+             "score (additive, dot, general, scaled dot), all on one 0..1 colour scale. Squares: gold links; "
+             "dots: argmax alignment.");
 }
 
 }  // namespace attnviz::cli
