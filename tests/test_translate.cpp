@@ -42,7 +42,11 @@ TEST_CASE("rnn: a tiny corpus is learned to exact match; beam 1 == greedy; file 
   for (auto [score, query] : kinds) {
     CAPTURE(nn::score_name(score));
     CAPTURE(query);
-    auto m = tiny_model(c, {.arch = "rnn", .attention = score, .query = query, .embed = 32, .hidden = 32});
+    TranslatorConfig cfg;
+    cfg.attention = score;
+    cfg.query = query;
+    cfg.embed = cfg.hidden = 32;
+    auto m = tiny_model(c, cfg);
     int epochs = train_until_exact(*m, c, 80, 1e-2f);
     CHECK(epochs > 0);
     auto data = encode_corpus(*m, c);

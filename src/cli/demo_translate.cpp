@@ -100,9 +100,13 @@ void demo_translate(DemoContext& ctx) {
       add_figure(ctx, layout_heatmap(lm, h), "translate_heatmap", "Translation: attention, gold and predicted alignment",
                  "Additive (Bahdanau) attention of the RNN translator on a held-out sentence of the built-in corpus "
                  "(rows: target tokens, columns: source tokens). Squares are gold links (solid: sure, dashed: possible), "
-                 "dots the argmax alignment. Note the adjective after its noun, the particle sent to the clause end "
-                 "and the verb-final subordinate clause; the dropped article \"a\" has only possible links.");
-      add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", {.title = "RNN translator, additive attention: target -> source"}), "translate_lines", "Translation: token lines",
+                 "dots the argmax alignment. Note one word becoming two (grandfather: gross vater) and two becoming "
+                 "one (bus stop: haltestelle), the particle \"up\" sent to the clause end (auf) and the verb-final "
+                 "subordinate clause (mag); the dropped article \"a\" has only a possible link. Where the weights "
+                 "miss the gold: the additive model looks at the noun when it writes the article (der: dog).");
+      LinesOptions lo;
+      lo.title = "RNN translator, additive attention: target -> source";
+      add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", lo), "translate_lines", "Translation: token lines",
                  "The same attention as lines from each target token (left) to the source tokens (right); width and "
                  "opacity follow the weight. Crossing lines are the reorderings.");
     }
