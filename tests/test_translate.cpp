@@ -66,6 +66,7 @@ TEST_CASE("rnn: a tiny corpus is learned to exact match; beam 1 == greedy; file 
     CHECK(t.keys == static_cast<int>(data[0].src.size()) + 1);
     CHECK(rec.tokens["source"].back() == "<eos>");
     CHECK(rec.metadata["attention"] == nn::score_name(score));
+    CHECK(rec.metadata["query"] == query);
     float sum = 0;
     for (int k = 0; k < t.keys; ++k) sum += t.at(0, 1, k);
     CHECK(sum == doctest::Approx(1.0f).epsilon(1e-4));

@@ -298,6 +298,7 @@ AttentionRecord record_translation(Translator& m, const std::vector<int>& src, c
   rec.metadata["model"] = m.name();
   rec.metadata["attention"] = m.attention_kind();
   rec.metadata["arch"] = m.config.arch;
+  if (m.config.arch == "rnn") rec.metadata["query"] = m.config.query;  // which decoder state queried
   return rec;
 }
 
