@@ -62,8 +62,8 @@ MnistConfig tiny(const std::string& arch = "vit") {
   return c;
 }
 
-TrainOptions quick(int epochs) {
-  TrainOptions o;
+MnistTrainOptions quick(int epochs) {
+  MnistTrainOptions o;
   o.epochs = epochs;
   o.batch = 32;
   o.lr = 3e-3f;
@@ -82,14 +82,14 @@ TEST_CASE("vit and pool learn a synthetic IDX task to high accuracy in seconds")
     CAPTURE(arch);
     auto model = make_mnist_model(tiny(arch), 3);
     double before = evaluate_mnist(*model, test).accuracy();
-    TrainOptions o = quick(arch == "vit" ? 8 : 12);
+    MnistTrainOptions o = quick(arch == "vit" ? 8 : 12);
     if (arch == "pool") o.lr = 1e-2f;  // the small pooling model needs larger steps
     TrainResult r = train_mnist(*model, train, test, o);
     REQUIRE(r.epochs.size() == static_cast<size_t>(o.epochs));
     CHECK(before < 0.5);
     CHECK(r.epochs.back().test_accuracy >= 0.95);
     CHECK(r.epochs.back().train_loss < r.epochs.front().train_loss);
-    EvalResult e = evaluate_mnist(*model, test);
+    MnistEvalResult e = evaluate_mnist(*model, test);
     CHECK(e.accuracy() == doctest::Approx(r.epochs.back().test_accuracy));
     long total = 0;
     for (auto& row : e.confusion)
@@ -101,7 +101,7 @@ TEST_CASE("vit and pool learn a synthetic IDX task to high accuracy in seconds")
 TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an uninterrupted run") {
   fs::path dir = write_task("resume");
   ImageSet train = load_mnist(dir, "train"), test;
-  TrainOptions o = quick(3);
+  MnistTrainOptions o = quick(3);
   o.shift = 1;  // augmentation must resume deterministically too
   o.checkpoint = dir / "ckpt.safetensors";
   auto a = make_mnist_model(tiny(), 11);
@@ -112,7 +112,7 @@ TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an un
   train_mnist(*a, train, test, o, cb);
 
   auto b = make_mnist_model(tiny(), 11);
-  TrainOptions ro = o;
+  MnistTrainOptions ro = o;
   ro.checkpoint = dir / "ckpt2.safetensors";
   ro.resume = dir / "after1.safetensors";
   int started = -1;
@@ -129,7 +129,7 @@ TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an un
     CHECK((pa[i]->value.array() == pb[i]->value.array()).all());
   }
   // A checkpoint made with other options is refused.
-  TrainOptions other = ro;
+  MnistTrainOptions other = ro;
   other.lr = 1e-2f;
   auto c = make_mnist_model(tiny(), 11);
   CHECK_THROWS_WITH_AS(train_mnist(*c, train, test, other), doctest::Contains("other options"), InputError);
@@ -138,7 +138,7 @@ TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an un
 TEST_CASE("a NaN loss stops training and keeps the last good checkpoint") {
   fs::path dir = write_task("nan");
   ImageSet train = load_mnist(dir, "train"), test;
-  TrainOptions o = quick(2);
+  MnistTrainOptions o = quick(2);
   o.checkpoint = dir / "ckpt.safetensors";
   o.max_steps = 19;  // exactly one epoch of 600/32 -> 19 steps
   auto a = make_mnist_model(tiny(), 1);
@@ -147,7 +147,7 @@ TEST_CASE("a NaN loss stops training and keeps the last good checkpoint") {
   REQUIRE(!good.empty());
   ImageSet bad = train;
   for (int i = 0; i < bad.count; i += 7) bad.pixels[static_cast<size_t>(i) * 64] = std::numeric_limits<float>::quiet_NaN();
-  TrainOptions r = quick(2);
+  MnistTrainOptions r = quick(2);
   r.checkpoint = o.checkpoint;
   r.resume = dir / "resume.safetensors";
   fs::copy_file(o.checkpoint, r.resume);

@@ -46,7 +46,7 @@ void add_bench_train(CLI::App& parent) {
     for (auto& p : set.pixels) p = rng.uniform();
     for (auto& l : set.labels) l = rng.below(10);
     auto model = models::make_mnist_model(o->cfg, 1);
-    models::TrainOptions t;
+    models::MnistTrainOptions t;
     t.epochs = 1;
     t.batch = o->batch;
     t.lr = o->lr;

@@ -27,7 +27,7 @@ struct Trained {
 
 // Loads ctx.models/<name>.safetensors, or trains it and saves it there.
 Trained train_or_load(DemoContext& ctx, const std::string& name, const models::MnistConfig& cfg,
-                      const models::TrainOptions& opt, const ImageSet& train, const ImageSet& test) {
+                      const models::MnistTrainOptions& opt, const ImageSet& train, const ImageSet& test) {
   fs::path path = ctx.models / (name + ".safetensors");
   Trained t;
   if (fs::exists(path)) {
@@ -79,7 +79,7 @@ void demo_mnist(DemoContext& ctx) {
   // The quick recipe: 2 blocks, 3 epochs without augmentation (the 2-block model trains at about
   // twice the speed of the default); the full one is the default `attnviz train mnist` recipe.
   models::MnistConfig vit_cfg;
-  models::TrainOptions vit_opt;
+  models::MnistTrainOptions vit_opt;
   if (ctx.quick) {
     vit_cfg.depth = 2;
     vit_opt.epochs = 3;
@@ -91,7 +91,7 @@ void demo_mnist(DemoContext& ctx) {
 
   models::MnistConfig pool_cfg;
   pool_cfg.arch = "pool";
-  models::TrainOptions pool_opt;
+  models::MnistTrainOptions pool_opt;
   pool_opt.epochs = ctx.quick ? 2 : 10;
   pool_opt.lr = 3e-3f;
   pool_opt.shift = 0;

@@ -23,7 +23,7 @@ using nlohmann::json;
 
 struct TrainCli {
   models::MnistConfig cfg;
-  models::TrainOptions opt;
+  models::MnistTrainOptions opt;
   std::string out = "models/mnist-vit.safetensors";
   std::string checkpoint, resume, optim = "adamw";
   bool out_set = false;
@@ -51,8 +51,8 @@ void add_recipe_options(CLI::App* sub, TrainCli& o) {
   sub->add_option("--limit", o.opt.train_limit, "train on the first N images only (0 = all 60,000)");
 }
 
-models::TrainOptions finish_recipe(TrainCli& o) {
-  models::TrainOptions t = o.opt;
+models::MnistTrainOptions finish_recipe(TrainCli& o) {
+  models::MnistTrainOptions t = o.opt;
   t.adamw = o.optim == "adamw";
   if (!t.adamw) t.weight_decay = 0;
   return t;
@@ -76,7 +76,7 @@ std::vector<int> parse_index_list(const std::string& s) {
   return out;
 }
 
-void print_eval(const models::EvalResult& r, const std::string& model, const std::string& split) {
+void print_eval(const models::MnistEvalResult& r, const std::string& model, const std::string& split) {
   fmt::print("model {}  split {}  images {}\n", model, split, r.count);
   fmt::print("accuracy {:.2f}% ({} / {})  mean loss {:.4f}\n\n", 100 * r.accuracy(), r.correct, r.count, r.loss);
   auto pc = r.per_class_accuracy();
@@ -98,7 +98,7 @@ void print_eval(const models::EvalResult& r, const std::string& model, const std
 
 // Confusion matrix as a heatmap: integer counts in the cells; the colour scale tops out at the
 // largest off-diagonal count so the errors are visible next to the large diagonal.
-void render_confusion(const models::EvalResult& r, const std::string& title, const fs::path& out) {
+void render_confusion(const models::MnistEvalResult& r, const std::string& title, const fs::path& out) {
   using namespace render;
   double off = 1;
   for (int t = 0; t < 10; ++t)
@@ -145,7 +145,7 @@ void add_train_mnist(CLI::App& parent) {
   sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
   set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors");
   sub->callback([o] {
-    models::TrainOptions opt = finish_recipe(*o);
+    models::MnistTrainOptions opt = finish_recipe(*o);
     fs::path out = o->out;
     if (out.extension() != ".safetensors") throw UsageError("--out must end in .safetensors: " + out.string());
     opt.checkpoint = o->checkpoint.empty() ? checkpoint_for(out) : fs::path(o->checkpoint);

@@ -23,7 +23,7 @@ inline std::filesystem::path checkpoint_for(const std::filesystem::path& model) 
 
 // Trains with a progress bar per epoch and one summary line per epoch on stderr.
 inline models::TrainResult train_with_progress(models::MnistModel& model, const ImageSet& train, const ImageSet& test,
-                                               const models::TrainOptions& opt, bool quiet) {
+                                               const models::MnistTrainOptions& opt, bool quiet) {
   std::unique_ptr<ProgressBar> bar;
   models::TrainCallbacks cb;
   const long n = opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count;
@@ -48,6 +48,6 @@ inline models::TrainResult train_with_progress(models::MnistModel& model, const 
 }
 
 // Renders the confusion matrix of an evaluation as a heatmap (mnist.cpp).
-void render_confusion(const models::EvalResult& r, const std::string& title, const std::filesystem::path& out);
+void render_confusion(const models::MnistEvalResult& r, const std::string& title, const std::filesystem::path& out);
 
 }  // namespace attnviz::cli

@@ -107,7 +107,7 @@ void check_set(const MnistModel& model, const ImageSet& set, const std::string& 
 }
 }  // namespace
 
-std::vector<double> EvalResult::per_class_accuracy() const {
+std::vector<double> MnistEvalResult::per_class_accuracy() const {
   std::vector<double> acc;
   for (const auto& row : confusion) {
     long total = 0;
@@ -117,9 +117,9 @@ std::vector<double> EvalResult::per_class_accuracy() const {
   return acc;
 }
 
-EvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch) {
+MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch) {
   check_set(model, set, "evaluation set");
-  EvalResult r;
+  MnistEvalResult r;
   r.count = set.count;
   r.confusion.assign(10, {});
   r.predictions.resize(set.count);

@@ -42,7 +42,7 @@ void shift_batch(Mat& x, int rows, int cols, int s, nn::Rng& rng) {
 }
 
 // The options that must agree between a checkpoint and the run resuming it.
-std::string recipe_json(const TrainOptions& o, long train_count) {
+std::string recipe_json(const MnistTrainOptions& o, long train_count) {
   return json{{"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"min_lr", o.min_lr},
               {"weight_decay", o.weight_decay}, {"adamw", o.adamw}, {"warmup_epochs", o.warmup_epochs},
               {"clip", o.clip}, {"label_smoothing", o.label_smoothing}, {"shift", o.shift},
@@ -52,7 +52,7 @@ std::string recipe_json(const TrainOptions& o, long train_count) {
 
 }  // namespace
 
-TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet& test, const TrainOptions& opt,
+TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet& test, const MnistTrainOptions& opt,
                         const TrainCallbacks& cb) {
   const auto& cfg = model.config();
   if (train.rows != cfg.image || train.cols != cfg.image)

@@ -78,7 +78,7 @@ std::unique_ptr<MnistModel> load_mnist_model(const std::filesystem::path& path);
 Mat image_batch(const ImageSet& set, const std::vector<int>& indices);
 
 // ---------------------------------------------------------------------------------------------
-struct EvalResult {
+struct MnistEvalResult {
   long count = 0, correct = 0;
   double loss = 0;                               // mean cross-entropy
   std::vector<int> predictions;                  // [count]
@@ -87,10 +87,10 @@ struct EvalResult {
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0; }
   std::vector<double> per_class_accuracy() const;
 };
-EvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch = 256);
+MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch = 256);
 
 // ---------------------------------------------------------------------------------------------
-struct TrainOptions {
+struct MnistTrainOptions {
   int epochs = 10;
   int batch = 64;
   float lr = 2e-3f;
@@ -142,7 +142,7 @@ struct TrainResult {
 
 // Trains `model` in place. Same seed, options and thread count give bitwise-identical parameters,
 // also when the run is split by a checkpoint + resume. test may be empty (no evaluation).
-TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet& test, const TrainOptions& opt,
+TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet& test, const MnistTrainOptions& opt,
                         const TrainCallbacks& cb = {});
 
 // ---------------------------------------------------------------------------------------------
