@@ -108,4 +108,14 @@ void softmax_rows(Mat& x) {
   }
 }
 
+Mat log_softmax_rows(const Mat& logits) {
+  Mat out = logits;  // [M, N]
+  for (Eigen::Index r = 0; r < out.rows(); ++r) {
+    float m = out.row(r).maxCoeff();
+    float lse = m + std::log((out.row(r).array() - m).exp().sum());
+    out.row(r).array() -= lse;
+  }
+  return out;
+}
+
 }  // namespace attnviz::nn

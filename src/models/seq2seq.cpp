@@ -41,16 +41,6 @@ Mat hcat(const Mat& a, const Mat& b) {
   return out;
 }
 
-Mat log_softmax_rows(const Mat& logits) {
-  Mat out = logits;
-  for (Eigen::Index r = 0; r < out.rows(); ++r) {
-    float m = out.row(r).maxCoeff();
-    float lse = m + std::log((out.row(r).array() - m).exp().sum());
-    out.row(r).array() -= lse;
-  }
-  return out;
-}
-
 class RnnTranslator : public Translator {
  public:
   Embedding src_emb, tgt_emb;

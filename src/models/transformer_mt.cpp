@@ -4,6 +4,7 @@
 // (sentences here are short, so no key/value cache is kept).
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/nn/ops.hpp>
 
 #include <cmath>
 
@@ -12,16 +13,6 @@ namespace attnviz::models {
 namespace {
 
 using namespace attnviz::nn;
-
-Mat log_softmax_rows(const Mat& logits) {
-  Mat out = logits;
-  for (Eigen::Index r = 0; r < out.rows(); ++r) {
-    float m = out.row(r).maxCoeff();
-    float lse = m + std::log((out.row(r).array() - m).exp().sum());
-    out.row(r).array() -= lse;
-  }
-  return out;
-}
 
 class TransformerTranslator : public Translator {
  public:
