@@ -50,7 +50,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
 // "source"; tgt_tokens/target_tokens/decoder_tokens -> "target". Empty for other names.
 std::string token_axis_for(const std::string& name);
 
-// The JSON forms (documented in docs/readme/interop.md):
+// The JSON forms (documented in the README, "The JSON forms"):
 //   {"tokens": [...], "attention": [layer][head][q][k]}
 //   {"source_tokens": [...], "target_tokens": [...], "encoder_attention": [l][h][S][S],
 //    "decoder_attention": [l][h][T][T], "cross_attention": [l][h][T][S]}
