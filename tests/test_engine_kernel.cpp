@@ -207,6 +207,10 @@ TEST_CASE("attnviz bench kernels --json reports every field; bad sizes are usage
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["peak_gflops_1_thread"].get<double>() > 0);
+  CHECK(j.contains("peak512_gflops_all_threads"));
+#if defined(__AVX512F__)
+  CHECK(j["peak512_gflops_all_threads"].get<double>() > 0);
+#endif
   REQUIRE(j["kernels"].size() == 2);
   const auto& k0 = j["kernels"][0];
   CHECK(k0["n"] == 64);

@@ -33,6 +33,18 @@ def best_time(fn, min_seconds):
     return best
 
 
+def blas_library(torch):
+    """The BLAS shared library PyTorch's matmul runs on (Debian's torch links the libblas.so.3
+    alternative: netlib's reference BLAS unless libopenblas0-pthread is installed)."""
+    torch.matmul(torch.ones(64, 64), torch.ones(64, 64))
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]})
+    except OSError:
+        return "unknown"
+    return ", ".join(os.path.realpath(lib) for lib in libs) or "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attnviz", default=None, help="path to the attnviz binary (default: build*/attnviz or PATH)")
@@ -47,6 +59,7 @@ def main():
 
     import torch
     torch.set_num_threads(args.threads)
+    blas = blas_library(torch)
     sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None) or \
         getattr(torch.nn.functional, "_scaled_dot_product_attention", None)
 
@@ -102,11 +115,15 @@ def main():
             row["attnviz_speedup_vs_best_torch"] = row["torch_best_s"] / row["attnviz_s"]
 
     if args.json:
-        print(json.dumps({"threads": args.threads, "torch": torch.__version__, "fma_peak_gflops": peak,
+        print(json.dumps({"threads": args.threads, "torch": torch.__version__, "blas": blas, "fma_peak_gflops": peak,
                           "attnviz": exe, "rows": rows}, indent=2))
         return
     print(f"attention forward, d={args.dim}, H={args.heads}, batch 1, {args.threads} threads, "
           f"torch {torch.__version__}, attnviz {exe or '(not found)'}")
+    print(f"PyTorch BLAS: {blas}")
+    if "openblas" not in blas and "mkl" not in blas:
+        print("warning: PyTorch runs on the reference (netlib) BLAS, ~10x slower than OpenBLAS; for a fair peer "
+              "install it: apt-get install libopenblas0-pthread", file=sys.stderr)
     if peak:
         print(f"measured FP32 FMA peak ({args.threads} threads): {peak:.1f} GFLOP/s")
     print(f"{'N':>6} {'torch plain':>18} {'torch SDPA':>18} {'attnviz':>18} {'vs best torch':>14}")

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -46,22 +47,67 @@ double best_time(const std::function<void()>& f, double min_seconds) {
 #if defined(__AVX2__) && defined(__FMA__)
 // 12 independent FMA chains (latency 4 x 2 ports = 8 in flight needed; 12 leaves slack), kept in
 // named variables: an array makes GCC store every accumulator to the stack each iteration.
+// Each chain starts from a different value and passes through an empty asm barrier every
+// iteration: without it GCC proves the 12 chains equal and folds them into one FMA per iteration,
+// which made an earlier version of this loop report 12x the real peak.
+template <class V, V (*Set1)(float), V (*Fma)(V, V, V), V (*Add)(V, V)>
 __attribute__((noinline)) float fma_loop(long iters, float seed) {
-  __m256 a0 = _mm256_set1_ps(seed), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
-         a9 = a0, a10 = a0, a11 = a0;
-  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  V a0 = Set1(seed), a1 = Set1(seed + 1), a2 = Set1(seed + 2), a3 = Set1(seed + 3), a4 = Set1(seed + 4),
+    a5 = Set1(seed + 5), a6 = Set1(seed + 6), a7 = Set1(seed + 7), a8 = Set1(seed + 8), a9 = Set1(seed + 9),
+    a10 = Set1(seed + 10), a11 = Set1(seed + 11);
+  const V x = Set1(0.999999f), y = Set1(1e-7f);
   for (long it = 0; it < iters; ++it) {
-    a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
-    a3 = _mm256_fmadd_ps(a3, x, y); a4 = _mm256_fmadd_ps(a4, x, y); a5 = _mm256_fmadd_ps(a5, x, y);
-    a6 = _mm256_fmadd_ps(a6, x, y); a7 = _mm256_fmadd_ps(a7, x, y); a8 = _mm256_fmadd_ps(a8, x, y);
-    a9 = _mm256_fmadd_ps(a9, x, y); a10 = _mm256_fmadd_ps(a10, x, y); a11 = _mm256_fmadd_ps(a11, x, y);
+    a0 = Fma(a0, x, y); a1 = Fma(a1, x, y); a2 = Fma(a2, x, y); a3 = Fma(a3, x, y);
+    a4 = Fma(a4, x, y); a5 = Fma(a5, x, y); a6 = Fma(a6, x, y); a7 = Fma(a7, x, y);
+    a8 = Fma(a8, x, y); a9 = Fma(a9, x, y); a10 = Fma(a10, x, y); a11 = Fma(a11, x, y);
+    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
+    __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
   }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
-  float out[8];
-  _mm256_storeu_ps(out, s);
+  V s = Add(Add(Add(a0, a1), Add(a2, a3)), Add(Add(a4, a5), Add(a6, a7)));
+  s = Add(s, Add(Add(a8, a9), Add(a10, a11)));
+  alignas(64) float out[sizeof(V) / sizeof(float)];
+  std::memcpy(out, &s, sizeof(V));
   return out[0];
+}
+
+__m256 set1_256(float v) { return _mm256_set1_ps(v); }
+__m256 fma_256(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+__m256 add_256(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+#if defined(__AVX512F__)
+__m512 set1_512(float v) { return _mm512_set1_ps(v); }
+__m512 fma_512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+__m512 add_512(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+#endif
+
+using LoopFn = float (*)(long, float);
+
+// GFLOP/s of `loop` (12 FMAs of `lanes` floats per iteration) on `threads` threads at once.
+double measure_fma_loop(LoopFn loop, int lanes, int threads, double seconds) {
+  threads = std::max(1, threads);
+  // Calibrate the iteration count on one thread, then run all threads at once.
+  long iters = 1 << 16;
+  double t = 0;
+  while (true) {
+    auto t0 = Clock::now();
+    volatile float sink = loop(iters, 1.f);
+    (void)sink;
+    t = seconds_since(t0);
+    if (t > seconds / 4) break;
+    iters *= 2;
+  }
+  iters = static_cast<long>(iters * (seconds / t));
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = Clock::now();
+    float acc = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+    acc += loop(iters, static_cast<float>(omp_get_thread_num()));
+    volatile float sink = acc;
+    (void)sink;
+    double dt = seconds_since(t0);
+    best = std::max(best, 2.0 * lanes * 12 * static_cast<double>(iters) * threads / dt / 1e9);
+  }
+  return best;
 }
 #endif
 
@@ -99,31 +145,17 @@ double peak_extra_mib(const std::function<void()>& f) {
 
 double fma_peak_gflops(int threads, double seconds) {
 #if defined(__AVX2__) && defined(__FMA__)
-  threads = std::max(1, threads);
-  // Calibrate the iteration count on one thread, then run all threads at once.
-  long iters = 1 << 20;
-  double t = 0;
-  while (true) {
-    auto t0 = Clock::now();
-    volatile float sink = fma_loop(iters, 1.f);
-    (void)sink;
-    t = seconds_since(t0);
-    if (t > seconds / 4) break;
-    iters *= 2;
-  }
-  iters = static_cast<long>(iters * (seconds / t));
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto t0 = Clock::now();
-    float acc = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : acc)
-    acc += fma_loop(iters, static_cast<float>(omp_get_thread_num()));
-    volatile float sink = acc;
-    (void)sink;
-    double dt = seconds_since(t0);
-    best = std::max(best, 2.0 * 8 * 12 * static_cast<double>(iters) * threads / dt / 1e9);
-  }
-  return best;
+  return measure_fma_loop(&fma_loop<__m256, set1_256, fma_256, add_256>, 8, threads, seconds);
+#else
+  (void)threads;
+  (void)seconds;
+  return 0;
+#endif
+}
+
+double fma512_peak_gflops(int threads, double seconds) {
+#if defined(__AVX512F__)
+  return measure_fma_loop(&fma_loop<__m512, set1_512, fma_512, add_512>, 16, threads, seconds);
 #else
   (void)threads;
   (void)seconds;

@@ -9,6 +9,10 @@ namespace attnviz::nn {
 // FP32 GFLOP/s of a register-resident AVX2 FMA loop (12 independent accumulators) run on
 // `threads` threads at once for about `seconds`. 0 when the CPU lacks AVX2/FMA.
 double fma_peak_gflops(int threads, double seconds = 0.2);
+// The same loop on 512-bit vectors: the machine's real FP32 limit when the library is built with
+// AVX-512 (ATTNVIZ_NATIVE on such a CPU), which the blocked kernel then uses through Eigen.
+// 0 when the build has no AVX-512.
+double fma512_peak_gflops(int threads, double seconds = 0.2);
 
 struct KernelBenchOptions {
   std::vector<int> sizes = {128, 512, 1024, 2048, 4096, 8192};   // N (= Nq = Nk)
