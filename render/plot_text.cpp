@@ -1,6 +1,7 @@
 // The highlighted-text view: token boxes shaded by attention weight, wrapped; PNG/SVG/PDF/HTML.
 #include <attnviz/atomic_file.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/render/escape.hpp>
 #include <attnviz/render/plots.hpp>
 #include <attnviz/render/text_view.hpp>
 
@@ -65,21 +66,6 @@ std::string norm_caption(TextNorm n) {
     case TextNorm::None: return "attention weight";
   }
   return "";
-}
-
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  }
-  return o;
 }
 
 std::string css_color(Color c) {

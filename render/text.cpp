@@ -2,6 +2,7 @@
 #include "text.hpp"
 
 #include <attnviz/error.hpp>
+#include <attnviz/render/escape.hpp>
 
 #include <cairo.h>
 
@@ -117,21 +118,7 @@ double fit_font_size(const std::vector<std::string>& texts, const TextStyle& sty
   return std::clamp(size, min_size, max_size);
 }
 
-std::string escape_markup(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string escape_markup(const std::string& text) { return html_escape(text); }
 
 bool has_all_glyphs(const std::string& text, const TextStyle& style) {
   Measurer& m = measurer();

@@ -1,8 +1,9 @@
 // Tests of the highlighted-text view: shades, normalisation, token-box pixel colours, wrapping,
-// record selection, and the HTML page.
+// record selection, the HTML page and its escaping.
 #include <attnviz/error.hpp>
 #include <attnviz/record.hpp>
 #include <attnviz/render/draw.hpp>
+#include <attnviz/render/escape.hpp>
 #include <attnviz/render/text_view.hpp>
 
 #include <doctest/doctest.h>
@@ -158,4 +159,11 @@ TEST_CASE("text_item reads a record; HTML shows weights on hover; files by exten
   CHECK(test::slurp(dir / "a.pdf").substr(0, 4) == "%PDF");
   CHECK(test::slurp(dir / "a.html").find("<!DOCTYPE html>") == 0);
   CHECK_THROWS_AS(render_text({it}, opt, dir / "a.bmp"), UsageError);
+}
+
+TEST_CASE("html_escape: the five XML entities, other bytes (UTF-8) unchanged; Pango markup the same") {
+  CHECK(html_escape("a < b && c > \"d\" 'e'") == "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#39;e&#39;");
+  CHECK(html_escape("") == "");
+  CHECK(html_escape("Grüße, 世界") == "Grüße, 世界");
+  CHECK(escape_markup("<b>it's</b>") == html_escape("<b>it's</b>"));
 }

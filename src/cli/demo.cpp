@@ -3,6 +3,7 @@
 #include "cli/demo.hpp"
 
 #include <attnviz/atomic_file.hpp>
+#include <attnviz/render/escape.hpp>
 
 #include <fmt/core.h>
 
@@ -13,19 +14,7 @@ namespace attnviz::cli {
 
 namespace {
 
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
+using render::html_escape;
 
 // One self-contained page: sections in the order they were added, a figure per item with its
 // caption and links to the vector versions. Opens from disk in any browser (no server, no scripts).

@@ -127,7 +127,7 @@ TextExtent measure_text(const std::string& text, const TextStyle& style);
 double fit_font_size(const std::vector<std::string>& texts, const TextStyle& style, double max_width,
                      double max_height, double min_size, double max_size);
 
-// Escapes &, <, > for use of plain text inside Pango markup.
+// Escapes plain text for use inside Pango markup: html_escape (<attnviz/render/escape.hpp>).
 std::string escape_markup(const std::string& text);
 
 // True if every character of `text` is covered by a font Pango picks for `style` (no missing-glyph
