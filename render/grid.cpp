@@ -87,14 +87,7 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
   }
   const double gx = margin + row_w + 8;
   double grid_w = C * thumb + (C - 1) * gap;
-  double title_h = 0;
-  if (title != "-") {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    title_h = measure_text(title, ts).height + 8;
-  }
-  y += title_h;
+  y += title_space(title, 8);
   // Column headers.
   double head_h = measure_text("head 0", hs).height;
   for (int c = 0; c < C; ++c)
@@ -146,13 +139,7 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
   right += 16 + add_colorbar(out, gx + grid_w + 16, gy, 12, cb_h, cmap, range, label, non_finite);
   double bottom = gy + std::max(grid_h, cb_h + (non_finite > 0 ? 24 : 0));
   out.width = std::ceil(right + margin);
-  if (title != "-") {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    out.width = std::max(out.width, std::min(measure_text(title, ts).width + 2 * margin, 900.0));
-    add_title(out, title, out.width, margin, 13);
-  }
+  add_fitted_title(out, title, margin);
   out.height = std::ceil(bottom + margin);
   return out;
 }

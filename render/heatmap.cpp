@@ -61,14 +61,8 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   const double margin = 12, pad = 4;
   double y = margin;
   std::string title = opt.title.empty() ? m.title : opt.title;
-  double title_h = 0;
   // The title is placed after the width is known; reserve its height now.
-  if (title != "-" && !title.empty()) {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    title_h = measure_text(title, ts).height + 8;
-  }
+  const double title_h = title_space(title, 8);
   std::string note;
   if (non_finite > 0) note = fmt::format("{} non-finite cell{} (NaN/Inf) drawn hatched magenta", non_finite, non_finite == 1 ? "" : "s");
   TextStyle ns;
@@ -230,15 +224,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   if (opt.colorbar) bottom = std::max(bottom, legend_y);
 
   out.width = std::ceil(right + margin);
-  double title_w = 0;
-  if (title_h > 0) {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    title_w = measure_text(title, ts).width;
-    out.width = std::max(out.width, std::min(title_w + 2 * margin, 900.0));
-    add_title(out, title, out.width, margin, 13);
-  }
+  add_fitted_title(out, title, margin);
   if (!note.empty()) {
     ns.max_width = out.width - 2 * margin;
     out.add(Text{{out.width / 2, margin + title_h}, note, ns, Color{0.5, 0, 0.5, 1}, HAlign::Center, VAlign::Top});

@@ -91,14 +91,7 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
   std::string title = opt.title.empty() ? t.name + " · " + (opt.mean_heads ? names[0] : names.size() == 1 ? names[0] : fmt::format("{} heads", names.size()))
                                         : opt.title;
   double y = margin;
-  double title_h = 0;
-  if (title != "-") {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    title_h = measure_text(title, ts).height + 6;
-  }
-  y += title_h;
+  y += title_space(title, 6);
   // Legend of head colours (only when several sets of lines are drawn).
   TextStyle ks;
   ks.size = 9;
@@ -156,13 +149,7 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
     out.add(Circle{{rx - 4, ky(i)}, std::min(2.0, pitch / 4), Color{0.3, 0.3, 0.3, 1}});
   }
   out.width = std::ceil(width);
-  if (title != "-") {
-    TextStyle ts;
-    ts.size = 13;
-    ts.bold = true;
-    out.width = std::max(out.width, std::min(measure_text(title, ts).width + 2 * margin, 900.0));
-    add_title(out, title, out.width, margin, 13);
-  }
+  add_fitted_title(out, title, margin);
   out.height = std::ceil(top + n * pitch + margin);
   return out;
 }

@@ -86,15 +86,34 @@ std::string format_value(double v, int digits) {
   return s;
 }
 
-double add_title(DrawList& list, const std::string& title, double width, double y, double size) {
-  if (title.empty() || title == "-") return 0;
+namespace {
+bool no_title(const std::string& title) { return title.empty() || title == "-"; }
+TextStyle title_style(double size) {
   TextStyle st;
   st.size = size;
   st.bold = true;
+  return st;
+}
+}  // namespace
+
+double add_title(DrawList& list, const std::string& title, double width, double y, double size) {
+  if (no_title(title)) return 0;
+  TextStyle st = title_style(size);
   st.max_width = std::max(20.0, width - 16);
   TextExtent e = measure_text(title, st);
   list.add(Text{{width / 2, y}, title, st, kBlack, HAlign::Center, VAlign::Top});
   return e.height;
+}
+
+double title_space(const std::string& title, double gap, double size) {
+  if (no_title(title)) return 0;
+  return measure_text(title, title_style(size)).height + gap;
+}
+
+void add_fitted_title(DrawList& list, const std::string& title, double margin, double size) {
+  if (no_title(title)) return;
+  list.width = std::max(list.width, std::min(measure_text(title, title_style(size)).width + 2 * margin, 900.0));
+  add_title(list, title, list.width, margin, size);
 }
 
 double add_colorbar(DrawList& list, double x, double y, double w, double h, const Colormap& cmap,

@@ -193,5 +193,11 @@ std::vector<double> nice_ticks(double lo, double hi, int max_ticks = 6);
 std::string format_value(double v, int digits = 2);
 // A title line at the top of a figure (centred), returns its height.
 double add_title(DrawList& list, const std::string& title, double width, double y, double size = 13);
+// For a title placed once the figure's width is known (add_fitted_title): the height to reserve,
+// the title's one-line height plus `gap` below it; 0 when there is no title ("" or "-").
+double title_space(const std::string& title, double gap, double size = 13);
+// Widens `list` so that `title` fits on one line with `margin` either side (at most 900 pt wide),
+// then adds it centred at y = margin. Does nothing when there is no title ("" or "-").
+void add_fitted_title(DrawList& list, const std::string& title, double margin, double size = 13);
 
 }  // namespace attnviz::render
