@@ -39,6 +39,17 @@ struct Common {
     if (vmax_opt && vmax_opt->count()) s.vmax = vmax;
     return s;
   }
+
+  // A plot's options with the colour choices filled in; checks, in this order, the output's
+  // extension, the colormap name and the normalization name.
+  template <class PlotOptions>
+  PlotOptions with_colours(PlotOptions p) const {
+    format_from_path(out);
+    p.cmap = cmap;
+    Colormap::get(p.cmap);
+    p.scale = scale();
+    return p;
+  }
 };
 
 void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
@@ -56,6 +67,14 @@ void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
   sub->add_option("--scale", c.paint.scale, "PNG pixels per point (2 = crisp on high-DPI screens)")->check(CLI::Range(0.1, 16.0));
   sub->add_flag("--small-png", c.paint.small_png, "compress the PNG harder (about 3x smaller, a little slower)");
   sub->add_option("--dpi", c.paint.dpi, "PNG resolution in dots per inch (overrides --scale; 144 = --scale 2)")->check(CLI::Range(7.2, 1152.0));
+}
+
+// -t/--tensor, --head and --mean-heads into a Selection or OverlaySelection.
+template <class HeadSelection>
+void add_head_selection(CLI::App* sub, HeadSelection& sel, const std::string& default_tensor) {
+  sub->add_option("-t,--tensor", sel.tensor, "tensor name (default: " + default_tensor + ")");
+  sub->add_option("--head", sel.head, "head index")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--mean-heads", sel.mean_heads, "average over all heads");
 }
 
 void report(const std::string& out) { fmt::print("wrote {}\n", out); }
@@ -84,9 +103,7 @@ void add_heatmap(CLI::App& parent) {
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "viridis");
-  sub->add_option("-t,--tensor", o->sel.tensor, "tensor name (default: the first tensor)");
-  sub->add_option("--head", o->sel.head, "head index")->check(CLI::NonNegativeNumber);
-  sub->add_flag("--mean-heads", o->sel.mean_heads, "average over all heads");
+  add_head_selection(sub, o->sel, "the first tensor");
   sub->add_option("--values-max", o->h.values_max_size, "print cell values when both sides are at most this many cells");
   sub->add_flag("--no-values", o->no_values, "never print cell values");
   sub->add_flag("--no-colorbar", o->no_colorbar, "leave out the colorbar");
@@ -97,11 +114,7 @@ void add_heatmap(CLI::App& parent) {
   sub->add_option("--pred", o->pred, "Pharaoh file with predicted links, drawn as dots");
   sub->add_option("--align-line", o->align_line, "line of the Pharaoh files to use (default: the only line, else --sample)");
   sub->callback([o] {
-    format_from_path(o->c.out);
-    HeatmapOptions h = o->h;
-    h.cmap = o->c.cmap;
-    Colormap::get(h.cmap);
-    h.scale = o->c.scale();
+    HeatmapOptions h = o->c.with_colours(o->h);
     if (o->no_values) h.values_max_size = 0;
     h.colorbar = !o->no_colorbar;
     h.labels = !o->no_labels;
@@ -129,11 +142,7 @@ void add_grid(CLI::App& parent) {
   sub->add_option("--thumb", o->g.thumb, "thumbnail size in points (default: automatic)")->check(CLI::Range(8.0, 400.0));
   sub->add_option("--title", o->g.title, "figure title ('-' = none)");
   sub->callback([o] {
-    format_from_path(o->c.out);
-    GridOptions g = o->g;
-    g.cmap = o->c.cmap;
-    Colormap::get(g.cmap);
-    g.scale = o->c.scale();
+    GridOptions g = o->c.with_colours(o->g);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
     render_grid(rec, g, o->c.out, o->c.paint);
     report(o->c.out);
@@ -178,9 +187,7 @@ void add_overlay(CLI::App& parent) {
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "inferno");
-  sub->add_option("-t,--tensor", o->sel.tensor, "tensor name (default: the last self-attention layer)");
-  sub->add_option("--head", o->sel.head, "head index")->check(CLI::NonNegativeNumber);
-  sub->add_flag("--mean-heads", o->sel.mean_heads, "average over all heads");
+  add_head_selection(sub, o->sel, "the last self-attention layer");
   sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(CLI::NonNegativeNumber);
   std::string methods = "cls";
 #ifdef ATTNVIZ_HAVE_SALIENCY
@@ -197,11 +204,7 @@ void add_overlay(CLI::App& parent) {
   sub->add_flag("--colorbar", o->ov.colorbar, "add a colorbar (use with --shared-scale)");
   sub->add_option("--title", o->ov.title, "figure title");
   sub->callback([o] {
-    format_from_path(o->c.out);
-    OverlayOptions ov = o->ov;
-    ov.cmap = o->c.cmap;
-    Colormap::get(ov.cmap);
-    ov.scale = o->c.scale();
+    OverlayOptions ov = o->c.with_colours(o->ov);
     OverlayMapFn fn;
     if (o->method != "cls") {
 #ifdef ATTNVIZ_HAVE_SALIENCY
