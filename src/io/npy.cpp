@@ -42,13 +42,7 @@ class DictParser {
       skip();
       PyValue v = value();
       if (!out.emplace(key, std::move(v)).second) fail("header key '" + key + "' repeats");
-      skip();
-      if (peek() == ',') {
-        ++i_;
-        skip();
-      } else if (peek() != '}') {
-        fail("expected ',' or '}' in the header dict");
-      }
+      after_item('}', "header dict");
     }
     ++i_;
     return out;
@@ -65,6 +59,17 @@ class DictParser {
   void expect(char c) {
     if (peek() != c) fail(std::string("expected '") + c + "'");
     ++i_;
+  }
+  // After an item of the dict or tuple that `close` ends: takes a ',' (a trailing one, as numpy
+  // writes, included) or checks that `close` comes next.
+  void after_item(char close, const char* what) {
+    skip();
+    if (peek() == ',') {
+      ++i_;
+      skip();
+    } else if (peek() != close) {
+      fail(std::string("expected ',' or '") + close + "' in the " + what);
+    }
   }
   std::string string_lit() {
     const char q = peek();
@@ -112,13 +117,7 @@ class DictParser {
       while (peek() != ')') {
         dims.push_back(integer());
         if (dims.size() > static_cast<size_t>(kMaxRank)) fail("more than 32 dimensions");
-        skip();
-        if (peek() == ',') {
-          ++i_;
-          skip();
-        } else if (peek() != ')') {
-          fail("expected ',' or ')' in the shape tuple");
-        }
+        after_item(')', "shape tuple");
       }
       ++i_;
       return dims;
