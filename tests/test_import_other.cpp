@@ -15,11 +15,6 @@ using namespace attnviz::test;
 
 namespace {
 
-std::string u64(std::uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-  return s;
-}
 std::string u16s(const std::vector<std::uint16_t>& v) {
   std::string s;
   for (auto x : v) s += {static_cast<char>(x & 0xFF), static_cast<char>(x >> 8)};

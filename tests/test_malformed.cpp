@@ -18,10 +18,6 @@ using namespace attnviz::test;
 
 namespace {
 
-std::string u16(unsigned v) { return {static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF)}; }
-std::string u32(std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16); }
-std::string u64(std::uint64_t v) { return u32(static_cast<std::uint32_t>(v)) + u32(static_cast<std::uint32_t>(v >> 32)); }
-
 std::string floats(const std::vector<float>& v) {
   std::string b(v.size() * 4, '\0');
   std::memcpy(b.data(), v.data(), b.size());

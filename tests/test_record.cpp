@@ -18,12 +18,6 @@ using namespace attnviz::test;
 
 namespace {
 
-std::string u64(std::uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
-  return s;
-}
-
 std::string st(const std::string& header, const std::string& data) { return u64(header.size()) + header + data; }
 
 std::string f32(int n, float v = 0.25f) {

@@ -1,6 +1,8 @@
-// Helpers shared by the tests: a per-test temp folder, running the attnviz CLI, reading files.
+// Helpers shared by the tests: a per-test temp folder, running the attnviz CLI, reading and writing
+// files, little-endian fields.
 #pragma once
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +55,11 @@ inline void spit(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
+
+// Little-endian fields as binary formats store them (npy and zip headers, safetensors length).
+inline std::string u16(unsigned v) { return {static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF)}; }
+inline std::string u32(std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16); }
+inline std::string u64(std::uint64_t v) { return u32(static_cast<std::uint32_t>(v)) + u32(static_cast<std::uint32_t>(v >> 32)); }
 
 // Files in a folder (to check that failed commands leave nothing behind).
 inline int count_files(const fs::path& dir) {
