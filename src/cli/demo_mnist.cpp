@@ -55,6 +55,20 @@ Mat saliency_map(const AttentionRecord& r, SaliencyMethod m) {
   return patch_saliency(r, so);
 }
 
+// Each record's digit under its `m` map, captioned with the true and predicted class.
+std::vector<render::OverlayPanel> digit_panels(const std::vector<AttentionRecord>& recs, SaliencyMethod m) {
+  return render::overlay_panels(recs, {}, [m](const AttentionRecord& r) { return saliency_map(r, m); });
+}
+
+// The layout of the digit grids: 8 panels of 84 pt to a row.
+render::OverlayOptions digit_grid(const std::string& title) {
+  render::OverlayOptions oo;
+  oo.columns = 8;
+  oo.panel = 84;
+  oo.title = title;
+  return oo;
+}
+
 void add_item(DemoContext& ctx, const std::string& stem, const std::string& title, const std::string& caption,
               const std::vector<render::OverlayPanel>& panels, const render::OverlayOptions& opt) {
   fs::path dir = ctx.out / "mnist";
@@ -156,52 +170,31 @@ void demo_mnist(DemoContext& ctx) {
              panels, oo);
   }
   // 3. A grid of digits with the rollout, labelled true / predicted.
-  {
-    auto panels = render::overlay_panels(recs, {}, [](const AttentionRecord& r) {
-      return saliency_map(r, SaliencyMethod::Rollout);
-    });
-    render::OverlayOptions oo;
-    oo.columns = 8;
-    oo.panel = 84;
-    oo.title = "attention rollout on the first 24 test digits";
-    add_item(ctx, "grid", "Rollout on 24 test digits",
-             "The first 24 test digits with the ViT's attention rollout; the caption gives the true and the "
-             "predicted class (red when wrong).",
-             panels, oo);
-  }
+  add_item(ctx, "grid", "Rollout on 24 test digits",
+           "The first 24 test digits with the ViT's attention rollout; the caption gives the true and the "
+           "predicted class (red when wrong).",
+           digit_panels(recs, SaliencyMethod::Rollout), digit_grid("attention rollout on the first 24 test digits"));
   // 4. Misclassified digits.
   if (!wrong.empty()) {
     auto wrecs = models::record_mnist(*vit.model, test, wrong, "mnist-vit");
     save_records(ctx.out / "mnist" / "misclassified.safetensors", wrecs);
-    auto panels = render::overlay_panels(wrecs, {}, [](const AttentionRecord& r) {
-      return saliency_map(r, SaliencyMethod::Rollout);
-    });
-    render::OverlayOptions oo;
-    oo.columns = 8;
-    oo.panel = 84;
-    oo.title = fmt::format("misclassified test digits ({} of {} wrong; first {} shown), attention rollout",
-                           ev.count - ev.correct, ev.count, wrong.size());
+    auto oo = digit_grid(fmt::format("misclassified test digits ({} of {} wrong; first {} shown), attention rollout",
+                                     ev.count - ev.correct, ev.count, wrong.size()));
     add_item(ctx, "misclassified", "Misclassified digits",
-             "Test digits the ViT gets wrong, with its rollout: where it looked when it made the mistake.", panels,
-             oo);
+             "Test digits the ViT gets wrong, with its rollout: where it looked when it made the mistake.",
+             digit_panels(wrecs, SaliencyMethod::Rollout), oo);
   }
   // 5. The pooling baseline's single attention map.
   {
     auto precs = models::record_mnist(*pool.model, test, first, "mnist-pool");
     save_records(ctx.out / "mnist" / "pool.safetensors", precs);
-    auto panels = render::overlay_panels(precs, {}, [](const AttentionRecord& r) {
-      return saliency_map(r, SaliencyMethod::Cls);
-    });
-    render::OverlayOptions oo;
-    oo.columns = 8;
-    oo.panel = 84;
     auto pe = models::evaluate_mnist(*pool.model, test);
-    oo.title = fmt::format("attention-pooling baseline ({:.2f}% test accuracy): its one learned query's weights",
-                           100 * pe.accuracy());
+    auto oo = digit_grid(fmt::format("attention-pooling baseline ({:.2f}% test accuracy): its one learned query's weights",
+                                     100 * pe.accuracy()));
     add_item(ctx, "pool", "Attention pooling baseline",
              "The classic single-query attention classifier (softmax over the 49 patches): its one attention map "
              "is directly the model's weighting of image regions.",
-             panels, oo);
+             digit_panels(precs, SaliencyMethod::Cls), oo);
   }
   // 6. Confusion matrix.
   render_confusion(ev, fmt::format("ViT confusion matrix · {:.2f}% test accuracy", 100 * ev.accuracy()),
