@@ -21,10 +21,15 @@ int gemm_threads(Eigen::Index m, Eigen::Index n, Eigen::Index k, Eigen::Index sp
   return static_cast<int>(std::max<Eigen::Index>(1, std::min<Eigen::Index>(t, split / 8)));
 }
 
-// Contiguous [begin, end) part of n items for thread i of t (same split for the same t).
-inline void part(Eigen::Index n, int t, int i, Eigen::Index& b, Eigen::Index& e) {
-  b = n * i / t;
-  e = n * (i + 1) / t;
+// Calls block(begin, count) on each of t contiguous parts of [0, n), one part per thread. The split
+// depends only on n and t, so every run with the same threads computes the same numbers.
+template <class Block>
+void for_parts(Eigen::Index n, int t, const Block& block) {
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int i = 0; i < t; ++i) {
+    const Eigen::Index begin = n * i / t, end = n * (i + 1) / t;
+    if (end > begin) block(begin, end - begin);
+  }
 }
 }  // namespace
 
@@ -41,14 +46,10 @@ void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
     else c.noalias() = a * b;
     return;
   }
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int i = 0; i < t; ++i) {
-    Eigen::Index r0, r1;
-    part(M, t, i, r0, r1);
-    if (r1 <= r0) continue;
-    if (accumulate) c.middleRows(r0, r1 - r0).noalias() += a.middleRows(r0, r1 - r0) * b;
-    else c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
-  }
+  for_parts(M, t, [&](Eigen::Index r0, Eigen::Index rows) {
+    if (accumulate) c.middleRows(r0, rows).noalias() += a.middleRows(r0, rows) * b;
+    else c.middleRows(r0, rows).noalias() = a.middleRows(r0, rows) * b;
+  });
 }
 
 void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
@@ -61,14 +62,10 @@ void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
     else c.noalias() = a.transpose() * b;
     return;
   }
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int i = 0; i < t; ++i) {
-    Eigen::Index c0, c1;
-    part(N, t, i, c0, c1);
-    if (c1 <= c0) continue;
-    if (accumulate) c.middleCols(c0, c1 - c0).noalias() += a.transpose() * b.middleCols(c0, c1 - c0);
-    else c.middleCols(c0, c1 - c0).noalias() = a.transpose() * b.middleCols(c0, c1 - c0);
-  }
+  for_parts(N, t, [&](Eigen::Index c0, Eigen::Index cols) {
+    if (accumulate) c.middleCols(c0, cols).noalias() += a.transpose() * b.middleCols(c0, cols);
+    else c.middleCols(c0, cols).noalias() = a.transpose() * b.middleCols(c0, cols);
+  });
 }
 
 void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
@@ -81,14 +78,10 @@ void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
     else c.noalias() = a * b.transpose();
     return;
   }
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int i = 0; i < t; ++i) {
-    Eigen::Index r0, r1;
-    part(M, t, i, r0, r1);
-    if (r1 <= r0) continue;
-    if (accumulate) c.middleRows(r0, r1 - r0).noalias() += a.middleRows(r0, r1 - r0) * b.transpose();
-    else c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b.transpose();
-  }
+  for_parts(M, t, [&](Eigen::Index r0, Eigen::Index rows) {
+    if (accumulate) c.middleRows(r0, rows).noalias() += a.middleRows(r0, rows) * b.transpose();
+    else c.middleRows(r0, rows).noalias() = a.middleRows(r0, rows) * b.transpose();
+  });
 }
 
 void softmax_rows(Mat& x) {
