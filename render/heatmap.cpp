@@ -104,11 +104,18 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
     if (vs.size >= 4.5) {
       for (int q = 0; q < Q; ++q)
         for (int k = 0; k < K; ++k) {
-          Color bg = std::isnan(unit(q, k)) ? kNonFinite : cmap.at(unit(q, k));
+          const bool hatched = std::isnan(unit(q, k));
+          Color bg = hatched ? kWhite : cmap.at(unit(q, k));
           TextStyle s = vs;
           s.max_width = cell * 0.95;
-          out.add(Text{{mx + (k + 0.5) * cell, my + (q + 0.5) * cell}, texts[q * K + k], s,
-                       contrast_text_color(bg), HAlign::Center, VAlign::Middle});
+          const Point at{mx + (k + 0.5) * cell, my + (q + 0.5) * cell};
+          if (hatched) {
+            // "NaN"/"Inf" on a white plate: black text over the magenta-black hatching is unreadable.
+            const TextExtent e = measure_text(texts[q * K + k], s);
+            const double w = std::min(e.width, s.max_width) + 0.3 * s.size, h = e.height + 0.1 * s.size;
+            out.add(Rect{at.x - w / 2, at.y - h / 2, w, h, kWhite});
+          }
+          out.add(Text{at, texts[q * K + k], s, contrast_text_color(bg), HAlign::Center, VAlign::Middle});
         }
     }
   }

@@ -230,6 +230,32 @@ TEST_CASE("NaN and Inf cells are drawn magenta and counted") {
   CHECK(magenta);
 }
 
+TEST_CASE("a NaN cell's value label sits on a white plate, black text, so it reads over the hatching") {
+  AttentionRecord rec = make_record(1, 3, 3);
+  rec.tensors[0].at(0, 1, 1) = std::numeric_limits<float>::quiet_NaN();
+  HeatmapOptions o = bare();
+  o.cell = 40;
+  o.values_max_size = 10;
+  DrawList dl = layout_heatmap(select_matrix(rec, {}), o);
+  const Rect* cell = nullptr;
+  const Rect* plate = nullptr;
+  const Text* label = nullptr;
+  for (const auto& op : dl.ops) {
+    if (auto* r = std::get_if<Rect>(&op); r && r->hatched) cell = r;
+    else if (r && cell && r->fill == kWhite) plate = r;
+    if (auto* t = std::get_if<Text>(&op); t && t->text == "NaN") label = t;
+  }
+  REQUIRE(cell);
+  REQUIRE(plate);
+  REQUIRE(label);
+  CHECK(label->color == kBlack);
+  // The plate is inside the cell and centred on the label.
+  CHECK(plate->x > cell->x);
+  CHECK(plate->x + plate->w < cell->x + cell->w);
+  CHECK(plate->x + plate->w / 2 == doctest::Approx(label->at.x));
+  CHECK(plate->y + plate->h / 2 == doctest::Approx(label->at.y));
+}
+
 TEST_CASE("all plot kinds render 1x1, 1xN and 200x200 tensors to PNG, SVG and PDF") {
   fs::path dir = temp_dir("shapes");
   struct Shape {
