@@ -1,6 +1,7 @@
 // Tests of the parallel corpus reader/writer (TSV, --columns, gold, ||| lines) and the built-in generator.
 #include <attnviz/corpus.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/tokenizer.hpp>
 
 #include <doctest/doctest.h>
 
@@ -120,4 +121,27 @@ TEST_CASE("source ||| target lines split on ASCII spaces only") {
   CHECK(c.pairs[0].target == V{"the", "house,", "yes"});
   auto b = read_bitext(dir / "b.txt");
   CHECK(b.size() == 2);
+}
+
+TEST_CASE("samples/real-de-gold.tsv: 27 real pairs whose hand-made gold fits the tokenizer") {
+  // The reader rejects links outside either sentence, so reading it checks every index.
+  auto c = read_corpus(std::filesystem::path(ATTNVIZ_SOURCE_DIR) / "samples/real-de-gold.tsv");
+  REQUIRE(c.size() == 27);
+  CHECK(c.has_gold());
+  CHECK(c.pairs[15].source == V{"I", "'", "ll", "change", "it", "later"});
+  CHECK(c.pairs[23].target == V{"Komprimierte", "Fehlersuchinformationen", "erzeugen", "."});
+  CHECK(to_pharaoh(*c.pairs[23].gold) == "0-2 1-0 2-1 3-1 4-3");
+  for (const auto& p : c.pairs) {
+    CAPTURE(join_tokens(p.source));
+    // Every target word is linked (sure or possible) to some source word; punctuation without a
+    // counterpart (the comma German puts before an infinitive clause) may stay unlinked.
+    for (int j = 0; j < static_cast<int>(p.target.size()); ++j) {
+      size_t pos = 0;
+      char32_t cp = 0;
+      if (utf8_next(p.target[j], pos, cp) && is_punctuation(cp)) continue;
+      bool linked = false;
+      for (const auto& l : p.gold->links) linked |= l.target == j;
+      CHECK(linked);
+    }
+  }
 }
