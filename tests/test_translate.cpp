@@ -98,6 +98,25 @@ TEST_CASE("transformer: a tiny corpus is learned; beam 1 == greedy; records self
   rec.validate("test");
 }
 
+TEST_CASE("record_translation labels out-of-vocabulary positions with the words they stand for") {
+  auto c = generate_synthetic({.count = 8, .seed = 6});
+  auto m = tiny_model(c, {.arch = "transformer", .dim = 16, .heads = 2, .layers = 1, .ff = 32, .max_len = 40});
+  std::vector<std::string> src_words = {"Zeitzonenabkürzung", "the"}, tgt_words = {"Zeitzone", "."};
+  auto src = m->src_vocab.encode(src_words), tgt = m->tgt_vocab.encode(tgt_words);
+  REQUIRE(src[0] == Vocabulary::kUnk);
+  REQUIRE(tgt[0] == Vocabulary::kUnk);
+  auto rec = record_translation(*m, src, tgt, &src_words, &tgt_words);
+  CHECK(rec.tokens["source"] == std::vector<std::string>{"Zeitzonenabkürzung", "the", "<eos>"});
+  CHECK(rec.tokens["target"] == std::vector<std::string>{"Zeitzone", ".", "<eos>"});
+  CHECK(rec.metadata["unknown_source"] == "1");
+  CHECK(rec.metadata["unknown_target"] == "1");
+  // Without the words (or with a list that does not line up) the ids' own tokens are used.
+  auto plain = record_translation(*m, src, tgt);
+  CHECK(plain.tokens["source"][0] == "<unk>");
+  std::vector<std::string> short_list = {"x"};
+  CHECK(record_translation(*m, src, tgt, &short_list).tokens["source"][0] == "<unk>");
+}
+
 TEST_CASE("model files: wrong kind and garbage are input errors") {
   auto dir = temp_dir("bad_models");
   spit(dir / "x.safetensors", "not a safetensors file at all");

@@ -270,7 +270,7 @@ void add_record_translate(CLI::App& parent) {
       if (toks.empty()) throw UsageError("--text has no tokens");
       auto src = model->src_vocab.encode(toks);
       auto hyp = o->beam > 1 ? beam_decode(*model, src, {.width = o->beam}) : greedy_decode(*model, {src})[0];
-      auto rec = record_translation(*model, src, hyp);
+      auto rec = record_translation(*model, src, hyp, &toks);
       rec.metadata["input_text"] = o->text;
       recs.push_back(std::move(rec));
     } else {
@@ -279,7 +279,7 @@ void add_record_translate(CLI::App& parent) {
       for (int i : o->from) {
         if (i < 0 || i >= static_cast<int>(data.size()))
           throw UsageError(fmt::format("--from-corpus {}: the corpus has {} pairs", i, data.size()));
-        auto rec = record_translation(*model, data[i].src, data[i].tgt);
+        auto rec = record_translation(*model, data[i].src, data[i].tgt, &corpus.pairs[i].source, &corpus.pairs[i].target);
         auto hyp = greedy_decode(*model, {data[i].src})[0];
         rec.metadata["hypothesis"] = join_tokens(model->tgt_vocab.decode(hyp));
         rec.metadata["corpus_index"] = std::to_string(i);

@@ -282,11 +282,32 @@ std::vector<int> beam_decode(Translator& m, const std::vector<int>& src, const B
 
 // ---- recording -------------------------------------------------------------------------------
 
-AttentionRecord record_translation(Translator& m, const std::vector<int>& src, const std::vector<int>& tgt) {
+namespace {
+// Token labels for ids; an <unk> id shows the word it stands for when `words` lines up with `ids`.
+std::vector<std::string> labels(const Vocabulary& vocab, const std::vector<int>& ids,
+                                const std::vector<std::string>* words, int& unknown) {
+  std::vector<std::string> out;
+  unknown = 0;
+  const bool have_words = words && words->size() == ids.size();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const bool unk = ids[i] == Vocabulary::kUnk;
+    unknown += unk;
+    out.push_back(unk && have_words ? (*words)[i] : vocab.token(ids[i]));
+  }
+  return out;
+}
+}  // namespace
+
+AttentionRecord record_translation(Translator& m, const std::vector<int>& src, const std::vector<int>& tgt,
+                                   const std::vector<std::string>* source_words,
+                                   const std::vector<std::string>* target_words) {
   AttentionRecord rec = m.record(src, tgt);
-  std::vector<std::string> s, t, tin = {"<bos>"};
-  for (int i : src) s.push_back(m.src_vocab.token(i));
-  for (int i : tgt) t.push_back(m.tgt_vocab.token(i));
+  int unk_s = 0, unk_t = 0;
+  std::vector<std::string> s = labels(m.src_vocab, src, source_words, unk_s);
+  std::vector<std::string> t = labels(m.tgt_vocab, tgt, target_words, unk_t);
+  std::vector<std::string> tin = {"<bos>"};
+  if (source_words) rec.metadata["unknown_source"] = std::to_string(unk_s);
+  if (target_words) rec.metadata["unknown_target"] = std::to_string(unk_t);
   tin.insert(tin.end(), t.begin(), t.end());
   rec.metadata["source_text"] = join_tokens(s);
   rec.metadata["target_text"] = join_tokens(t);

@@ -128,8 +128,12 @@ struct BeamOptions {
 std::vector<int> beam_decode(Translator& model, const std::vector<int>& src, const BeamOptions& opt);
 
 // model.record() plus tokens ("source", "target", "target_input", with <eos>/<bos>) and metadata
-// (model, attention, arch, source/target text).
-AttentionRecord record_translation(Translator& model, const std::vector<int>& src, const std::vector<int>& tgt);
+// (model, attention, arch, source/target text). When the words behind src/tgt are given (same
+// length), out-of-vocabulary positions are labelled with the word itself instead of <unk>, so a
+// plot of a real sentence stays readable; metadata "unknown_source"/"unknown_target" count them.
+AttentionRecord record_translation(Translator& model, const std::vector<int>& src, const std::vector<int>& tgt,
+                                   const std::vector<std::string>* source_words = nullptr,
+                                   const std::vector<std::string>* target_words = nullptr);
 
 // ---- evaluation ------------------------------------------------------------------------------
 
