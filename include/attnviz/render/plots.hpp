@@ -57,7 +57,8 @@ struct HeatmapOptions {
   bool labels = true;         // token labels on both axes
   std::string title;          // "" = LabelledMatrix::title; "-" = no title
   double cell = 0;            // points per cell; 0 = automatic (larger for small matrices)
-  double max_label_width = 90;  // longer tokens are shortened with an ellipsis (points)
+  double max_label_width = 150;  // longer tokens are shortened with an ellipsis (points): room for
+                                 // a long German compound ("Fehlersuchinformationen") at 12 pt
   AlignmentMarkers markers;
 };
 
