@@ -108,6 +108,10 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--layers", o->cfg.layers, "transformer: encoder and decoder layers")->check(CLI::Range(1, 64));
   sub->add_option("--ff", o->cfg.ff, "transformer: MLP width")->check(CLI::Range(1, 65536));
   sub->add_option("--dropout", o->cfg.dropout, "dropout (transformer)")->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--coverage", o->cfg.coverage,
+                  fmt::format("rnn: weight of the coverage penalty (every source word attended about once in "
+                              "total); default {} for additive attention, 0 for the others", kDefaultAdditiveCoverage))
+      ->check(CLI::Range(0.0, 100.0));
   sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(CLI::PositiveNumber);
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(CLI::PositiveNumber);
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
@@ -158,7 +162,9 @@ void add_train_translate(CLI::App& parent) {
       ProgressBar bar(fmt::format("epoch {}/{}", e + 1, o->train.epochs), per_epoch, !quiet);
       auto r = train_epoch(*model, opt, data, e, o->train,
                            [&](long done, double loss) { bar.update(done, fmt::format("loss {:.3f}", loss)); });
-      bar.finish(fmt::format("loss {:.3f} token acc {}", r.loss, pct(r.tokens ? double(r.correct) / r.tokens : 0)));
+      bar.finish(fmt::format("loss {:.3f}{} token acc {}", r.loss,
+                             model->config.coverage > 0 ? fmt::format(" coverage {:.3f}", r.penalty) : "",
+                             pct(r.tokens ? double(r.correct) / r.tokens : 0)));
       save_translator(ckpt, *model, &opt, {{"epoch", std::to_string(e + 1)}});
     }
     save_translator(out, *model, nullptr, {{"epochs", std::to_string(o->train.epochs)}});
@@ -198,8 +204,8 @@ void add_eval_translate(CLI::App& parent) {
     o->eval.align.method = parse_align_method(o->method);
     nlohmann::json js = nlohmann::json::array();
     if (!o->json)
-      fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7}  {}\n", "model", "attention", "pairs", "exact", "BLEU-4",
-                 "AER", "prec", "tensor");
+      fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "model", "attention", "pairs", "exact",
+                 "BLEU-4", "AER", "prec", "recall", "tensor");
     for (const auto& path : o->models) {
       auto model = load_translator(path);
       auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer, model->config.pretokenized);
@@ -223,17 +229,18 @@ void add_eval_translate(CLI::App& parent) {
       js.push_back(j);
       if (!o->json) {
         if (r.alignment.empty())
-          fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7}  (no gold)\n", model->name(), model->attention_kind(),
-                     r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu, "-", "-");
+          fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  (no gold)\n", model->name(),
+                     model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu, "-",
+                     "-", "-");
         for (size_t l = 0; l < r.alignment.size(); ++l) {
           const auto& a = r.alignment[l];
           if (l == 0)
-            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7}  {}\n", model->name(), model->attention_kind(),
-                       r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu, pct(a.score.aer()),
-                       pct(a.score.precision()), a.tensor);
+            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  {}\n", model->name(),
+                       model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu,
+                       pct(a.score.aer()), pct(a.score.precision()), pct(a.score.recall()), a.tensor);
           else
-            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7}  {}\n", "", "", "", "", "", pct(a.score.aer()),
-                       pct(a.score.precision()), a.tensor);
+            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "", "", "", "", "", pct(a.score.aer()),
+                       pct(a.score.precision()), pct(a.score.recall()), a.tensor);
         }
       }
     }
