@@ -116,6 +116,49 @@ TEST_CASE("every scoring function, used step by step like an RNN decoder") {
   CHECK_THROWS_AS(parse_score("cosine"), UsageError);
 }
 
+TEST_CASE("a loss on the weights themselves (dweights) flows back through the softmax") {
+  // Output per step: [context | weights], so the checker's random dy puts a gradient on both.
+  for (Score score : {Score::ScaledDot, Score::Dot, Score::General, Score::Additive}) {
+    INFO(score_name(score));
+    Rng rng(5);
+    ScoredAttention att({.score = score, .query_dim = 5, .key_dim = 5, .hidden = 4});
+    att.init(rng);
+    ParamSet ps;
+    att.collect(ps, "attn");
+    const int B = 2, S = 4, steps = 2;
+    Mat keys = randn(B * S, 5, rng);
+    std::vector<Mat> qs = {randn(B, 5, rng), randn(B, 5, rng)};
+    std::vector<int> lens = {4, 3};
+    std::vector<ScoredAttention::Cache> caches(steps);
+    auto fwd = [&] {
+      att.set_keys(keys, B, S, lens);
+      Mat out(steps * B, 5 + S);
+      for (int t = 0; t < steps; ++t) {
+        out.block(t * B, 0, B, 5) = att.forward(qs[t], 1, caches[t]);
+        out.block(t * B, 5, B, S) = caches[t].w;
+      }
+      return out;
+    };
+    std::vector<Mat> dqs(steps);
+    auto bwd = [&](const Mat& dy) {
+      for (int t = steps - 1; t >= 0; --t) {
+        Mat dw = dy.block(t * B, 5, B, S);
+        dqs[t] = att.backward(dy.block(t * B, 0, B, 5), caches[t], &dw);
+      }
+      return att.keys_backward();
+    };
+    check_all_gradients(std::string("dweights.keys.") + score_name(score), &keys, ps, fwd, bwd);
+    ParamSet none;
+    check_all_gradients(std::string("dweights.q.") + score_name(score), &qs[1], none, fwd, [&](const Mat& dy) {
+      bwd(dy);
+      return dqs[1];
+    });
+    Mat wrong = Mat::Zero(B, S + 1);
+    CHECK_THROWS_AS(att.backward(Mat::Zero(B, 5), caches[0], &wrong), std::invalid_argument);
+    att.keys_backward();
+  }
+}
+
 TEST_CASE("scaled-dot scoring worked out by hand") {
   // One query q = (1, 0), keys (2, 0) and (0, 0): scores 2/sqrt(2), 0 -> weights sigmoid(sqrt 2).
   ScoredAttention att({.score = Score::ScaledDot, .query_dim = 2, .key_dim = 2});

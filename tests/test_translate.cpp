@@ -126,3 +126,80 @@ TEST_CASE("model files: wrong kind and garbage are input errors") {
   save_safetensors(dir / "y.safetensors", f);
   CHECK_THROWS_WITH_AS(load_translator(dir / "y.safetensors"), doctest::Contains("not a translation model"), InputError);
 }
+
+TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gradient, file round trip") {
+  auto c = generate_synthetic({.count = 4, .seed = 7});
+  // defaults: additive gets the penalty, the other scores and the transformer do not
+  CHECK(tiny_model(c, {})->config.coverage == kDefaultAdditiveCoverage);
+  CHECK(tiny_model(c, {.attention = nn::Score::Dot})->config.coverage == 0.f);
+  CHECK(tiny_model(c, {.arch = "transformer", .dim = 8, .heads = 2, .layers = 1, .ff = 8, .max_len = 40})->config.coverage == 0.f);
+  for (nn::Score score : {nn::Score::Additive, nn::Score::General}) {
+    CAPTURE(nn::score_name(score));
+    TranslatorConfig cfg;
+    cfg.attention = score;
+    cfg.embed = 6;
+    cfg.hidden = 5;
+    cfg.coverage = 2.f;   // large, so its gradient is a visible part of the total
+    auto m = tiny_model(c, cfg);
+    auto data = encode_corpus(*m, c);
+    // A little training without the penalty first: peaked attention leaves some source words
+    // unattended (gaps near 1), so the penalty and its gradient are well above rounding noise.
+    m->config.coverage = 0.f;
+    nn::Adam opt(m->params);
+    for (int e = 0; e < 30; ++e) train_epoch(*m, opt, data, e, {.epochs = 30, .batch = 4, .lr = 1e-2f, .warmup = 0});
+    m->config.coverage = 2.f;
+    // One sentence: penalty = lambda / (T+1) * sum_i (1 - sum_j a_ji)^2 over the recorded [T+1, S+1] weights.
+    auto rec = m->record(data[0].src, data[0].tgt);
+    const auto& w = rec.tensors[0];
+    double expected = 0;
+    for (int i = 0; i < w.keys; ++i) {
+      double col = 0;
+      for (int j = 0; j < w.queries; ++j) col += w.at(0, j, i);
+      expected += (1 - col) * (1 - col);
+    }
+    expected *= 2.0 / w.queries;
+    m->params.zero_grad();
+    BatchResult one = m->train_batch({&data[0]}, nullptr);
+    CHECK(one.penalty == doctest::Approx(expected).epsilon(1e-4));
+    CHECK(one.penalty > 0);
+    // A batch of sentences of different lengths (padding on both sides): the gradient of
+    // cross-entropy + penalty against central differences.
+    std::vector<const Example*> batch = {&data[0], &data[1], &data[2], &data[3]};
+    m->params.zero_grad();
+    m->train_batch(batch, nullptr);
+    const char* names[] = {"decoder.attn.W", "encoder.bwd.wx", "src_embed.weight", "decoder.gru.wh"};
+    std::vector<Mat> grads;   // copied first: every loss() below adds into the gradients again
+    for (const char* name : names) {
+      REQUIRE(m->params.find(name) != nullptr);
+      grads.push_back(m->params.find(name)->grad);
+    }
+    // The penalty's own share (total minus a run without it) against differences of the penalty
+    // alone, so a wrong coverage gradient cannot hide in the much larger cross-entropy one.
+    std::vector<Mat> cov_grads;
+    m->config.coverage = 0.f;
+    m->params.zero_grad();
+    m->train_batch(batch, nullptr);
+    m->config.coverage = 2.f;
+    for (int k = 0; k < 4; ++k) cov_grads.push_back(grads[k] - m->params.find(names[k])->grad);
+    CHECK(cov_grads[0].cwiseAbs().maxCoeff() > 1e-5);
+    auto loss = [&] {
+      BatchResult r = m->train_batch(batch, nullptr);
+      return r.loss + r.penalty;
+    };
+    auto penalty = [&] { return m->train_batch(batch, nullptr).penalty; };
+    for (int k = 0; k < 4; ++k) {
+      nn::Param* p = m->params.find(names[k]);
+      auto r = nn::check_gradient(names[k], p->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
+      CHECK_MESSAGE(r.ok, r.message);
+      // float rounding of the weights limits the differences: tolerance 3% of the largest entry
+      const double atol = 0.03 * cov_grads[k].cwiseAbs().maxCoeff();
+      r = nn::check_gradient(std::string("coverage ") + names[k], p->value, cov_grads[k], penalty,
+                             {.eps = 1e-2, .rtol = 5e-2, .atol = atol, .max_checks = 24});
+      CHECK_MESSAGE(r.ok, r.message);
+    }
+    // the weight is stored in the model file
+    auto dir = temp_dir(std::string("rnn_coverage_") + nn::score_name(score));
+    save_translator(dir / "m.safetensors", *m);
+    CHECK(load_translator(dir / "m.safetensors")->config.coverage == 2.f);
+  }
+}

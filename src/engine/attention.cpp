@@ -245,8 +245,10 @@ Mat ScoredAttention::forward(const Mat& q, int Nq, Cache& cache, AttentionWeight
   return ctx;
 }
 
-Mat ScoredAttention::backward(const Mat& dctx, const Cache& cache) {
-  // dctx: [B*Nq, Dk] -> dq [B*Nq, Dq]
+Mat ScoredAttention::backward(const Mat& dctx, const Cache& cache, const Mat* dweights) {
+  // dctx: [B*Nq, Dk], dweights: [B*Nq, S] or null -> dq [B*Nq, Dq]
+  if (dweights && (dweights->rows() != cache.q.rows() || dweights->cols() != S_))
+    throw std::invalid_argument("ScoredAttention::backward: dweights must be [B*Nq, S]");
   const int S = S_, Nq = cache.Nq, A = opt.hidden, Dk = opt.key_dim;
   const float scale = opt.score == Score::ScaledDot ? 1.f / std::sqrt(static_cast<float>(Dk)) : 1.f;
   Mat ds = Mat::Zero(cache.q.rows(), S);                       // d(score) [B*Nq, S]
@@ -266,6 +268,7 @@ Mat ScoredAttention::backward(const Mat& dctx, const Cache& cache) {
         // ctx = w K: dK += w^T dctx (values path); dw = K dctx
         dkeys_.middleRows(bb * S, len).noalias() += w.transpose() * dctx.row(r);
         RowVec dw = dctx.row(r) * K.topRows(len).transpose();
+        if (dweights) dw += dweights->row(r).head(len);
         // softmax: ds = w * (dw - <w, dw>)
         const float wdw = w.dot(dw);
         ds.row(r).head(len) = w.cwiseProduct((dw.array() - wdw).matrix());

@@ -12,6 +12,12 @@
 //   p(y_t) = softmax(Wo h~_t + bo)                        [B, V]
 // All four scores share this decoder (Luong et al. 2015, with "concat" = Bahdanau's additive score
 // on the current state), so a comparison between them changes the score function only.
+//
+// Training loss: mean cross-entropy + the coverage penalty (config.coverage = lambda; Xu et al.
+// 2015, "doubly stochastic attention"; Cohn et al. 2016, "global fertility"):
+//   lambda / N * sum_b sum_i (1 - C_bi)^2,   C_bi = sum_t a_bti over the real target steps of b
+// (i runs over the source tokens and <eos>, N = target tokens in the batch). Its gradient
+// d/d a_bti = -2 lambda / N (1 - C_bi) enters each step's attention backward as `dweights`.
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/nn/ops.hpp>
@@ -178,18 +184,43 @@ class RnnTranslator : public Translator {
     const int B = r.B, T = r.T, D = 2 * config.hidden, E = config.embed;
     Mat logits = out.forward(r.ht);  // [B*T, V]
     auto ce = softmax_cross_entropy(logits, r.out_ids);
+    // coverage penalty: C = sum over each sentence's target steps (incl. <eos>) of the weights
+    double penalty = 0;
+    Mat dcov;   // d(penalty)/d(a_bti) for every real step t of b: [B, S]
+    std::vector<int> steps(B);
+    for (int b = 0; b < B; ++b) steps[b] = static_cast<int>(tgt[b]->size()) + 1;
+    if (config.coverage > 0 && ce.count > 0) {
+      Mat C = Mat::Zero(B, e.S);
+      for (int t = 0; t < T; ++t)
+        for (int b = 0; b < B; ++b)
+          if (t < steps[b]) C.row(b) += r.att[t].w.row(b);
+      dcov = Mat::Zero(B, e.S);
+      const double lambda_n = static_cast<double>(config.coverage) / ce.count;
+      for (int b = 0; b < B; ++b)
+        for (int i = 0; i < e.lengths[b]; ++i) {
+          const double gap = 1.0 - C(b, i);
+          penalty += lambda_n * gap * gap;
+          dcov(b, i) = static_cast<float>(-2.0 * lambda_n * gap);
+        }
+    }
     // ---- backward: output layer, then the decoder steps in reverse, then the encoder.
     Mat dht_all = out.backward(ce.dlogits);  // [B*T, 2H]
     Mat demb = Mat::Zero(static_cast<Eigen::Index>(B) * T, E);
     Mat dh_next = Mat::Zero(B, D), ds_next = Mat::Zero(B, D);
+    Mat dw;   // this step's share of dcov: rows of sentences that have ended are zero
     for (int t = T - 1; t >= 0; --t) {
+      if (dcov.size()) {
+        dw = dcov;
+        for (int b = 0; b < B; ++b)
+          if (t >= steps[b]) dw.row(b).setZero();
+      }
       // h~_t = tanh(Wc [s;c] + b): undo tanh, then the combine layer
       Mat h = gather_t(r.ht, B, T, t);
       Mat dh = gather_t(dht_all, B, T, t) + dh_next;
       Mat dpre = dh.cwiseProduct((1.f - h.array().square()).matrix());
       Mat dsc = combine.backward(r.comb_in[t], dpre);  // [B, 4H]
       Mat ds = dsc.leftCols(D) + ds_next;
-      Mat dq = attn.backward(dsc.rightCols(D), r.att[t]);  // d(query) [B, 2H]
+      Mat dq = attn.backward(dsc.rightCols(D), r.att[t], dcov.size() ? &dw : nullptr);  // d(query) [B, 2H]
       if (!previous_query()) ds += dq;
       // s_t = GRU(in_t, s_{t-1})
       Mat dgx;
@@ -203,7 +234,7 @@ class RnnTranslator : public Translator {
     Mat dkeys = attn.keys_backward();               // [B*S, 2H]
     Mat dx = encoder.backward(dkeys, ds_next);      // ds_next is now d(s_0) = d(final state)
     src_emb.backward(dx);
-    return {ce.loss, ce.count, ce.correct};
+    return {.loss = ce.loss, .tokens = ce.count, .correct = ce.correct, .penalty = penalty};
   }
 
   struct RnnState : State {

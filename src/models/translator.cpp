@@ -25,7 +25,10 @@ std::string Translator::name() const {
   return std::string("rnn-") + nn::score_name(config.attention);
 }
 
-std::unique_ptr<Translator> make_translator(const TranslatorConfig& c, Vocabulary s, Vocabulary t) {
+std::unique_ptr<Translator> make_translator(const TranslatorConfig& config, Vocabulary s, Vocabulary t) {
+  TranslatorConfig c = config;
+  if (c.coverage < 0) c.coverage = c.arch == "rnn" && c.attention == nn::Score::Additive ? kDefaultAdditiveCoverage : 0.f;
+  if (c.arch == "transformer") c.coverage = 0.f;
   if (c.arch == "rnn") return make_rnn_translator(c, std::move(s), std::move(t));
   if (c.arch == "transformer") return make_transformer_translator(c, std::move(s), std::move(t));
   throw UsageError("unknown --arch '" + c.arch + "' (expected rnn or transformer)");
@@ -53,6 +56,7 @@ void save_translator(const std::filesystem::path& path, const Translator& m, con
   f.metadata["ff"] = std::to_string(c.ff);
   f.metadata["max_len"] = std::to_string(c.max_len);
   f.metadata["dropout"] = std::to_string(c.dropout);
+  f.metadata["coverage"] = std::to_string(c.coverage);
   f.metadata["lowercase"] = c.tokenizer.lowercase ? "1" : "0";
   f.metadata["split_punctuation"] = c.tokenizer.split_punctuation ? "1" : "0";
   f.metadata["pretokenized"] = c.pretokenized ? "1" : "0";
@@ -90,6 +94,15 @@ std::unique_ptr<Translator> load_translator(const std::filesystem::path& path, S
   c.hidden = num("hidden");
   if (auto it = f.metadata.find("query"); it != f.metadata.end()) c.query = it->second;  // older files: "current"
   if (c.query != "current" && c.query != "previous") throw InputError(ps, "unknown attention query '" + c.query + "'");
+  c.coverage = 0.f;   // older files: trained without the penalty
+  if (auto it = f.metadata.find("coverage"); it != f.metadata.end()) {
+    try {
+      c.coverage = std::stof(it->second);
+    } catch (const std::logic_error&) {
+      throw InputError(ps, "metadata 'coverage' is not a number");
+    }
+    if (!(c.coverage >= 0.f && c.coverage <= 1e6f)) throw InputError(ps, "implausible metadata 'coverage'");
+  }
   c.dim = num("dim");
   c.heads = num("heads");
   c.layers = num("layers");
@@ -172,7 +185,7 @@ BatchResult train_epoch(Translator& m, nn::Adam& opt, const std::vector<Example>
                             .total_steps = static_cast<int>(per_epoch * o.epochs)};
   nn::Rng drop = nn::Rng(o.seed).fork(5000 + static_cast<std::uint64_t>(epoch));
   BatchResult total;
-  double loss_sum = 0, recent = 0;
+  double loss_sum = 0, penalty_sum = 0, recent = 0;
   long done = 0;
   for (auto& b : batches) {
     m.params.zero_grad();
@@ -180,6 +193,7 @@ BatchResult train_epoch(Translator& m, nn::Adam& opt, const std::vector<Example>
     nn::clip_grad_norm(m.params, o.clip);
     opt.step(nn::warmup_cosine(opt.steps(), sched));
     loss_sum += r.loss * r.tokens;
+    penalty_sum += r.penalty * r.tokens;
     total.tokens += r.tokens;
     total.correct += r.correct;
     recent = done == 0 ? r.loss : 0.95 * recent + 0.05 * r.loss;
@@ -187,6 +201,7 @@ BatchResult train_epoch(Translator& m, nn::Adam& opt, const std::vector<Example>
     if (progress) progress(done, recent);
   }
   total.loss = total.tokens ? loss_sum / total.tokens : 0;
+  total.penalty = total.tokens ? penalty_sum / total.tokens : 0;
   return total;
 }
 

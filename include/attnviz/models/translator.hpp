@@ -33,6 +33,13 @@ struct TranslatorConfig {
   int ff = 128;          // transformer: MLP hidden width
   int max_len = 128;     // transformer: learned positions (longest sequence incl. <eos>/<bos>)
   float dropout = 0.f;
+  // rnn: weight of the coverage penalty added to the training loss (Xu et al. 2015's "doubly
+  // stochastic attention", Cohn et al. 2016's global fertility): lambda/N * sum over sentences and
+  // source positions (incl. <eos>) of (1 - sum_t a_ti)^2, N = target tokens in the batch. It
+  // asks every source word to be attended about once in total; no gold alignment is used.
+  // Negative = the default for the scoring function: kDefaultAdditiveCoverage for additive, 0 for
+  // the others (see README, "Measured"). Resolved by make_translator; the transformer ignores it.
+  float coverage = -1.f;
   TokenizerOptions tokenizer;   // how raw text (--text, TSV) is tokenized for this model
   bool pretokenized = false;
 };
@@ -42,10 +49,13 @@ struct Example {
   std::vector<int> src, tgt;
 };
 
+inline constexpr float kDefaultAdditiveCoverage = 0.05f;
+
 struct BatchResult {
   double loss = 0;    // mean cross-entropy per target token
   int tokens = 0;     // target tokens counted (incl. <eos>)
   int correct = 0;    // argmax == target
+  double penalty = 0; // coverage penalty (already divided by the target tokens); loss + penalty is minimised
 };
 
 class Translator {

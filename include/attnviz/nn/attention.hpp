@@ -147,7 +147,9 @@ struct ScoredAttention {
   // q: [B*Nq, Dq] -> context [B*Nq, Dk]. weights (optional): [B, 1, Nq, S].
   Mat forward(const Mat& q, int Nq, Cache& cache, AttentionWeights* weights = nullptr) const;
   // dctx: [B*Nq, Dk] -> dq [B*Nq, Dq]; adds into param grads and the d(keys) accumulator.
-  Mat backward(const Mat& dctx, const Cache& cache);
+  // dweights (optional): [B*Nq, S], the gradient of a loss on the weights themselves (e.g. a
+  // coverage penalty), added to the one coming through the context before the softmax backward.
+  Mat backward(const Mat& dctx, const Cache& cache, const Mat* dweights = nullptr);
   // d(keys) [B*S, Dk] summed over every backward() since set_keys (values and scores paths).
   Mat keys_backward();
 };
