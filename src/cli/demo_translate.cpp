@@ -103,8 +103,9 @@ void demo_translate(DemoContext& ctx) {
                  "(rows: target tokens, columns: source tokens). Squares are gold links (solid: sure, dashed: possible), "
                  "dots the argmax alignment. Note one word becoming two (grandfather: gross vater) and two becoming "
                  "one (bus stop: haltestelle), the particle \"up\" sent to the clause end (auf) and the verb-final "
-                 "subordinate clause (mag); the dropped article \"a\" has only a possible link. Where the weights "
-                 "miss the gold: the additive model looks at the noun when it writes the article (der: dog).");
+                 "subordinate clause (mag); the dropped article \"a\" has only a possible link. The additive "
+                 "model is trained with the coverage penalty (every source word attended about once), so the "
+                 "articles look at \"the\", not at their noun; argmax keeps only one of \"bus stop\".");
       LinesOptions lo;
       lo.title = "RNN translator, additive attention: target -> source";
       add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", lo), "translate_lines", "Translation: token lines",
@@ -119,9 +120,9 @@ void demo_translate(DemoContext& ctx) {
   }
   add_figure(ctx, compose(panels, {.columns = 2, .title = "One sentence pair under the four scoring functions"}),
              "translate_four_scores", "Translation: four attention scores side by side",
-             "The same held-out pair, teacher-forced through four RNN translators that differ only in the attention "
-             "score (additive, dot, general, scaled dot), all on one 0..1 colour scale. Squares: gold links; "
-             "dots: argmax alignment.");
+             "The same held-out pair, teacher-forced through four RNN translators that differ in the attention "
+             "score (additive, dot, general, scaled dot) and, for additive, the coverage penalty of its training "
+             "(the default), all on one 0..1 colour scale. Squares: gold links; dots: argmax alignment.");
 }
 
 }  // namespace attnviz::cli

@@ -111,7 +111,8 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--coverage", o->cfg.coverage,
                   fmt::format("rnn: weight of the coverage penalty (every source word attended about once in "
                               "total); default {} for additive attention, 0 for the others", kDefaultAdditiveCoverage))
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(CLI::Range(0.0, 100.0))
+      ->default_str("auto");
   sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(CLI::PositiveNumber);
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(CLI::PositiveNumber);
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
