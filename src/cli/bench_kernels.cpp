@@ -63,11 +63,11 @@ void run(const BenchKernelsOptions& o) {
   j["d"] = o.d;
   j["heads"] = o.heads;
   j["kernels"] = nlohmann::json::array();
+  // --memory-only has no timings: print "-" rather than zeros that read like measurements.
+  const bool timed = ko.timings;
+  auto num = [timed](double v, const char* f) { return timed ? fmt::format(fmt::runtime(f), v) : std::string("-"); };
   for (const auto& r : rows) {
     const double pct = peak_all > 0 ? 100.0 * r.gflops_all / peak_all : 0;
-    // --memory-only has no timings: print "-" rather than zeros that read like measurements.
-    const bool timed = ko.timings;
-    auto num = [timed](double v, const char* f) { return timed ? fmt::format(fmt::runtime(f), v) : std::string("-"); };
     const std::string pct512 =
         timed && peak512_all > 0 ? fmt::format("{:.1f}%", 100.0 * r.gflops_all / peak512_all) : "-";
     if (!o.json) {
