@@ -1,0 +1,521 @@
+// GGUF reader: every metadata value type, every tensor type (dequantized against hand-made blocks),
+// alignment, and every malformed-file case -> InputError naming the file and the offset.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <attnviz/error.hpp>
+#include <attnviz/io/gguf.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+using namespace attnviz;
+using namespace attnviz::test;
+
+namespace {
+
+using VT = GgufValueType;
+
+template <class T>
+std::string raw(T v) {
+  std::string s(sizeof(T), '\0');
+  std::memcpy(s.data(), &v, sizeof(T));
+  return s;
+}
+std::string gstr(const std::string& s) { return u64(s.size()) + s; }
+std::string vt(VT t) { return u32(static_cast<std::uint32_t>(t)); }
+
+// Builds a GGUF image: metadata entries as raw bytes, tensors laid out one after the other at aligned
+// offsets (or at the offset a test asks for).
+struct Builder {
+  std::uint32_t version = 3;
+  std::uint32_t align = 32;
+  std::string kvs;
+  std::uint64_t n_kv = 0;
+  struct Tensor {
+    std::string name;
+    std::vector<std::uint64_t> ne;
+    std::uint32_t type;
+    std::string data;
+    std::optional<std::uint64_t> offset;
+  };
+  std::vector<Tensor> tensors;
+  bool write_data = true;  // false: stop after the header (for offsets far outside the file)
+
+  Builder& kv(const std::string& key, VT t, const std::string& value) {
+    kvs += gstr(key) + vt(t) + value;
+    ++n_kv;
+    return *this;
+  }
+  Builder& kv_str(const std::string& key, const std::string& v) { return kv(key, VT::STRING, gstr(v)); }
+  Builder& kv_u32(const std::string& key, std::uint32_t v) { return kv(key, VT::UINT32, u32(v)); }
+  Builder& tensor(const std::string& name, std::vector<std::uint64_t> ne, GgmlType type, std::string data) {
+    tensors.push_back({name, std::move(ne), static_cast<std::uint32_t>(type), std::move(data), std::nullopt});
+    return *this;
+  }
+  std::string build() const {
+    std::string out = "GGUF" + u32(version) + u64(tensors.size()) + u64(n_kv) + kvs;
+    std::uint64_t off = 0;
+    std::vector<std::uint64_t> offs;
+    for (const auto& t : tensors) {
+      const std::uint64_t o = t.offset ? *t.offset : off;
+      offs.push_back(o);
+      off = (o + t.data.size() + align - 1) / align * align;
+      out += gstr(t.name) + u32(static_cast<std::uint32_t>(t.ne.size()));
+      for (auto d : t.ne) out += u64(d);
+      out += u32(t.type) + u64(o);
+    }
+    out.resize((out.size() + align - 1) / align * align, '\0');
+    if (!write_data) return out;
+    const std::size_t base = out.size();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (out.size() < base + offs[i] + tensors[i].data.size()) out.resize(base + offs[i] + tensors[i].data.size(), '\0');
+      std::memcpy(out.data() + base + offs[i], tensors[i].data.data(), tensors[i].data.size());
+    }
+    return out;
+  }
+};
+
+std::string floats(std::initializer_list<float> v) {
+  std::string s;
+  for (float f : v) s += raw(f);
+  return s;
+}
+
+// Parses and returns the InputError message ("" when it parsed).
+std::string error_of(const std::string& bytes, const std::string& name = "bad.gguf") {
+  try {
+    (void)GgufFile::parse(bytes, name);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void check_error(const std::string& bytes, const std::string& needle) {
+  const std::string msg = error_of(bytes);
+  INFO("message: " << msg);
+  CHECK(msg.rfind("bad.gguf: ", 0) == 0);
+  CHECK(msg.find(needle) != std::string::npos);
+  CHECK(msg.find(", at offset ") != std::string::npos);
+  CHECK(msg.find('\n') == std::string::npos);
+}
+
+// A small valid file with one tensor: the base that the error cases change one field of.
+Builder one_tensor() {
+  Builder b;
+  b.kv_str("general.architecture", "llama");
+  b.tensor("w", {2, 2}, GgmlType::F32, floats({1, 2, 3, 4}));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("gguf: every metadata value type reads back") {
+  Builder b;
+  b.kv("u8", VT::UINT8, raw<std::uint8_t>(250))
+      .kv("i8", VT::INT8, raw<std::int8_t>(-7))
+      .kv("u16", VT::UINT16, raw<std::uint16_t>(65000))
+      .kv("i16", VT::INT16, raw<std::int16_t>(-30000))
+      .kv("u32", VT::UINT32, raw<std::uint32_t>(4000000000u))
+      .kv("i32", VT::INT32, raw<std::int32_t>(-2000000000))
+      .kv("f32", VT::FLOAT32, raw(1.5f))
+      .kv("yes", VT::BOOL, raw<std::uint8_t>(1))
+      .kv("no", VT::BOOL, raw<std::uint8_t>(0))
+      .kv("s", VT::STRING, gstr("héllo ▁world"))
+      .kv("empty", VT::STRING, gstr(""))
+      .kv("u64", VT::UINT64, raw<std::uint64_t>(1ull << 40))
+      .kv("i64", VT::INT64, raw<std::int64_t>(-(1ll << 50)))
+      .kv("f64", VT::FLOAT64, raw(0.1))
+      .kv("arr_s", VT::ARRAY, vt(VT::STRING) + u64(3) + gstr("<unk>") + gstr("") + gstr("▁a"))
+      .kv("arr_f", VT::ARRAY, vt(VT::FLOAT32) + u64(3) + floats({-1.f, 0.25f, 3.f}))
+      .kv("arr_i", VT::ARRAY, vt(VT::INT32) + u64(2) + raw<std::int32_t>(-5) + raw<std::int32_t>(6))
+      .kv("arr_u8", VT::ARRAY, vt(VT::UINT8) + u64(2) + raw<std::uint8_t>(200) + raw<std::uint8_t>(1))
+      .kv("arr_f64", VT::ARRAY, vt(VT::FLOAT64) + u64(1) + raw(2.5))
+      .kv("arr_empty", VT::ARRAY, vt(VT::STRING) + u64(0))
+      .kv("nested", VT::ARRAY,
+          vt(VT::ARRAY) + u64(2) + vt(VT::INT16) + u64(2) + raw<std::int16_t>(1) + raw<std::int16_t>(2) +
+              vt(VT::STRING) + u64(1) + gstr("x"))
+      .kv("after_nested", VT::UINT8, raw<std::uint8_t>(9));
+  const GgufFile f = GgufFile::parse(b.build(), "types.gguf");
+  CHECK(f.version() == 3);
+  CHECK(f.tensors().empty());
+  CHECK(f.get_int("u8") == 250);
+  CHECK(f.get_int("i8") == -7);
+  CHECK(f.get_int("u16") == 65000);
+  CHECK(f.get_int("i16") == -30000);
+  CHECK(f.get_int("u32") == 4000000000ll);
+  CHECK(f.get_int("i32") == -2000000000);
+  CHECK(f.get_float("f32") == 1.5);
+  CHECK(f.get_bool("yes", false));
+  CHECK_FALSE(f.get_bool("no", true));
+  CHECK(f.get_bool("absent", true));
+  CHECK(f.get_string("s") == "héllo ▁world");
+  CHECK(f.get_string("empty").empty());
+  CHECK(f.get_int("u64") == (1ll << 40));
+  CHECK(f.get_int("i64") == -(1ll << 50));
+  CHECK(f.get_float("f64") == 0.1);
+  CHECK(f.get_float("u32") == 4e9);  // integers read as numbers too
+  CHECK(f.get_string_array("arr_s") == std::vector<std::string>{"<unk>", "", "▁a"});
+  CHECK(f.get_float_array("arr_f") == std::vector<float>{-1.f, 0.25f, 3.f});
+  CHECK(f.get_float_array("arr_f64") == std::vector<float>{2.5f});
+  CHECK(f.get_int_array("arr_i") == std::vector<std::int64_t>{-5, 6});
+  CHECK(f.get_int_array("arr_u8") == std::vector<std::int64_t>{200, 1});
+  CHECK(f.get_string_array("arr_empty").empty());
+  CHECK(f.get_int("after_nested") == 9);  // the nested array was walked to its end
+  CHECK(f.kv("nested")->count == 2);
+  CHECK(f.describe_value("nested") == "[array x 2] [int16 x 2], [string x 1]");
+  CHECK(f.describe_value("arr_s") == "[string x 3] \"<unk>\", \"\", \"▁a\"");
+  CHECK(f.describe_value("s") == "\"héllo ▁world\"");
+  CHECK(f.describe_value("i8") == "-7");
+  CHECK(f.describe_value("yes") == "true");
+  CHECK(f.get_string("absent", "dflt") == "dflt");
+  CHECK(f.get_int("absent", 42) == 42);
+  CHECK(f.get_float("absent", 0.5) == 0.5);
+  const auto keys = f.keys();
+  REQUIRE(keys.size() == 22);
+  CHECK(keys.front() == "u8");
+  CHECK(keys[9] == "s");
+  CHECK(keys.back() == "after_nested");
+
+  // Wrong types and missing keys: one line naming the file and the key.
+  CHECK_THROWS_WITH_AS(f.get_string("u8"), doctest::Contains("types.gguf: metadata 'u8' is uint8, expected string"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(f.get_int("s"), doctest::Contains("metadata 's' is string, expected an integer"), InputError);
+  CHECK_THROWS_WITH_AS(f.get_int("missing"), doctest::Contains("types.gguf: metadata key 'missing' is missing"),
+                       InputError);
+  CHECK_THROWS_AS(f.get_string_array("arr_f"), InputError);
+  CHECK_THROWS_AS(f.get_int_array("arr_s"), InputError);
+  CHECK_THROWS_AS(f.get_float_array("s"), InputError);
+  CHECK_THROWS_AS(f.get_bool("u8", false), InputError);
+}
+
+TEST_CASE("gguf: a uint64 above 2^63 is refused as an integer but reads as a number") {
+  Builder b;
+  b.kv("big", VT::UINT64, raw<std::uint64_t>(~0ull));
+  const GgufFile f = GgufFile::parse(b.build(), "big.gguf");
+  CHECK_THROWS_WITH_AS(f.get_int("big"), doctest::Contains("does not fit a signed 64-bit integer"), InputError);
+  CHECK(f.get_float("big") == doctest::Approx(1.8446744073709552e19));
+}
+
+TEST_CASE("gguf: tensor types dequantize to the hand-computed values") {
+  // F16: 1.0 = 0x3C00, -2.0 = 0xC000, 0.5 = 0x3800, 65504 = 0x7BFF, 2^-24 = 0x0001 (subnormal).
+  std::string f16 = u16(0x3C00) + u16(0xC000) + u16(0x3800) + u16(0x7BFF) + u16(0x0001) + u16(0x8000);
+  // BF16: 1.0 = 0x3F80, -3.0 = 0xC040, 0.15625 = 0x3E20.
+  std::string bf16 = u16(0x3F80) + u16(0xC040) + u16(0x3E20) + u16(0x0000);
+  // Q8_0: one block, d = 0.5 (0x3800), q[i] = i - 16  ->  x[i] = (i - 16) / 2; second block d = -2, q = 127/-128.
+  std::string q8 = u16(0x3800);
+  for (int i = 0; i < 32; ++i) q8 += static_cast<char>(static_cast<std::int8_t>(i - 16));
+  q8 += u16(0xC000);
+  for (int i = 0; i < 32; ++i) q8 += static_cast<char>(static_cast<std::int8_t>(i % 2 ? 127 : -128));
+  // Q4_0: d = 2.0 (0x4000); byte j holds element j (low nibble) and element j+16 (high nibble).
+  // Low nibble j, high nibble 15 - j  ->  x[j] = 2 (j - 8), x[j+16] = 2 (7 - j).
+  std::string q4 = u16(0x4000);
+  for (int j = 0; j < 16; ++j) q4 += static_cast<char>((j & 0xF) | ((15 - j) << 4));
+
+  Builder b;
+  b.tensor("f32", {3}, GgmlType::F32, floats({1.f, -0.f, 1e-30f}))
+      .tensor("f16", {3, 2}, GgmlType::F16, f16)
+      .tensor("bf16", {2, 2}, GgmlType::BF16, bf16)
+      .tensor("q8", {32, 2}, GgmlType::Q8_0, q8)
+      .tensor("q4", {32}, GgmlType::Q4_0, q4);
+  const GgufFile f = GgufFile::parse(b.build(), "types.gguf");
+  REQUIRE(f.tensors().size() == 5);
+  CHECK(f.dequantize(*f.find("f32")) == std::vector<float>{1.f, -0.f, 1e-30f});
+  const auto h = f.dequantize(*f.find("f16"));
+  CHECK(h == std::vector<float>{1.f, -2.f, 0.5f, 65504.f, std::ldexp(1.f, -24), -0.f});
+  CHECK(f.dequantize(*f.find("bf16")) == std::vector<float>{1.f, -3.f, 0.15625f, 0.f});
+  const auto q8v = f.dequantize(*f.find("q8"));
+  REQUIRE(q8v.size() == 64);
+  for (int i = 0; i < 32; ++i) CHECK(q8v[i] == (i - 16) * 0.5f);
+  for (int i = 0; i < 32; ++i) CHECK(q8v[32 + i] == (i % 2 ? -254.f : 256.f));
+  const auto q4v = f.dequantize(*f.find("q4"));
+  REQUIRE(q4v.size() == 32);
+  for (int j = 0; j < 16; ++j) {
+    CHECK(q4v[j] == 2.f * (j - 8));
+    CHECK(q4v[j + 16] == 2.f * (7 - j));
+  }
+  CHECK(f.find("q8")->nbytes == 68);
+  CHECK(f.find("q4")->nbytes == 18);
+  CHECK(f.find("f16")->numel() == 6);
+  CHECK(f.find("nope") == nullptr);
+
+  // matrix(): cols = ne[0], rows = the rest; row-major.
+  const Mat m = f.matrix("f16", 2, 3);
+  CHECK(m.rows() == 2);
+  CHECK(m.cols() == 3);
+  CHECK(m(0, 1) == -2.f);
+  CHECK(m(1, 0) == 65504.f);
+  CHECK(f.matrix("q4").rows() == 1);
+  CHECK(f.matrix("q8", 2, 32)(1, 1) == -254.f);
+  CHECK_THROWS_WITH_AS(f.matrix("f16", 3, 2),
+                       doctest::Contains("types.gguf: tensor 'f16' has ne [3, 2] (a [2, 3] matrix), expected [3, 2]"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(f.matrix("missing"), doctest::Contains("tensor 'missing' is missing"), InputError);
+}
+
+TEST_CASE("gguf: alignment, data offsets and version 2") {
+  Builder b = one_tensor();
+  b.version = 2;
+  b.align = 64;
+  b.kv_u32("general.alignment", 64);
+  b.tensor("v", {4}, GgmlType::F32, floats({5, 6, 7, 8}));
+  const std::string bytes = b.build();
+  const GgufFile f = GgufFile::parse(bytes, "v2.gguf");
+  CHECK(f.version() == 2);
+  CHECK(f.alignment() == 64);
+  CHECK(f.data_offset() % 64 == 0);
+  CHECK(f.find("w")->offset == f.data_offset());
+  CHECK(f.find("v")->offset == f.data_offset() + 64);
+  CHECK(f.dequantize(*f.find("v")) == std::vector<float>{5, 6, 7, 8});
+  CHECK(f.file_size() == bytes.size());
+
+  // Default alignment 32 without the key.
+  const GgufFile g = GgufFile::parse(one_tensor().build(), "d.gguf");
+  CHECK(g.alignment() == 32);
+  CHECK(g.data_offset() % 32 == 0);
+  CHECK(g.matrix("w", 2, 2)(1, 0) == 3.f);
+}
+
+TEST_CASE("gguf: open() maps a file from disk; a missing file is an InputError") {
+  const auto dir = temp_dir("gguf_open");
+  spit(dir / "m.gguf", one_tensor().build());
+  const GgufFile f = GgufFile::open(dir / "m.gguf");
+  CHECK(f.get_string("general.architecture") == "llama");
+  const GgufFile copy = f;  // copies share the mapping
+  CHECK(copy.matrix("w")(0, 1) == 2.f);
+  CHECK_THROWS_WITH_AS(GgufFile::open(dir / "absent.gguf"), doctest::Contains("absent.gguf: cannot open"), InputError);
+  spit(dir / "empty.gguf", "");
+  CHECK_THROWS_WITH_AS(GgufFile::open(dir / "empty.gguf"), doctest::Contains("empty.gguf: empty file"), InputError);
+  CHECK_THROWS_AS(GgufFile::open(dir), InputError);
+}
+
+TEST_CASE("gguf: bad magic and unsupported versions") {
+  std::string good = one_tensor().build();
+  std::string bad = good;
+  bad[0] = 'G', bad[1] = 'G', bad[2] = 'M', bad[3] = 'L';
+  check_error(bad, "not a GGUF file (magic 47 47 4D 4C");
+  check_error("GG", "not a GGUF file");
+  for (std::uint32_t v : {0u, 1u, 4u, 99u}) {
+    std::string s = good;
+    std::memcpy(s.data() + 4, u32(v).data(), 4);
+    check_error(s, v == 1 ? "GGUF version 1" : "GGUF version " + std::to_string(v) + " is not supported");
+  }
+  std::string be = good;
+  std::memcpy(be.data() + 4, u32(0x03000000).data(), 4);
+  check_error(be, "big-endian");
+}
+
+TEST_CASE("gguf: a file truncated at any byte is refused with a message") {
+  Builder b;
+  b.kv_str("general.architecture", "llama")
+      .kv("tokens", VT::ARRAY, vt(VT::STRING) + u64(2) + gstr("a") + gstr("bc"))
+      .kv("nested", VT::ARRAY, vt(VT::ARRAY) + u64(1) + vt(VT::UINT8) + u64(2) + "xy")
+      .kv("f", VT::FLOAT64, raw(1.0))
+      .tensor("a", {2}, GgmlType::F16, u16(0x3C00) + u16(0x3C00))
+      .tensor("b", {32}, GgmlType::Q8_0, std::string(34, '\1'));
+  const std::string full = b.build();
+  REQUIRE(error_of(full).empty());
+  int refused = 0;
+  for (std::size_t n = 0; n < full.size(); ++n) {
+    const std::string msg = error_of(full.substr(0, n));
+    INFO("prefix " << n << ": " << msg);
+    CHECK(msg.rfind("bad.gguf: ", 0) == 0);
+    CHECK(msg.find(", at offset ") != std::string::npos);
+    refused += !msg.empty();
+  }
+  CHECK(refused == static_cast<int>(full.size()));
+}
+
+TEST_CASE("gguf: huge counts and lengths are refused before anything is allocated") {
+  const std::string head = "GGUF" + u32(3);
+  auto timed = [](const std::string& bytes, const std::string& needle) {
+    const auto t0 = std::chrono::steady_clock::now();
+    check_error(bytes, needle);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(s < 0.05);
+  };
+  timed(head + u64(1ull << 40) + u64(0) + std::string(64, '\0'), "header claims 1099511627776 tensors");
+  timed(head + u64(0) + u64(1ull << 60) + std::string(64, '\0'), "header claims 1152921504606846976 metadata entries");
+  // A key claiming 2^60 bytes; a string value claiming more than the file.
+  timed(head + u64(0) + u64(1) + u64(1ull << 60) + std::string(16, 'a'), "metadata key #0 claims 1152921504606846976 bytes");
+  timed(head + u64(0) + u64(1) + gstr("k") + vt(VT::STRING) + u64(100) + "short", "metadata 'k' claims 100 bytes");
+  // Arrays claiming 2^60 strings, 2^61 uint64 and 2^62 nested arrays.
+  timed(head + u64(0) + u64(1) + gstr("k") + vt(VT::ARRAY) + vt(VT::STRING) + u64(1ull << 60) + std::string(16, '\0'),
+        "claims 1152921504606846976 strings");
+  timed(head + u64(0) + u64(1) + gstr("k") + vt(VT::ARRAY) + vt(VT::UINT64) + u64(1ull << 61) + std::string(16, '\0'),
+        "claims 2305843009213693952 uint64 elements");
+  timed(head + u64(0) + u64(1) + gstr("k") + vt(VT::ARRAY) + vt(VT::ARRAY) + u64(1ull << 62) + std::string(16, '\0'),
+        "claims 4611686018427387904 arrays");
+  // A tensor name longer than the file.
+  timed(head + u64(1) + u64(0) + u64(1ull << 62) + std::string(40, '\0'), "tensor name #0 claims");
+  // A tensor whose shape needs more bytes than the file.
+  timed(head + u64(1) + u64(0) + gstr("t") + u32(2) + u64(1ull << 30) + u64(1ull << 30) + u32(0) + u64(0),
+        "needs more bytes than the whole file");
+}
+
+TEST_CASE("gguf: malformed metadata") {
+  const std::string head = "GGUF" + u32(3) + u64(0) + u64(1);
+  check_error(head + gstr("k") + u32(13) + u64(0), "metadata 'k' has unknown value type 13");
+  check_error(head + gstr("k") + vt(VT::ARRAY) + u32(77) + u64(1) + u64(0), "unknown array element type 77");
+  check_error(head + gstr("k") + vt(VT::BOOL) + "\x02", "is a bool with byte value 2");
+  // Arrays nested deeper than 8.
+  std::string deep = gstr("k") + vt(VT::ARRAY);
+  for (int i = 0; i < 12; ++i) deep += vt(VT::ARRAY) + u64(1);
+  deep += vt(VT::UINT8) + u64(0);
+  check_error(head + deep, "nested deeper than 8");
+  // Duplicate keys.
+  check_error("GGUF" + u32(3) + u64(0) + u64(2) + gstr("k") + vt(VT::UINT8) + "\1" + gstr("k") + vt(VT::UINT8) + "\1",
+              "duplicate metadata key 'k'");
+  // general.alignment of the wrong type, zero, or not a power of two.
+  Builder b = one_tensor();
+  b.kv("general.alignment", VT::UINT64, u64(32));
+  check_error(b.build(), "general.alignment is uint64, expected uint32");
+  for (std::uint32_t a : {0u, 3u, 48u}) {
+    Builder c = one_tensor();
+    c.kv_u32("general.alignment", a);
+    check_error(c.build(), "general.alignment is " + std::to_string(a) + ", expected a power of two");
+  }
+}
+
+TEST_CASE("gguf: malformed tensor infos and data ranges") {
+  {
+    Builder b = one_tensor();
+    b.tensors[0].ne = {1, 1, 1, 1, 4};
+    b.tensors[0].data = floats({1, 2, 3, 4});
+    check_error(b.build(), "tensor 'w' has n_dims 5 (at most 4)");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].ne = {1ull << 32, 1ull << 32};
+    check_error(b.build(), "tensor 'w': the product of its dimensions overflows");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].ne = {~0ull, 1};
+    check_error(b.build(), "negative dimension ne[0] = -1");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].type = 12;  // Q4_K
+    check_error(b.build(), "tensor 'w' has tensor type Q4_K (12), which attnviz does not read");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].type = 1234;
+    check_error(b.build(), "tensor type unknown (1234)");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].type = static_cast<std::uint32_t>(GgmlType::Q8_0);
+    b.tensors[0].ne = {16, 2};
+    check_error(b.build(), "row length ne[0] = 16 is not a multiple of the block size 32");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensors[0].offset = 4;  // not aligned
+    check_error(b.build(), "tensor 'w' data offset 4 is not a multiple of the alignment 32");
+  }
+  {
+    Builder b = one_tensor();
+    std::string s = b.build();
+    s.resize(s.size() - 1);  // data cut short
+    check_error(s, "tensor 'w' data (16 bytes at data offset 0");
+    Builder c = one_tensor();
+    c.tensors[0].offset = 1ull << 62;
+    c.write_data = false;
+    check_error(c.build(), "extends past the end of the file");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensor("v", {16}, GgmlType::F32, std::string(64, '\0'));
+    b.tensors[1].offset = 0;  // on top of 'w'
+    check_error(b.build(), "overlap in the data section");
+  }
+  {
+    Builder b = one_tensor();
+    b.tensor("w", {1}, GgmlType::F32, floats({1}));
+    check_error(b.build(), "duplicate tensor name 'w'");
+  }
+}
+
+TEST_CASE("gguf: describe_gguf lists architecture, sizes, types and tensors") {
+  Builder b;
+  b.kv_str("general.architecture", "llama")
+      .kv_u32("llama.block_count", 1)
+      .kv_u32("llama.embedding_length", 32)
+      .kv_u32("llama.attention.head_count", 4)
+      .kv_u32("llama.feed_forward_length", 64)
+      .kv_str("tokenizer.ggml.model", "llama")
+      .kv("tokenizer.ggml.tokens", VT::ARRAY, vt(VT::STRING) + u64(2) + gstr("<unk>") + gstr("<s>"))
+      .tensor("token_embd.weight", {32, 2}, GgmlType::F32, std::string(256, '\0'))
+      .tensor("blk.0.attn_q.weight", {32, 32}, GgmlType::Q8_0, std::string(34 * 32, '\0'));
+  const GgufFile f = GgufFile::parse(b.build(), "d.gguf");
+  const std::string d = describe_gguf(f);
+  INFO(d);
+  CHECK(d.find("architecture: \"llama\"") != std::string::npos);
+  CHECK(d.find("layers 1  dim 32  heads 4  kv heads 4 (no key: = heads)  ffn 64  vocab 2 (tokens)") != std::string::npos);
+  CHECK(d.find("rope: base 10000 (no key: default)") != std::string::npos);
+  CHECK(d.find("tensors: 2 (F32 1, Q8_0 1)") != std::string::npos);
+  CHECK(d.find("parameters: 1088") != std::string::npos);
+  CHECK(d.find("tokenizer: \"llama\", 2 tokens") != std::string::npos);
+  CHECK(d.find("blk.0.attn_q.weight  Q8_0  [32, 32]") != std::string::npos);
+}
+
+namespace {
+
+// ../shared/models next to the checkout (or $ATTNVIZ_MODELS).
+std::filesystem::path models_dir() {
+  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
+  return source_dir().parent_path() / "shared" / "models";
+}
+const std::filesystem::path kStories = models_dir() / "stories260K" / "stories260K.gguf";
+const bool kHaveStories = std::filesystem::exists(kStories);
+
+}  // namespace
+
+// Needs ../shared/models: skipped (and reported as skipped by doctest) when absent; CTest's entry
+// test_gguf_models runs it with --no-skip and exits 77 (CTest: Skipped) when the file is missing.
+TEST_CASE("gguf: stories260K.gguf (real file converted by llama.cpp)" * doctest::test_suite("models") *
+          doctest::skip(!kHaveStories)) {
+  if (!kHaveStories) {
+    MESSAGE("SKIP: " << kStories << " not found (see ../shared/models/README.md)");
+    std::exit(77);
+  }
+  const GgufFile f = GgufFile::open(kStories);
+  CHECK(f.version() == 3);
+  CHECK(f.get_string("general.architecture") == "llama");
+  CHECK(f.get_int("llama.block_count") == 5);
+  CHECK(f.get_int("llama.embedding_length") == 64);
+  CHECK(f.get_int("llama.attention.head_count") == 8);
+  CHECK(f.get_int("llama.attention.head_count_kv") == 4);
+  CHECK(f.get_int("llama.feed_forward_length") == 172);
+  CHECK(f.get_string("tokenizer.ggml.model") == "llama");
+  const auto tokens = f.get_string_array("tokenizer.ggml.tokens");
+  REQUIRE(tokens.size() == 512);
+  CHECK(tokens[3] == "<0x00>");
+  CHECK(tokens[258] == "<0xFF>");
+  CHECK(f.get_float_array("tokenizer.ggml.scores").size() == 512);
+  CHECK(f.get_int_array("tokenizer.ggml.token_type").size() == 512);
+  CHECK(f.get_int("tokenizer.ggml.bos_token_id") == 1);
+  CHECK(f.get_int("tokenizer.ggml.eos_token_id") == 2);
+  std::uint64_t params = 0;
+  for (const auto& t : f.tensors()) {
+    CHECK(t.type == GgmlType::F32);
+    params += t.numel();
+  }
+  // 260,032 parameters plus the untied copy of the embedding the converter wrote as output.weight (if any).
+  const auto* out = f.find("output.weight");
+  CHECK(params - (out ? out->numel() : 0) == 260032);
+  const Mat k = f.matrix("blk.0.attn_k.weight", 32, 64);
+  CHECK(k.allFinite());
+  CHECK(k.norm() > 0);
+  const Mat emb = f.matrix("token_embd.weight", 512, 64);
+  if (out) CHECK(f.matrix("output.weight", 512, 64) == emb);
+  const std::string d = describe_gguf(f);
+  CHECK(d.find("layers 5  dim 64  heads 8  kv heads 4  ffn 172  vocab") != std::string::npos);
+}
