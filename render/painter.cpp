@@ -2,7 +2,7 @@
 #include "png_encode.hpp"
 #include "text.hpp"
 
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/render/draw.hpp>
 

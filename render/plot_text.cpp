@@ -1,5 +1,5 @@
 // The highlighted-text view: token boxes shaded by attention weight, wrapped; PNG/SVG/PDF/HTML.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/render/escape.hpp>
 #include <attnviz/render/plots.hpp>

@@ -1,5 +1,5 @@
 // Plain pixel PNGs (no text) through stb_image_write, written atomically.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/render/draw.hpp>
 

@@ -1,5 +1,5 @@
 // Reports the cairo and pango versions linked into the renderer.
-#include <attnviz/render_info.hpp>
+#include <attnviz/render/render_info.hpp>
 
 #include <cairo.h>
 #include <pango/pango.h>

@@ -1,9 +1,9 @@
 // Tests of alignment extraction (argmax, intersect, itermax, threshold), AER on hand-computed
 // examples, 1-based Pharaoh files, records, and corpus BLEU-4.
-#include <attnviz/alignment.hpp>
-#include <attnviz/bleu.hpp>
+#include <attnviz/analysis/alignment.hpp>
+#include <attnviz/analysis/bleu.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/import.hpp>
+#include <attnviz/record/import.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,7 +2,7 @@
 // with find_package(attnviz), run it, and check the record it writes.
 #include <doctest/doctest.h>
 
-#include <attnviz/record.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // Tests of the parallel corpus reader/writer (TSV, --columns, gold, ||| lines) and the built-in generator.
-#include <attnviz/corpus.hpp>
+#include <attnviz/data/corpus.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <doctest/doctest.h>
 

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <attnviz/error.hpp>
-#include <attnviz/nn/nn.hpp>
+#include <attnviz/engine/nn.hpp>
 
 #include <cmath>
 

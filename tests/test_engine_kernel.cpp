@@ -1,9 +1,9 @@
 // Attention kernel: known answers, blocked vs naive on awkward shapes, masks, backward gradients.
 #include <doctest/doctest.h>
 
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/gradcheck.hpp>
-#include <attnviz/nn/optim.hpp>
+#include <attnviz/engine/attention.hpp>
+#include "gradcheck.hpp"
+#include <attnviz/engine/optim.hpp>
 
 #include <cmath>
 #include <limits>

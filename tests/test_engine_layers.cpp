@@ -1,7 +1,7 @@
 // Layers and blocks: central-difference gradient checks of every layer, plus a few known answers.
 #include <doctest/doctest.h>
 
-#include <attnviz/nn/nn.hpp>
+#include <attnviz/engine/nn.hpp>
 
 #include <cmath>
 

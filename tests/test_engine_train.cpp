@@ -1,9 +1,10 @@
 // Training support: cross-entropy, Adam/AdamW, clipping, schedule, init, parameter files, and
 // bitwise-identical training for the same seed and thread count.
+#include "gradcheck.hpp"
 #include <doctest/doctest.h>
 
 #include <attnviz/error.hpp>
-#include <attnviz/nn/nn.hpp>
+#include <attnviz/engine/nn.hpp>
 
 #include <cmath>
 

@@ -1,6 +1,7 @@
 // Helpers for the engine tests: random matrices and "check every gradient of a layer".
 #pragma once
-#include <attnviz/nn/nn.hpp>
+#include "gradcheck.hpp"
+#include <attnviz/engine/nn.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Tests of the text-classification data: fortune file parsing, word tokens, TSV io, stratified split.
 #include <attnviz/error.hpp>
-#include <attnviz/fortunes.hpp>
+#include <attnviz/data/fortunes.hpp>
 
 #include <doctest/doctest.h>
 

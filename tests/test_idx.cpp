@@ -1,6 +1,6 @@
 // Tests of the IDX loader: round trips, gzip, and one clear error for every malformed header.
 #include <attnviz/error.hpp>
-#include <attnviz/idx.hpp>
+#include <attnviz/data/idx.hpp>
 
 #include <doctest/doctest.h>
 #include <functional>

@@ -3,9 +3,9 @@
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/import.hpp>
-#include <attnviz/npy.hpp>
-#include <attnviz/npz.hpp>
+#include <attnviz/record/import.hpp>
+#include <attnviz/io/npy.hpp>
+#include <attnviz/io/npz.hpp>
 
 #include <doctest/doctest.h>
 

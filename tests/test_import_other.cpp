@@ -3,7 +3,7 @@
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/import.hpp>
+#include <attnviz/record/import.hpp>
 
 #include <doctest/doctest.h>
 

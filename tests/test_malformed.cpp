@@ -4,7 +4,7 @@
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/import.hpp>
+#include <attnviz/record/import.hpp>
 
 #include <doctest/doctest.h>
 #include <zlib.h>

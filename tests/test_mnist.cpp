@@ -1,10 +1,10 @@
 // Tests of the MNIST models: learning a tiny synthetic IDX task end to end, exact resume, NaN
 // stop, attention gradients vs finite differences, and record contents and shapes.
 #include <attnviz/error.hpp>
-#include <attnviz/idx.hpp>
+#include <attnviz/data/idx.hpp>
 #include <attnviz/models/mnist.hpp>
 #include <attnviz/models/vit.hpp>
-#include <attnviz/saliency.hpp>
+#include <attnviz/analysis/saliency.hpp>
 
 #include <doctest/doctest.h>
 

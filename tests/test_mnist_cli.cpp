@@ -1,6 +1,6 @@
 // End-to-end tests of `attnviz train|eval|record mnist` on a tiny synthetic IDX set written here.
-#include <attnviz/idx.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/data/idx.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

@@ -4,9 +4,9 @@
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/import.hpp>
-#include <attnviz/record.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/record/import.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <doctest/doctest.h>
 

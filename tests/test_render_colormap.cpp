@@ -1,6 +1,6 @@
 // Tests of colormaps, normalization, ticks/number formatting and the Pharaoh reader.
 #include <attnviz/error.hpp>
-#include <attnviz/pharaoh.hpp>
+#include <attnviz/io/pharaoh.hpp>
 #include <attnviz/render/render.hpp>
 
 #include <doctest/doctest.h>

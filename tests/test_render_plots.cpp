@@ -3,7 +3,7 @@
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/render/render.hpp>
 
 #include <doctest/doctest.h>

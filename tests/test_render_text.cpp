@@ -1,7 +1,7 @@
 // Tests of the highlighted-text view: shades, normalisation, token-box pixel colours, wrapping,
 // record selection, the HTML page and its escaping.
 #include <attnviz/error.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/render/draw.hpp>
 #include <attnviz/render/escape.hpp>
 #include <attnviz/render/text_view.hpp>

@@ -1,7 +1,7 @@
 // Tests of the saliency analyses: rollout, flow and grad-rollout against hand-computed 2-layer
 // examples, flow against a brute-force minimum cut, and the record-level entry points.
 #include <attnviz/error.hpp>
-#include <attnviz/saliency.hpp>
+#include <attnviz/analysis/saliency.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,8 +2,8 @@
 // score, the transformer, model files, bitwise resume, recording, and the CLI end to end.
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
-#include <attnviz/record.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Tests of the classification metrics and the bag-of-words logistic-regression baseline.
-#include <attnviz/bow_baseline.hpp>
-#include <attnviz/classify_metrics.hpp>
+#include <attnviz/analysis/bow_baseline.hpp>
+#include <attnviz/analysis/classify_metrics.hpp>
 #include <attnviz/error.hpp>
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // Tests of the tokenizer (punctuation, CJK, mixed scripts, lowercasing, UTF-8) and the Vocabulary.
 #include <attnviz/error.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <doctest/doctest.h>
 

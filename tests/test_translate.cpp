@@ -1,5 +1,6 @@
 // Tests of the translation models: a tiny corpus learned to exact match in seconds (RNN and
 // transformer), beam width 1 equals greedy, model file round trip, recording shapes and tokens.
+#include "gradcheck.hpp"
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
 

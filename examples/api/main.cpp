@@ -1,6 +1,6 @@
 // Multi-head self-attention over 5 tokens, recorded into an AttentionRecord saved as .safetensors.
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <cstdio>
 

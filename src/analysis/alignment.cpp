@@ -1,6 +1,6 @@
 // Alignment extraction from attention matrices, precision/recall/AER scoring, 1-based Pharaoh I/O.
-#include <attnviz/alignment.hpp>
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/analysis/alignment.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 
 #include <algorithm>

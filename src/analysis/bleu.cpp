@@ -1,5 +1,5 @@
 // Corpus BLEU-4 with clipped n-gram counts and the standard brevity penalty.
-#include <attnviz/bleu.hpp>
+#include <attnviz/analysis/bleu.hpp>
 
 #include <cmath>
 #include <map>

@@ -1,5 +1,5 @@
 // Bag-of-words logistic regression (idf-weighted binary features, L2 chosen on a validation split).
-#include <attnviz/bow_baseline.hpp>
+#include <attnviz/analysis/bow_baseline.hpp>
 #include <attnviz/error.hpp>
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // Classification metrics: accuracy, per-class precision/recall/F1, macro-F1, confusion matrix.
-#include <attnviz/classify_metrics.hpp>
+#include <attnviz/analysis/classify_metrics.hpp>
 
 #include <fmt/core.h>
 

@@ -1,7 +1,7 @@
 // Saliency from recorded attention: CLS attention, rollout, flow (Dinic max-flow) and
 // gradient-weighted rollout, over any stack of self-attention layers.
 #include <attnviz/error.hpp>
-#include <attnviz/saliency.hpp>
+#include <attnviz/analysis/saliency.hpp>
 
 #include <algorithm>
 #include <limits>

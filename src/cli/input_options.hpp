@@ -1,6 +1,6 @@
 // The options every INPUT-taking subcommand shares (--sample, --batch, --tokens, ...).
 #pragma once
-#include <attnviz/import.hpp>
+#include <attnviz/record/import.hpp>
 
 #include <CLI/CLI.hpp>
 

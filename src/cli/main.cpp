@@ -3,7 +3,7 @@
 #include "cli/commands.hpp"
 
 #include <attnviz/error.hpp>
-#include <attnviz/render_info.hpp>
+#include <attnviz/render/render_info.hpp>
 
 #include <fmt/core.h>
 #include <omp.h>

@@ -1,7 +1,7 @@
 // Parallel corpus files: TSV reader/writer with column selection and gold Pharaoh links, and the
 // pre-tokenized `source ||| target` reader.
-#include <attnviz/atomic_file.hpp>
-#include <attnviz/corpus.hpp>
+#include <attnviz/io/atomic_file.hpp>
+#include <attnviz/data/corpus.hpp>
 #include <attnviz/error.hpp>
 
 #include <algorithm>

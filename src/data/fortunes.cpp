@@ -1,8 +1,8 @@
 // Text classification data: fortunes reader, label<TAB>text TSV io, word tokens, stratified split.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/fortunes.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/data/fortunes.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // IDX loader and writer (MNIST format): every header field checked before anything is allocated.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/idx.hpp>
+#include <attnviz/data/idx.hpp>
 
 #include <zlib.h>
 

@@ -12,8 +12,8 @@
 //                                   the noun decides the article's form)
 //   negation moved to clause end    does not see the cat -> sieht die katze nicht
 //                                   ("does" is a possible link of the verb, "see" a sure one)
-#include <attnviz/corpus.hpp>
-#include <attnviz/nn/rng.hpp>
+#include <attnviz/data/corpus.hpp>
+#include <attnviz/engine/rng.hpp>
 
 #include <cstdint>
 #include <initializer_list>

@@ -1,9 +1,9 @@
 // Attention layers: weights sink, multi-head self/cross attention over the blocked kernel,
 // single-head attention with any scoring function (RNN decoders), and attention pooling.
 #include <attnviz/error.hpp>
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/ops.hpp>
-#include <attnviz/nn/optim.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/optim.hpp>
 
 #include <algorithm>
 #include <cmath>

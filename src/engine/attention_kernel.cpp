@@ -1,7 +1,7 @@
 // The attention kernel: blocked online-softmax forward (AVX2/FMA register-tiled micro-kernels),
 // the optional second pass writing exact weights, the naive reference, and the backward pass.
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <omp.h>
 
@@ -228,6 +228,7 @@ inline float max_row(const float* s, int n) {
 
 struct Geometry {
   int B, H, Nq, Nk, Dh, Dp, ldq, ldk, ldv, ldo, BQ, BK, qtiles;
+  int group;   // query heads per K/V head (GQA); K/V head of query head h is h / group
 };
 
 Geometry geometry(const KernelShape& s, const KernelOptions& o) {
@@ -236,9 +237,12 @@ Geometry geometry(const KernelShape& s, const KernelOptions& o) {
   Geometry g;
   g.B = s.B; g.H = s.H; g.Nq = s.Nq; g.Nk = s.Nk; g.Dh = s.Dh;
   g.Dp = round_up(s.Dh, 8);
+  const int hkv = s.kv_heads > 0 ? s.kv_heads : s.H;
+  if (s.H % hkv != 0) throw std::invalid_argument("attention kernel: heads not a multiple of kv_heads");
+  g.group = s.H / hkv;
   g.ldq = s.ldq ? s.ldq : s.H * s.Dh;
-  g.ldk = s.ldk ? s.ldk : s.H * s.Dh;
-  g.ldv = s.ldv ? s.ldv : s.H * s.Dh;
+  g.ldk = s.ldk ? s.ldk : hkv * s.Dh;
+  g.ldv = s.ldv ? s.ldv : hkv * s.Dh;
   g.ldo = s.ldo ? s.ldo : s.H * s.Dh;
   g.BQ = o.q_tile > 0 ? o.q_tile : kDefaultQTile;
   g.BK = round_up(o.k_tile > 0 ? o.k_tile : kDefaultKTile, kNR);
@@ -297,8 +301,8 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
       const int qt0 = static_cast<int>(static_cast<long>(g.qtiles) * chunk / chunks);
       const int qt1 = static_cast<int>(static_cast<long>(g.qtiles) * (chunk + 1) / chunks);
       if (qt1 <= qt0) continue;
-      const float* kb = k + static_cast<size_t>(b) * g.Nk * g.ldk + static_cast<size_t>(h) * Dh;
-      const float* vb = v + static_cast<size_t>(b) * g.Nk * g.ldv + static_cast<size_t>(h) * Dh;
+      const float* kb = k + static_cast<size_t>(b) * g.Nk * g.ldk + static_cast<size_t>(h / g.group) * Dh;
+      const float* vb = v + static_cast<size_t>(b) * g.Nk * g.ldv + static_cast<size_t>(h / g.group) * Dh;
 
       // Pack the keys this chunk may see: K^T as [Dp, BK] blocks and V as [BK, Dp] blocks, one
       // pair per key tile, zero-padded.
@@ -424,7 +428,7 @@ void attention_naive(const float* q, const float* k, const float* v, float* out,
         // Pass 1: logits and their max.
         double m = -std::numeric_limits<double>::infinity();
         for (int j = 0; j < vis; ++j) {
-          const float* kj = k + (static_cast<size_t>(b) * g.Nk + j) * g.ldk + static_cast<size_t>(h) * g.Dh;
+          const float* kj = k + (static_cast<size_t>(b) * g.Nk + j) * g.ldk + static_cast<size_t>(h / g.group) * g.Dh;
           double d = 0;
           for (int c = 0; c < g.Dh; ++c) d += static_cast<double>(qi[c]) * kj[c];
           s[j] = d * opt.scale;
@@ -441,7 +445,7 @@ void attention_naive(const float* q, const float* k, const float* v, float* out,
         for (int j = 0; j < vis; ++j) {
           const double w = s[j] / sum;
           if (wi) wi[j] = static_cast<float>(w);
-          const float* vj = v + (static_cast<size_t>(b) * g.Nk + j) * g.ldv + static_cast<size_t>(h) * g.Dh;
+          const float* vj = v + (static_cast<size_t>(b) * g.Nk + j) * g.ldv + static_cast<size_t>(h / g.group) * g.Dh;
           for (int c = 0; c < g.Dh; ++c) o[c] += w * vj[c];
         }
         for (int c = 0; c < g.Dh; ++c) oi[c] = static_cast<float>(o[c]);
@@ -458,6 +462,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using StridedOut = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
   const Geometry g = geometry(shape, opt);
+  // Shared K/V heads would need a reduction of dK/dV across threads: backward is for MHA only.
+  if (g.group != 1) throw std::invalid_argument("attention_backward: grouped-query attention is forward-only");
   const int nthreads = opt.threads > 0 ? opt.threads : threads();
   const long items = static_cast<long>(g.B) * g.H;
   const int t = static_cast<double>(items) * g.Nq * g.Nk * g.Dh < 2e5 ? 1 : nthreads;

@@ -1,8 +1,8 @@
 // Kernel benchmarks: FMA peak micro-kernel, blocked vs naive attention timings, peak memory.
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/bench.hpp>
-#include <attnviz/nn/ops.hpp>
-#include <attnviz/nn/rng.hpp>
+#include <attnviz/engine/attention.hpp>
+#include "engine/bench.hpp"
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/rng.hpp>
 
 #include <omp.h>
 

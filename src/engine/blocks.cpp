@@ -1,7 +1,7 @@
 // Pre-LN transformer encoder/decoder blocks, the GRU cell and the bidirectional GRU encoder.
-#include <attnviz/nn/blocks.hpp>
-#include <attnviz/nn/ops.hpp>
-#include <attnviz/nn/optim.hpp>
+#include <attnviz/engine/blocks.hpp>
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/optim.hpp>
 
 #include <cmath>
 #include <stdexcept>

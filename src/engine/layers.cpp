@@ -1,7 +1,7 @@
 // Basic layers: Linear, LayerNorm, GELU, ReLU, Tanh, Embedding, positions, patches, Dropout.
-#include <attnviz/nn/layers.hpp>
-#include <attnviz/nn/ops.hpp>
-#include <attnviz/nn/optim.hpp>
+#include <attnviz/engine/layers.hpp>
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/optim.hpp>
 
 #include <unsupported/Eigen/SpecialFunctions>
 

@@ -1,5 +1,5 @@
 // Softmax cross-entropy with label smoothing and ignore index (mean over counted rows).
-#include <attnviz/nn/loss.hpp>
+#include <attnviz/engine/loss.hpp>
 
 #include <cmath>
 #include <stdexcept>

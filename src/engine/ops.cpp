@@ -1,5 +1,5 @@
 // Row-split OpenMP GEMMs over Eigen (which itself runs single-threaded) and row softmax.
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <omp.h>
 

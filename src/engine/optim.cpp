@@ -1,6 +1,6 @@
 // Adam / AdamW, global-norm clipping, warm-up + cosine learning rate, weight initialisers.
 #include <attnviz/error.hpp>
-#include <attnviz/nn/optim.hpp>
+#include <attnviz/engine/optim.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // Internal: split a row range over OpenMP threads when the work is big enough to pay.
 #pragma once
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <Eigen/Core>
 

@@ -1,6 +1,6 @@
 // Param and ParamSet: registration by scoped name, zeroing, global norm, safetensors save/load.
 #include <attnviz/error.hpp>
-#include <attnviz/nn/param.hpp>
+#include <attnviz/engine/param.hpp>
 
 #include <cmath>
 #include <stdexcept>

@@ -1,5 +1,5 @@
 // Rng: xoshiro256** seeded through splitmix64; uniform/normal draws built from raw bits.
-#include <attnviz/nn/rng.hpp>
+#include <attnviz/engine/rng.hpp>
 
 #include <cmath>
 #include <stdexcept>

@@ -1,5 +1,5 @@
 // Atomic writes (temp file + rename) and whole-file reads with InputError on failure.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 
 #include <atomic>

@@ -1,8 +1,8 @@
 // .npy parsing: the header's Python dict literal, float16/32/64 of either byte order, C and Fortran
 // order, unicode (<U) arrays; every size is checked against the bytes present before allocating.
 #include <attnviz/error.hpp>
-#include <attnviz/npy.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/io/npy.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <bit>
 #include <cstring>

@@ -5,7 +5,7 @@
 // the central directory, the local header's name/extra lengths, and raw inflate (zlib, installed).
 // Reading it by hand also lets every size be checked against the archive before allocating.
 #include <attnviz/error.hpp>
-#include <attnviz/npz.hpp>
+#include <attnviz/io/npz.hpp>
 
 #include <zlib.h>
 

@@ -1,7 +1,7 @@
 // Pharaoh alignment files ("0-0 1-1 2?2"; i = source, j = target, 0-based): read, write, look up.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/pharaoh.hpp>
+#include <attnviz/io/pharaoh.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -1,8 +1,8 @@
 // .safetensors parsing (F16/BF16/F32/F64 -> float32) with every size checked before allocation,
 // and F32 serialisation.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <nlohmann/json.hpp>
 

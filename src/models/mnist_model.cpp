@@ -3,8 +3,8 @@
 #include <attnviz/models/mnist.hpp>
 #include <attnviz/models/pool_classifier.hpp>
 #include <attnviz/models/vit.hpp>
-#include <attnviz/nn/loss.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/engine/loss.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>

@@ -2,10 +2,10 @@
 // checkpoints, exact --resume, and a stop on a non-finite loss.
 #include <attnviz/error.hpp>
 #include <attnviz/models/mnist.hpp>
-#include <attnviz/nn/loss.hpp>
-#include <attnviz/nn/optim.hpp>
-#include <attnviz/nn/rng.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/engine/loss.hpp>
+#include <attnviz/engine/optim.hpp>
+#include <attnviz/engine/rng.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>

@@ -20,7 +20,7 @@
 // d/d a_bti = -2 lambda / N (1 - C_bi) enters each step's attention backward as `dweights`.
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <cmath>
 

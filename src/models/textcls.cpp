@@ -1,10 +1,10 @@
 // Text classifiers: config, vocabulary, batching, model files, evaluation, training, recording.
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/loss.hpp>
-#include <attnviz/nn/optim.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/loss.hpp>
+#include <attnviz/engine/optim.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include "models/textcls_arch.hpp"
 

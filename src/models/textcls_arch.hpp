@@ -1,9 +1,9 @@
 // The two text classifier architectures behind make_textcls_model (internal to src/models).
 #pragma once
 #include <attnviz/models/textcls.hpp>
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/blocks.hpp>
-#include <attnviz/nn/layers.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/blocks.hpp>
+#include <attnviz/engine/layers.hpp>
 
 namespace attnviz::models {
 

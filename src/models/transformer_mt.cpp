@@ -4,7 +4,7 @@
 // (sentences here are short, so no key/value cache is kept).
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <cmath>
 

@@ -1,9 +1,9 @@
 // What every translator shares: construction by config, model files, corpus encoding, the
 // training epoch, greedy and beam decoding, recording with tokens, and evaluation.
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <algorithm>
 #include <chrono>

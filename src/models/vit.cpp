@@ -2,7 +2,7 @@
 // that keeps its weights (for recording and backward) and their gradients (for grad-rollout).
 #include <attnviz/error.hpp>
 #include <attnviz/models/vit.hpp>
-#include <attnviz/nn/ops.hpp>
+#include <attnviz/engine/ops.hpp>
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
 // AttentionRecord in memory: tensor access, name parsing, validation.
 #include <attnviz/error.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <algorithm>
 #include <regex>

@@ -1,9 +1,9 @@
 // AttentionRecord <-> .safetensors: tensors stay tensors; tokens, axes, image layout and metadata
 // become JSON strings in __metadata__ (layout documented in the README).
-#include <attnviz/atomic_file.hpp>
+#include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
-#include <attnviz/record.hpp>
-#include <attnviz/safetensors.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 // Per-head entropy and top-k keys of attention tensors.
-#include <attnviz/stats.hpp>
+#include <attnviz/record/stats.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -6,7 +6,7 @@
 // (Latin, Greek, Cyrillic, CJK); characters outside them count as letters, which is the safe
 // default for a word tokenizer (they stay inside words instead of being split off).
 #include <attnviz/error.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <nlohmann/json.hpp>
 

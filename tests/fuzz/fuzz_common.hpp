@@ -2,10 +2,10 @@
 // and push whatever it returns through the code that consumes records downstream.
 #pragma once
 #include <attnviz/error.hpp>
-#include <attnviz/nonfinite.hpp>
-#include <attnviz/record.hpp>
-#include <attnviz/safetensors.hpp>
-#include <attnviz/stats.hpp>
+#include <attnviz/record/nonfinite.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/io/safetensors.hpp>
+#include <attnviz/record/stats.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,7 @@
 #include "fuzz_common.hpp"
 #include "fuzz_file.hpp"
 
-#include <attnviz/corpus.hpp>
+#include <attnviz/data/corpus.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = attnviz::fuzz::to_temp_file(data, size, ".tsv");

@@ -2,7 +2,7 @@
 // and other tools' safetensors mapped like npy.
 #include "fuzz_common.hpp"
 
-#include <attnviz/import.hpp>
+#include <attnviz/record/import.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return attnviz::fuzz::run(data, size, [](const std::string& b) {

@@ -2,7 +2,7 @@
 #include "model_loaders.hpp"
 
 #include <attnviz/models/textcls.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 namespace attnviz::fuzz {
 using namespace attnviz::models;

@@ -1,9 +1,9 @@
 // MNIST classifiers with recordable attention: a small ViT ("vit") and an attention-pooling
 // baseline ("pool"); their config, model files, training, evaluation and recording.
 #pragma once
-#include <attnviz/idx.hpp>
-#include <attnviz/nn/param.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/data/idx.hpp>
+#include <attnviz/engine/param.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
 
 #include <array>

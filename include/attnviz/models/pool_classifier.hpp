@@ -3,8 +3,8 @@
 // regions, not over an axis of size one), and a linear head. Its one attention map is "pool".
 #pragma once
 #include <attnviz/models/mnist.hpp>
-#include <attnviz/nn/attention.hpp>
-#include <attnviz/nn/layers.hpp>
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/layers.hpp>
 
 namespace attnviz::models {
 

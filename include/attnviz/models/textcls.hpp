@@ -2,13 +2,13 @@
 // attention pooling ("bigru") and a small transformer encoder with a CLS token ("transformer");
 // their config, model files, batching, training (checkpoints, resume), evaluation and recording.
 #pragma once
-#include <attnviz/classify_metrics.hpp>
-#include <attnviz/fortunes.hpp>
-#include <attnviz/nn/param.hpp>
-#include <attnviz/nn/rng.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/analysis/classify_metrics.hpp>
+#include <attnviz/data/fortunes.hpp>
+#include <attnviz/engine/param.hpp>
+#include <attnviz/engine/rng.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <cstdint>
 #include <filesystem>

@@ -3,12 +3,12 @@
 // transformer; teacher-forced training, greedy and beam decoding, attention recording, model
 // files, and evaluation (exact match, BLEU-4, alignment AER).
 #pragma once
-#include <attnviz/alignment.hpp>
-#include <attnviz/bleu.hpp>
-#include <attnviz/corpus.hpp>
-#include <attnviz/nn/nn.hpp>
-#include <attnviz/record.hpp>
-#include <attnviz/tokenizer.hpp>
+#include <attnviz/analysis/alignment.hpp>
+#include <attnviz/analysis/bleu.hpp>
+#include <attnviz/data/corpus.hpp>
+#include <attnviz/engine/nn.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/text/tokenizer.hpp>
 
 #include <filesystem>
 #include <functional>

@@ -2,7 +2,7 @@
 // with its own batched self-attention (it keeps the weights and their gradients), final LN, head.
 #pragma once
 #include <attnviz/models/mnist.hpp>
-#include <attnviz/nn/layers.hpp>
+#include <attnviz/engine/layers.hpp>
 
 namespace attnviz::models {
 

@@ -2,8 +2,8 @@
 // figures. Each has an options struct, a pure layout function that returns a DrawList, and a
 // render_* function that lays out and writes a file (format from the extension, atomic).
 #pragma once
-#include <attnviz/pharaoh.hpp>
-#include <attnviz/record.hpp>
+#include <attnviz/io/pharaoh.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/render/colormap.hpp>
 #include <attnviz/render/draw.hpp>
 

@@ -2,7 +2,7 @@
 // attention weight, with label and prediction; many sentences per figure; PNG/SVG/PDF and a
 // self-contained HTML page where hovering a token shows its weight.
 #pragma once
-#include <attnviz/record.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/render/colormap.hpp>
 #include <attnviz/render/draw.hpp>
 

@@ -1,0 +1,77 @@
+// Word alignments from attention: extraction (argmax, itermax, intersect, threshold), scoring
+// against gold (precision / recall / AER, Och & Ney 2003), and Pharaoh file helpers (1-based).
+#pragma once
+#include <attnviz/io/pharaoh.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/tensor.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace attnviz {
+
+enum class AlignMethod {
+  Argmax,     // each target token -> its most-attended source token
+  Itermax,    // SimAlign's itermax (Jalili Sabet et al. 2020): mutual argmax, then iterate on the rest
+  Intersect,  // links that are the argmax in both directions (row-wise and column-wise)
+  Threshold,  // every weight >= threshold
+};
+AlignMethod parse_align_method(const std::string& name);  // throws UsageError
+const char* align_method_name(AlignMethod m);
+
+struct AlignOptions {
+  AlignMethod method = AlignMethod::Argmax;
+  float threshold = 0.3f;        // Threshold method
+  int itermax_iterations = 2;    // Itermax: max_count
+  float itermax_alpha = 0.9f;    // Itermax: alpha_ratio
+};
+
+// weights: [T, S] (rows = target tokens / queries, columns = source tokens / keys).
+// Returns sure links (source i, target j), sorted by target then source.
+Alignment extract_alignment(const Mat& weights, const AlignOptions& opt = {});
+
+// Tokens that are not words and get no alignment: <eos>, <bos>, <pad>, <s>, </s>, [CLS], [SEP], ...
+bool is_special_token(const std::string& token);
+
+// An alignment matrix from a record: which tensor/head, and special tokens dropped so indices
+// count real tokens only.
+struct RecordAlignmentOptions {
+  std::string tensor;        // "" = the last layer's cross-attention ("*.cross"), else the first tensor
+  int head = -1;             // -1 = mean over heads
+  bool keep_special = false; // keep rows/columns of special tokens
+};
+struct AlignmentMatrix {
+  Mat weights;                                 // [T', S'] after dropping specials
+  std::vector<std::string> source, target;     // tokens (empty when the record has none)
+  std::string tensor;                          // the tensor used
+};
+AlignmentMatrix alignment_matrix(const AttentionRecord& record, const RecordAlignmentOptions& opt = {});
+
+// ---- scoring ---------------------------------------------------------------------------------
+
+// Corpus-level counts (summed over sentences), with P = sure ∪ possible gold links:
+// precision = |A∩P| / |A|, recall = |A∩S| / |S|, AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|).
+struct AlignmentScore {
+  long predicted = 0;     // |A|
+  long sure = 0;          // |S|
+  long a_and_s = 0;       // |A∩S|
+  long a_and_p = 0;       // |A∩P|
+  void add(const Alignment& predicted, const Alignment& gold);  // one sentence (duplicates ignored)
+  double precision() const;   // 1 when nothing predicted
+  double recall() const;      // 1 when no sure gold
+  double aer() const;         // 0 when |A| + |S| = 0
+};
+AlignmentScore score_alignments(const std::vector<Alignment>& predicted, const std::vector<Alignment>& gold);
+
+// ---- Pharaoh files ---------------------------------------------------------------------------
+
+struct PharaohOptions {
+  bool one_indexed = false;   // indices in the file start at 1
+};
+// read_pharaoh + conversion from 1-based (InputError naming the line for an index 0).
+std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, const PharaohOptions& opt = {});
+// to_pharaoh, adding 1 to every index when one_indexed.
+std::string format_pharaoh(const Alignment& a, const PharaohOptions& opt = {});
+
+}  // namespace attnviz

@@ -1,0 +1,73 @@
+// Saliency from recorded attention, generic over any record with stacked self-attention layers
+// ("vit.layer0.self" .. "vit.layerN.self", "encoder.layerN.self", ...): the last layer's CLS
+// attention, attention rollout and attention flow (Abnar & Zuidema 2020), and gradient-weighted
+// rollout (Chefer et al. 2021).
+#pragma once
+#include <attnviz/record/record.hpp>
+#include <attnviz/tensor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace attnviz {
+
+enum class SaliencyMethod { Cls, Rollout, Flow, GradRollout };
+enum class HeadFusion { Mean, Max, Min };
+
+// "cls", "rollout", "flow", "grad-rollout" (UsageError otherwise); and back.
+SaliencyMethod parse_saliency_method(const std::string& s);
+std::string to_string(SaliencyMethod m);
+HeadFusion parse_head_fusion(const std::string& s);  // "mean", "max", "min"
+
+struct RolloutOptions {
+  HeadFusion fusion = HeadFusion::Mean;
+  // Fraction in [0, 1) of each layer's fused weights set to zero, lowest first (Abnar's "discard"
+  // variant as popularised by vit-explain). The diagonal is never discarded.
+  float discard_ratio = 0.f;
+};
+
+// The fused, residual-augmented, row-normalised matrix of one layer (the factor rollout and flow
+// use): A = fuse_h(W_h); zero the lowest discard_ratio of A's off-diagonal entries; A = A + I;
+// divide each row by its sum. t: [H, N, N] -> [N, N].
+Mat residual_attention(const AttentionTensor& t, const RolloutOptions& opt = {});
+
+// Rollout: R = Â_L ... Â_2 Â_1 (Â of the last layer on the left), [N, N]. Row q of R says how
+// much each input token contributes to output token q. layers: ordered bottom to top, all [H, N, N].
+Mat attention_rollout(const std::vector<const AttentionTensor*>& layers, const RolloutOptions& opt = {});
+
+// Attention flow: for each input token i, the maximum flow from node (0, i) to node (L, output)
+// in the layered graph whose edge (l, k) -> (l+1, q) has capacity Â_l[q, k]. [N]. Solved with
+// Dinic's algorithm on the layered graph, one max-flow per input token.
+std::vector<float> attention_flow(const std::vector<const AttentionTensor*>& layers, int output,
+                                  const RolloutOptions& opt = {});
+
+// Gradient-weighted rollout (Chefer et al. 2021): Ā_l = mean_h (grad_h ⊙ W_h)^+ and
+// R = I, R <- R + Ā_l R for l = 1..L. grads: same shapes as layers. [N, N].
+Mat grad_rollout(const std::vector<const AttentionTensor*>& layers,
+                 const std::vector<const AttentionTensor*>& grads);
+
+struct SaliencyOptions {
+  SaliencyMethod method = SaliencyMethod::Rollout;
+  std::string stack;   // which stack of "<stack>.layerN.self" tensors; "" = the first one found
+  int query = 0;       // output token whose saliency is explained (0 = CLS)
+  int head = -1;       // cls: one head, or -1 for the mean over heads
+  int layer = -1;      // cls: which layer (-1 = last)
+  RolloutOptions rollout;
+};
+
+// The stacked self-attention layers of a record, bottom to top (stack "" = the first stack that
+// has "<stack>.layer<N>.self" tensors, falling back to any layered tensors with square shapes).
+// Throws InputError(path, ...) when there are none or their shapes disagree.
+std::vector<const AttentionTensor*> self_attention_layers(const AttentionRecord& r, const std::string& stack,
+                                                          const std::string& path = "");
+
+// Saliency of every key token for output token opt.query, [N]. GradRollout needs the record's
+// gradients (InputError if absent). A record without layered self-attention but with one
+// single-query tensor (e.g. "pool" [1, 1, P]) is explained by that tensor for every method.
+std::vector<float> token_saliency(const AttentionRecord& r, const SaliencyOptions& opt, const std::string& path = "");
+
+// The same restricted to the image patches and laid out on the record's patch grid:
+// [patch_rows, patch_cols]. Needs record.image with a patch grid (InputError otherwise).
+Mat patch_saliency(const AttentionRecord& r, const SaliencyOptions& opt, const std::string& path = "");
+
+}  // namespace attnviz

@@ -1,0 +1,25 @@
+// .npz archives (numpy's np.savez / np.savez_compressed): a ZIP of .npy members, stored or deflated.
+#pragma once
+#include <attnviz/io/npy.hpp>
+
+#include <string>
+#include <vector>
+
+namespace attnviz {
+
+struct NpzMember {
+  std::string name;  // member name without the ".npy" suffix ("encoder_attentions", "tokens", ...)
+  NpyArray array;
+};
+
+// True if the bytes start with a ZIP local file header or an empty archive's end record.
+bool looks_like_zip(const std::string& head);
+
+// Parses every .npy member of a ZIP image held in memory (other members are skipped); `path` only
+// names the file in errors. Reads the central directory (ZIP64 extensions included), checks each
+// member's offsets, sizes, method (0 stored, 8 deflated) and CRC-32, and checks a member's npy
+// header against its declared size before inflating it, so no allocation exceeds what the
+// archive can really produce.
+std::vector<NpzMember> parse_npz(const std::string& bytes, const std::string& path);
+
+}  // namespace attnviz

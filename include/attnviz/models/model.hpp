@@ -1,0 +1,74 @@
+// The model contract every family implements: a kind, a JSON config, named parameters, forward
+// with an optional attention sink, backward where the model trains, and one evaluation result type.
+#pragma once
+#include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/param.hpp>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnviz::models {
+
+// Receives attention weights while a model computes them. A forward pass given no sink computes
+// no weights at all (the kernel's weights pass is skipped); a sink never changes the numbers.
+class AttentionSink {
+ public:
+  virtual ~AttentionSink() = default;
+  // One attention tensor of one forward pass: weights [B, H, Nq, Nk] named like a record tensor
+  // ("encoder.layer0.self", "decoder.layer2.self", "pool"). With a KV cache the Nq query rows are
+  // positions query_offset .. query_offset + Nq - 1 of the sequence. The sink may keep (move) w.
+  virtual void weights(const std::string& name, nn::AttentionWeights&& w, int query_offset = 0) = 0;
+  // Models that can also hand out d(output)/d(weights) after backward ask this first.
+  virtual bool wants_gradients() const { return false; }
+  virtual void gradients(const std::string& name, nn::AttentionWeights&& dw) {}
+};
+
+// The simplest sink: keeps the last weights (and gradients) of every tensor by name.
+class AttentionCollector : public AttentionSink {
+ public:
+  explicit AttentionCollector(bool gradients = false) : want_grads_(gradients) {}
+  void weights(const std::string& name, nn::AttentionWeights&& w, int query_offset = 0) override;
+  bool wants_gradients() const override { return want_grads_; }
+  void gradients(const std::string& name, nn::AttentionWeights&& dw) override;
+
+  std::vector<std::string> names;                      // in the order first seen
+  std::map<std::string, nn::AttentionWeights> w;       // [B, H, Nq, Nk] by name
+  std::map<std::string, nn::AttentionWeights> dw;      // same shapes, after backward
+
+ private:
+  bool want_grads_ = false;
+};
+
+// One result type for every evaluation: named metrics in a fixed order (accuracy, macro_f1,
+// exact_match, bleu, aer, ...), plus free-form per-example outputs a caller may want.
+struct EvalResult {
+  std::vector<std::pair<std::string, double>> metrics;   // display order
+  std::map<std::string, std::string> notes;              // e.g. "data" -> "MNIST test (10000)"
+
+  void set(const std::string& name, double value);       // adds or replaces
+  bool has(const std::string& name) const;
+  double get(const std::string& name) const;             // throws std::out_of_range when absent
+};
+
+// Every model: its kind (the "attnviz.model" value of its file), JSON config, parameters.
+class Model {
+ public:
+  virtual ~Model() = default;
+  Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  virtual std::string kind() const = 0;          // "mnist", "translator", "textcls", "llama", "gpt2"
+  virtual std::string config_json() const = 0;   // enough, with the parameters, to rebuild the model
+  // Metadata besides the config that a model file must keep (vocabularies, labels): key -> JSON.
+  virtual std::map<std::string, std::string> file_metadata() const { return {}; }
+  nn::ParamSet& params() { return params_; }
+  const nn::ParamSet& params() const { return params_; }
+
+ protected:
+  nn::ParamSet params_;
+};
+
+}  // namespace attnviz::models

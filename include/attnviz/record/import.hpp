@@ -1,0 +1,72 @@
+// Loading attention from any supported file, detected by content (magic bytes), not extension:
+// attnviz records and other .safetensors, .npy, .npz, JSON.
+#pragma once
+#include <attnviz/record/record.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace attnviz {
+
+struct ImportOptions {
+  int sample = 0;               // which record of a multi-sample file
+  int batch = 0;                // which batch entry of a 5-D [layers, batch, heads, q, k] array
+  std::string tokens_file;      // one token per line: labels both axes of self-attention
+  std::string src_tokens_file;  // source (key) tokens of cross-attention
+  std::string tgt_tokens_file;  // target (query) tokens of cross-attention
+};
+
+enum class FileKind { Safetensors, Npy, Npz, Json, Unknown };
+FileKind detect_kind(const std::string& head);
+
+// What every foreign container (npy, npz, JSON, other tools' safetensors) is read into before it
+// becomes a record: named float arrays of rank 2..5 and tokens per axis ("tokens", "source", "target").
+struct ImportedArray {
+  std::string name;                  // container name: "encoder_attentions", "attention", "" (bare .npy)
+  std::vector<std::int64_t> shape;   // [q, k] | [heads, q, k] | [layers, heads, q, k] | [layers, batch, heads, q, k]
+  std::vector<float> values;         // C order
+};
+struct ImportedArrays {
+  std::string format;                // "npy", "npz", "json", "safetensors" (shown by inspect)
+  std::vector<ImportedArray> arrays;
+  std::map<std::string, std::vector<std::string>> tokens;  // axis -> tokens
+  std::map<std::string, std::string> metadata;
+};
+
+// Array names and what they become (case-insensitive):
+//   encoder_attentions, attentions, attention, attn, ""  -> encoder.layerN.self
+//   decoder_attentions                                     -> decoder.layerN.self
+//   cross_attentions, encoder_decoder_attentions           -> decoder.layerN.cross
+//   anything else X: rank 4/5 -> X.layerN.self, rank 2/3 -> X
+// Axes: "tokens" for an encoder-only file; with decoder or cross arrays (or only source/target
+// tokens) the encoder uses "source", the decoder "target", cross-attention queries "target" and
+// keys "source". A 5-D array keeps batch entry opt.batch.
+AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& path, const ImportOptions& opt);
+
+// Token array names: tokens/input_tokens -> "tokens"; src_tokens/source_tokens/encoder_tokens ->
+// "source"; tgt_tokens/target_tokens/decoder_tokens -> "target". Empty for other names.
+std::string token_axis_for(const std::string& name);
+
+// The JSON forms (documented in the README, "The JSON forms"):
+//   {"tokens": [...], "attention": [layer][head][q][k]}
+//   {"source_tokens": [...], "target_tokens": [...], "encoder_attention": [l][h][S][S],
+//    "decoder_attention": [l][h][T][T], "cross_attention": [l][h][T][S]}
+// Python's NaN/Infinity/-Infinity literals and null (JavaScript's NaN) are kept as NaN/Inf.
+ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path);
+
+// Import from bytes already in memory (what import_records does after reading the file).
+std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::string& path,
+                                         const ImportOptions& opt = {});
+
+// All samples in the file (importers of single-sample formats return one).
+std::vector<AttentionRecord> import_records(const std::filesystem::path& path, const ImportOptions& opt = {});
+// The one sample opt.sample.
+AttentionRecord import_record(const std::filesystem::path& path, const ImportOptions& opt = {});
+
+// Reads a token file (one token per line, UTF-8 checked).
+std::vector<std::string> read_token_file(const std::filesystem::path& path);
+
+}  // namespace attnviz

@@ -1,0 +1,119 @@
+// `attnviz align INPUT`: word alignments (Pharaoh lines) from any attention record or importable
+// file, optionally scored against gold; `attnviz align --score PRED --gold GOLD` scores alignment
+// files alone (e.g. from fast_align, awesome-align or SimAlign).
+#include "cli/commands.hpp"
+#include "cli/input_options.hpp"
+
+#include <attnviz/analysis/alignment.hpp>
+#include <attnviz/io/atomic_file.hpp>
+#include <attnviz/data/corpus.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/record/import.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+void print_score(const AlignmentScore& s, bool json, const std::string& what) {
+  if (json) {
+    nlohmann::json j = {{"what", what},         {"precision", s.precision()}, {"recall", s.recall()},
+                        {"aer", s.aer()},       {"predicted", s.predicted},   {"sure", s.sure},
+                        {"a_and_s", s.a_and_s}, {"a_and_p", s.a_and_p}};
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("precision {:.4f}  recall {:.4f}  AER {:.4f}   (|A|={} |S|={} |A∩S|={} |A∩P|={}; {})\n", s.precision(),
+             s.recall(), s.aer(), s.predicted, s.sure, s.a_and_s, s.a_and_p, what);
+}
+
+}  // namespace
+
+void add_align(CLI::App& app) {
+  struct Opts {
+    std::string input, gold, score, out, text, method = "argmax", tensor;
+    ImportOptions imp;
+    AlignOptions align;
+    int head = -1;
+    bool keep_special = false, one_indexed = false, json = false, all_samples = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("align", "word alignments (Pharaoh i-j) from attention, and precision/recall/AER against gold");
+  sub->add_option("INPUT", o->input, "record or importable attention file (rows = target, columns = source)");
+  sub->add_option("--method", o->method, "argmax | itermax | intersect | threshold")
+      ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
+  sub->add_option("--threshold", o->align.threshold, "threshold method: minimum weight");
+  sub->add_option("--tensor", o->tensor, "tensor to align (default: the last layer's cross-attention)");
+  sub->add_option("--head", o->head, "head to use (default: mean over heads)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--keep-special", o->keep_special, "keep <eos>/<bos>/[CLS]/... rows and columns (they are dropped by default)");
+  sub->add_flag("--all-samples", o->all_samples, "one line per sample of a multi-sample file (default: --sample only)");
+  sub->add_option("--text", o->text, "'source ||| target' lines (split on spaces) labelling the axes, one per sample");
+  sub->add_option("--gold", o->gold, "gold Pharaoh file (i-j sure, i?j or ipj possible), one line per sample");
+  sub->add_option("--score", o->score, "score this Pharaoh file against --gold (no INPUT needed)");
+  sub->add_flag("--one-indexed", o->one_indexed, "Pharaoh files (gold, --score, output) use 1-based indices");
+  sub->add_option("-o,--out", o->out, "write the Pharaoh lines here instead of standard output");
+  sub->add_flag("--json", o->json, "print scores as JSON");
+  add_import_options(sub, o->imp);
+  set_example(sub, "attnviz align samples/alignment_6x7.safetensors --gold samples/alignment_6x7.gold\n"
+                   "  attnviz align --score fast_align.out --gold gold.talp --one-indexed");
+  sub->callback([o] {
+    PharaohOptions ph{.one_indexed = o->one_indexed};
+    if (!o->score.empty()) {
+      if (o->gold.empty()) throw UsageError("--score needs --gold");
+      if (!o->input.empty()) throw UsageError("give either INPUT or --score, not both");
+      auto pred = read_pharaoh_file(o->score, ph);
+      auto gold = read_pharaoh_file(o->gold, ph);
+      if (pred.size() != gold.size())
+        throw InputError(o->score, fmt::format("{} lines, but the gold file {} has {}", pred.size(), o->gold, gold.size()));
+      print_score(score_alignments(pred, gold), o->json, fmt::format("{} sentence(s)", pred.size()));
+      return;
+    }
+    if (o->input.empty()) throw UsageError("give an INPUT attention file, or --score PRED --gold GOLD");
+    o->align.method = parse_align_method(o->method);
+    std::vector<AttentionRecord> recs;
+    if (o->all_samples) recs = import_records(o->input, o->imp);
+    else recs.push_back(import_record(o->input, o->imp));
+    std::vector<SentencePair> text;
+    if (!o->text.empty()) {
+      text = read_bitext(o->text);
+      if (text.size() < recs.size())
+        throw InputError(o->text, fmt::format("{} lines for {} sample(s)", text.size(), recs.size()));
+    }
+    std::vector<Alignment> pred;
+    std::vector<std::pair<int, int>> dims;   // [T, S] of each aligned matrix
+    std::string lines;
+    for (size_t k = 0; k < recs.size(); ++k) {
+      auto& r = recs[k];
+      auto m = alignment_matrix(r, {.tensor = o->tensor, .head = o->head, .keep_special = o->keep_special});
+      if (!text.empty()) {
+        const auto& p = text[o->all_samples ? k : std::min<size_t>(k + o->imp.sample, text.size() - 1)];
+        if (static_cast<int>(p.source.size()) != m.weights.cols() || static_cast<int>(p.target.size()) != m.weights.rows())
+          throw InputError(o->text, fmt::format("pair {} has {} source and {} target tokens, but the attention is [{} target, {} source]",
+                                                k, p.source.size(), p.target.size(), m.weights.rows(), m.weights.cols()));
+      }
+      pred.push_back(extract_alignment(m.weights, o->align));
+      dims.emplace_back(static_cast<int>(m.weights.rows()), static_cast<int>(m.weights.cols()));
+      lines += format_pharaoh(pred.back(), ph) + "\n";
+    }
+    if (!o->out.empty()) write_file_atomically(o->out, lines);
+    else if (!(o->json && !o->gold.empty())) fmt::print("{}", lines);
+    if (!o->gold.empty()) {
+      auto gold = read_pharaoh_file(o->gold, ph);
+      // A single sample picked with --sample is scored against that line of a multi-line gold file.
+      if (!o->all_samples && gold.size() > 1 && static_cast<size_t>(o->imp.sample) < gold.size())
+        gold = {gold[o->imp.sample]};
+      if (gold.size() != pred.size())
+        throw InputError(o->gold, fmt::format("{} gold line(s) for {} aligned sample(s)", gold.size(), pred.size()));
+      for (size_t k = 0; k < gold.size(); ++k)
+        if (gold[k].max_source() >= dims[k].second || gold[k].max_target() >= dims[k].first)
+          throw InputError(o->gold, fmt::format("line {}: a gold link lies outside the attention matrix", k + 1));
+      print_score(score_alignments(pred, gold), o->json, fmt::format("{}, {}", align_method_name(o->align.method), o->input));
+    }
+  });
+}
+
+}  // namespace attnviz::cli

@@ -1,0 +1,130 @@
+// `attnviz inspect INPUT`: tensor shapes, tokens, per-head entropy, top-3 keys of small tensors,
+// and how many NaN/Inf weights there are and where.
+#include "cli/commands.hpp"
+#include "cli/input_options.hpp"
+
+#include <attnviz/record/import.hpp>
+#include <attnviz/record/nonfinite.hpp>
+#include <attnviz/record/stats.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+// Shortens a token to at most n code points (UTF-8 aware), marking the cut with an ellipsis.
+std::string shorten(const std::string& s, size_t n) {
+  size_t count = 0, i = 0;
+  while (i < s.size()) {
+    if (count == n) return s.substr(0, i) + "…";
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    ++count;
+  }
+  return s;
+}
+
+std::string token_label(const AttentionRecord& r, const std::string& axis, int i) {
+  const auto* tok = r.axis_tokens(axis);
+  if (tok && i < static_cast<int>(tok->size())) return fmt::format("{}:{}", i, shorten((*tok)[i], 12));
+  return fmt::format("#{}", i);
+}
+
+// The k largest finite weights of one query row (NaN/Inf are reported separately; they would
+// break the ordering a sort needs).
+std::vector<std::pair<int, float>> top_finite_keys(const AttentionTensor& t, int h, int q, int k) {
+  std::vector<std::pair<int, float>> row;
+  for (int j = 0; j < t.keys; ++j)
+    if (std::isfinite(t.at(h, q, j))) row.emplace_back(j, t.at(h, q, j));
+  k = std::min<int>(k, static_cast<int>(row.size()));
+  std::partial_sort(row.begin(), row.begin() + k, row.end(),
+                    [](auto& a, auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+  row.resize(k);
+  return row;
+}
+
+void print_nonfinite(const AttentionRecord& r, const AttentionTensor& t) {
+  const NonFiniteReport nf = find_nonfinite(t, 5);
+  if (nf.total() == 0) return;
+  std::string where;
+  for (const auto& p : nf.first)
+    where += fmt::format("{}h{} q={} k={} ({})", where.empty() ? "" : ", ", p.head,
+                         token_label(r, t.query_axis, p.query), token_label(r, t.key_axis, p.key),
+                         nonfinite_name(p.value));
+  fmt::print("  WARNING non-finite weights: {} of {} ({} NaN, {} +Inf, {} -Inf); first: {}{}\n", nf.total(),
+             t.data.size(), nf.nan, nf.pos_inf, nf.neg_inf, where, nf.total() > nf.first.size() ? ", ..." : "");
+}
+
+void print_record(const AttentionRecord& r, bool all_rows) {
+  for (const auto& [k, v] : r.metadata) fmt::print("meta  {} = {}\n", k, shorten(v, 60));
+  for (const auto& [axis, tok] : r.tokens) {
+    std::string line;
+    for (size_t i = 0; i < tok.size() && i < 40; ++i) line += (i ? " " : "") + shorten(tok[i], 12);
+    if (tok.size() > 40) line += fmt::format(" … (+{} more)", tok.size() - 40);
+    fmt::print("tokens {} ({}): {}\n", axis, tok.size(), line);
+  }
+  if (r.image)
+    fmt::print("image [{}, {}], patch grid {}x{}, {} prefix token(s)\n", r.image->height, r.image->width,
+               r.image->patch_rows, r.image->patch_cols, r.image->prefix_tokens);
+  for (const auto& t : r.tensors) {
+    fmt::print("tensor {}  [{}, {}, {}]  queries:{} keys:{}{}\n", t.name, t.heads, t.queries, t.keys,
+               t.query_axis.empty() ? "-" : t.query_axis, t.key_axis.empty() ? "-" : t.key_axis,
+               r.find_gradient(t.name) ? "  (+gradient)" : "");
+    print_nonfinite(r, t);
+    auto ent = head_entropy(t);
+    std::string e;
+    for (int h = 0; h < t.heads; ++h) e += fmt::format("{}h{}={:.3f}", h ? " " : "", h, ent[h]);
+    fmt::print("  mean entropy (nats): {}\n", e);
+    const bool small = t.queries <= 16 && t.keys <= 64;
+    if (small || all_rows) {
+      for (int h = 0; h < t.heads; ++h) {
+        for (int q = 0; q < t.queries; ++q) {
+          std::string top;
+          for (auto [k, w] : top_finite_keys(t, h, q, 3)) top += fmt::format("  {} {:.3f}", token_label(r, t.key_axis, k), w);
+          fmt::print("  h{} {:>16} ->{}\n", h, token_label(r, t.query_axis, q), top);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_inspect(CLI::App& app) {
+  struct Opts {
+    std::string input;
+    ImportOptions imp;
+    bool all_rows = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("inspect", "print tensor shapes, tokens, per-head entropy and top attended keys");
+  sub->add_option("INPUT", o->input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
+  add_import_options(sub, o->imp);
+  sub->add_flag("--all-rows", o->all_rows, "print top keys for every query even of large tensors");
+  set_example(sub, "attnviz inspect samples/alignment_6x7.safetensors");
+  sub->callback([o] {
+    auto records = import_records(o->input, o->imp);
+    fmt::print("{}: {} sample(s)\n", o->input, records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (records.size() > 1) {
+        if (static_cast<int>(i) != o->imp.sample && i >= 3) continue;
+        fmt::print("--- sample {}\n", i);
+      }
+      print_record(records[i], o->all_rows);
+    }
+    // One summary line, so a script can grep for it.
+    std::size_t bad = 0, total = 0;
+    for (const auto& r : records)
+      for (const auto& t : r.tensors) bad += find_nonfinite(t, 0).total(), total += t.data.size();
+    if (bad) fmt::print("non-finite weights: {} of {} (NaN/Inf kept as they are; see the WARNING lines)\n", bad, total);
+  });
+}
+
+}  // namespace attnviz::cli

@@ -1,0 +1,257 @@
+// `attnviz train|eval|record mnist`: train a ViT or pooling classifier on the MNIST IDX files,
+// evaluate it (accuracy, per-class accuracy, confusion matrix), and record its attention.
+#include "cli/commands.hpp"
+#include "cli/mnist_common.hpp"
+
+#include <attnviz/error.hpp>
+#include <attnviz/data/idx.hpp>
+#include <attnviz/models/mnist.hpp>
+#include <attnviz/render/render.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <sstream>
+
+namespace attnviz::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct TrainCli {
+  models::MnistConfig cfg;
+  models::MnistTrainOptions opt;
+  std::string out = "models/mnist-vit.safetensors";
+  std::string checkpoint, resume, optim = "adamw";
+  bool out_set = false;
+};
+
+void add_recipe_options(CLI::App* sub, TrainCli& o) {
+  sub->add_option("--arch", o.cfg.arch, "vit (transformer) or pool (single-query attention pooling baseline)")
+      ->check(CLI::IsMember({"vit", "pool"}));
+  sub->add_option("--patch", o.cfg.patch, "patch side in pixels (28 must be a multiple)");
+  sub->add_option("--dim", o.cfg.dim, "model width D");
+  sub->add_option("--depth", o.cfg.depth, "encoder blocks (vit)");
+  sub->add_option("--heads", o.cfg.heads, "attention heads per block (vit)");
+  sub->add_option("--mlp", o.cfg.mlp, "MLP hidden width (vit)");
+  sub->add_option("--epochs", o.opt.epochs, "passes over the training set")->check(CLI::PositiveNumber);
+  sub->add_option("--batch", o.opt.batch, "mini-batch size")->check(CLI::PositiveNumber);
+  sub->add_option("--lr", o.opt.lr, "peak learning rate (after warm-up; cosine decay to --min-lr)");
+  sub->add_option("--min-lr", o.opt.min_lr, "final learning rate of the cosine schedule");
+  sub->add_option("--warmup", o.opt.warmup_epochs, "linear warm-up length in epochs");
+  sub->add_option("--optim", o.optim, "adam or adamw (decoupled weight decay)")->check(CLI::IsMember({"adam", "adamw"}));
+  sub->add_option("--wd", o.opt.weight_decay, "weight decay");
+  sub->add_option("--clip", o.opt.clip, "clip gradients to this global norm (0 = off)");
+  sub->add_option("--shift", o.opt.shift, "augmentation: random shifts of up to N pixels (0 = off)");
+  sub->add_option("--label-smoothing", o.opt.label_smoothing, "label smoothing epsilon");
+  sub->add_option("--seed", o.opt.seed, "random seed (same seed + threads = same model, bit for bit)");
+  sub->add_option("--limit", o.opt.train_limit, "train on the first N images only (0 = all 60,000)");
+}
+
+models::MnistTrainOptions finish_recipe(TrainCli& o) {
+  models::MnistTrainOptions t = o.opt;
+  t.adamw = o.optim == "adamw";
+  if (!t.adamw) t.weight_decay = 0;
+  return t;
+}
+
+std::vector<int> parse_index_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      size_t used = 0;
+      int v = std::stoi(item, &used);
+      if (used != item.size() || v < 0) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw UsageError("--index: '" + item + "' is not an image number (use e.g. --index 0,7,42)");
+    }
+  }
+  return out;
+}
+
+void print_eval(const models::MnistEvalResult& r, const std::string& model, const std::string& split) {
+  fmt::print("model {}  split {}  images {}\n", model, split, r.count);
+  fmt::print("accuracy {:.2f}% ({} / {})  mean loss {:.4f}\n\n", 100 * r.accuracy(), r.correct, r.count, r.loss);
+  auto pc = r.per_class_accuracy();
+  fmt::print("class      ");
+  for (int c = 0; c < 10; ++c) fmt::print("{:>7}", c);
+  fmt::print("\naccuracy % ");
+  for (int c = 0; c < 10; ++c) fmt::print("{:>7.2f}", 100 * pc[c]);
+  fmt::print("\n\nconfusion matrix (rows: true class, columns: predicted class)\n      ");
+  for (int c = 0; c < 10; ++c) fmt::print("{:>6}", c);
+  fmt::print("\n");
+  for (int t = 0; t < 10; ++t) {
+    fmt::print("{:>6}", t);
+    for (int p = 0; p < 10; ++p) fmt::print("{:>6}", r.confusion[t][p]);
+    fmt::print("\n");
+  }
+}
+
+}  // namespace
+
+// Confusion matrix as a heatmap: integer counts in the cells; the colour scale tops out at the
+// largest off-diagonal count so the errors are visible next to the large diagonal.
+void render_confusion(const models::MnistEvalResult& r, const std::string& title, const fs::path& out) {
+  using namespace render;
+  double off = 1;
+  for (int t = 0; t < 10; ++t)
+    for (int p = 0; p < 10; ++p)
+      if (t != p) off = std::max(off, static_cast<double>(r.confusion[t][p]));
+  const Colormap& cmap = Colormap::get("viridis");
+  const ValueRange range{0, off};
+  const double cell = 38, left = 64, top = 44, grid = 10 * cell;
+  DrawList dl;
+  dl.width = left + grid + 110;
+  dl.height = top + grid + 56;
+  add_title(dl, title, dl.width, 8);
+  TextStyle small;
+  small.size = 11;
+  TextStyle axis = small;
+  axis.italic = true;
+  for (int t = 0; t < 10; ++t)
+    for (int p = 0; p < 10; ++p) {
+      const double x = left + p * cell, y = top + t * cell;
+      const long v = r.confusion[t][p];
+      Color c = cmap.at(range.to_unit(static_cast<double>(v)));
+      dl.add(Rect{x, y, cell, cell, c});
+      dl.add(Text{{x + cell / 2, y + cell / 2}, std::to_string(v), small, contrast_text_color(c), HAlign::Center,
+                  VAlign::Middle});
+    }
+  for (int k = 0; k < 10; ++k) {
+    dl.add(Text{{left - 6, top + k * cell + cell / 2}, std::to_string(k), small, kBlack, HAlign::Right, VAlign::Middle});
+    dl.add(Text{{left + k * cell + cell / 2, top + grid + 4}, std::to_string(k), small, kBlack, HAlign::Center,
+                VAlign::Top});
+  }
+  dl.add(Text{{left + grid / 2, top + grid + 24}, "predicted class", axis, kBlack, HAlign::Center, VAlign::Top});
+  dl.add(Text{{18, top + grid / 2}, "true class", axis, kBlack, HAlign::Center, VAlign::Middle, 90});
+  add_colorbar(dl, left + grid + 16, top, 14, grid, cmap, range,
+               "count (scale ends at the largest error count)");
+  paint_to_file(dl, out);
+}
+
+void add_train_mnist(CLI::App& parent) {
+  auto o = std::make_shared<TrainCli>();
+  auto* sub = parent.add_subcommand("mnist", "train a ViT (or the pooling baseline) on the MNIST IDX files");
+  add_recipe_options(sub, *o);
+  sub->add_option("--out,-o", o->out, "model file to write (.safetensors)");
+  sub->add_option("--checkpoint", o->checkpoint, "checkpoint written after every epoch (default: OUT with .ckpt)");
+  sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
+  set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors");
+  sub->callback([o] {
+    models::MnistTrainOptions opt = finish_recipe(*o);
+    fs::path out = o->out;
+    if (out.extension() != ".safetensors") throw UsageError("--out must end in .safetensors: " + out.string());
+    opt.checkpoint = o->checkpoint.empty() ? checkpoint_for(out) : fs::path(o->checkpoint);
+    opt.resume = o->resume;
+    fs::path dir = mnist_dir();
+    ImageSet train = load_mnist(dir, "train"), test = load_mnist(dir, "test");
+    models::MnistConfig cfg = o->cfg;
+    cfg.image = train.rows;
+    if (train.rows != train.cols) throw InputError(dir.string(), "training images are not square");
+    auto model = models::make_mnist_model(cfg, opt.seed);
+    if (out.has_parent_path()) fs::create_directories(out.parent_path());
+    if (opt.checkpoint.has_parent_path()) fs::create_directories(opt.checkpoint.parent_path());
+    const bool quiet = globals().quiet;
+    if (!quiet)
+      fmt::print(stderr, "training {} ({} parameters) on {} images, testing on {}\n", cfg.to_json(),
+                 model->params().count(), opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count,
+                 test.count);
+    auto res = train_with_progress(*model, train, test, opt, quiet);
+    const auto& last = res.epochs.back();
+    save_mnist_model(out, *model,
+                     {{"test_accuracy", fmt::format("{:.4f}", last.test_accuracy)},
+                      {"epochs", std::to_string(opt.epochs)},
+                      {"train_samples_per_second", fmt::format("{:.0f}", res.samples_per_second)}});
+    fmt::print("test accuracy {:.2f}% after {} epochs; {:.0f} samples/s; model saved to {}\n",
+               100 * last.test_accuracy, res.epochs.size(), res.samples_per_second, out.string());
+  });
+}
+
+void add_eval_mnist(CLI::App& parent) {
+  struct Opts {
+    std::string model, split = "test", heatmap;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("mnist", "accuracy, per-class accuracy and confusion matrix of an MNIST model");
+  sub->add_option("model", o->model, "model file from `attnviz train mnist`")->required();
+  sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
+  sub->add_flag("--json", o->json, "print JSON instead of tables");
+  sub->add_option("--heatmap", o->heatmap, "also render the confusion matrix (.png/.svg/.pdf)");
+  set_example(sub, "attnviz eval mnist models/vit.safetensors --heatmap confusion.png");
+  sub->callback([o] {
+    auto model = models::load_mnist_model(o->model);
+    ImageSet set = load_mnist(mnist_dir(), o->split);
+    auto r = models::evaluate_mnist(*model, set);
+    if (o->json) {
+      json j{{"model", o->model}, {"split", o->split}, {"count", r.count}, {"correct", r.correct},
+             {"accuracy", r.accuracy()}, {"loss", r.loss}, {"per_class_accuracy", r.per_class_accuracy()},
+             {"confusion", r.confusion}};
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      print_eval(r, o->model, o->split);
+    }
+    if (!o->heatmap.empty()) {
+      render_confusion(r, fmt::format("confusion matrix · {} · {:.2f}%", fs::path(o->model).filename().string(),
+                                      100 * r.accuracy()),
+                       o->heatmap);
+      if (!o->json) fmt::print("confusion heatmap written to {}\n", o->heatmap);
+    }
+  });
+}
+
+void add_record_mnist(CLI::App& parent) {
+  struct Opts {
+    std::string model, out, index, split = "test";
+    int first = 0, misclassified = 0, klass = -1;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("mnist", "record every attention matrix (and its gradient) for MNIST images");
+  sub->add_option("model", o->model, "model file from `attnviz train mnist`")->required();
+  sub->add_option("--out,-o", o->out, "record file to write (.safetensors, one sample per image)")->required();
+  sub->add_option("--index", o->index, "comma-separated image numbers, e.g. 0,7,42");
+  sub->add_option("--first", o->first, "the first N images (of --class if given); default 16")->check(CLI::NonNegativeNumber);
+  sub->add_option("--misclassified", o->misclassified, "the first N images the model gets wrong")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--class", o->klass, "only images whose true label is this digit")->check(CLI::Range(0, 9));
+  sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
+  set_example(sub, "attnviz record mnist models/vit.safetensors --index 0,7,42 -o digits.safetensors");
+  sub->callback([o] {
+    auto model = models::load_mnist_model(o->model);
+    ImageSet set = load_mnist(mnist_dir(), o->split);
+    std::vector<int> idx;
+    if (!o->index.empty()) {
+      idx = parse_index_list(o->index);
+      if (idx.empty()) throw UsageError("--index lists no images");
+    } else {
+      std::vector<int> cand;
+      for (int i = 0; i < set.count; ++i)
+        if (o->klass < 0 || set.labels[i] == o->klass) cand.push_back(i);
+      if (o->misclassified > 0) {
+        auto r = models::evaluate_mnist(*model, set);
+        for (int i : cand)
+          if (r.predictions[i] != set.labels[i] && static_cast<int>(idx.size()) < o->misclassified) idx.push_back(i);
+      } else {
+        int n = o->first > 0 ? o->first : 16;
+        for (int i : cand)
+          if (static_cast<int>(idx.size()) < n) idx.push_back(i);
+      }
+      if (idx.empty()) throw UsageError("no images match the selection");
+    }
+    auto recs = models::record_mnist(*model, set, idx, fs::path(o->model).stem().string());
+    save_records(o->out, recs);
+    int wrong = 0;
+    for (auto& r : recs) wrong += r.metadata.at("label") != r.metadata.at("prediction");
+    fmt::print("recorded {} images ({} misclassified), {} attention tensors each, to {}\n", recs.size(), wrong,
+               recs.front().tensors.size(), o->out);
+  });
+}
+
+}  // namespace attnviz::cli

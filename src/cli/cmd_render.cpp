@@ -1,0 +1,252 @@
+// `attnviz render heatmap|grid|lines|overlay|text INPUT -o OUT.{png,svg,pdf}`: parses options,
+// loads the record and calls the renderer.
+#include "cli/commands.hpp"
+#include "cli/input_options.hpp"
+
+#include <attnviz/error.hpp>
+#include <attnviz/record/import.hpp>
+#include <attnviz/io/pharaoh.hpp>
+#include <attnviz/render/render.hpp>
+#if __has_include(<attnviz/saliency.hpp>)
+#include <attnviz/analysis/saliency.hpp>
+#define ATTNVIZ_HAVE_SALIENCY 1
+#endif
+
+#include <fmt/core.h>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+using namespace attnviz::render;
+
+// Options shared by every plot kind.
+struct Common {
+  std::string input, out;
+  ImportOptions import;
+  std::string cmap = "viridis", norm = "global";
+  double vmin = 0, vmax = 0;
+  CLI::Option* vmin_opt = nullptr;
+  CLI::Option* vmax_opt = nullptr;
+  PaintOptions paint;
+
+  ScaleOptions scale() const {
+    ScaleOptions s;
+    s.norm = parse_normalization(norm);
+    if (vmin_opt && vmin_opt->count()) s.vmin = vmin;
+    if (vmax_opt && vmax_opt->count()) s.vmax = vmax;
+    return s;
+  }
+
+  // A plot's options with the colour choices filled in; checks, in this order, the output's
+  // extension, the colormap name and the normalization name.
+  template <class PlotOptions>
+  PlotOptions with_colours(PlotOptions p) const {
+    format_from_path(out);
+    p.cmap = cmap;
+    Colormap::get(p.cmap);
+    p.scale = scale();
+    return p;
+  }
+};
+
+void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
+  c.cmap = default_cmap;
+  sub->add_option("input", c.input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
+  sub->add_option("-o,--out", c.out, "output file; the format follows the extension: .png, .svg or .pdf")->required();
+  add_import_options(sub, c.import);
+  std::string names;
+  for (const auto& n : Colormap::names()) names += (names.empty() ? "" : ", ") + n;
+  sub->add_option("--cmap", c.cmap, "colormap: " + names);
+  sub->add_option("--norm", c.norm, "colour normalization: global (min..max of what is shown), row (each row "
+                                    "to its own min..max), none (raw weights on 0..1)");
+  c.vmin_opt = sub->add_option("--vmin", c.vmin, "value at the bottom of the colour scale");
+  c.vmax_opt = sub->add_option("--vmax", c.vmax, "value at the top of the colour scale");
+  sub->add_option("--scale", c.paint.scale, "PNG pixels per point (2 = crisp on high-DPI screens)")->check(CLI::Range(0.1, 16.0));
+  sub->add_flag("--small-png", c.paint.small_png, "compress the PNG harder (about 3x smaller, a little slower)");
+  sub->add_option("--dpi", c.paint.dpi, "PNG resolution in dots per inch (overrides --scale; 144 = --scale 2)")->check(CLI::Range(7.2, 1152.0));
+}
+
+// -t/--tensor, --head and --mean-heads into a Selection or OverlaySelection.
+template <class HeadSelection>
+void add_head_selection(CLI::App* sub, HeadSelection& sel, const std::string& default_tensor) {
+  sub->add_option("-t,--tensor", sel.tensor, "tensor name (default: " + default_tensor + ")");
+  sub->add_option("--head", sel.head, "head index")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--mean-heads", sel.mean_heads, "average over all heads");
+}
+
+void report(const std::string& out) { fmt::print("wrote {}\n", out); }
+
+// The Pharaoh line for this sample: the only line, or line `sample` of a multi-line file.
+Alignment pick_alignment(const std::string& path, int line) {
+  auto all = read_pharaoh(path);
+  if (all.empty()) return {};
+  if (all.size() == 1 || (line < 0)) return all.front();
+  if (line >= static_cast<int>(all.size()))
+    throw InputError(path, fmt::format("has {} alignment lines, line {} was asked for", all.size(), line));
+  return all[line];
+}
+
+void add_heatmap(CLI::App& parent) {
+  auto* sub = parent.add_subcommand("heatmap", "one head (or the mean over heads) of one tensor as a labelled heatmap");
+  set_example(sub, "attnviz render heatmap samples/alignment_6x7.safetensors --tensor decoder.layer0.cross "
+                   "--gold samples/alignment_6x7.gold -o heat.png");
+  struct Opt {
+    Common c;
+    Selection sel;
+    HeatmapOptions h;
+    std::string gold, pred;
+    int align_line = -1;
+    bool no_values = false, no_colorbar = false, no_labels = false;
+  };
+  auto o = std::make_shared<Opt>();
+  add_common(sub, o->c, "viridis");
+  add_head_selection(sub, o->sel, "the first tensor");
+  sub->add_option("--values-max", o->h.values_max_size, "print cell values when both sides are at most this many cells");
+  sub->add_flag("--no-values", o->no_values, "never print cell values");
+  sub->add_flag("--no-colorbar", o->no_colorbar, "leave out the colorbar");
+  sub->add_flag("--no-labels", o->no_labels, "leave out the token labels");
+  sub->add_option("--title", o->h.title, "figure title (default: tensor, layer and head; '-' = none)");
+  sub->add_option("--cell", o->h.cell, "cell size in points (default: automatic)")->check(CLI::Range(1.0, 200.0));
+  sub->add_option("--gold", o->gold, "Pharaoh file with gold links (i-j sure, i?j possible; i = source/key, j = target/query)");
+  sub->add_option("--pred", o->pred, "Pharaoh file with predicted links, drawn as dots");
+  sub->add_option("--align-line", o->align_line, "line of the Pharaoh files to use (default: the only line, else --sample)");
+  sub->callback([o] {
+    HeatmapOptions h = o->c.with_colours(o->h);
+    if (o->no_values) h.values_max_size = 0;
+    h.colorbar = !o->no_colorbar;
+    h.labels = !o->no_labels;
+    int line = o->align_line >= 0 ? o->align_line : o->c.import.sample;
+    if (!o->gold.empty()) h.markers.gold = pick_alignment(o->gold, line);
+    if (!o->pred.empty()) h.markers.predicted = pick_alignment(o->pred, line);
+    AttentionRecord rec = import_record(o->c.input, o->c.import);
+    render_heatmap(rec, o->sel, h, o->c.out, o->c.paint);
+    report(o->c.out);
+  });
+}
+
+void add_grid(CLI::App& parent) {
+  auto* sub = parent.add_subcommand("grid", "every layer x head as thumbnails on one shared colour scale");
+  set_example(sub, "attnviz render grid samples/alignment_6x7.safetensors --tensors encoder -o grid.png");
+  struct Opt {
+    Common c;
+    GridOptions g;
+  };
+  auto o = std::make_shared<Opt>();
+  add_common(sub, o->c, "viridis");
+  sub->add_option("--tensors", o->g.tensors, "only tensors whose name contains this (e.g. encoder, cross)");
+  sub->add_option("--layers", o->g.layers, "layer indices to show, comma-separated (default: all)")->delimiter(',');
+  sub->add_option("--heads", o->g.heads, "head indices to show, comma-separated (default: all)")->delimiter(',');
+  sub->add_option("--thumb", o->g.thumb, "thumbnail size in points (default: automatic)")->check(CLI::Range(8.0, 400.0));
+  sub->add_option("--title", o->g.title, "figure title ('-' = none)");
+  sub->callback([o] {
+    GridOptions g = o->c.with_colours(o->g);
+    AttentionRecord rec = import_record(o->c.input, o->c.import);
+    render_grid(rec, g, o->c.out, o->c.paint);
+    report(o->c.out);
+  });
+}
+
+void add_lines(CLI::App& parent) {
+  auto* sub = parent.add_subcommand("lines", "bipartite token view: one line per (query, key), width and opacity by weight");
+  set_example(sub, "attnviz render lines samples/alignment_6x7.safetensors --tensor decoder.layer0.cross -o lines.svg");
+  struct Opt {
+    Common c;
+    std::string tensor;
+    LinesOptions l;
+  };
+  auto o = std::make_shared<Opt>();
+  add_common(sub, o->c, "viridis");
+  sub->add_option("-t,--tensor", o->tensor, "tensor name (default: the first tensor)");
+  sub->add_option("--heads", o->l.heads, "heads to draw, comma-separated, one colour each (default: all)")->delimiter(',');
+  sub->add_flag("--mean-heads", o->l.mean_heads, "one set of lines for the mean over heads");
+  sub->add_option("--threshold", o->l.threshold, "hide lines whose weight is below this fraction of the largest")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--max-width", o->l.max_width, "line width of the largest weight (points)")->check(CLI::Range(0.1, 40.0));
+  sub->add_option("--title", o->l.title, "figure title ('-' = none)");
+  sub->callback([o] {
+    format_from_path(o->c.out);
+    AttentionRecord rec = import_record(o->c.input, o->c.import);
+    render_lines(rec, o->tensor, o->l, o->c.out, o->c.paint);
+    report(o->c.out);
+  });
+}
+
+void add_overlay(CLI::App& parent) {
+  auto* sub = parent.add_subcommand("overlay", "attention over the record's image: one image, a strip of heads, or a grid of samples");
+  set_example(sub, "attnviz render overlay mnist_record.safetensors --all --mean-heads -o digits.png");
+  struct Opt {
+    Common c;
+    OverlaySelection sel;
+    OverlayOptions ov;
+    std::string method = "cls";
+    bool all = false, strip = false;
+    int limit = 64;
+  };
+  auto o = std::make_shared<Opt>();
+  add_common(sub, o->c, "inferno");
+  add_head_selection(sub, o->sel, "the last self-attention layer");
+  sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(CLI::NonNegativeNumber);
+  std::string methods = "cls";
+#ifdef ATTNVIZ_HAVE_SALIENCY
+  methods += ", rollout, flow, grad-rollout";
+#endif
+  sub->add_option("--method", o->method, "which map: " + methods + " (cls = the chosen query's attention in one layer)");
+  sub->add_flag("--all", o->all, "one panel per sample of the file, with true/predicted labels");
+  sub->add_option("--limit", o->limit, "at most this many samples with --all")->check(CLI::PositiveNumber);
+  sub->add_flag("--strip", o->strip, "one image: [image | each head | mean of heads] side by side");
+  sub->add_option("--alpha", o->ov.alpha, "opacity of the attention colours over the image")->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--columns", o->ov.columns, "panels per row (default: automatic)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--panel", o->ov.panel, "panel size in points")->check(CLI::Range(16.0, 1000.0));
+  sub->add_flag("--shared-scale", o->ov.shared_scale, "one colour range over all panels");
+  sub->add_flag("--colorbar", o->ov.colorbar, "add a colorbar (use with --shared-scale)");
+  sub->add_option("--title", o->ov.title, "figure title");
+  sub->callback([o] {
+    OverlayOptions ov = o->c.with_colours(o->ov);
+    OverlayMapFn fn;
+    if (o->method != "cls") {
+#ifdef ATTNVIZ_HAVE_SALIENCY
+      SaliencyOptions so;
+      so.method = parse_saliency_method(o->method);
+      so.query = o->sel.query;
+      std::string input = o->c.input;
+      fn = [so, input](const AttentionRecord& r) { return patch_saliency(r, so, input); };
+#else
+      throw UsageError("--method '" + o->method + "' is not available in this build (known: cls)");
+#endif
+    }
+    std::vector<OverlayPanel> panels;
+    if (o->all) {
+      auto recs = import_records(o->c.input, o->c.import);
+      if (static_cast<int>(recs.size()) > o->limit) recs.resize(o->limit);
+      panels = overlay_panels(recs, o->sel, fn);
+    } else {
+      AttentionRecord rec = import_record(o->c.input, o->c.import);
+      if (o->strip) {
+        panels = overlay_head_strip(rec, o->sel);
+        if (fn) panels.push_back(OverlayPanel{*rec.image, fn(rec), o->method, kBlack});
+      } else {
+        panels = overlay_panels({rec}, o->sel, fn);
+      }
+    }
+    render_overlay(panels, ov, o->c.out, o->c.paint);
+    report(o->c.out);
+  });
+}
+
+}  // namespace
+
+void add_render(CLI::App& app) {
+  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | text");
+  sub->require_subcommand(1);
+  set_example(sub, "attnviz render heatmap samples/alignment_6x7.safetensors -o heat.png");
+  add_heatmap(*sub);
+  add_grid(*sub);
+  add_lines(*sub);
+  add_overlay(*sub);
+  add_render_text(*sub);
+}
+
+}  // namespace attnviz::cli

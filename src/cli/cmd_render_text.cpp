@@ -1,0 +1,74 @@
+// `attnviz render text INPUT -o OUT.{png,svg,pdf,html}`: sentences with each token shaded by its weight.
+#include "cli/commands.hpp"
+#include "cli/input_options.hpp"
+
+#include <attnviz/error.hpp>
+#include <attnviz/record/import.hpp>
+#include <attnviz/render/render.hpp>
+#include <attnviz/render/text_view.hpp>
+
+#include <fmt/core.h>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+void add_render_text(CLI::App& parent) {
+  struct Opts {
+    std::string input, out;
+    ImportOptions import;
+    render::TextSelection sel;
+    render::TextViewOptions view;
+    render::PaintOptions paint;
+    std::string norm = "sentence";
+    std::vector<int> samples;
+    int max_items = 12;
+    bool no_reverse = false, no_fade = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("text", "sentences as wrapped text, each token shaded by its attention weight");
+  sub->add_option("input", o->input, "record file (e.g. from 'record textcls'; every sample is drawn)")->required();
+  sub->add_option("-o,--out", o->out, "output: .png, .svg, .pdf, or .html (hover a token to see its weight)")
+      ->required();
+  add_import_options(sub, o->import);
+  sub->add_option("--samples", o->samples, "which samples of a multi-sample file (default: the first --max)")
+      ->delimiter(',');
+  sub->add_option("--max", o->max_items, "at most this many sentences per figure")->check(CLI::PositiveNumber);
+  sub->add_option("--tensor", o->sel.tensor, "tensor whose weights shade the tokens (e.g. encoder.layer1.self)");
+  sub->add_option("--head", o->sel.head, "head of that tensor (-1 = mean over heads)");
+  sub->add_option("--query", o->sel.query, "query row (0 = the pooling query, or [CLS] in a self-attention tensor)");
+  sub->add_option("--cmap", o->view.cmap, "colormap (magma, viridis, inferno, plasma, cividis, gray, coolwarm)");
+  sub->add_flag("--no-reverse", o->no_reverse, "high weights take the colormap's high end instead of its low end");
+  sub->add_flag("--no-fade", o->no_fade, "use the plain colormap (low weights are not faded to white)");
+  sub->add_option("--norm", o->norm, "sentence (each sentence to its own max), global (one max), none (raw 0..1)")
+      ->check(CLI::IsMember({"sentence", "global", "none"}));
+  sub->add_option("--width", o->view.width, "text column width in points")->check(CLI::Range(120.0, 4000.0));
+  sub->add_option("--font-size", o->view.font_size, "token font size in points")->check(CLI::Range(4.0, 72.0));
+  sub->add_option("--title", o->view.title, "figure title");
+  sub->add_option("--scale", o->paint.scale, "PNG pixels per point")->check(CLI::Range(0.1, 16.0));
+  set_example(sub, "attnviz render text texts.safetensors -o texts.png   # or -o texts.html");
+  sub->callback([o] {
+    std::string ext = std::filesystem::path(o->out).extension().string();
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext != ".png" && ext != ".svg" && ext != ".pdf" && ext != ".html" && ext != ".htm")
+      throw UsageError("render text: output must end in .png, .svg, .pdf or .html, not '" + o->out + "'");
+    o->view.norm = render::parse_text_norm(o->norm);
+    o->view.reverse = !o->no_reverse;
+    o->view.fade = !o->no_fade;
+    auto records = import_records(o->input, o->import);
+    std::vector<int> pick = o->samples;
+    if (pick.empty())
+      for (int i = 0; i < static_cast<int>(records.size()) && i < o->max_items; ++i) pick.push_back(i);
+    std::vector<render::TextViewItem> items;
+    for (int s : pick) {
+      if (s < 0 || s >= static_cast<int>(records.size()))
+        throw UsageError(fmt::format("render text: sample {} out of range ({} has {})", s, o->input, records.size()));
+      items.push_back(render::text_item(records[s], o->sel));
+    }
+    if (items.empty()) throw InputError(o->input, "no samples to draw");
+    render::render_text(items, o->view, o->out, o->paint);
+    fmt::print("wrote {} ({} sentence(s))\n", o->out, items.size());
+  });
+}
+
+}  // namespace attnviz::cli

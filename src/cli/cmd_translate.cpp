@@ -1,0 +1,335 @@
+// `attnviz train|eval|record|corpus translate`: train seq2seq translators on a TSV corpus or the
+// built-in generator, evaluate them (exact match, BLEU-4, AER), record their attention, write the
+// built-in corpus as TSV.
+#include "cli/commands.hpp"
+#include "cli/progress.hpp"
+
+#include <attnviz/analysis/alignment.hpp>
+#include <attnviz/io/atomic_file.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/models/translator.hpp>
+
+#include <fmt/core.h>
+#include <omp.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace fs = std::filesystem;
+using namespace attnviz::models;
+
+namespace {
+
+// Where the sentence pairs come from: a file, or the generator.
+struct DataOptions {
+  std::string corpus;
+  int synthetic = 0;
+  std::uint64_t seed = 1;
+  std::string columns;
+  bool lowercase = false, pretokenized = false, one_indexed = false;
+  int max_pairs = 0, max_tokens = 50;
+};
+
+void add_data_options(CLI::App* sub, DataOptions& d, int default_synthetic, std::uint64_t default_seed) {
+  d.synthetic = default_synthetic;
+  d.seed = default_seed;
+  sub->add_option("--corpus", d.corpus, "UTF-8 TSV source<TAB>target[<TAB>gold] (or 'source ||| target' lines)");
+  sub->add_option("--synthetic", d.synthetic, "use N pairs of the built-in generator (when no --corpus)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--seed", d.seed, "generator seed");
+  sub->add_option("--columns", d.columns, "1-based columns to read: source,target[,gold] (e.g. 1,2 for Tatoeba exports)");
+  sub->add_flag("--one-indexed", d.one_indexed, "gold links in the corpus are 1-based");
+  sub->add_option("--max-pairs", d.max_pairs, "read at most N pairs (0 = all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-tokens", d.max_tokens, "skip pairs with a side longer than N tokens (0 = keep all)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+// Reads the corpus; for the generator, `split` picks train or held-out sentences.
+ParallelCorpus load_data(const DataOptions& d, SyntheticSplit split, const TokenizerOptions& tok, bool pretokenized) {
+  if (!d.corpus.empty()) {
+    CorpusOptions o;
+    if (!d.columns.empty()) parse_columns(d.columns, o);
+    o.tokenizer = tok;
+    o.pretokenized = pretokenized;
+    o.one_indexed = d.one_indexed;
+    o.max_pairs = d.max_pairs;
+    o.max_tokens = d.max_tokens;
+    return read_corpus(d.corpus, o);
+  }
+  return generate_synthetic({.count = d.synthetic, .seed = d.seed, .split = split});
+}
+
+// These models multiply small matrices ([32, 192] x [192, 384]): threads cost more in barriers
+// than they save, and on a loaded machine spinning OpenMP threads slow everything down. So one
+// thread unless --threads asks for more.
+void default_threads() {
+  if (globals().threads == 0) {
+    omp_set_num_threads(1);
+    nn::set_threads(1);
+  }
+}
+
+std::string pct(double x) { return fmt::format("{:.1f}%", 100.0 * x); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+void add_train_translate(CLI::App& parent) {
+  struct Opts {
+    DataOptions data;
+    TranslatorConfig cfg;
+    Opts() { train.epochs = 4; }
+    std::string attention = "additive";
+    TrainOptions train;
+    int min_count = 1;
+    std::string out = "models/translate.safetensors";
+    bool resume = false;
+    int heldout = 200;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
+  add_data_options(sub, o->data, 10000, 1);
+  sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text");
+  sub->add_flag("--pretokenized", o->cfg.pretokenized, "text is already tokenized: split on spaces only");
+  sub->add_option("--min-count", o->min_count, "words seen fewer times become <unk>")->check(CLI::PositiveNumber);
+  sub->add_option("--arch", o->cfg.arch, "rnn | transformer")->check(CLI::IsMember({"rnn", "transformer"}));
+  sub->add_option("--attention", o->attention, "rnn scoring: additive | dot | general | scaled-dot")
+      ->check(CLI::IsMember({"additive", "dot", "general", "scaled-dot"}));
+  sub->add_option("--query", o->cfg.query,
+                  "rnn: decoder state that queries the attention: current (s_t, Luong) | previous (s_{t-1}, Bahdanau)")
+      ->check(CLI::IsMember({"current", "previous"}));
+  sub->add_option("--embed", o->cfg.embed, "rnn: embedding width")->check(CLI::Range(1, 4096));
+  sub->add_option("--hidden", o->cfg.hidden, "rnn: GRU width per encoder direction (decoder: 2x)")->check(CLI::Range(1, 4096));
+  sub->add_option("--dim", o->cfg.dim, "transformer: model width")->check(CLI::Range(1, 4096));
+  sub->add_option("--heads", o->cfg.heads, "transformer: heads")->check(CLI::Range(1, 64));
+  sub->add_option("--layers", o->cfg.layers, "transformer: encoder and decoder layers")->check(CLI::Range(1, 64));
+  sub->add_option("--ff", o->cfg.ff, "transformer: MLP width")->check(CLI::Range(1, 65536));
+  sub->add_option("--dropout", o->cfg.dropout, "dropout (transformer)")->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--coverage", o->cfg.coverage,
+                  fmt::format("rnn: weight of the coverage penalty (every source word attended about once in "
+                              "total); default {} for additive attention, 0 for the others", kDefaultAdditiveCoverage))
+      ->check(CLI::Range(0.0, 100.0))
+      ->default_str("auto");
+  sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(CLI::PositiveNumber);
+  sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(CLI::PositiveNumber);
+  sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
+  sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(CLI::PositiveNumber);
+  sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
+  sub->add_option("--heldout", o->heldout, "held-out pairs evaluated after training (0 = none)")->check(CLI::NonNegativeNumber);
+  sub->add_option("-o,--out", o->out, "model file (a checkpoint OUT.ckpt is written after every epoch)");
+  sub->add_flag("--resume", o->resume, "continue from OUT.ckpt (same data options)");
+  set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors");
+  sub->callback([o] {
+    default_threads();
+    o->cfg.attention = nn::parse_score(o->attention);
+    const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
+    if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
+    // Data: generator train split (held-out sentences never appear in it), or the user's file
+    // with its last `heldout` pairs kept aside.
+    ParallelCorpus all = load_data(o->data, SyntheticSplit::Train, o->cfg.tokenizer, o->cfg.pretokenized);
+    ParallelCorpus train = all, held;
+    if (!o->data.corpus.empty() && o->heldout > 0 && static_cast<int>(all.size()) > 2 * o->heldout) {
+      train.pairs.assign(all.pairs.begin(), all.pairs.end() - o->heldout);
+      held.pairs.assign(all.pairs.end() - o->heldout, all.pairs.end());
+    } else if (o->data.corpus.empty() && o->heldout > 0) {
+      held = generate_synthetic({.count = o->heldout, .seed = o->data.seed + 7919, .split = SyntheticSplit::Test});
+    }
+    std::unique_ptr<Translator> model;
+    StFile ck;
+    int first_epoch = 0;
+    if (o->resume) {
+      if (!fs::exists(ckpt)) throw InputError(ckpt.string(), "no checkpoint to resume from");
+      model = load_translator(ckpt, &ck);
+      first_epoch = std::stoi(ck.metadata.count("epoch") ? ck.metadata.at("epoch") : "0");
+    } else {
+      std::vector<std::vector<std::string>> s, t;
+      for (const auto& p : train.pairs) s.push_back(p.source), t.push_back(p.target);
+      model = make_translator(o->cfg, Vocabulary::build(s, {.min_count = o->min_count}),
+                              Vocabulary::build(t, {.min_count = o->min_count}));
+      model->init(o->train.seed);
+    }
+    auto data = encode_corpus(*model, train);
+    nn::Adam opt(model->params, {.lr = o->train.lr});
+    if (o->resume) opt.load_from(ck, ckpt.string());
+    const bool quiet = globals().quiet;
+    if (!quiet)
+      fmt::print(stderr, "{}: {} training pairs, vocab {} -> {}, {} parameters\n", model->name(), data.size(),
+                 model->src_vocab.size(), model->tgt_vocab.size(), model->params.count());
+    const long per_epoch = static_cast<long>((data.size() + o->train.batch - 1) / o->train.batch);
+    for (int e = first_epoch; e < o->train.epochs; ++e) {
+      ProgressBar bar(fmt::format("epoch {}/{}", e + 1, o->train.epochs), per_epoch, !quiet);
+      auto r = train_epoch(*model, opt, data, e, o->train,
+                           [&](long done, double loss) { bar.update(done, fmt::format("loss {:.3f}", loss)); });
+      bar.finish(fmt::format("loss {:.3f}{} token acc {}", r.loss,
+                             model->config.coverage > 0 ? fmt::format(" coverage {:.3f}", r.penalty) : "",
+                             pct(r.tokens ? double(r.correct) / r.tokens : 0)));
+      save_translator(ckpt, *model, &opt, {{"epoch", std::to_string(e + 1)}});
+    }
+    save_translator(out, *model, nullptr, {{"epochs", std::to_string(o->train.epochs)}});
+    fmt::print("saved {} ({})\n", out.string(), model->name());
+    if (held.size() > 0) {
+      auto r = evaluate_translator(*model, held, {});
+      fmt::print("held-out {} pairs: exact match {}  BLEU-4 {:.2f}", r.sentences, pct(double(r.exact) / r.sentences),
+                 100 * r.bleu.bleu);
+      for (const auto& a : r.alignment) fmt::print("  AER {} {}", a.tensor, pct(a.score.aer()));
+      fmt::print("\n");
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+void add_eval_translate(CLI::App& parent) {
+  struct Opts {
+    DataOptions data;
+    std::vector<std::string> models;
+    EvalOptions eval;
+    std::string method = "argmax";
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("translate", "exact match, BLEU-4 and alignment precision/recall/AER, one row per model");
+  sub->add_option("--model", o->models, "model file(s)")->required();
+  add_data_options(sub, o->data, 500, 1000);
+  sub->add_option("--beam", o->eval.beam, "beam width (1 = greedy)")->check(CLI::PositiveNumber);
+  sub->add_option("--length-penalty", o->eval.length_penalty, "beam: score / length^alpha");
+  sub->add_option("--method", o->method, "alignment extraction: argmax | itermax | intersect | threshold")
+      ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
+  sub->add_option("--threshold", o->eval.align.threshold, "threshold method: minimum weight");
+  sub->add_flag("--json", o->json, "print JSON instead of a table");
+  set_example(sub, "attnviz eval translate --model models/additive.safetensors --model models/dot.safetensors --synthetic 500");
+  sub->callback([o] {
+    default_threads();
+    o->eval.align.method = parse_align_method(o->method);
+    nlohmann::json js = nlohmann::json::array();
+    if (!o->json)
+      fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "model", "attention", "pairs", "exact",
+                 "BLEU-4", "AER", "prec", "recall", "tensor");
+    for (const auto& path : o->models) {
+      auto model = load_translator(path);
+      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer, model->config.pretokenized);
+      auto r = evaluate_translator(*model, corpus, o->eval);
+      nlohmann::json j = {{"model", path},
+                          {"name", model->name()},
+                          {"attention", model->attention_kind()},
+                          {"pairs", r.sentences},
+                          {"exact_match", double(r.exact) / r.sentences},
+                          {"bleu4", r.bleu.bleu},
+                          {"bleu_precisions", {r.bleu.precisions[0], r.bleu.precisions[1], r.bleu.precisions[2], r.bleu.precisions[3]}},
+                          {"brevity_penalty", r.bleu.brevity_penalty},
+                          {"beam", o->eval.beam},
+                          {"alignment_method", o->method},
+                          {"seconds", r.seconds}};
+      nlohmann::json al = nlohmann::json::array();
+      for (const auto& a : r.alignment)
+        al.push_back({{"tensor", a.tensor}, {"precision", a.score.precision()}, {"recall", a.score.recall()},
+                      {"aer", a.score.aer()}, {"predicted", a.score.predicted}, {"sure", a.score.sure}});
+      j["alignment"] = al;
+      js.push_back(j);
+      if (!o->json) {
+        if (r.alignment.empty())
+          fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  (no gold)\n", model->name(),
+                     model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu, "-",
+                     "-", "-");
+        for (size_t l = 0; l < r.alignment.size(); ++l) {
+          const auto& a = r.alignment[l];
+          if (l == 0)
+            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  {}\n", model->name(),
+                       model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu,
+                       pct(a.score.aer()), pct(a.score.precision()), pct(a.score.recall()), a.tensor);
+          else
+            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "", "", "", "", "", pct(a.score.aer()),
+                       pct(a.score.precision()), pct(a.score.recall()), a.tensor);
+        }
+      }
+    }
+    if (o->json) fmt::print("{}\n", js.size() == 1 ? js[0].dump(2) : js.dump(2));
+    else fmt::print("BLEU-4: corpus-level, one reference, on the tokenizer's tokens (the model's tokenization)\n");
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+void add_record_translate(CLI::App& parent) {
+  struct Opts {
+    DataOptions data;
+    std::string model, text, out = "translation.safetensors";
+    std::vector<int> from;
+    int beam = 1;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = parent.add_subcommand("translate", "translate and save every attention matrix as a record");
+  sub->add_option("--model", o->model, "model file")->required();
+  sub->add_option("--text", o->text, "a source sentence to translate");
+  sub->add_option("--from-corpus", o->from, "0-based pair indices of the corpus (reference target forced, gold attached)")
+      ->delimiter(',');
+  add_data_options(sub, o->data, 500, 1000);
+  sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(CLI::PositiveNumber);
+  sub->add_option("-o,--out", o->out, "output record (.safetensors)");
+  set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
+  sub->callback([o] {
+    default_threads();
+    if (o->text.empty() == o->from.empty()) throw UsageError("give either --text or --from-corpus");
+    auto model = load_translator(o->model);
+    std::vector<AttentionRecord> recs;
+    if (!o->text.empty()) {
+      auto toks = tokenize_for(model->config, o->text);
+      if (toks.empty()) throw UsageError("--text has no tokens");
+      auto src = model->src_vocab.encode(toks);
+      auto hyp = o->beam > 1 ? beam_decode(*model, src, {.width = o->beam}) : greedy_decode(*model, {src})[0];
+      auto rec = record_translation(*model, src, hyp, &toks);
+      rec.metadata["input_text"] = o->text;
+      recs.push_back(std::move(rec));
+    } else {
+      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer, model->config.pretokenized);
+      auto data = encode_corpus(*model, corpus);
+      for (int i : o->from) {
+        if (i < 0 || i >= static_cast<int>(data.size()))
+          throw UsageError(fmt::format("--from-corpus {}: the corpus has {} pairs", i, data.size()));
+        auto rec = record_translation(*model, data[i].src, data[i].tgt, &corpus.pairs[i].source, &corpus.pairs[i].target);
+        auto hyp = greedy_decode(*model, {data[i].src})[0];
+        rec.metadata["hypothesis"] = join_tokens(model->tgt_vocab.decode(hyp));
+        rec.metadata["corpus_index"] = std::to_string(i);
+        if (corpus.pairs[i].gold) rec.metadata["gold"] = to_pharaoh(*corpus.pairs[i].gold);
+        recs.push_back(std::move(rec));
+      }
+    }
+    if (!fs::path(o->out).parent_path().empty()) fs::create_directories(fs::path(o->out).parent_path());
+    save_records(o->out, recs);
+    for (const auto& r : recs)
+      fmt::print("{} -> {}\n", r.metadata.at("source_text"), r.metadata.at("target_text"));
+    fmt::print("saved {} ({} record(s), model {}, attention {})\n", o->out, recs.size(), model->name(), model->attention_kind());
+  });
+}
+
+}  // namespace attnviz::cli
+
+namespace attnviz::cli {
+void add_corpus_translate(CLI::App& p) {
+  struct Opts {
+    int count = 1000;
+    std::uint64_t seed = 1;
+    std::string split = "all", out = "-";
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = p.add_subcommand("translate", "write the built-in parallel corpus (with gold alignments) as TSV");
+  sub->add_option("--synthetic", o->count, "number of pairs")->check(CLI::PositiveNumber);
+  sub->add_option("--seed", o->seed, "generator seed");
+  sub->add_option("--split", o->split, "all | train | test (test: the sentences training never sees)")
+      ->check(CLI::IsMember({"all", "train", "test"}));
+  sub->add_option("-o,--out", o->out, "output TSV ('-' = standard output)");
+  set_example(sub, "attnviz corpus translate --synthetic 1000 -o corpus.tsv");
+  sub->callback([o] {
+    auto split = o->split == "train" ? SyntheticSplit::Train : o->split == "test" ? SyntheticSplit::Test : SyntheticSplit::All;
+    auto c = generate_synthetic({.count = o->count, .seed = o->seed, .split = split});
+    if (o->out == "-") {
+      for (const auto& pr : c.pairs)
+        fmt::print("{}\t{}\t{}\n", join_tokens(pr.source), join_tokens(pr.target), to_pharaoh(*pr.gold));
+    } else {
+      write_corpus_tsv(o->out, c);
+      fmt::print(stderr, "wrote {} pairs to {}\n", c.size(), o->out);
+    }
+  });
+}
+}  // namespace attnviz::cli

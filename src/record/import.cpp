@@ -1,0 +1,328 @@
+// Content-sniffing entry point for every INPUT file: attnviz records, other tools' .safetensors,
+// .npy, .npz and JSON become AttentionRecords; --tokens/--src-tokens/--tgt-tokens label the axes.
+#include <attnviz/io/atomic_file.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/record/import.hpp>
+#include <attnviz/io/npy.hpp>
+#include <attnviz/io/npz.hpp>
+#include <attnviz/io/safetensors.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <set>
+
+namespace attnviz {
+
+namespace {
+
+enum class Role { Encoder, Decoder, Cross, Other };
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Role role_of(const std::string& name) {
+  static const std::set<std::string> enc = {"", "attention", "attentions", "attn", "attns", "weights",
+                                            "self_attention", "self_attentions", "encoder_attention",
+                                            "encoder_attentions", "encoder_self_attentions", "enc_attentions"};
+  static const std::set<std::string> dec = {"decoder_attention", "decoder_attentions", "decoder_self_attentions",
+                                            "dec_attentions"};
+  static const std::set<std::string> cross = {"cross_attention", "cross_attentions", "encoder_decoder_attention",
+                                              "encoder_decoder_attentions", "cross_attn"};
+  const std::string n = lower(name);
+  if (enc.count(n)) return Role::Encoder;
+  if (dec.count(n)) return Role::Decoder;
+  if (cross.count(n)) return Role::Cross;
+  return Role::Other;
+}
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// Token arrays of an npz: 1-D, or 2-D [batch, T] (row opt.batch).
+std::vector<std::string> token_row(const NpzMember& m, const std::string& path, const ImportOptions& opt) {
+  const auto& a = m.array;
+  if (a.shape.size() == 1) return a.strings;
+  if (a.shape.size() == 2) {
+    if (opt.batch < 0 || opt.batch >= a.shape[0])
+      throw InputError(path, "--batch " + std::to_string(opt.batch) + " is out of range: '" + m.name + "' has " +
+                                 std::to_string(a.shape[0]) + " rows");
+    const auto t = a.shape[1];
+    return {a.strings.begin() + opt.batch * t, a.strings.begin() + (opt.batch + 1) * t};
+  }
+  throw InputError(path, "token array '" + m.name + "' has shape " + shape_str(a.shape) + "; expected [T] or [batch, T]");
+}
+
+ImportedArrays from_npz(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
+  ImportedArrays in;
+  in.format = "npz";
+  for (auto& m : parse_npz(bytes, path)) {
+    if (m.array.is_string) {
+      const std::string axis = token_axis_for(m.name);
+      if (axis.empty()) continue;  // other string arrays (labels, ...) are not needed
+      in.tokens[axis] = token_row(m, path, opt);
+      continue;
+    }
+    if (!token_axis_for(m.name).empty())
+      throw InputError(path, "'" + m.name + "' should be a unicode string array (dtype <U..), found " + m.array.descr);
+    in.arrays.push_back({m.name, m.array.shape, std::move(m.array.values)});
+  }
+  if (in.arrays.empty()) throw InputError(path, "the .npz archive holds no float attention arrays");
+  return in;
+}
+
+ImportedArrays from_npy(const std::string& bytes, const std::string& path) {
+  NpyArray a = parse_npy(bytes, path);
+  if (a.is_string) throw InputError(path, "holds a string array (dtype " + a.descr + "), not attention weights");
+  ImportedArrays in;
+  in.format = "npy";
+  in.arrays.push_back({"", a.shape, std::move(a.values)});
+  return in;
+}
+
+// Safetensors written by other tools (no attnviz.format): every tensor is an attention array,
+// named like npz members; tokens may sit in __metadata__ as JSON string lists.
+ImportedArrays from_foreign_safetensors(const StFile& f, const std::string& path) {
+  ImportedArrays in;
+  in.format = "safetensors";
+  for (const auto& [k, v] : f.metadata) {
+    const std::string axis = token_axis_for(k);
+    if (axis.empty()) {
+      in.metadata[k] = v;
+      continue;
+    }
+    try {
+      in.tokens[axis] = nlohmann::json::parse(v).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(path, "__metadata__ '" + k + "' is not a JSON list of strings");
+    }
+  }
+  for (const auto& t : f.tensors) in.arrays.push_back({t.name, t.shape, t.data});
+  if (in.arrays.empty()) throw InputError(path, "holds no tensors");
+  return in;
+}
+
+void check_tokens_utf8(const std::map<std::string, std::vector<std::string>>& tokens, const std::string& path) {
+  for (const auto& [axis, toks] : tokens)
+    for (size_t i = 0; i < toks.size(); ++i)
+      if (!valid_utf8(toks[i]))
+        throw InputError(path, "token " + std::to_string(i) + " of axis '" + axis + "' is not valid UTF-8");
+}
+
+bool uses_axis(const AttentionRecord& r, const std::string& axis) {
+  for (const auto& t : r.tensors)
+    if (t.query_axis == axis || t.key_axis == axis) return true;
+  return false;
+}
+
+// A token file must label an axis of matching length: the error names the option, the file, the
+// tensor, the axis and both counts.
+void check_token_file(const AttentionRecord& r, const std::string& flag, const std::string& path,
+                      const std::string& axis) {
+  const auto& toks = r.tokens.at(axis);
+  for (const auto& t : r.tensors) {
+    auto check = [&](const std::string& a, int n, const char* which) {
+      if (a == axis && static_cast<int>(toks.size()) != n)
+        throw InputError(path, flag + " has " + std::to_string(toks.size()) + " tokens but the " + which +
+                                   " axis of tensor '" + t.name + "' has " + std::to_string(n));
+    };
+    check(t.query_axis, t.queries, "query");
+    check(t.key_axis, t.keys, "key");
+  }
+}
+
+void apply_token_files(AttentionRecord& r, const ImportOptions& opt, const std::string& path) {
+  const bool src = !opt.src_tokens_file.empty(), tgt = !opt.tgt_tokens_file.empty();
+  if ((src || tgt) && opt.tokens_file.empty() && !uses_axis(r, "source") && !uses_axis(r, "target")) {
+    // A single cross-attention array [T, S] imported as self-attention: relabel its axes.
+    for (auto& t : r.tensors) {
+      if (t.query_axis == "tokens" || t.query_axis.empty()) t.query_axis = "target";
+      if (t.key_axis == "tokens" || t.key_axis.empty()) t.key_axis = "source";
+    }
+  }
+  auto apply = [&](const std::string& file, const std::string& flag, const std::string& axis) {
+    if (file.empty()) return;
+    r.tokens[axis] = read_token_file(file);
+    if (axis == "tokens")
+      for (auto& t : r.tensors) {
+        if (t.query_axis.empty()) t.query_axis = axis;
+        if (t.key_axis.empty()) t.key_axis = axis;
+      }
+    if (!uses_axis(r, axis)) {
+      std::set<std::string> have;
+      for (const auto& t : r.tensors) have.insert({t.query_axis, t.key_axis});
+      have.erase("");
+      std::string list;
+      for (const auto& h : have) list += (list.empty() ? "" : ", ") + h;
+      throw UsageError(flag + " " + file + ": no tensor has a '" + axis + "' axis (this input's axes: " +
+                       (list.empty() ? "none" : list) + ")");
+    }
+    check_token_file(r, flag + " " + file, path, axis);
+  };
+  apply(opt.tokens_file, "--tokens", "tokens");
+  apply(opt.src_tokens_file, "--src-tokens", "source");
+  apply(opt.tgt_tokens_file, "--tgt-tokens", "target");
+}
+
+}  // namespace
+
+std::string token_axis_for(const std::string& name) {
+  const std::string n = lower(name);
+  if (n == "tokens" || n == "input_tokens" || n == "words") return "tokens";
+  if (n == "src_tokens" || n == "source_tokens" || n == "encoder_tokens") return "source";
+  if (n == "tgt_tokens" || n == "target_tokens" || n == "decoder_tokens") return "target";
+  return "";
+}
+
+FileKind detect_kind(const std::string& head) {
+  if (looks_like_npy(head)) return FileKind::Npy;
+  if (looks_like_zip(head)) return FileKind::Npz;
+  if (looks_like_safetensors(head)) return FileKind::Safetensors;
+  for (char c : head) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '{' || c == '[') return FileKind::Json;
+    break;
+  }
+  // A JSON header after 8 bytes whose length is implausible: still safetensors, so the parser can
+  // say precisely what is wrong with the header length.
+  if (head.size() >= 9 && (head[8] == '{' || head[8] == '[')) return FileKind::Safetensors;
+  return FileKind::Unknown;
+}
+
+std::vector<std::string> read_token_file(const std::filesystem::path& path) {
+  std::string bytes = read_file(path);
+  std::vector<std::string> out;
+  size_t start = 0;
+  if (bytes.compare(0, 3, "\xEF\xBB\xBF") == 0) start = 3;  // UTF-8 byte-order mark
+  while (start < bytes.size()) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    std::string line = bytes.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!valid_utf8(line))
+      throw InputError(path.string(), "line " + std::to_string(out.size() + 1) + " is not valid UTF-8");
+    out.push_back(std::move(line));
+    start = end + 1;
+  }
+  return out;
+}
+
+AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& path, const ImportOptions& opt) {
+  AttentionRecord r;
+  r.tokens = in.tokens;
+  r.metadata = in.metadata;
+  check_tokens_utf8(r.tokens, path);
+  // Names become JSON keys when the record is saved: they must be valid UTF-8 too.
+  for (const auto& a : in.arrays)
+    if (!valid_utf8(a.name)) throw InputError(path, "an array name is not valid UTF-8");
+  for (const auto& [k, v] : in.metadata)
+    if (!valid_utf8(k) || !valid_utf8(v)) throw InputError(path, "a metadata entry is not valid UTF-8");
+  bool enc_dec = (r.tokens.count("source") || r.tokens.count("target")) && !r.tokens.count("tokens");
+  for (const auto& a : in.arrays) enc_dec |= role_of(a.name) == Role::Decoder || role_of(a.name) == Role::Cross;
+  std::string summary;
+  for (const auto& a : in.arrays) {
+    const std::string label = a.name.empty() ? "array" : "'" + a.name + "'";
+    const size_t rank = a.shape.size();
+    if (rank < 2 || rank > 5)
+      throw InputError(path, label + " has shape " + shape_str(a.shape) +
+                                 "; expected [q, k], [heads, q, k], [layers, heads, q, k] or [layers, batch, heads, q, k]");
+    for (auto d : a.shape)
+      if (d <= 0 || d > INT_MAX / 4)
+        throw InputError(path, label + " has shape " + shape_str(a.shape) + " with an empty or oversized dimension");
+    std::int64_t numel = 1;
+    for (auto d : a.shape)
+      if (__builtin_mul_overflow(numel, d, &numel)) throw InputError(path, label + " shape overflows");
+    if (static_cast<std::int64_t>(a.values.size()) != numel)
+      throw InputError(path, label + " holds " + std::to_string(a.values.size()) + " values but its shape " +
+                                 shape_str(a.shape) + " needs " + std::to_string(numel));
+    const auto K = a.shape[rank - 1], Q = a.shape[rank - 2];
+    const auto H = rank >= 3 ? a.shape[rank - 3] : 1;
+    const auto B = rank == 5 ? a.shape[1] : 1;
+    const auto L = rank >= 4 ? a.shape[0] : 1;
+    if (rank == 5 && (opt.batch < 0 || opt.batch >= B))
+      throw InputError(path, "--batch " + std::to_string(opt.batch) + " is out of range: " + label +
+                                 " has a batch axis of " + std::to_string(B));
+    const std::int64_t b = rank == 5 ? opt.batch : 0;
+    const Role role = role_of(a.name);
+    std::string qa = "tokens", ka = "tokens";
+    if (role == Role::Encoder && enc_dec) qa = ka = "source";
+    if (role == Role::Decoder) qa = ka = "target";
+    // A non-square array can only be cross-attention: queries are target tokens, keys source tokens.
+    if (role == Role::Cross || Q != K) qa = "target", ka = "source";
+    for (std::int64_t l = 0; l < L; ++l) {
+      std::string name;
+      const std::string ls = "layer" + std::to_string(l);
+      switch (role) {
+        case Role::Encoder: name = "encoder." + ls + ".self"; break;
+        case Role::Decoder: name = "decoder." + ls + ".self"; break;
+        case Role::Cross: name = "decoder." + ls + ".cross"; break;
+        case Role::Other: name = rank >= 4 ? a.name + "." + ls + ".self" : a.name; break;
+      }
+      AttentionTensor t(name, static_cast<int>(H), static_cast<int>(Q), static_cast<int>(K), qa, ka);
+      const auto begin = a.values.begin() + ((l * B + b) * H) * Q * K;
+      std::copy(begin, begin + H * Q * K, t.data.begin());
+      r.tensors.push_back(std::move(t));
+    }
+    summary += (summary.empty() ? "" : ", ") + (a.name.empty() ? std::string("array") : a.name) + " " +
+               shape_str(a.shape);
+  }
+  r.metadata["imported_from"] = in.format + ": " + summary;
+  apply_token_files(r, opt, path);
+  r.validate(path);
+  return r;
+}
+
+std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
+  std::vector<AttentionRecord> out;
+  switch (detect_kind(bytes.substr(0, 64))) {
+    case FileKind::Safetensors: {
+      StFile f = parse_safetensors(bytes, path);
+      if (f.metadata.count("attnviz.format")) {
+        out = records_from_safetensors(f, path);
+        for (auto& r : out) {
+          check_tokens_utf8(r.tokens, path);
+          apply_token_files(r, opt, path);
+          r.validate(path);
+        }
+      } else {
+        out.push_back(record_from_arrays(from_foreign_safetensors(f, path), path, opt));
+      }
+      break;
+    }
+    case FileKind::Npy: out.push_back(record_from_arrays(from_npy(bytes, path), path, opt)); break;
+    case FileKind::Npz: out.push_back(record_from_arrays(from_npz(bytes, path, opt), path, opt)); break;
+    case FileKind::Json: out.push_back(record_from_arrays(parse_attention_json(bytes, path), path, opt)); break;
+    case FileKind::Unknown:
+      if (bytes.empty()) throw InputError(path, "is empty");
+      if (bytes.size() < 16)
+        throw InputError(path, "truncated: only " + std::to_string(bytes.size()) +
+                                   " bytes, too short for any supported format");
+      throw InputError(path, "unrecognised format (expected an attnviz record, .safetensors, .npy, .npz or JSON; "
+                             "detected by content, not extension)");
+  }
+  if (out.empty()) throw InputError(path, "holds no attention tensors");
+  for (const auto& r : out)
+    if (r.tensors.empty()) throw InputError(path, "holds no attention tensors");
+  return out;
+}
+
+std::vector<AttentionRecord> import_records(const std::filesystem::path& path, const ImportOptions& opt) {
+  return import_bytes(read_file(path), path.string(), opt);
+}
+
+AttentionRecord import_record(const std::filesystem::path& path, const ImportOptions& opt) {
+  auto all = import_records(path, opt);
+  if (opt.sample < 0 || opt.sample >= static_cast<int>(all.size()))
+    throw InputError(path.string(), "has " + std::to_string(all.size()) + " samples, --sample " +
+                                        std::to_string(opt.sample) + " is out of range");
+  return std::move(all[opt.sample]);
+}
+
+}  // namespace attnviz
