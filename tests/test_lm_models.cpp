@@ -1,0 +1,119 @@
+// Real pretrained LMs from ../shared/models: gpt-nano-sort against PyTorch's partials, stories260K's
+// greedy text against llama2.c's expected output. Skipped (CTest SKIP, exit 77) when the folder is absent.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <attnviz/models/lm.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+
+using namespace attnviz;
+using namespace attnviz::models;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ../shared/models beside the checkout (or $ATTNVIZ_MODELS); exits 77 (CTest SKIP) when absent.
+fs::path models_or_skip() {
+  fs::path p;
+  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) p = env;
+  else p = attnviz::test::source_dir().parent_path() / "shared" / "models";
+  if (!fs::exists(p / "gpt-nano-sort") || !fs::exists(p / "stories260K")) {
+    std::cerr << "SKIPPED: pretrained test models not found at " << p
+              << " (set ATTNVIZ_MODELS to the shared/models folder)\n";
+    std::exit(77);
+  }
+  return p;
+}
+
+std::vector<float> b64_floats(const std::string& s) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : 63;
+  };
+  std::string bytes;
+  for (size_t i = 0; i + 3 < s.size(); i += 4) {
+    unsigned n = (val(s[i]) << 18) | (val(s[i + 1]) << 12);
+    if (s[i + 2] != '=') n |= val(s[i + 2]) << 6;
+    if (s[i + 3] != '=') n |= val(s[i + 3]);
+    bytes.push_back(static_cast<char>(n >> 16));
+    if (s[i + 2] != '=') bytes.push_back(static_cast<char>((n >> 8) & 0xFF));
+    if (s[i + 3] != '=') bytes.push_back(static_cast<char>(n & 0xFF));
+  }
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+// Keeps the weights of every tensor by name (the last call wins).
+struct KeepSink : AttentionSink {
+  std::map<std::string, nn::AttentionWeights> w;
+  void weights(const std::string& name, nn::AttentionWeights&& x, int) override { w[name] = x; }
+};
+
+double max_abs_diff(const float* a, const float* b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("gpt-nano-sort: attention, blocks and logits match PyTorch; it sorts") {
+  const fs::path dir = models_or_skip() / "gpt-nano-sort";
+  LoadedLm lm = load_lm_mingpt_json(dir / "gpt-nano-sort-model.json");
+  const LmModel& m = *lm.model;
+  CHECK(m.kind() == "gpt2");
+  CHECK(m.config().layers == 3);
+  CHECK(m.config().heads == 3);
+  CHECK(m.config().dim == 48);
+  CHECK(m.config().vocab == 3);
+  CHECK(m.config().context == 11);
+
+  const auto partials = nlohmann::json::parse(attnviz::test::slurp(dir / "gpt-nano-sort-t0-partials.json"));
+  auto get = [&](const char* k) { return b64_floats(partials[k]["data"].get<std::string>()); };
+  const std::vector<float> idx = get("idx"), att0 = get("attSm"), logits = get("lm_head");
+  const std::vector<float> blocks[3] = {get("block0"), get("block1"), get("block2")};
+  const int B = 3, T = 11, D = 48, H = 3, V = 3;
+  REQUIRE(idx.size() == static_cast<size_t>(B * T));
+
+  for (int b = 0; b < B; ++b) {
+    std::vector<int> ids(T);
+    for (int t = 0; t < T; ++t) ids[t] = static_cast<int>(idx[b * T + t]);
+    LmCache cache = m.new_cache(T);
+    KeepSink sink;
+    std::vector<Mat> outs;
+    LmForwardOptions opt;
+    opt.all_logits = true;
+    opt.block_outputs = &outs;
+    const Mat& lg = m.forward(ids, cache, &sink, opt);
+    // Layer 0's weights [H, T, T] against attSm [B, H, T, T].
+    const auto& w = sink.w.at("decoder.layer0.self");
+    REQUIRE(w.H == H);
+    REQUIRE(w.Nq == T);
+    REQUIRE(w.Nk == T);
+    CHECK(max_abs_diff(w.data.data(), att0.data() + static_cast<size_t>(b) * H * T * T, H * T * T) < 1e-5);
+    REQUIRE(outs.size() == 3);
+    for (int l = 0; l < 3; ++l)
+      CHECK(max_abs_diff(outs[l].data(), blocks[l].data() + static_cast<size_t>(b) * T * D, T * D) < 1e-5);
+    CHECK(max_abs_diff(lg.data(), logits.data() + static_cast<size_t>(b) * T * V, T * V) < 1e-5);
+    // The task: 6 digits, then their sorted order; logits at position t predict token t + 1.
+    std::vector<int> sorted(ids.begin(), ids.begin() + 6);
+    std::sort(sorted.begin(), sorted.end());
+    for (int t = 5; t <= 10; ++t) {
+      int arg = 0;
+      for (int v = 1; v < V; ++v)
+        if (lg(t, v) > lg(t, arg)) arg = v;
+      CHECK(arg == sorted[t - 5]);
+    }
+  }
+}
