@@ -6,7 +6,9 @@
 
 #include <attnviz/error.hpp>
 #include <attnviz/io/gguf.hpp>
+#include <attnviz/io/npy.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -518,4 +520,40 @@ TEST_CASE("gguf: stories260K.gguf (real file converted by llama.cpp)" * doctest:
   if (out) CHECK(f.matrix("output.weight", 512, 64) == emb);
   const std::string d = describe_gguf(f);
   CHECK(d.find("layers 5  dim 64  heads 8  kv heads 4  ffn 172  vocab") != std::string::npos);
+}
+
+TEST_CASE("gguf: the committed fixtures (scripts/make_gguf_fixtures.py) load and dequantize as numpy does") {
+  const auto dir = source_dir() / "tests" / "data" / "gguf";
+  struct Case {
+    const char* name;
+    const char* arch;
+    const char* tensor;
+    GgmlType type;
+  };
+  const Case cases[] = {{"llama_mha_f32", "llama", "blk.0.attn_k.weight", GgmlType::F32},
+                        {"llama_gqa4_f16_untied", "llama", "blk.0.attn_k.weight", GgmlType::F16},
+                        {"llama_qkvbias_q8_0_ropelinear", "llama", "blk.0.attn_k.weight", GgmlType::Q8_0},
+                        {"llama_q4_0_untied", "llama", "blk.0.attn_k.weight", GgmlType::Q4_0},
+                        {"gpt2_tiny", "gpt2", "blk.0.attn_qkv.weight", GgmlType::F32}};
+  for (const auto& c : cases) {
+    INFO(c.name);
+    const GgufFile f = GgufFile::open(dir / (std::string(c.name) + ".gguf"));
+    CHECK(f.get_string("general.architecture") == c.arch);
+    CHECK(f.get_string("general.name") == c.name);
+    const auto* t = f.find(c.tensor);
+    REQUIRE(t != nullptr);
+    CHECK(t->type == c.type);
+    const NpyArray ref = parse_npy(slurp(dir / (std::string(c.name) + ".blk0_k.npy")), c.name);
+    REQUIRE(ref.shape.size() == 2);
+    const Mat m = f.matrix(c.tensor, ref.shape[0], ref.shape[1]);
+    CHECK(std::equal(m.data(), m.data() + m.size(), ref.values.begin()));  // bit for bit
+    CHECK(describe_gguf(f).find(ggml_type_name(static_cast<std::uint32_t>(c.type))) != std::string::npos);
+  }
+  const GgufFile g = GgufFile::open(dir / "llama_gqa4_f16_untied.gguf");
+  CHECK(g.alignment() == 64);
+  CHECK(g.get_float("llama.rope.freq_base") == 500000.0);
+  const GgufFile q = GgufFile::open(dir / "llama_qkvbias_q8_0_ropelinear.gguf");
+  CHECK(q.get_string("llama.rope.scaling.type") == "linear");
+  CHECK(q.get_float("llama.rope.scaling.factor") == 4.0);
+  CHECK(q.find("blk.1.attn_v.bias") != nullptr);
 }
