@@ -27,6 +27,7 @@ void add_align(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_corpus(CLI::App& app);
+void add_generate(CLI::App& app);   // cmd_generate.cpp (pretrained decoder LMs)
 
 // Domain subcommands under train / eval / record (one file per domain).
 void add_train_mnist(CLI::App& train);

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   add_inspect(app);
   add_bench(app);
   add_corpus(app);
+  add_generate(app);
   app.parse_complete_callback([] {
     if (globals().threads > 0) omp_set_num_threads(globals().threads);
   });

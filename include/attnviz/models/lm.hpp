@@ -5,9 +5,11 @@
 #include <attnviz/engine/lm_ops.hpp>
 #include <attnviz/engine/rng.hpp>
 #include <attnviz/models/model.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -147,5 +149,35 @@ struct SamplerOptions {
 };
 int sample_token(const float* logits, int V, const SamplerOptions& opt, nn::Rng& rng,
                  std::vector<std::pair<float, int>>& scratch);
+
+}  // namespace attnviz::models
+
+namespace attnviz::models {
+
+// Generation: prefill the prompt, then sample `steps` tokens one at a time against the KV cache.
+struct GenerateOptions {
+  std::vector<int> prompt;         // token ids (BOS included when wanted); at least one
+  int steps = 0;                   // tokens to generate (0 = prefill only)
+  SamplerOptions sampler;
+  std::uint64_t seed = 0;
+  bool record = false;             // keep every layer x head weights over all tokens
+  double max_record_mib = 2048;    // a record above this is refused before anything is computed
+  std::vector<int> stop_ids;       // generation ends before emitting one of these (EOS, BOS)
+  int threads = 0;
+  // Called for each generated token as soon as it is chosen (prev = the token before it).
+  std::function<void(int prev, int id)> on_token;
+};
+
+struct GenerateResult {
+  std::vector<int> ids;            // prompt + generated
+  int prompt_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  int decoded = 0;                 // forward steps run after the prefill
+  std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] + tokens + metadata
+};
+
+// tokenizer (may be null) names the record's tokens (display()); without one tokens are the ids.
+// Throws UsageError when prompt + steps exceed the context or the record the memory limit.
+GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const LmTokenizer* tokenizer = nullptr);
 
 }  // namespace attnviz::models

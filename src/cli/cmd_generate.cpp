@@ -1,0 +1,134 @@
+// `attnviz generate --model M`: run a pretrained decoder LM (GGUF llama/gpt2 or minGPT JSON), print
+// the text on stdout (notes on stderr) and, with -o, record every layer x head of every token.
+#include "cli/commands.hpp"
+
+#include <attnviz/error.hpp>
+#include <attnviz/models/lm.hpp>
+#include <attnviz/record/record.hpp>
+#include <attnviz/text/lm_tokenizer.hpp>
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+namespace attnviz::cli {
+
+namespace {
+
+struct GenerateCliOptions {
+  std::string model;
+  std::string prompt;
+  int steps = 64;
+  float temperature = 0.8f;
+  int top_k = 40;
+  std::uint64_t seed = 1;
+  std::string out;
+  double max_record_mib = 2048;
+  int heads = 0;
+};
+
+// A minGPT prompt: token ids separated by spaces or commas ("2 0 1 1 0 2").
+std::vector<int> parse_ids(const std::string& text, int vocab) {
+  std::vector<int> ids;
+  std::string s = text;
+  for (char& c : s)
+    if (c == ',') c = ' ';
+  std::istringstream in(s);
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    int id = -1;
+    try {
+      id = std::stoi(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || id < 0 || id >= vocab)
+      throw UsageError(fmt::format("--prompt: '{}' is not a token id in [0, {}) (this model has no tokenizer: "
+                                   "give ids like \"2 0 1\")", word, vocab));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+void run(const GenerateCliOptions& o) {
+  if (o.steps < 0) throw UsageError("--steps must be >= 0");
+  if (o.temperature < 0) throw UsageError("--temperature must be >= 0");
+  if (o.top_k < 0) throw UsageError("--top-k must be >= 0");
+  models::LoadedLm lm = models::load_lm(o.model, o.heads);
+  const models::LmModel& m = *lm.model;
+  const models::LmConfig& cfg = m.config();
+  const LmTokenizer* tok = lm.tokenizer.get();
+
+  models::GenerateOptions g;
+  g.steps = o.steps;
+  g.sampler.temperature = o.temperature;
+  g.sampler.top_k = o.top_k;
+  g.seed = o.seed;
+  g.record = !o.out.empty();
+  g.max_record_mib = o.max_record_mib;
+  g.threads = globals().threads;
+  if (tok) {
+    g.prompt = tok->encode(o.prompt, tok->bos() >= 0 && (tok->add_bos() || o.prompt.empty()));
+    if (tok->eos() >= 0) g.stop_ids.push_back(tok->eos());
+    // llama2.c ends a story at BOS, which delimits sequences in its training data.
+    if (tok->bos() >= 0 && tok->bos() != tok->eos()) g.stop_ids.push_back(tok->bos());
+  } else {
+    g.prompt = parse_ids(o.prompt, cfg.vocab);
+    if (g.prompt.empty()) throw UsageError("--prompt: this model has no tokenizer and no BOS token: give token ids, e.g. --prompt \"2 0 1 1 0 2\"");
+  }
+  fmt::print(stderr, "{} ({} {}: {} layers, {} heads / {} KV heads, d {}, vocab {}; {:.2f} M parameters): {} prompt tokens\n",
+             cfg.name, lm.source, models::lm_arch_name(cfg.arch), cfg.layers, cfg.heads, cfg.kv_heads, cfg.dim,
+             cfg.vocab, cfg.parameters() / 1e6, g.prompt.size());
+
+  // stdout: the prompt's text, then each generated token as soon as it is chosen.
+  if (tok) {
+    fmt::print("{}", tok->decode(g.prompt));
+    g.on_token = [tok](int prev, int id) {
+      const std::string piece = tok->decode(prev, id);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+  } else {
+    for (size_t i = 0; i < g.prompt.size(); ++i) fmt::print("{}{}", i ? " " : "", g.prompt[i]);
+    g.on_token = [](int, int id) {
+      fmt::print(" {}", id);
+      std::fflush(stdout);
+    };
+  }
+  models::GenerateResult r = models::generate(m, g, tok);
+  if (!tok) fmt::print("\n");
+  std::fflush(stdout);
+  const int generated = static_cast<int>(r.ids.size()) - r.prompt_tokens;
+  fmt::print(stderr, "\n{} tokens generated; prefill {:.1f} ms, {} steps in {:.1f} ms ({:.0f} tokens/s){}\n", generated,
+             r.prefill_seconds * 1e3, r.decoded, r.decode_seconds * 1e3,
+             r.decoded > 0 ? r.decoded / r.decode_seconds : 0.0, g.record ? ", recording every head" : "");
+  if (r.record) {
+    r.record->metadata["source"] = std::filesystem::path(o.model).filename().string();
+    save_record(o.out, *r.record);
+    fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens)\n", o.out, cfg.layers, cfg.heads, r.ids.size(),
+               r.ids.size());
+  }
+}
+
+}  // namespace
+
+void add_generate(CLI::App& app) {
+  auto o = std::make_shared<GenerateCliOptions>();
+  auto* sub = app.add_subcommand("generate", "run a pretrained decoder LM (GGUF llama/gpt2, minGPT JSON): print text, record every head");
+  sub->add_option("--model", o->model, "model file: GGUF (llama, gpt2) or a minGPT JSON checkpoint")->required();
+  sub->add_option("--prompt", o->prompt, "text to continue (minGPT: token ids \"2 0 1\"); empty starts from BOS");
+  sub->add_option("--steps", o->steps, "tokens to generate (0 = record the prompt only)");
+  sub->add_option("--temperature", o->temperature, "sampling temperature (0 = greedy)");
+  sub->add_option("--top-k", o->top_k, "sample among the k most likely tokens (0 = all)");
+  sub->add_option("--seed", o->seed, "random seed (same seed, same text)");
+  sub->add_option("-o,--out", o->out, "write an AttentionRecord (.safetensors) with every layer x head over all tokens");
+  sub->add_option("--max-record-mib", o->max_record_mib, "refuse a record larger than this (MiB), before computing");
+  sub->add_option("--heads", o->heads, "minGPT JSON without a config: number of heads (default: the file's, else 3)");
+  set_example(sub, "attnviz generate --model ../shared/models/stories260K/stories260K.gguf --steps 200 --temperature 0 -o story.safetensors");
+  sub->callback([o] { run(*o); });
+}
+
+}  // namespace attnviz::cli

@@ -1,0 +1,123 @@
+// Text generation with a KV cache, and the AttentionRecord of every layer x head over prompt +
+// generated tokens (the record's memory is checked before anything is computed).
+#include <attnviz/error.hpp>
+#include <attnviz/models/lm.hpp>
+#include <attnviz/text/lm_tokenizer.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace attnviz::models {
+
+namespace {
+
+// Copies each step's weights [1, H, Nq, Nk] into per-layer record tensors [H, Tmax, Tmax] that are
+// allocated once; leaves the step's buffer in place so the model reuses it (no per-token allocation).
+class RecordSink : public AttentionSink {
+ public:
+  RecordSink(const LmConfig& cfg, int tmax) : tmax_(tmax) {
+    for (int l = 0; l < cfg.layers; ++l) {
+      tensors.emplace_back("decoder.layer" + std::to_string(l) + ".self", cfg.heads, tmax, tmax, "tokens", "tokens");
+      index_[tensors.back().name] = l;
+    }
+  }
+  void weights(const std::string& name, nn::AttentionWeights&& w, int q0) override {
+    AttentionTensor& t = tensors.at(index_.at(name));
+    if (q0 + w.Nq > tmax_ || w.Nk > tmax_) throw std::logic_error("RecordSink: step beyond the record");
+    for (int h = 0; h < w.H; ++h)
+      for (int i = 0; i < w.Nq; ++i)
+        std::memcpy(&t.at(h, q0 + i, 0), w.at(0, h) + static_cast<size_t>(i) * w.Nk, sizeof(float) * w.Nk);
+  }
+  std::vector<AttentionTensor> tensors;
+
+ private:
+  int tmax_;
+  std::map<std::string, int> index_;
+};
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const LmTokenizer* tok) {
+  const LmConfig& cfg = model.config();
+  if (opt.prompt.empty()) throw UsageError("generate: the prompt has no tokens (and the model no BOS to start from)");
+  if (opt.steps < 0) throw UsageError("--steps must be >= 0");
+  const int P = static_cast<int>(opt.prompt.size());
+  const int tmax = P + opt.steps;
+  if (tmax > cfg.context)
+    throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
+                                 opt.steps, cfg.context));
+  if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib);
+  for (int id : opt.prompt)
+    if (id < 0 || id >= cfg.vocab) throw UsageError(fmt::format("prompt token id {} outside the vocabulary of {}", id, cfg.vocab));
+
+  GenerateResult res;
+  res.prompt_tokens = P;
+  res.ids = opt.prompt;
+  res.ids.reserve(tmax);
+  std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax) : nullptr;
+  LmCache cache = model.new_cache(tmax);
+  nn::Rng rng(opt.seed);
+  std::vector<std::pair<float, int>> scratch;
+  scratch.reserve(cfg.vocab);
+  LmForwardOptions fo;
+  fo.threads = opt.threads;
+
+  auto t0 = std::chrono::steady_clock::now();
+  const Mat* logits = &model.forward(opt.prompt, cache, sink.get(), fo);
+  res.prefill_seconds = since(t0);
+  std::vector<int> one(1);
+  t0 = std::chrono::steady_clock::now();
+  for (int s = 0; s < opt.steps; ++s) {
+    const int next = sample_token(logits->data(), cfg.vocab, opt.sampler, rng, scratch);
+    if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) break;
+    const int prev = res.ids.back();
+    res.ids.push_back(next);
+    if (opt.on_token) opt.on_token(prev, next);
+    // The last token needs a forward pass only for its row of the record.
+    if (s + 1 < opt.steps || sink) {
+      one[0] = next;
+      logits = &model.forward(one, cache, sink.get(), fo);
+      ++res.decoded;
+    }
+  }
+  res.decode_seconds = since(t0);
+
+  if (sink) {
+    const int T = static_cast<int>(res.ids.size());
+    AttentionRecord r;
+    for (AttentionTensor& t : sink->tensors) {
+      if (T == tmax) {
+        r.tensors.push_back(std::move(t));
+        continue;
+      }
+      AttentionTensor c(t.name, t.heads, T, T, "tokens", "tokens");   // generation stopped early: crop
+      for (int h = 0; h < t.heads; ++h)
+        for (int i = 0; i < T; ++i) std::memcpy(&c.at(h, i, 0), &t.at(h, i, 0), sizeof(float) * T);
+      r.tensors.push_back(std::move(c));
+    }
+    std::vector<std::string> names;
+    for (int id : res.ids) names.push_back(tok && id < tok->size() ? tok->display(id) : std::to_string(id));
+    r.tokens["tokens"] = std::move(names);
+    r.metadata["model"] = cfg.name;
+    r.metadata["architecture"] = lm_arch_name(cfg.arch);
+    r.metadata["attention"] = "scaled-dot";
+    r.metadata["causal"] = "true";
+    r.metadata["token_ids"] = nlohmann::json(res.ids).dump();
+    r.metadata["prompt_tokens"] = std::to_string(P);
+    r.metadata["generated_tokens"] = std::to_string(T - P);
+    r.metadata["temperature"] = fmt::format("{}", opt.sampler.temperature);
+    if (opt.sampler.temperature > 0) r.metadata["seed"] = std::to_string(opt.seed);
+    res.record = std::move(r);
+  }
+  return res;
+}
+
+}  // namespace attnviz::models
