@@ -409,6 +409,37 @@ def self_check():
     assert np.allclose(permute(hf.transpose(1, 0, 2).reshape(T, H * Dh).T, H).T.reshape(T, H, Dh).transpose(1, 0, 2), cpp)
 
 
+def write_fuzz_seeds(folder):
+    """Small seeds for tests/fuzz/fuzz_gguf: every value type (nested arrays too), every tensor type,
+    both tokenizers; plus a copy of the smallest fixture."""
+    os.makedirs(folder, exist_ok=True)
+    kvs = [("u8", T_U8, 7), ("i8", T_I8, -7), ("u16", T_U16, 700), ("i16", T_I16, -700), ("u32", T_U32, 70000),
+           ("i32", T_I32, -70000), ("f32", T_F32, 0.5), ("b", T_BOOL, True), ("s", T_STR, "héllo"),
+           ("u64", T_U64, 1 << 40), ("i64", T_I64, -(1 << 40)), ("f64", T_F64, 0.25),
+           ("nested", T_ARR, (T_ARR, [(T_U8, [1, 2]), (T_STR, ["x", "yz"])])),
+           ("general.alignment", T_U32, 16)]
+    bf16 = (np.array([1.0, -3.0, 0.15625, 0.0], np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+    rng = np.random.default_rng(9)
+    tensors = [("f32", GG_F32, [3], enc_f32(np.array([1.0, 2.0, 3.0]))[0]),
+               ("f16", GG_F16, [2, 2], enc_f16(np.array([[1.0, -2.0], [0.5, 4.0]]))[0]),
+               ("bf16", 30, [4], bf16),
+               ("q8", GG_Q8_0, [32, 1], enc_q8_0(rng.normal(size=(1, 32)))[0]),
+               ("q4", GG_Q4_0, [32, 1], enc_q4_0(rng.normal(size=(1, 32)))[0])]
+    write_gguf(os.path.join(folder, "all_types.gguf"), kvs, tensors, alignment=16)
+    gpt2 = [("tokenizer.ggml.model", T_STR, "gpt2"),
+            ("tokenizer.ggml.tokens", T_ARR, (T_STR, ["Ġ", "t", "h", "e", "Ġt", "he", "Ġthe", "<|endoftext|>"])),
+            ("tokenizer.ggml.token_type", T_ARR, (T_I32, [1, 1, 1, 1, 1, 1, 1, 3])),
+            ("tokenizer.ggml.merges", T_ARR, (T_STR, ["Ġ t", "h e", "Ġt he"])),
+            ("tokenizer.ggml.bos_token_id", T_U32, 7), ("tokenizer.ggml.eos_token_id", T_U32, 7)]
+    write_gguf(os.path.join(folder, "gpt2_tokenizer.gguf"), gpt2, [])
+    write_gguf(os.path.join(folder, "llama_tokenizer.gguf"), llama_vocab(32),
+               [("token_embd.weight", GG_F32, [2, 32], enc_f32(np.zeros((32, 2)))[0])])
+    with open(os.path.join(OUT, "llama_q4_0_untied.gguf"), "rb") as src:
+        data = src.read()
+    with open(os.path.join(folder, "llama_q4_0_untied.gguf"), "wb") as dst:
+        dst.write(data)
+
+
 def main():
     self_check()
     os.makedirs(OUT, exist_ok=True)
@@ -437,6 +468,7 @@ def main():
     # gpt2: learned positions, LayerNorm with biases, fused qkv, tanh GELU, tied output.
     rows.append(make_gpt2("gpt2_tiny", dict(vocab=64, dim=16, layers=2, heads=2, ffn=64, context=16, eps=1e-5),
                           seed=5))
+    write_fuzz_seeds(os.path.join(OUT, "..", "..", "fuzz", "corpus", "gguf"))
     for name, size, types, c in rows:
         print(f"{name}.gguf  {size} bytes  {'/'.join(types)}  "
               + " ".join(f"{k}={v}" for k, v in c.items()))

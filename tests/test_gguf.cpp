@@ -557,3 +557,20 @@ TEST_CASE("gguf: the committed fixtures (scripts/make_gguf_fixtures.py) load and
   CHECK(q.get_float("llama.rope.scaling.factor") == 4.0);
   CHECK(q.find("blk.1.attn_v.bias") != nullptr);
 }
+
+TEST_CASE("gguf: the fuzz seeds parse (tests/fuzz/corpus/gguf, written by make_gguf_fixtures.py)") {
+  const auto dir = source_dir() / "tests" / "fuzz" / "corpus" / "gguf";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    INFO(e.path());
+    const GgufFile f = GgufFile::open(e.path());
+    for (const auto& t : f.tensors()) CHECK(f.dequantize(t).size() == t.numel());
+    ++n;
+  }
+  CHECK(n >= 4);
+  const GgufFile f = GgufFile::open(dir / "all_types.gguf");
+  CHECK(f.alignment() == 16);
+  CHECK(f.get_string("s") == "héllo");
+  CHECK(f.dequantize(*f.find("bf16")) == std::vector<float>{1.f, -3.f, 0.15625f, 0.f});
+  CHECK(f.dequantize(*f.find("f16")) == std::vector<float>{1.f, -2.f, 0.5f, 4.f});
+}
