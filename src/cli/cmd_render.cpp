@@ -238,6 +238,8 @@ void add_overlay(CLI::App& parent) {
 
 }  // namespace
 
+void add_render_html(CLI::App& render);  // cmd_render_html.cpp (interactive page)
+
 void add_render(CLI::App& app) {
   auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | text");
   sub->require_subcommand(1);
@@ -247,6 +249,7 @@ void add_render(CLI::App& app) {
   add_lines(*sub);
   add_overlay(*sub);
   add_render_text(*sub);
+  add_render_html(*sub);
 }
 
 }  // namespace attnviz::cli
