@@ -3,12 +3,14 @@
 #include "cli/commands.hpp"
 #include "cli/input_options.hpp"
 
+#include <attnviz/io/gguf.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/record/nonfinite.hpp>
 #include <attnviz/record/stats.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -105,11 +107,19 @@ void add_inspect(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("inspect", "print tensor shapes, tokens, per-head entropy and top attended keys");
-  sub->add_option("INPUT", o->input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
+  sub->add_option("INPUT", o->input, "record, importable file (.safetensors, .npy, .npz, .json) or GGUF model")->required();
   add_import_options(sub, o->imp);
   sub->add_flag("--all-rows", o->all_rows, "print top keys for every query even of large tensors");
   set_example(sub, "attnviz inspect samples/alignment_6x7.safetensors");
   sub->callback([o] {
+    // A GGUF model (detected by its magic): architecture, sizes, tensor types, tokenizer, tensors.
+    if (std::ifstream in(o->input, std::ios::binary); in) {
+      std::string head(4, '\0');
+      if (in.read(head.data(), 4) && looks_like_gguf(head)) {
+        fmt::print("{}: {}", o->input, describe_gguf(GgufFile::open(o->input)));
+        return;
+      }
+    }
     auto records = import_records(o->input, o->imp);
     fmt::print("{}: {} sample(s)\n", o->input, records.size());
     for (size_t i = 0; i < records.size(); ++i) {
