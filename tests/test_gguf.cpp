@@ -463,7 +463,7 @@ TEST_CASE("gguf: describe_gguf lists architecture, sizes, types and tensors") {
   CHECK(d.find("layers 1  dim 32  heads 4  kv heads 4 (no key: = heads)  ffn 64  vocab 2 (tokens)") != std::string::npos);
   CHECK(d.find("rope: base 10000 (no key: default)") != std::string::npos);
   CHECK(d.find("tensors: 2 (F32 1, Q8_0 1)") != std::string::npos);
-  CHECK(d.find("parameters: 1088") != std::string::npos);
+  CHECK(d.find("parameters: 1,088 ") != std::string::npos);
   CHECK(d.find("tokenizer: \"llama\", 2 tokens") != std::string::npos);
   CHECK(d.find("blk.0.attn_q.weight  Q8_0  [32, 32]") != std::string::npos);
 }
@@ -573,4 +573,28 @@ TEST_CASE("gguf: the fuzz seeds parse (tests/fuzz/corpus/gguf, written by make_g
   CHECK(f.get_string("s") == "héllo");
   CHECK(f.dequantize(*f.find("bf16")) == std::vector<float>{1.f, -3.f, 0.15625f, 0.f});
   CHECK(f.dequantize(*f.find("f16")) == std::vector<float>{1.f, -2.f, 0.5f, 4.f});
+}
+
+TEST_CASE("gguf: attnviz inspect on a GGUF file; a malformed one exits 2 with one line") {
+  const auto fixture = source_dir() / "tests" / "data" / "gguf" / "llama_gqa4_f16_untied.gguf";
+  const RunResult ok = run_cli("inspect '" + fixture.string() + "'");
+  INFO(ok.out);
+  CHECK(ok.code == 0);
+  CHECK(ok.out.find("llama_gqa4_f16_untied.gguf: GGUF v3") != std::string::npos);
+  CHECK(ok.out.find("layers 2  dim 32  heads 8  kv heads 2  ffn 40  vocab 32 (tokens)  context 64") !=
+        std::string::npos);
+  CHECK(ok.out.find("rope: base 500000") != std::string::npos);
+  CHECK(ok.out.find("tensors: 21 (F16 15, F32 6)") != std::string::npos);
+  CHECK(ok.out.find("output.weight             F16   [32, 32]") != std::string::npos);
+
+  const auto dir = temp_dir("gguf_cli");
+  std::string bytes = slurp(fixture);
+  bytes.resize(bytes.size() / 2);  // tensor data cut off
+  spit(dir / "cut.gguf", bytes);
+  const RunResult bad = run_cli("inspect '" + (dir / "cut.gguf").string() + "'");
+  INFO(bad.out);
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("cut.gguf: tensor '") != std::string::npos);
+  CHECK(bad.out.find("extends past the end of the file") != std::string::npos);
+  CHECK(std::count(bad.out.begin(), bad.out.end(), '\n') == 1);
 }

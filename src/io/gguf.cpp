@@ -193,6 +193,15 @@ std::string quote(const std::string& s, std::size_t max_chars) {
   return out + "\"";
 }
 
+std::string grouped(std::uint64_t v) {  // 1234567 -> "1,234,567"
+  std::string d = std::to_string(v), out;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    if (i && (d.size() - i) % 3 == 0) out += ',';
+    out += d[i];
+  }
+  return out;
+}
+
 std::string shape_string(const std::vector<std::uint64_t>& ne) {
   return fmt::format("[{}]", fmt::join(ne, ", "));
 }
@@ -719,7 +728,7 @@ std::string describe_gguf(const GgufFile& f) {
   const std::string a = f.has("general.architecture") && f.kv("general.architecture")->type == GgufValueType::STRING
                             ? f.get_string("general.architecture")
                             : "";
-  line(fmt::format("GGUF v{}, {} bytes, alignment {}, {} metadata keys, {} tensors", f.version(), f.file_size(),
+  line(fmt::format("GGUF v{}, {} bytes, alignment {}, {} metadata keys, {} tensors", f.version(), grouped(f.file_size()),
                    f.alignment(), f.entries().size(), f.tensors().size()));
   line("architecture: " + arch + (f.has("general.name") ? "  name: " + f.describe_value("general.name", 60) : ""));
   // A value as text whatever its type (some models store per-layer arrays where others store one number).
@@ -753,8 +762,9 @@ std::string describe_gguf(const GgufFile& f) {
   }
   std::string types;
   for (const auto& [n, c] : by_type) types += fmt::format("{}{} {}", types.empty() ? "" : ", ", n, c);
-  line(fmt::format("tensors: {} ({}), {} bytes of data", f.tensors().size(), types.empty() ? "none" : types, bytes));
-  line(fmt::format("parameters: {}", params));
+  line(fmt::format("tensors: {} ({}), {} bytes of data", f.tensors().size(), types.empty() ? "none" : types,
+                   grouped(bytes)));
+  line(fmt::format("parameters: {} (every tensor as stored; a separate output.weight counts)", grouped(params)));
   if (f.has("tokenizer.ggml.model")) {
     const GgufKv* tok = f.kv("tokenizer.ggml.tokens");
     line(fmt::format("tokenizer: {}, {} tokens, bos {}, eos {}{}", f.describe_value("tokenizer.ggml.model", 30),
