@@ -25,7 +25,11 @@ TEST_CASE("the README example builds against the installed package and writes a 
   const fs::path dir = test::temp_dir("api_example");
   const fs::path prefix = dir / "prefix", ex = dir / "build", out = dir / "attention.safetensors";
   REQUIRE(sh("cmake --install '" + build.string() + "' --prefix '" + prefix.string() + "'") == 0);
-  CHECK(fs::exists(prefix / "include/attnviz/nn/attention.hpp"));
+  CHECK(fs::exists(prefix / "include/attnviz/engine/attention.hpp"));
+  CHECK(fs::exists(prefix / "include/attnviz/record/record.hpp"));
+  // Bench and test internals are not part of the installed API.
+  CHECK_FALSE(fs::exists(prefix / "include/attnviz/engine/bench.hpp"));
+  CHECK_FALSE(fs::exists(prefix / "include/attnviz/engine/gradcheck.hpp"));
   REQUIRE(sh("cmake -S '" + (test::source_dir() / "examples/api").string() + "' -B '" + ex.string() +
              "' -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH='" + prefix.string() + "'") == 0);
   REQUIRE(sh("cmake --build '" + ex.string() + "'") == 0);
