@@ -52,7 +52,7 @@ std::string deflate(const std::string& bytes) {
   uLongf cap = compressBound(static_cast<uLong>(bytes.size()));
   std::string out(cap, '\0');
   int rc = compress2(reinterpret_cast<Bytef*>(out.data()), &cap, reinterpret_cast<const Bytef*>(bytes.data()),
-                     static_cast<uLong>(bytes.size()), 6);
+                     static_cast<uLong>(bytes.size()), 1);  // level 1: 4x faster than 6, 4% larger
   if (rc != Z_OK) throw InputError("html", fmt::format("zlib compress2 failed ({})", rc));
   out.resize(cap);
   return out;
@@ -212,23 +212,38 @@ std::string html_page(const AttentionRecord& rec, const HtmlOptions& opt, HtmlRe
     throw UsageError(fmt::format("--max-mib {} is below the {:.2f} MiB the page needs without any full matrix",
                                  opt.max_mib, (fixed + meta_guess) / kMiB));
   size_t used = fixed + meta_guess;
+  // Pack every tensor (in parallel: deflate is most of the time), then keep them in record order
+  // while they fit under the limit.
+  std::vector<std::string> packed(rec.tensors.size());
+  std::vector<std::string> failed(rec.tensors.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (long ti = 0; ti < static_cast<long>(rec.tensors.size()); ++ti) {
+    try {
+      const auto& t = rec.tensors[ti];
+      const size_t per_head = static_cast<size_t>(t.queries) * t.keys;
+      std::string codes;
+      codes.reserve(t.data.size() * (opt.bits / 8));
+      for (int h = 0; h < t.heads; ++h) {
+        HeadRange r = head_range(t.data.data() + h * per_head, per_head);
+        for (size_t i = 0; i < per_head; ++i) put_code(codes, quantize(t.data[h * per_head + i], r, opt.bits), opt.bits);
+      }
+      packed[ti] = base64(deflate(codes));
+    } catch (const std::exception& e) {
+      failed[ti] = e.what();
+    }
+  }
   json left = json::array();
   for (size_t ti = 0; ti < rec.tensors.size(); ++ti) {
+    if (!failed[ti].empty()) throw InputError(opt.source.empty() ? "record" : opt.source, failed[ti]);
     const auto& t = rec.tensors[ti];
-    const size_t per_head = static_cast<size_t>(t.queries) * t.keys;
-    std::string codes;
-    codes.reserve(t.data.size() * (opt.bits / 8));
-    for (int h = 0; h < t.heads; ++h) {
-      HeadRange r{tensors[ti]["ranges"][h][0].get<float>(), tensors[ti]["ranges"][h][1].get<float>()};
-      for (size_t i = 0; i < per_head; ++i) put_code(codes, quantize(t.data[h * per_head + i], r, opt.bits), opt.bits);
-    }
-    std::string b64 = base64(deflate(codes));
+    std::string& b64 = packed[ti];
     if (used + b64.size() > limit) {
       std::string line = fmt::format("{} ({} heads x {} x {}, {:.1f} MiB packed)", t.name, t.heads, t.queries,
                                      t.keys, b64.size() / kMiB);
       left.push_back(line);
       rep.left_out.push_back(line);
       tensors[ti]["chunk"] = nullptr;
+      std::string().swap(b64);
       continue;
     }
     used += b64.size();

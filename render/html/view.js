@@ -290,10 +290,9 @@
         }
       } else {
         c.font = '11px ' + FONT; c.fillStyle = '#667085';
-        c.textAlign = 'right'; c.textBaseline = 'top';
-        c.fillText('queries ' + q0 + '–' + (q1 - 1), this.ml - 4, this.mt);
         c.textAlign = 'left'; c.textBaseline = 'bottom';
-        c.fillText('keys ' + k0 + '–' + (k1 - 1) + '  (zoom for labels)', this.ml, this.mt - 4);
+        c.fillText('rows: queries ' + q0 + '–' + (q1 - 1) + ' · columns: keys ' + k0 + '–' + (k1 - 1) +
+                   '  (zoom in for labels)', 4, this.mt - 4, this.cssW - 8);
       }
     }
     cellAt(ev) {
@@ -544,7 +543,9 @@
     return {
       async show() {
         if (!built) await build();
-        const side = Math.max(360, Math.min(760, window.innerWidth - grid.getBoundingClientRect().width - 80));
+        // Beside the grid when there is room, else below it at full width.
+        const beside = window.innerWidth - grid.getBoundingClientRect().width - 80;
+        const side = beside >= 480 ? Math.min(760, beside) : Math.max(360, Math.min(760, window.innerWidth - 40));
         mv.size(side, side);
         if (!selected) {
           const ti = Math.max(0, META.tensors.findIndex(t => t.chunk));
