@@ -7,6 +7,7 @@
 #include <attnviz/error.hpp>
 #include <attnviz/io/gguf.hpp>
 #include <attnviz/io/npy.hpp>
+#include <attnviz/models/lm.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -597,4 +598,40 @@ TEST_CASE("gguf: attnviz inspect on a GGUF file; a malformed one exits 2 with on
   CHECK(bad.out.find("cut.gguf: tensor '") != std::string::npos);
   CHECK(bad.out.find("extends past the end of the file") != std::string::npos);
   CHECK(std::count(bad.out.begin(), bad.out.end(), '\n') == 1);
+}
+
+// The fixtures' purpose: the llama/gpt2 forward pass (models/lm.hpp) on each file reproduces the
+// numpy reference (HF layout, HF RoPE) for logits and every layer's attention weights.
+TEST_CASE("gguf fixtures: load_lm_gguf + forward match the numpy reference forward pass") {
+  const auto dir = source_dir() / "tests" / "data" / "gguf";
+  const std::vector<int> tokens = {1, 5, 9, 2, 17, 30, 3, 11, 4, 25};  // tests/data/gguf/README.md
+  for (const char* name : {"llama_mha_f32", "llama_gqa4_f16_untied", "llama_qkvbias_q8_0_ropelinear",
+                           "llama_q4_0_untied", "gpt2_tiny"}) {
+    INFO(name);
+    const std::string base = (dir / name).string();
+    auto lm = models::load_lm_gguf(base + ".gguf");
+    auto cache = lm.model->new_cache(16);
+    models::AttentionCollector sink;
+    models::LmForwardOptions opt;
+    opt.all_logits = true;
+    const Mat logits = lm.model->forward(tokens, cache, &sink, opt);
+    const NpyArray ref = parse_npy(slurp(base + ".logits.npy"), name);
+    REQUIRE(ref.shape == std::vector<std::int64_t>{10, logits.cols()});
+    REQUIRE(logits.rows() == 10);
+    float dl = 0;
+    for (Eigen::Index i = 0; i < logits.size(); ++i) dl = std::max(dl, std::fabs(logits.data()[i] - ref.values[i]));
+    CHECK(dl < 1e-4f);
+    const NpyArray att = parse_npy(slurp(base + ".attn.npy"), name);
+    const int L = static_cast<int>(att.shape[0]), H = static_cast<int>(att.shape[1]), T = 10;
+    float da = 0;
+    for (int l = 0; l < L; ++l) {
+      const auto& w = sink.w.at("decoder.layer" + std::to_string(l) + ".self");
+      REQUIRE(w.H == H);
+      REQUIRE(w.Nq == T);
+      REQUIRE(w.Nk == T);
+      for (int h = 0; h < H; ++h)
+        for (int i = 0; i < T * T; ++i) da = std::max(da, std::fabs(w.at(0, h)[i] - att.values[(l * H + h) * T * T + i]));
+    }
+    CHECK(da < 1e-5f);
+  }
 }
