@@ -362,7 +362,7 @@ void GgufFile::parse_all() {
          8);
 
   // ---- metadata: validated by walking it; values are decoded later, from the image, when asked for.
-  kvs_.reserve(n_kv);  // n_kv <= file size / 13
+  // No reserve() from the claimed counts: the tables grow only with entries actually read from the file.
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     const std::uint64_t at = r.pos();
     GgufKv kv;
@@ -405,8 +405,7 @@ void GgufFile::parse_all() {
     fail(fmt::format("header claims {} tensors but only {} bytes follow the metadata (each needs at least {})",
                      n_tensors, r.left(), kMinTensorInfoBytes),
          r.pos());
-  tensors_.reserve(n_tensors);
-  std::vector<std::uint64_t> offset_field(n_tensors);  // where each tensor's offset is written, for messages
+  std::vector<std::uint64_t> offset_field;  // where each tensor's offset is written, for messages
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     const std::uint64_t at = r.pos();
     GgufTensorInfo t;
@@ -449,7 +448,7 @@ void GgufFile::parse_all() {
                        ggml_type_name(type), size_),
            dims_at);
     t.nbytes = numel / be * bb;
-    offset_field[i] = r.pos();
+    offset_field.push_back(r.pos());
     t.offset = r.read<std::uint64_t>(what + " data offset");  // relative for now
     tensor_index_.emplace(t.name, tensors_.size());
     tensors_.push_back(std::move(t));
