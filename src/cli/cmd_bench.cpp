@@ -10,6 +10,7 @@ void add_bench(CLI::App& app) {
   add_bench_kernels(*sub);
   add_bench_train(*sub);
   add_bench_render(*sub);
+  add_bench_lm(*sub);
 }
 
 }  // namespace attnviz::cli

@@ -44,6 +44,7 @@ void add_record_textcls(CLI::App& record);
 void add_bench_kernels(CLI::App& bench);      // bench_kernels.cpp (engine)
 void add_bench_render(CLI::App& bench);       // bench_render.cpp (renderer)
 void add_bench_train(CLI::App& bench);        // bench_train.cpp (MNIST training)
+void add_bench_lm(CLI::App& bench);           // cmd_bench_lm.cpp (decoder LMs)
 void add_render_text(CLI::App& render);       // render_text.cpp (text classification view)
 void add_corpus_translate(CLI::App& corpus);  // translate.cpp (built-in parallel corpus)
 void add_corpus_textcls(CLI::App& corpus);    // textcls.cpp (fortunes dataset)

@@ -51,7 +51,9 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   if (opt.steps < 0) throw UsageError("--steps must be >= 0");
   const int P = static_cast<int>(opt.prompt.size());
   const int tmax = P + opt.steps;
-  if (tmax > cfg.context)
+  // The last generated token runs through the model only when the record needs its row.
+  const int capacity = opt.record || opt.steps == 0 ? tmax : tmax - 1;
+  if (capacity > cfg.context)
     throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
                                  opt.steps, cfg.context));
   if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib);
@@ -63,7 +65,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   res.ids = opt.prompt;
   res.ids.reserve(tmax);
   std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax) : nullptr;
-  LmCache cache = model.new_cache(tmax);
+  LmCache cache = model.new_cache(capacity);
   nn::Rng rng(opt.seed);
   std::vector<std::pair<float, int>> scratch;
   scratch.reserve(cfg.vocab);

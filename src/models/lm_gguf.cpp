@@ -42,7 +42,8 @@ LmConfig config_from(const GgufFile& f) {
   else
     throw InputError(path, fmt::format("architecture '{}' is not supported (attnviz runs llama and gpt2)", arch));
   const std::string p = arch + ".";
-  c.name = f.get_string("general.name", f.path().stem().string());
+  c.name = f.get_string("general.name", "");
+  if (c.name.empty() || c.name == arch) c.name = f.path().stem().string();   // stories260K's says "llama"
   c.layers = positive_int(f, p + "block_count");
   c.dim = positive_int(f, p + "embedding_length");
   c.heads = positive_int(f, p + "attention.head_count");

@@ -1,0 +1,171 @@
+// `attnviz bench lm`: prefill and generation throughput of a llama-shaped model with random weights
+// the size of SmolLM2-135M (generated in memory), with and without recording every head, in
+// tokens/s and matmul GFLOP/s against the measured FP32 peak; plus stories260K generation on one thread.
+#include "cli/commands.hpp"
+#include "engine/bench.hpp"
+
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/models/lm.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+struct BenchLmOptions {
+  std::vector<int> sizes = {128, 512, 2048};
+  int gen_prompt = 128, gen_steps = 128;
+  double min_seconds = 1.0;
+  double max_record_mib = 2048;
+  std::string stories;   // stories260K.gguf (default: ../shared/models beside the checkout)
+  bool json = false;
+};
+
+// Keeps every tensor's weights (what a record would hold), as generate's recorder does.
+struct KeepAll : models::AttentionSink {
+  std::map<std::string, nn::AttentionWeights> w;
+  void weights(const std::string& name, nn::AttentionWeights&& x, int) override { w[name] = std::move(x); }
+};
+
+double seconds(const std::function<void()>& f, double min_seconds, int max_runs = 20) {
+  f();   // warm-up
+  double best = 1e300, total = 0;
+  int runs = 0;
+  while ((total < min_seconds || runs < 2) && runs < max_runs) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, t);
+    total += t;
+    ++runs;
+  }
+  return best;
+}
+
+std::string default_stories() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) return (fs::path(env) / "stories260K" / "stories260K.gguf").string();
+  return (fs::path(ATTNVIZ_SOURCE_DIR).parent_path() / "shared" / "models" / "stories260K" / "stories260K.gguf").string();
+}
+
+void run(const BenchLmOptions& o) {
+  const int threads = globals().threads > 0 ? globals().threads : nn::threads();
+  const double peak = nn::fma_peak_gflops(threads, 0.2), peak512 = nn::fma512_peak_gflops(threads, 0.2);
+  const double best_peak = std::max(peak, peak512);
+  models::LmConfig cfg;
+  cfg.arch = models::LmArch::Llama;
+  cfg.name = "SmolLM2-135M shape (random weights)";
+  cfg.layers = 30; cfg.dim = 576; cfg.heads = 9; cfg.kv_heads = 3; cfg.head_dim = 64; cfg.ffn = 1536;
+  cfg.vocab = 49152; cfg.context = 8192; cfg.tied_output = true; cfg.rope_base = 100000;
+  models::LmModel m(cfg);
+  m.init_random(1, 0.02f);
+  nlohmann::json j;
+  j["threads"] = threads;
+  j["peak_gflops"] = peak;
+  j["peak512_gflops"] = peak512 > 0 ? nlohmann::json(peak512) : nlohmann::json(nullptr);
+  j["model"] = {{"layers", cfg.layers}, {"dim", cfg.dim}, {"heads", cfg.heads}, {"kv_heads", cfg.kv_heads},
+                {"ffn", cfg.ffn}, {"vocab", cfg.vocab}, {"parameters", cfg.parameters()}};
+  if (!o.json) {
+    fmt::print("{}: {} layers, d {}, {} heads / {} KV heads, FFN {}, vocab {} ({:.1f} M parameters, F32)\n", cfg.name,
+               cfg.layers, cfg.dim, cfg.heads, cfg.kv_heads, cfg.ffn, cfg.vocab, cfg.parameters() / 1e6);
+    fmt::print("FP32 FMA peak on {} threads: {:.1f} GFLOP/s (AVX2){}\n", threads, peak,
+               peak512 > 0 ? fmt::format(", {:.1f} GFLOP/s (AVX-512)", peak512) : "");
+    fmt::print("{:<28} {:>10} {:>12} {:>12} {:>10}\n", "", "ms", "tokens/s", "GFLOP/s", "% peak");
+  }
+  auto row = [&](const std::string& what, double s, int tokens, double flops) {
+    const double gf = flops / s / 1e9;
+    if (!o.json)
+      fmt::print("{:<28} {:>10.1f} {:>12.0f} {:>12.1f} {:>9.0f}%\n", what, s * 1e3, tokens / s, gf, 100 * gf / best_peak);
+    j["rows"].push_back({{"what", what}, {"seconds", s}, {"tokens", tokens}, {"tokens_per_s", tokens / s},
+                         {"gflops", gf}, {"peak_ratio", gf / best_peak}});
+  };
+
+  nn::Rng rng(7);
+  for (int T : o.sizes) {
+    std::vector<int> ids(T);
+    for (int& id : ids) id = rng.below(cfg.vocab);
+    const double flops = m.matmul_flops(T, 0);
+    models::LmCache cache = m.new_cache(T);
+    const double s = seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
+    row(fmt::format("prefill T={}", T), s, T, flops);
+    const double mib = models::lm_record_bytes(cfg, T) / (1024.0 * 1024.0);
+    if (mib > o.max_record_mib) {
+      if (!o.json)
+        fmt::print("{:<28} refused: the record needs {:.0f} MiB > --max-record-mib {:.0f}\n",
+                   fmt::format("prefill T={} + record", T), mib, o.max_record_mib);
+      j["rows"].push_back({{"what", fmt::format("prefill T={} + record", T)}, {"refused_mib", mib}});
+      continue;
+    }
+    const double sr = seconds([&] { KeepAll k; cache.length = 0; m.forward(ids, cache, &k); }, o.min_seconds, 10);
+    row(fmt::format("prefill T={} + record", T), sr, T, flops);
+  }
+
+  // Generation: a prompt, then steps tokens one at a time (greedy), with and without recording.
+  for (bool rec : {false, true}) {
+    models::GenerateOptions g;
+    g.prompt.resize(o.gen_prompt);
+    for (int& id : g.prompt) id = rng.below(cfg.vocab);
+    g.steps = o.gen_steps;
+    g.record = rec;
+    g.max_record_mib = o.max_record_mib;
+    models::GenerateResult r = models::generate(m, g);
+    double flops = 0;
+    for (int s = 0; s < r.decoded; ++s) flops += m.matmul_flops(1, o.gen_prompt + s);
+    row(fmt::format("generate {}+{}{}", o.gen_prompt, o.gen_steps, rec ? " + record" : ""), r.decode_seconds,
+        r.decoded, flops);
+  }
+
+  // stories260K (when present): generation on one thread, every head recorded.
+  const std::string path = o.stories.empty() ? default_stories() : o.stories;
+  if (std::filesystem::exists(path)) {
+    models::LoadedLm lm = models::load_lm(path);
+    for (bool rec : {false, true}) {
+      models::GenerateOptions g;
+      g.prompt = {1};
+      g.steps = 511;
+      g.record = rec;
+      g.threads = 1;
+      double best = 1e300;
+      int decoded = 0;
+      for (int rep = 0; rep < 5; ++rep) {
+        models::GenerateResult r = models::generate(*lm.model, g);
+        best = std::min(best, r.decode_seconds);
+        decoded = r.decoded;
+      }
+      double flops = 0;
+      for (int s = 0; s < decoded; ++s) flops += lm.model->matmul_flops(1, 1 + s);
+      row(fmt::format("stories260K 1 thread{}", rec ? " + record" : ""), best, decoded, flops);
+    }
+  } else if (!o.json) {
+    fmt::print("(stories260K not found at {}: --stories FILE adds its generation rows)\n", path);
+  }
+  if (o.json) fmt::print("{}\n", j.dump(2));
+}
+
+}  // namespace
+
+void add_bench_lm(CLI::App& parent) {
+  auto o = std::make_shared<BenchLmOptions>();
+  auto* sub = parent.add_subcommand("lm", "decoder LM prefill/generation tokens/s and GFLOP/s (SmolLM2-135M shape, random weights), with and without recording");
+  sub->add_option("--sizes", o->sizes, "prefill lengths T")->delimiter(',');
+  sub->add_option("--prompt", o->gen_prompt, "generation: prompt tokens")->check(CLI::Range(1, 4096));
+  sub->add_option("--steps", o->gen_steps, "generation: tokens generated")->check(CLI::Range(1, 4096));
+  sub->add_option("--min-seconds", o->min_seconds, "repeat each prefill at least this long (best run kept)");
+  sub->add_option("--max-record-mib", o->max_record_mib, "recording runs whose record would exceed this are refused");
+  sub->add_option("--stories", o->stories, "stories260K.gguf for the one-thread generation rows (default: ../shared/models)");
+  sub->add_flag("--json", o->json, "machine-readable output");
+  set_example(sub, "attnviz --threads 2 bench lm --sizes 128,512");
+  sub->callback([o] { run(*o); });
+}
+
+}  // namespace attnviz::cli
