@@ -15,9 +15,7 @@
 #include <sstream>
 #include <string>
 
-#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#endif
 
 namespace attnviz::nn {
 
@@ -44,40 +42,49 @@ double best_time(const std::function<void()>& f, double min_seconds) {
   return best;
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
 // 12 independent FMA chains (latency 4 x 2 ports = 8 in flight needed; 12 leaves slack), kept in
 // named variables: an array makes GCC store every accumulator to the stack each iteration.
 // Each chain starts from a different value and passes through an empty asm barrier every
 // iteration: without it GCC proves the 12 chains equal and folds them into one FMA per iteration,
 // which made an earlier version of this loop report 12x the real peak.
-template <class V, V (*Set1)(float), V (*Fma)(V, V, V), V (*Add)(V, V)>
-__attribute__((noinline)) float fma_loop(long iters, float seed) {
-  V a0 = Set1(seed), a1 = Set1(seed + 1), a2 = Set1(seed + 2), a3 = Set1(seed + 3), a4 = Set1(seed + 4),
-    a5 = Set1(seed + 5), a6 = Set1(seed + 6), a7 = Set1(seed + 7), a8 = Set1(seed + 8), a9 = Set1(seed + 9),
-    a10 = Set1(seed + 10), a11 = Set1(seed + 11);
-  const V x = Set1(0.999999f), y = Set1(1e-7f);
-  for (long it = 0; it < iters; ++it) {
-    a0 = Fma(a0, x, y); a1 = Fma(a1, x, y); a2 = Fma(a2, x, y); a3 = Fma(a3, x, y);
-    a4 = Fma(a4, x, y); a5 = Fma(a5, x, y); a6 = Fma(a6, x, y); a7 = Fma(a7, x, y);
-    a8 = Fma(a8, x, y); a9 = Fma(a9, x, y); a10 = Fma(a10, x, y); a11 = Fma(a11, x, y);
-    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
-    __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
-  }
-  V s = Add(Add(Add(a0, a1), Add(a2, a3)), Add(Add(a4, a5), Add(a6, a7)));
-  s = Add(s, Add(Add(a8, a9), Add(a10, a11)));
-  alignas(64) float out[sizeof(V) / sizeof(float)];
-  std::memcpy(out, &s, sizeof(V));
+// The build is portable (no -march), so each loop carries its own target attribute and runs only
+// when the CPU has that ISA (checked with __builtin_cpu_supports before the call).
+#define ATTNVIZ_FMA_LOOP(V, SET1, FMA, ADD)                                                              \
+  V a0 = SET1(seed), a1 = SET1(seed + 1), a2 = SET1(seed + 2), a3 = SET1(seed + 3), a4 = SET1(seed + 4), \
+    a5 = SET1(seed + 5), a6 = SET1(seed + 6), a7 = SET1(seed + 7), a8 = SET1(seed + 8),                  \
+    a9 = SET1(seed + 9), a10 = SET1(seed + 10), a11 = SET1(seed + 11);                                   \
+  const V x = SET1(0.999999f), y = SET1(1e-7f);                                                          \
+  for (long it = 0; it < iters; ++it) {                                                                  \
+    a0 = FMA(a0, x, y); a1 = FMA(a1, x, y); a2 = FMA(a2, x, y); a3 = FMA(a3, x, y);                      \
+    a4 = FMA(a4, x, y); a5 = FMA(a5, x, y); a6 = FMA(a6, x, y); a7 = FMA(a7, x, y);                      \
+    a8 = FMA(a8, x, y); a9 = FMA(a9, x, y); a10 = FMA(a10, x, y); a11 = FMA(a11, x, y);                  \
+    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));                   \
+    __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));                 \
+  }                                                                                                      \
+  V s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));                               \
+  s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)));                                                           \
+  alignas(64) float out[sizeof(V) / sizeof(float)];                                                      \
+  std::memcpy(out, &s, sizeof(V));                                                                       \
   return out[0];
-}
 
-__m256 set1_256(float v) { return _mm256_set1_ps(v); }
-__m256 fma_256(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-__m256 add_256(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
-#if defined(__AVX512F__)
-__m512 set1_512(float v) { return _mm512_set1_ps(v); }
-__m512 fma_512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
-__m512 add_512(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
-#endif
+#define ATTNVIZ_MULADD_128(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)   // SSE has no FMA: 2 flops, 2 ops
+#define ATTNVIZ_MULADD_1(a, b, c) ((a) * (b) + (c))
+#define ATTNVIZ_ADD_1(a, b) ((a) + (b))
+#define ATTNVIZ_SET1_1(v) (v)
+__attribute__((noinline, target("avx2,fma"))) float fma_loop_256(long iters, float seed) {
+  ATTNVIZ_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
+}
+__attribute__((noinline, target("avx512f"))) float fma_loop_512(long iters, float seed) {
+  ATTNVIZ_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
+}
+__attribute__((noinline)) float muladd_loop_128(long iters, float seed) {
+  ATTNVIZ_FMA_LOOP(__m128, _mm_set1_ps, ATTNVIZ_MULADD_128, _mm_add_ps)
+}
+// The portable kernels' scalar code (-fp-contract keeps a*b+c as mul + add on plain x86-64).
+__attribute__((noinline)) float muladd_loop_1(long iters, float seed) {
+  ATTNVIZ_FMA_LOOP(float, ATTNVIZ_SET1_1, ATTNVIZ_MULADD_1, ATTNVIZ_ADD_1)
+}
+#undef ATTNVIZ_FMA_LOOP
 
 using LoopFn = float (*)(long, float);
 
@@ -109,7 +116,6 @@ double measure_fma_loop(LoopFn loop, int lanes, int threads, double seconds) {
   }
   return best;
 }
-#endif
 
 // Current and peak resident set size (kB) from /proc/self/status.
 bool read_rss(long& rss_kb, long& hwm_kb) {
@@ -144,23 +150,40 @@ double peak_extra_mib(const std::function<void()>& f) {
 }  // namespace
 
 double fma_peak_gflops(int threads, double seconds) {
-#if defined(__AVX2__) && defined(__FMA__)
-  return measure_fma_loop(&fma_loop<__m256, set1_256, fma_256, add_256>, 8, threads, seconds);
-#else
-  (void)threads;
-  (void)seconds;
-  return 0;
-#endif
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+  return measure_fma_loop(&fma_loop_256, 8, threads, seconds);
 }
 
 double fma512_peak_gflops(int threads, double seconds) {
-#if defined(__AVX512F__)
-  return measure_fma_loop(&fma_loop<__m512, set1_512, fma_512, add_512>, 16, threads, seconds);
-#else
-  (void)threads;
-  (void)seconds;
-  return 0;
-#endif
+  if (!__builtin_cpu_supports("avx512f")) return 0;
+  return measure_fma_loop(&fma_loop_512, 16, threads, seconds);
+}
+
+double isa_peak_gflops(const std::string& isa, int threads, double seconds) {
+  if (isa == "avx512") return fma512_peak_gflops(threads, seconds);
+  if (isa == "avx2") return fma_peak_gflops(threads, seconds);
+  if (isa == "sse4" || isa == "ssse3") return measure_fma_loop(&muladd_loop_128, 4, threads, seconds);
+  return measure_fma_loop(&muladd_loop_1, 1, threads, seconds);
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const size_t c = line.find(':');
+      if (c != std::string::npos) return line.substr(line.find_first_not_of(" \t", c + 1));
+    }
+  return "unknown CPU";
+}
+
+std::string cpu_isa_flags() {
+  std::string f;
+  for (auto [name, has] : {std::pair{"avx512f", __builtin_cpu_supports("avx512f")},
+                           std::pair{"avx2", __builtin_cpu_supports("avx2")}, std::pair{"fma", __builtin_cpu_supports("fma")},
+                           std::pair{"sse4.2", __builtin_cpu_supports("sse4.2")}})
+    if (has) f += (f.empty() ? "" : " ") + std::string(name);
+  return f;
 }
 
 std::vector<KernelBenchRow> bench_kernels(const KernelBenchOptions& opt) {

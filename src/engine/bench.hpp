@@ -9,10 +9,16 @@ namespace attnviz::nn {
 // FP32 GFLOP/s of a register-resident AVX2 FMA loop (12 independent accumulators) run on
 // `threads` threads at once for about `seconds`. 0 when the CPU lacks AVX2/FMA.
 double fma_peak_gflops(int threads, double seconds = 0.2);
-// The same loop on 512-bit vectors: the machine's real FP32 limit when the library is built with
-// AVX-512 (ATTNVIZ_NATIVE on such a CPU), which the blocked kernel then uses through Eigen.
-// 0 when the build has no AVX-512.
+// The same loop on 512-bit vectors (the kernels' ceiling when the dispatch picks AVX-512).
+// 0 when the CPU lacks AVX-512F. On Zen 4 it equals the AVX2 figure: 512-bit FMAs are split into
+// two 256-bit halves.
 double fma512_peak_gflops(int threads, double seconds = 0.2);
+// The peak of the ISA the kernels run on (nn::kernel_isa()): avx512, avx2, sse4/ssse3 (128-bit
+// mul + add, no FMA) or portable (scalar mul + add).
+double isa_peak_gflops(const std::string& isa, int threads, double seconds = 0.2);
+// "model name" of /proc/cpuinfo, and the SIMD features the dispatch looks at ("avx512f avx2 fma ...").
+std::string cpu_model();
+std::string cpu_isa_flags();
 
 struct KernelBenchOptions {
   std::vector<int> sizes = {128, 512, 1024, 2048, 4096, 8192};   // N (= Nq = Nk)

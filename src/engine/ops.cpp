@@ -6,11 +6,27 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+
+#ifdef ATTNVIZ_USE_OPENBLAS
+extern "C" {
+void openblas_set_num_threads(int);
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+}
+#endif
 
 namespace attnviz::nn {
 
 namespace {
 int g_threads = 0;
+
+#ifdef ATTNVIZ_USE_OPENBLAS
+// OpenBLAS runs single-threaded: the engine splits products over its own OpenMP threads
+// (nn::threads()), as it did with Eigen, so thread counts (and the results) stay the engine's and
+// OpenBLAS's pthreads never compete with OpenMP's.
+[[maybe_unused]] const bool g_openblas_serial = (openblas_set_num_threads(1), true);
+#endif
 
 // Threads worth using for a product of m*n*k multiply-adds: below ~2 MFLOP the fork/join
 // (a few microseconds) costs more than it saves.
@@ -35,6 +51,18 @@ void for_parts(Eigen::Index n, int t, const Block& block) {
 
 void set_threads(int n) { g_threads = std::max(0, n); }
 int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+std::string gemm_backend() {
+#ifdef ATTNVIZ_USE_OPENBLAS
+  return std::string("OpenBLAS (") + openblas_get_config() + "; kernels: " + openblas_get_corename() + ")";
+#elif defined(__AVX512F__)
+  return "Eigen (AVX-512, compiled in)";
+#elif defined(__AVX2__)
+  return "Eigen (AVX2, compiled in)";
+#else
+  return "Eigen (SSE2, compiled in)";
+#endif
+}
 
 void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
   // a: [M, K], b: [K, N], c: [M, N]

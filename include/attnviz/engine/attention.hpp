@@ -74,6 +74,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         const KernelShape& shape, const KernelOptions& opt);
 // Peak extra bytes attention_blocked allocates for `shape` (without the weights output).
 size_t attention_blocked_workspace_bytes(const KernelShape& shape, const KernelOptions& opt);
+// The instruction set the kernels above run on: "avx512", "avx2", "sse4", "ssse3" or "portable".
+// Chosen at the first call: the widest the CPU supports, unless the environment variable
+// ATTNVIZ_ISA (best | avx512 | avx2 | sse4 | portable) or set_kernel_isa() rules wider ones out.
+std::string kernel_isa();
+// Rule out ISAs wider than `isa` (same names; "best" = none); UsageError on any other name.
+void set_kernel_isa(const std::string& isa);
 
 // ---------------------------------------------------------------------------------------------
 struct MultiHeadAttentionOptions {

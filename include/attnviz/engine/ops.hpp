@@ -3,12 +3,17 @@
 #pragma once
 #include <attnviz/tensor.hpp>
 
+#include <string>
+
 namespace attnviz::nn {
 
 // Threads the engine uses for its OpenMP loops (0 = OpenMP default, i.e. all cores).
 // Results are bitwise identical for the same thread count.
 void set_threads(int n);
 int threads();
+// What computes the matrix products: "OpenBLAS (<config>; kernels: <core>)" when built with
+// ATTNVIZ_BLAS (OpenBLAS picks its kernels for the CPU at run time), else Eigen and its compiled-in ISA.
+std::string gemm_backend();
 
 // c = a * b (+ c when accumulate). a: [M, K], b: [K, N], c: [M, N] (resized unless accumulate).
 // Large products are split by rows of `a` over threads; small ones run on one thread.
