@@ -43,6 +43,7 @@ void DrawList::append(const DrawList& other, double dx, double dy) {
 }
 
 Format format_from_path(const std::filesystem::path& path) {
+  if (path == "-") return Format::Png;  // -o - writes a PNG to standard output
   std::string ext = path.extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".png") return Format::Png;
@@ -256,6 +257,10 @@ SurfacePtr paint_image(const DrawList& list, const PaintOptions& opt) {
   if (!(scale > 0) || scale > 64) throw UsageError("PNG scale must be in (0, 64], got " + std::to_string(scale));
   int w = std::max(1, static_cast<int>(std::ceil(list.width * scale - 1e-6)));
   int h = std::max(1, static_cast<int>(std::ceil(list.height * scale - 1e-6)));
+  // Cairo's image surfaces stop at 32767 pixels a side: say so before allocating anything.
+  if (w > 32767 || h > 32767)
+    throw UsageError("the PNG would be " + std::to_string(w) + "x" + std::to_string(h) +
+                     " pixels, over cairo's limit of 32767 pixels a side; lower --cell/--scale/--dpi or use .svg/.pdf");
   if (static_cast<double>(w) * h > 400e6)
     throw UsageError("the PNG would be " + std::to_string(w) + "x" + std::to_string(h) +
                      " pixels; lower --scale/--dpi or use .svg/.pdf");

@@ -2,6 +2,7 @@
 #include "text.hpp"
 
 #include <attnviz/error.hpp>
+#include <attnviz/io/printable.hpp>
 #include <attnviz/render/escape.hpp>
 
 #include <cairo.h>
@@ -23,7 +24,34 @@ void set_scale_independent_fonts(PangoContext* context) {
   cairo_font_options_destroy(fo);
 }
 
-void setup_layout(PangoLayout* layout, const std::string& text, const TextStyle& style) {
+}  // namespace detail
+
+std::string figure_text(const std::string& text, bool markup, bool one_line) {
+  const size_t max_bytes = markup ? text.size() : one_line ? 256 : 4096;
+  std::string cut = text;
+  if (cut.size() > max_bytes) {
+    size_t n = max_bytes;
+    while (n > 0 && (static_cast<unsigned char>(cut[n]) & 0xC0) == 0x80) --n;  // UTF-8 boundary
+    cut.resize(n);
+    cut += "\u2026";
+  }
+  // Newlines and tabs lay out as intended; everything else a shaper would act on is shown escaped.
+  std::string out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = cut.find_first_of("\n\t", start);
+    out += printable_for_terminal(std::string_view(cut).substr(start, end == std::string::npos ? end : end - start));
+    if (end == std::string::npos) break;
+    out += cut[end];
+    start = end + 1;
+  }
+  return out;
+}
+
+namespace detail {
+
+void setup_layout(PangoLayout* layout, const std::string& raw, const TextStyle& style) {
+  const std::string text = figure_text(raw, style.markup, style.max_width > 0);
   PangoFontDescription* fd = pango_font_description_new();
   pango_font_description_set_family(fd, style.family.c_str());
   pango_font_description_set_absolute_size(fd, style.size * PANGO_SCALE);  // points = user units

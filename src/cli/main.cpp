@@ -3,13 +3,17 @@
 #include "cli/commands.hpp"
 
 #include <attnviz/error.hpp>
+#include <attnviz/io/limits.hpp>
+#include <attnviz/io/printable.hpp>
 #include <attnviz/render/render_info.hpp>
 
 #include <fmt/core.h>
 #include <omp.h>
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cstdlib>
+#include <thread>
 #include <exception>
 
 namespace attnviz::cli {
@@ -41,7 +45,31 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
   app.add_option("--data", globals().data_dir, "folder with the MNIST IDX files (default: $ATTNVIZ_DATA or data/mnist)");
-  app.add_option("--threads", globals().threads, "OpenMP threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  // A model copy per thread: 100000 threads once allocated 15 GB before failing. 4x the hardware
+  // threads is more than any speed-up needs.
+  const int max_threads = 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  app.add_option("--threads", globals().threads, "OpenMP threads (0 = all cores, at most " + std::to_string(max_threads) + ")")
+      ->check(CLI::Validator(
+          [max_threads](const std::string& v) -> std::string {
+            long n = 0;
+            try {
+              size_t used = 0;
+              n = std::stol(v, &used);
+              if (used != v.size()) return "--threads needs a whole number, got '" + v + "'";
+            } catch (const std::exception&) {
+              return "--threads needs a whole number, got '" + v + "'";
+            }
+            if (n < 0 || n > max_threads)
+              return "--threads " + v + " is out of range: 0 (all cores) to " + std::to_string(max_threads) +
+                     " (4x the " + std::to_string(max_threads / 4) + " hardware threads)";
+            return "";
+          },
+          "INT", "threads bound"));
+  static std::uint64_t max_mib = 0;
+  app.add_option("--max-mib", max_mib,
+                 "largest array a file may make attnviz allocate, in MiB (0 = default: 1/8 of RAM or of ulimit -v, "
+                 "now " + std::to_string(attnviz::default_max_array_bytes() >> 20) + ")")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 30));
   app.add_flag("--quiet", globals().quiet, "no progress bars");
   app.footer("\nExample:\n  attnviz demo --quick --out gallery     # train small models, record, render a gallery\n"
              "  attnviz inspect samples/alignment_6x7.safetensors");
@@ -57,24 +85,28 @@ int main(int argc, char** argv) {
   add_generate(app);
   app.parse_complete_callback([] {
     if (globals().threads > 0) omp_set_num_threads(globals().threads);
+    attnviz::set_max_array_bytes(max_mib << 20);
   });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    fmt::print(stderr, "attnviz: {}\n  (run with --help for usage)\n", e.what());
+    fmt::print(stderr, "attnviz: {}\n  (run with --help for usage)\n", attnviz::printable_for_terminal(e.what()));
     return 1;
   } catch (const attnviz::UsageError& e) {
-    fmt::print(stderr, "attnviz: {}\n", e.what());
+    // Messages quote file contents (tokens, keys, links): never let them reach the terminal raw.
+    fmt::print(stderr, "attnviz: {}\n", attnviz::printable_for_terminal(e.what()));
     return 1;
   } catch (const attnviz::InputError& e) {
-    fmt::print(stderr, "attnviz: {}\n", e.what());
+    fmt::print(stderr, "attnviz: {}\n", attnviz::printable_for_terminal(e.what()));
     return 2;
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "attnviz: out of memory\n");
+    fmt::print(stderr, "attnviz: out of memory (the inputs' sizes are checked against --max-mib = {} MiB; "
+               "a model, --threads or --batch too large for this machine can still run out)\n",
+               attnviz::max_array_bytes() >> 20);
     return 2;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "attnviz: error: {}\n", e.what());
+    fmt::print(stderr, "attnviz: error: {}\n", attnviz::printable_for_terminal(e.what()));
     return 2;
   }
   return 0;

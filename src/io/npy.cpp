@@ -1,10 +1,12 @@
 // .npy parsing: the header's Python dict literal, float16/32/64 of either byte order, C and Fortran
 // order, unicode (<U) arrays; every size is checked against the bytes present before allocating.
 #include <attnviz/error.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/io/npy.hpp>
 #include <attnviz/io/safetensors.hpp>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -139,10 +141,34 @@ struct Dtype {
   std::uint64_t item = 0;  // bytes per element
 };
 
+// What to do about a dtype attnviz does not read, by numpy's kind letter.
+std::string dtype_advice(const std::string& d) {
+  const char kind = d.size() >= 2 ? d[1] : '?';
+  switch (kind) {
+    case 'O':
+      return "pickled object array: attnviz never unpickles; save a float array "
+             "(np.save(f, np.asarray(x, dtype=np.float32)))";
+    case 'i': case 'u':
+      return "integer array: attention weights are floats; save x.astype(np.float32)";
+    case 'b':
+      return "boolean array (a mask?): save the attention weights as float32";
+    case 'c':
+      return "complex array: save np.abs(x) or x.real as float32";
+    case 'S': case 'a':
+      return "byte-string array: save tokens as unicode (np.array(tokens, dtype=str))";
+    case 'M': case 'm':
+      return "datetime array: not attention weights";
+    case 'V':
+      return "structured or void array: save each field as its own float32 array (np.savez)";
+    default:
+      return "save the weights as float32 (x.astype(np.float32))";
+  }
+}
+
 Dtype parse_descr(const std::string& d, const std::string& path) {
   auto bad = [&] {
-    return InputError(path, "unsupported npy dtype '" + d +
-                                "' (supported: float16/32/64 in either byte order, unicode <U..)");
+    return InputError(path, "unsupported npy dtype '" + d + "': " + dtype_advice(d) +
+                                " (attnviz reads float16/32/64/128 in either byte order and unicode <U..)");
   };
   if (d.size() < 3) throw bad();
   Dtype t;
@@ -156,7 +182,8 @@ Dtype parse_descr(const std::string& d, const std::string& path) {
     n = n * 10 + (d[i] - '0');
   }
   if (t.kind == 'f') {
-    if (n != 2 && n != 4 && n != 8) throw bad();
+    // f16 is numpy's longdouble on x86-64 (np.float128): the x87 80-bit format padded to 16 bytes.
+    if (n != 2 && n != 4 && n != 8 && n != 16) throw bad();
     t.item = n;
   } else if (t.kind == 'U') {
     // UTF-32 code units; <U0 would let a tiny file claim billions of empty strings.
@@ -173,7 +200,28 @@ std::uint32_t load_u32(const unsigned char* p, bool big) {
              : (std::uint32_t{p[3]} << 24 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[1]} << 8 | p[0]);
 }
 
+// x87 extended precision (little-endian: 64-bit significand with explicit integer bit, then sign
+// and 15-bit exponent, bias 16383), as numpy's longdouble stores it on x86-64.
+float load_x87(const unsigned char* p16, bool big) {
+  unsigned char q[16];
+  for (int i = 0; i < 16; ++i) q[i] = big ? p16[15 - i] : p16[i];
+  std::uint64_t mant = 0;
+  for (int i = 7; i >= 0; --i) mant = mant << 8 | q[i];
+  const unsigned se = unsigned{q[9]} << 8 | q[8];
+  const bool neg = se & 0x8000;
+  const int exp = static_cast<int>(se & 0x7FFF);
+  double v;
+  if (exp == 0x7FFF) {
+    v = (mant << 1) == 0 ? INFINITY : NAN;  // integer bit aside, zero fraction = infinity
+  } else {
+    // value = significand * 2^(exp - 16383 - 63); exponent 0 means denormal (as if exp were 1)
+    v = std::ldexp(static_cast<double>(mant), (exp == 0 ? 1 : exp) - 16383 - 63);
+  }
+  return static_cast<float>(neg ? -v : v);
+}
+
 float load_float(const unsigned char* p, const Dtype& t) {
+  if (t.item == 16) return load_x87(p, t.big);
   if (t.item == 2) {
     const std::uint16_t h = t.big ? static_cast<std::uint16_t>(p[0] << 8 | p[1])
                                   : static_cast<std::uint16_t>(p[1] << 8 | p[0]);
@@ -209,6 +257,17 @@ std::string shape_str(const std::vector<std::int64_t>& s) {
 }
 
 }  // namespace
+
+bool npy_dtype_supported(const std::string& descr) {
+  try {
+    parse_descr(descr, "");
+    return true;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
+std::string npy_dtype_advice(const std::string& descr) { return dtype_advice(descr); }
 
 std::int64_t NpyArray::numel() const {
   std::int64_t n = 1;
@@ -285,13 +344,17 @@ NpyHeader parse_npy_header(const std::string& b, const std::string& path) {
   h.descr = *descr;
   h.fortran_order = *fortran;
   h.shape = *shape;
-  const Dtype t = parse_descr(h.descr, path);
-  // numel * itemsize with every step checked: a header may claim 2^40 x 2^40 elements.
-  std::uint64_t bytes = t.item;
   for (auto d : h.shape) {
     if (d < 0) throw InputError(path, "npy shape " + shape_str(h.shape) + " has a negative dimension");
     if (d > kMaxDim) throw InputError(path, "npy shape " + shape_str(h.shape) + " has an absurdly large dimension");
   }
+  if (!npy_dtype_supported(h.descr)) {  // the caller decides: parse_npy refuses, parse_npz skips
+    h.supported_dtype = false;
+    return h;
+  }
+  const Dtype t = parse_descr(h.descr, path);
+  // numel * itemsize with every step checked: a header may claim 2^40 x 2^40 elements.
+  std::uint64_t bytes = t.item;
   for (auto d : h.shape) {
     if (d == 0) {
       bytes = 0;
@@ -312,7 +375,10 @@ NpyArray parse_npy(const std::string& b, const std::string& path) {
     throw InputError(path, "npy shape " + shape_str(h.shape) + " of " + h.descr + " needs " +
                                std::to_string(h.data_bytes) + " data bytes, the file has " + std::to_string(have) +
                                (h.data_bytes > have ? " (truncated?)" : " (trailing bytes)"));
-  // From here on numel * itemsize == bytes present: allocations are bounded by the file size.
+  // From here on numel * itemsize == bytes present: allocations are bounded by the file size
+  // (float32 values take at most 2x the bytes of float16 data; strings at most the UTF-32 size).
+  check_array_bytes(t.kind == 'f' ? h.data_bytes / t.item * 4 : h.data_bytes, path,
+                    "npy array of shape " + shape_str(h.shape));
   NpyArray a;
   a.shape = h.shape;
   a.descr = h.descr;

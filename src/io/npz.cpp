@@ -5,6 +5,7 @@
 // the central directory, the local header's name/extra lengths, and raw inflate (zlib, installed).
 // Reading it by hand also lets every size be checked against the archive before allocating.
 #include <attnviz/error.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/io/npz.hpp>
 
 #include <zlib.h>
@@ -164,33 +165,41 @@ struct ZipReader {
     return out;
   }
 
-  std::string member(const Entry& e) const {
+  // The member's npy header, read without inflating more than kHeaderProbe bytes.
+  NpyHeader header(const Entry& e, std::uint64_t start) const {
     if (e.flags & 1) fail("member '" + e.name + "' is encrypted");
-    const std::uint64_t start = data_offset(e);
-    std::string out;
     if (e.method == 0) {
       if (e.comp != e.uncomp)
         fail("stored member '" + e.name + "' has compressed size " + std::to_string(e.comp) +
              " != uncompressed size " + std::to_string(e.uncomp));
+      return parse_npy_header(b.substr(start, std::min(e.comp, kHeaderProbe)), path + ":" + e.name);
+    }
+    if (e.method != 8)
+      fail("member '" + e.name + "' uses compression method " + std::to_string(e.method) +
+           " (supported: 0 stored, 8 deflated)");
+    if (e.uncomp > e.comp * kMaxDeflateRatio + 1024)
+      fail("member '" + e.name + "' claims " + std::to_string(e.uncomp) + " bytes from " + std::to_string(e.comp) +
+           " compressed bytes (more than deflate can produce)");
+    bool complete = false;
+    return parse_npy_header(inflate(e, start, std::min(e.uncomp, kHeaderProbe), complete), path + ":" + e.name);
+  }
+
+  // The member's bytes, after its header `h` has been checked against the declared size and the
+  // memory limit: a bomb is refused before anything near its inflated size is allocated.
+  std::string member(const Entry& e, std::uint64_t start, const NpyHeader& h) const {
+    if (h.header_bytes > e.uncomp || h.data_bytes != e.uncomp - h.header_bytes)
+      fail("member '" + e.name + "': npy header needs " + std::to_string(h.header_bytes) + " + " +
+           std::to_string(h.data_bytes) + " bytes but the archive declares " + std::to_string(e.uncomp));
+    check_array_bytes(e.uncomp, path, "member '" + e.name + "'");
+    std::string out;
+    if (e.method == 0) {
       out = b.substr(start, e.comp);
-    } else if (e.method == 8) {
-      if (e.uncomp > e.comp * kMaxDeflateRatio + 1024)
-        fail("member '" + e.name + "' claims " + std::to_string(e.uncomp) + " bytes from " + std::to_string(e.comp) +
-             " compressed bytes (more than deflate can produce)");
-      // Check the npy header against the declared size before inflating the whole member.
+    } else {
       bool complete = false;
-      const std::string head = inflate(e, start, std::min(e.uncomp, kHeaderProbe), complete);
-      const NpyHeader h = parse_npy_header(head, path + ":" + e.name);
-      if (h.header_bytes > e.uncomp || h.data_bytes != e.uncomp - h.header_bytes)
-        fail("member '" + e.name + "': npy header needs " + std::to_string(h.header_bytes) + " + " +
-             std::to_string(h.data_bytes) + " bytes but the archive declares " + std::to_string(e.uncomp));
       out = inflate(e, start, e.uncomp, complete);
       if (out.size() != e.uncomp || !complete)
         fail("member '" + e.name + "' inflates to a different size than declared (" + std::to_string(e.uncomp) +
              " bytes), or is truncated");
-    } else {
-      fail("member '" + e.name + "' uses compression method " + std::to_string(e.method) +
-           " (supported: 0 stored, 8 deflated)");
     }
     const uLong crc = crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(out.data()), out.size());
     if (crc != e.crc) fail("member '" + e.name + "' fails its CRC-32 check (corrupt)");
@@ -204,17 +213,29 @@ bool looks_like_zip(const std::string& head) {
   return head.size() >= 4 && (head.compare(0, 4, "PK\x03\x04") == 0 || head.compare(0, 4, "PK\x05\x06") == 0);
 }
 
-std::vector<NpzMember> parse_npz(const std::string& bytes, const std::string& path) {
+std::vector<NpzMember> parse_npz(const std::string& bytes, const std::string& path, std::vector<NpzSkipped>* skipped) {
   ZipReader z{bytes, path};
   std::vector<NpzMember> out;
+  std::vector<NpzSkipped> skip;
   for (const Entry& e : z.central_directory()) {
     if (e.name.size() < 4 || e.name.compare(e.name.size() - 4, 4, ".npy") != 0) continue;
-    const std::string data = z.member(e);
+    const std::uint64_t start = z.data_offset(e);
+    const NpyHeader h = z.header(e, start);
     NpzMember m;
     m.name = e.name.substr(0, e.name.size() - 4);
-    m.array = parse_npy(data, path + ":" + e.name);
+    if (!h.supported_dtype) {
+      skip.push_back({m.name, "dtype '" + h.descr + "': " + npy_dtype_advice(h.descr)});
+      continue;
+    }
+    m.array = parse_npy(z.member(e, start, h), path + ":" + e.name);
     out.push_back(std::move(m));
   }
+  if (!skip.empty() && (out.empty() || !skipped)) {
+    std::string why;
+    for (const auto& s : skip) why += (why.empty() ? "" : "; ") + ("'" + s.name + "' has " + s.reason);
+    throw InputError(path, out.empty() ? "no member can be read: " + why : why);
+  }
+  if (skipped) *skipped = std::move(skip);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // .safetensors parsing (F16/BF16/F32/F64 -> float32) with every size checked before allocation,
 // and F32 serialisation.
 #include <attnviz/io/atomic_file.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/io/safetensors.hpp>
 
@@ -82,7 +83,15 @@ float bfloat16_to_float(std::uint16_t b) { return std::bit_cast<float>(static_ca
 bool looks_like_safetensors(const std::string& head) {
   if (head.size() < 9) return false;
   std::uint64_t n = read_u64_le(head.data());
-  return n >= 2 && n <= kMaxHeader && head[8] == '{';
+  if (n < 2 || n > kMaxHeader) return false;
+  // The header is JSON, which may start with whitespace (some writers pad or indent it).
+  const size_t end = static_cast<size_t>(std::min<std::uint64_t>(head.size(), 8 + n));
+  for (size_t i = 8; i < end; ++i) {
+    const char c = head[i];
+    if (c == '{') return true;
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return false;
+  }
+  return end == head.size() && end < 8 + n;  // only whitespace as far as `head` reaches
 }
 
 StFile parse_safetensors(const std::string& bytes, const std::string& path) {
@@ -94,6 +103,8 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
   if (n > bytes.size() - 8)
     throw InputError(path, at_offset(0, "header length <= " + std::to_string(bytes.size() - 8) +
                                             " (file size - 8)", std::to_string(n)));
+  // nlohmann's tree takes up to ~8x the header's text (16 bytes per value): check before parsing.
+  check_array_bytes(n * 8, path, "parsing the " + human_bytes(n) + " safetensors header");
   const std::string header = bytes.substr(8, n);
   const std::uint64_t data_size = bytes.size() - 8 - n;
   const char* data = bytes.data() + 8 + n;
@@ -165,7 +176,8 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
       throw bad("shape " + v["shape"].dump() + " of " + t.dtype + " needs " + std::to_string(numel * esize) +
                 " bytes, data_offsets give " + std::to_string(e - b));
     spans.push_back({b, e, name});
-    // Sizes are now known to fit inside the file: safe to allocate.
+    // Sizes are now known to fit inside the file; the float32 copy must also fit the limit.
+    check_array_bytes(numel * 4, path, "tensor '" + name + "' (float32)");
     t.data.resize(numel);
     for (std::uint64_t i = 0; i < numel; ++i) t.data[i] = load_elem(data + b + i * esize, t.dtype);
     out.tensors.push_back(std::move(t));

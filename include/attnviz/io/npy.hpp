@@ -21,7 +21,8 @@ bool looks_like_npy(const std::string& head);
 
 // Parses a whole .npy image; `path` only names the file in errors (InputError).
 // Refuses: wrong magic or version, a header that is not numpy's dict literal, structured or
-// object dtypes, integer dtypes, negative dimensions, sizes whose product overflows, and data
+// object dtypes, integer dtypes (each with advice on what to save instead), negative dimensions,
+// sizes whose product overflows, arrays over the --max-mib limit (io/limits.hpp), and data
 // shorter or longer than the shape needs. Nothing proportional to the shape is allocated before
 // the shape has been checked against the bytes actually present.
 NpyArray parse_npy(const std::string& bytes, const std::string& path);
@@ -33,10 +34,17 @@ struct NpyHeader {
   bool fortran_order = false;
   std::vector<std::int64_t> shape;
   std::uint64_t header_bytes = 0;  // magic + version + length + dict
-  std::uint64_t data_bytes = 0;    // numel * itemsize
+  std::uint64_t data_bytes = 0;    // numel * itemsize (0 when the dtype is not supported)
+  bool supported_dtype = true;     // false: object, integer, ... (npy_dtype_advice says what to do)
 };
 // `prefix` may be only the first bytes of the file (enough to hold the header).
 NpyHeader parse_npy_header(const std::string& prefix, const std::string& path);
+
+// True if attnviz reads this dtype (float16/32/64/128 either byte order, unicode <U..).
+bool npy_dtype_supported(const std::string& descr);
+// What to tell the user about a dtype it does not read ("pickled object array: attnviz never
+// unpickles; save a float array ...").
+std::string npy_dtype_advice(const std::string& descr);
 
 // True if s is well-formed UTF-8 (no overlong forms, surrogates or code points > 0x10FFFF).
 bool valid_utf8(const std::string& s);

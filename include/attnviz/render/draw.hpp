@@ -121,6 +121,13 @@ struct TextExtent {
 // Size of `text` in `style` as the painter will draw it (same Pango font map). Thread-safe.
 TextExtent measure_text(const std::string& text, const TextStyle& style);
 
+// The text a figure shows for `text`: control characters and bidi overrides made visible (a
+// right-to-left override cannot make "evil" read "live"; newlines and tabs are kept), and, unless
+// `markup`, cut to a bounded number of bytes at a UTF-8 boundary with an ellipsis, so a 12 MB token
+// costs no more layout time than a long word. One-line (ellipsized) labels keep 256 bytes, other
+// text 4096.
+std::string figure_text(const std::string& text, bool markup, bool one_line);
+
 // The largest size in [min_size, max_size] (steps of 0.5 pt) at which every string fits in
 // max_width x max_height; strings that still do not fit at min_size are shortened with an
 // ellipsis by the painter when style.max_width is set.
