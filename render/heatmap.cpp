@@ -27,6 +27,18 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   // Cell size: large for small matrices, at least 4 pt so 200x200 stays a readable picture.
   const int n = std::max(Q, K);
   double cell = opt.cell > 0 ? opt.cell : std::clamp(std::floor(480.0 / n), 4.0, 40.0);
+  // Cells need not be square (automatic size only): a side longer than kMaxSide shrinks its cells,
+  // and a matrix far from square (1000x12, 1x100000) is drawn with an aspect of at most 4:1, so
+  // the figure follows the matrix's shape within bounds instead of a 12-cell-wide strip 4000 pt tall.
+  double ch = cell, cw = cell;  // row height, column width
+  if (opt.cell <= 0) {
+    constexpr double kMaxSide = 2400, kMaxAspect = 4;
+    if (Q * ch > kMaxSide) ch = kMaxSide / Q;
+    if (K * cw > kMaxSide) cw = kMaxSide / K;
+    if (K * cw < Q * ch / kMaxAspect) cw = std::min(40.0, Q * ch / kMaxAspect / K);
+    if (Q * ch < K * cw / kMaxAspect) ch = std::min(40.0, K * cw / kMaxAspect / Q);
+    cell = std::min(ch, cw);
+  }
 
   // Labels: font fitted to the cell height, long tokens ellipsized at max_label_width.
   bool labels = opt.labels && cell >= 5;
@@ -79,15 +91,15 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   const bool index_ticks = !labels && opt.labels && n > 1;
   const double mx = margin + axis_h + (labels ? row_w + pad : index_ticks ? 22 : 0);
   const double my = y;
-  const double mw = K * cell, mh = Q * cell;
+  const double mw = K * cw, mh = Q * ch;
 
   // Cells: one filled rect each (NaN/Inf hatched magenta).
   out.ops.reserve(static_cast<size_t>(Q) * K + 2 * (Q + K) + 64);
   for (int q = 0; q < Q; ++q)
     for (int k = 0; k < K; ++k) {
       double t = unit(q, k);
-      if (std::isnan(t)) out.add(Rect{mx + k * cell, my + q * cell, cell, cell, kNonFinite, kBlack, 0, true});
-      else out.add(Rect{mx + k * cell, my + q * cell, cell, cell, cmap.at(t)});
+      if (std::isnan(t)) out.add(Rect{mx + k * cw, my + q * ch, cw, ch, kNonFinite, kBlack, 0, true});
+      else out.add(Rect{mx + k * cw, my + q * ch, cw, ch, cmap.at(t)});
     }
 
   // Cell values for small matrices, in black or white for contrast with the cell.
@@ -108,7 +120,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
           Color bg = hatched ? kWhite : cmap.at(unit(q, k));
           TextStyle s = vs;
           s.max_width = cell * 0.95;
-          const Point at{mx + (k + 0.5) * cell, my + (q + 0.5) * cell};
+          const Point at{mx + (k + 0.5) * cw, my + (q + 0.5) * ch};
           if (hatched) {
             // "NaN"/"Inf" on a white plate: black text over the magenta-black hatching is unreadable.
             const TextExtent e = measure_text(texts[q * K + k], s);
@@ -128,7 +140,8 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
       if (!cell_ok(l.target, l.source)) continue;
       any_marker = true;
       double inset = std::max(1.0, cell * 0.08), lw = std::clamp(cell * 0.07, 0.8, 2.5);
-      double x0 = mx + l.source * cell + inset, y0 = my + l.target * cell + inset, s = cell - 2 * inset;
+      double x0 = mx + l.source * cw + (cw - cell) / 2 + inset, y0 = my + l.target * ch + (ch - cell) / 2 + inset,
+             s = cell - 2 * inset;
       if (l.sure) {
         out.add(Rect{x0, y0, s, s, kTransparent, kSure, lw});
       } else {
@@ -145,7 +158,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
       if (!cell_ok(l.target, l.source)) continue;
       any_marker = true;
       double r = std::max(1.2, cell * 0.09);
-      out.add(Circle{{mx + l.source * cell + cell * 0.2 + r * 0.3, my + l.target * cell + cell * 0.2 + r * 0.3}, r,
+      out.add(Circle{{mx + l.source * cw + cell * 0.2 + r * 0.3, my + l.target * ch + cell * 0.2 + r * 0.3}, r,
                      kWhite, kBlack, std::max(0.4, r * 0.35)});
     }
   }
@@ -154,9 +167,9 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   // Labels: rows to the left, right-aligned; columns below, rotated 90 degrees (read bottom-up).
   if (labels) {
     for (int q = 0; q < Q; ++q)
-      out.add(Text{{mx - pad, my + (q + 0.5) * cell}, rl[q], ls, kAxisText, HAlign::Right, VAlign::Middle});
+      out.add(Text{{mx - pad, my + (q + 0.5) * ch}, rl[q], ls, kAxisText, HAlign::Right, VAlign::Middle});
     for (int k = 0; k < K; ++k)
-      out.add(Text{{mx + (k + 0.5) * cell, my + mh + pad}, cl[k], ls, kAxisText, HAlign::Right, VAlign::Middle, 90});
+      out.add(Text{{mx + (k + 0.5) * cw, my + mh + pad}, cl[k], ls, kAxisText, HAlign::Right, VAlign::Middle, 90});
   }
   double bottom = my + mh + (labels ? pad + col_h : 0);
   // Too many tokens for labels: index ticks instead (0, 20, 40, ...), so cells can still be found.
@@ -166,13 +179,13 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
     Color tc{0.3, 0.3, 0.3, 1};
     for (double v : nice_ticks(0, Q - 1, 8)) {
       int i = static_cast<int>(std::lround(v));
-      double yy = my + (i + 0.5) * cell;
+      double yy = my + (i + 0.5) * ch;
       out.add(Line{{mx - 3, yy}, {mx, yy}, tc, 0.6});
       out.add(Text{{mx - 4, yy}, std::to_string(i), ts, tc, HAlign::Right, VAlign::Middle});
     }
     for (double v : nice_ticks(0, K - 1, 8)) {
       int i = static_cast<int>(std::lround(v));
-      double xx = mx + (i + 0.5) * cell;
+      double xx = mx + (i + 0.5) * cw;
       out.add(Line{{xx, my + mh}, {xx, my + mh + 3}, tc, 0.6});
       out.add(Text{{xx, my + mh + 4}, std::to_string(i), ts, tc, HAlign::Center, VAlign::Top});
     }

@@ -4,6 +4,7 @@
 #include "cli/input_options.hpp"
 
 #include <attnviz/io/gguf.hpp>
+#include <attnviz/io/printable.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/record/nonfinite.hpp>
 #include <attnviz/record/stats.hpp>
@@ -21,16 +22,17 @@ namespace attnviz::cli {
 
 namespace {
 
-// Shortens a token to at most n code points (UTF-8 aware), marking the cut with an ellipsis.
+// Shortens a token to at most n code points (UTF-8 aware), marking the cut with an ellipsis;
+// control characters and bidi overrides from the file are shown escaped (issue 14 item 12).
 std::string shorten(const std::string& s, size_t n) {
   size_t count = 0, i = 0;
   while (i < s.size()) {
-    if (count == n) return s.substr(0, i) + "…";
+    if (count == n) return printable_for_terminal(s.substr(0, i)) + "…";
     unsigned char c = static_cast<unsigned char>(s[i]);
     i += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
     ++count;
   }
-  return s;
+  return printable_for_terminal(s);
 }
 
 std::string token_label(const AttentionRecord& r, const std::string& axis, int i) {

@@ -63,7 +63,8 @@ std::vector<std::string> token_row(const NpzMember& m, const std::string& path, 
 ImportedArrays from_npz(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
   ImportedArrays in;
   in.format = "npz";
-  for (auto& m : parse_npz(bytes, path)) {
+  std::vector<NpzSkipped> skipped;  // object/integer members: the float ones still load
+  for (auto& m : parse_npz(bytes, path, &skipped)) {
     if (m.array.is_string) {
       const std::string axis = token_axis_for(m.name);
       if (axis.empty()) continue;  // other string arrays (labels, ...) are not needed
@@ -75,6 +76,7 @@ ImportedArrays from_npz(const std::string& bytes, const std::string& path, const
     in.arrays.push_back({m.name, m.array.shape, std::move(m.array.values)});
   }
   if (in.arrays.empty()) throw InputError(path, "the .npz archive holds no float attention arrays");
+  for (const auto& s : skipped) in.metadata["skipped." + s.name] = s.reason;  // shown by inspect
   return in;
 }
 

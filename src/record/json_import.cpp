@@ -1,6 +1,7 @@
 // JSON attention import: {"tokens", "attention": [layer][head][q][k]} and the encoder-decoder form
 // with source/target tokens; NaN/Infinity literals (Python's json) and null are kept as NaN/Inf.
 #include <attnviz/error.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/io/npy.hpp>
 
@@ -110,6 +111,10 @@ void flatten(const json& v, const std::vector<std::int64_t>& shape, size_t level
 }  // namespace
 
 ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path) {
+  // A parsed JSON number takes 16 bytes however short its text ("0," is 2): refuse before parsing
+  // a file whose tree could exceed the --max-mib limit (io/limits.hpp).
+  check_array_bytes(static_cast<std::uint64_t>(bytes.size()) * 8, path,
+                    "parsing this " + human_bytes(bytes.size()) + " JSON file");
   json j;
   try {
     j = json::parse(normalise(bytes, path));
