@@ -140,6 +140,7 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
     CHECK(m["hover_cell"].is_array());
     CHECK(m["readout_hover"].get<std::string>().find("query") != std::string::npos);
     CHECK(m["matrix_nonwhite"].get<int>() > 1000);
+    CHECK(m["matrix_nonwhite_again"].get<int>() > 1000);
     CHECK(m["save_png"]["bytes"].get<int>() > 1000);
   }
   SUBCASE("text view: one shaded span per token, hover shows the weight") {

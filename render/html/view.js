@@ -550,6 +550,8 @@
         if (!selected) {
           const ti = Math.max(0, META.tensors.findIndex(t => t.chunk));
           await open(ti, 0);
+        } else if (mv.data) {
+          mv.reset();  // resizing cleared the canvas
         }
       },
       open, matrix: mv,

@@ -279,6 +279,10 @@ def scenario_model(p, r):
         r['readout_hover'] = p.eval("document.querySelector('#view-model .readout').textContent")
         r['hover_cell'] = p.eval("attnviz.views.model.matrix.hover")
         r['matrix_nonwhite'] = p.eval(NONWHITE + "('#view-model canvas.plot')")
+        # Away to another tab and back: the large matrix is drawn again.
+        p.eval("attnviz.show('head').then(() => attnviz.show('model'))")
+        p.frame()
+        r['matrix_nonwhite_again'] = p.eval(NONWHITE + "('#view-model canvas.plot')")
     p.eval("attnviz.save('png')")
     r['save_png'] = p.eval('attnviz.lastSave')
 
