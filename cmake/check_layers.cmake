@@ -1,5 +1,5 @@
 # Fails when a source file includes a header of a layer it may not depend on (run by the build).
-# The layers, bottom to top: io -> record -> text -> engine -> data -> analysis -> models; render sees
+# The layers, bottom to top: io -> record -> text -> engine -> data -> analysis -> models -> train; render sees
 # io and record only; the CLI (src/cli) may use everything. error.hpp and tensor.hpp are the shared base.
 # Usage: cmake -DROOT=<source dir> -DSTAMP=<file to touch on success> -P check_layers.cmake
 cmake_policy(SET CMP0057 NEW)
@@ -10,10 +10,11 @@ set(allowed_engine   "io;record;engine")
 set(allowed_data     "io;record;text;engine;data")
 set(allowed_analysis "io;record;text;engine;data;analysis")
 set(allowed_models   "io;record;text;engine;data;analysis;models")
+set(allowed_train    "io;record;text;engine;data;analysis;models;train")
 set(allowed_render   "io;record;render")
 
 set(bad "")
-foreach(layer io record text engine data analysis models render)
+foreach(layer io record text engine data analysis models train render)
   if(layer STREQUAL "render")
     file(GLOB_RECURSE files "${ROOT}/render/*.cpp" "${ROOT}/render/*.hpp" "${ROOT}/include/attnviz/render/*.hpp")
   else()
@@ -26,7 +27,7 @@ foreach(layer io record text engine data analysis models render)
       set(dep "")
       if(line MATCHES "<attnviz/([a-z_]+)/")
         set(dep "${CMAKE_MATCH_1}")
-      elseif(line MATCHES "\"(cli|engine|models|analysis|data|text|record|io)/")
+      elseif(line MATCHES "\"(cli|train|engine|models|analysis|data|text|record|io)/")
         set(dep "${CMAKE_MATCH_1}")
       endif()
       if(dep AND NOT dep IN_LIST allowed_${layer})

@@ -279,7 +279,9 @@ std::string text_view_html(const std::vector<TextViewItem>& items, const TextVie
       const double t = shades[i][k];
       Color fill = token_shade(t, opt);
       std::string label = std::isfinite(it.weights[k]) ? fmt::format("weight {:.4f} (shade {:.2f})", it.weights[k], t)
-                                                       : std::string("weight NaN");
+                                                       : std::string(std::isnan(it.weights[k]) ? "weight NaN"
+                                                                     : it.weights[k] > 0  ? "weight +Inf"
+                                                                                          : "weight -Inf");
       h += fmt::format("<span class=\"t\" style=\"background:{};color:{}\" title=\"{}\" data-w=\"{}\">{}</span>",
                        css_color(fill), css_color(contrast_text_color(fill)), label, label, html_escape(it.tokens[k]));
     }

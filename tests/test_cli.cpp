@@ -3,9 +3,28 @@
 
 #include "test_util.hpp"
 
+#include <attnviz/models/mnist.hpp>
+#include <attnviz/models/model_file.hpp>
+
 #include <algorithm>
 
 using namespace attnviz::test;
+
+namespace {
+// run_cli with one environment assignment ("NAME=value") before the program.
+RunResult run_cli_env(const std::string& assignment, const std::string& args) {
+  const std::string cmd = "env '" + assignment + "' '" + ATTNVIZ_EXE + "' " + args + " 2>&1";
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+}  // namespace
 
 TEST_CASE("--version names the program and its libraries") {
   auto r = run_cli("--version");
@@ -64,6 +83,19 @@ TEST_CASE("inspect prints shapes, tokens and top keys of the sample record") {
 }
 
 TEST_CASE("a data folder can be given by --data or ATTNVIZ_DATA") {
-  auto r = run_cli("--data /nonexistent/folder inspect '" + sample("alignment_6x7.safetensors").string() + "'");
-  CHECK(r.code == 0);
+  // eval mnist reads the MNIST files from the data folder: the error names the folder it was given
+  const fs::path dir = temp_dir("data_folder");
+  const std::string model = (dir / "m.safetensors").string();
+  attnviz::models::MnistConfig cfg;
+  cfg.arch = "pool";
+  attnviz::models::save_model(model, *attnviz::models::make_mnist_model(cfg, 1));
+  auto r = run_cli("--data /nonexistent/by-option eval mnist --model '" + model + "'");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.out.find("/nonexistent/by-option/") != std::string::npos, r.out);
+  r = run_cli_env("ATTNVIZ_DATA=/nonexistent/by-env", "eval mnist --model '" + model + "'");
+  CHECK(r.code == 2);
+  CHECK_MESSAGE(r.out.find("/nonexistent/by-env/") != std::string::npos, r.out);
+  // the option wins over the variable
+  r = run_cli_env("ATTNVIZ_DATA=/nonexistent/by-env", "--data /nonexistent/by-option eval mnist --model '" + model + "'");
+  CHECK_MESSAGE(r.out.find("/nonexistent/by-option/") != std::string::npos, r.out);
 }

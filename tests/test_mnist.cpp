@@ -4,6 +4,7 @@
 #include <attnviz/data/idx.hpp>
 #include <attnviz/models/mnist.hpp>
 #include <attnviz/models/vit.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/analysis/saliency.hpp>
 
 #include <doctest/doctest.h>
@@ -15,6 +16,7 @@
 
 using namespace attnviz;
 using namespace attnviz::models;
+using namespace attnviz::train;
 namespace fs = std::filesystem;
 
 namespace {
@@ -87,10 +89,11 @@ TEST_CASE("vit and pool learn a synthetic IDX task to high accuracy in seconds")
     TrainResult r = train_mnist(*model, train, test, o);
     REQUIRE(r.epochs.size() == static_cast<size_t>(o.epochs));
     CHECK(before < 0.5);
-    CHECK(r.epochs.back().test_accuracy >= 0.95);
+    CHECK(r.epochs.back().eval.get("accuracy") >= 0.95);
     CHECK(r.epochs.back().train_loss < r.epochs.front().train_loss);
     MnistEvalResult e = evaluate_mnist(*model, test);
-    CHECK(e.accuracy() == doctest::Approx(r.epochs.back().test_accuracy));
+    CHECK(e.accuracy() == doctest::Approx(r.epochs.back().eval.get("accuracy")));
+    CHECK(e.get("accuracy") == e.accuracy());
     long total = 0;
     for (auto& row : e.confusion)
       for (long v : row) total += v;
@@ -105,7 +108,7 @@ TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an un
   o.shift = 1;  // augmentation must resume deterministically too
   o.checkpoint = dir / "ckpt.safetensors";
   auto a = make_mnist_model(tiny(), 11);
-  TrainCallbacks cb;
+  Callbacks cb;
   cb.on_epoch = [&](const EpochInfo& e) {
     if (e.epoch == 0) fs::copy_file(o.checkpoint, dir / "after1.safetensors");
   };
@@ -116,8 +119,8 @@ TEST_CASE("resume from an epoch checkpoint gives exactly the parameters of an un
   ro.checkpoint = dir / "ckpt2.safetensors";
   ro.resume = dir / "after1.safetensors";
   int started = -1;
-  TrainCallbacks rcb;
-  rcb.on_start = [&](int first) { started = first; };
+  Callbacks rcb;
+  rcb.on_start = [&](int first, long) { started = first; };
   TrainResult rr = train_mnist(*b, train, test, ro, rcb);
   CHECK(started == 1);
   CHECK(rr.epochs.size() == 3);  // history carried over from the checkpoint

@@ -2,6 +2,7 @@
 // score, the transformer, model files, bitwise resume, recording, and the CLI end to end.
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/record/record.hpp>
 #include <attnviz/io/safetensors.hpp>
 
@@ -11,6 +12,7 @@
 
 using namespace attnviz;
 using namespace attnviz::models;
+using namespace attnviz::train;
 
 namespace {
 
@@ -81,7 +83,7 @@ TEST_CASE("BiGRU + attention pooling learns a keyword task and attends to the ke
     auto m = small_model("bigru", score, train);
     train_textcls(*m, train, {}, fast_training(20));
     auto r = evaluate_textcls(*m, test);
-    CHECK(r.metrics.accuracy >= 0.98);
+    CHECK(r.classes.accuracy >= 0.98);
     std::vector<TextToRecord> items;
     for (size_t i = 0; i < test.size(); ++i) items.push_back({test.texts[i], test.y[i], "test"});
     auto recs = record_textcls(*m, items);
@@ -113,7 +115,7 @@ TEST_CASE("transformer with a CLS token learns the keyword task; records hold ev
   TextDataset test = keyword_data(60, 4);
   auto m = small_model("transformer", "", train);
   train_textcls(*m, train, {}, fast_training(8));
-  CHECK(evaluate_textcls(*m, test).metrics.accuracy >= 0.95);
+  CHECK(evaluate_textcls(*m, test).classes.accuracy >= 0.95);
   auto recs = record_textcls(*m, {{"my old compiler is here", 0, "text"}});
   const auto& r = recs.at(0);
   const AttentionTensor* l0 = r.find("encoder.layer0.self");
@@ -140,16 +142,16 @@ TEST_CASE("model file round trip, and checkpoint + resume is bitwise identical t
   auto o1 = fast_training(2);
   o1.checkpoint = dir / "ck.safetensors";
   // Stop after the first epoch: train with epochs = 2 but throw from the epoch callback.
-  TextTrainCallbacks cb;
-  cb.on_epoch = [](const TextEpochInfo&) { throw std::runtime_error("stop"); };
+  Callbacks cb;
+  cb.on_epoch = [](const EpochInfo&) { throw std::runtime_error("stop"); };
   CHECK_THROWS_AS(train_textcls(*b, train, {}, o1, cb), std::runtime_error);
   auto loaded = load_textcls_model(dir / "ck.safetensors");
   CHECK(loaded.metadata.at("train.epochs_done") == "1");
   auto o2 = fast_training(2);
   o2.resume = dir / "ck.safetensors";
   int first = -1;
-  TextTrainCallbacks cb2;
-  cb2.on_start = [&](int f) { first = f; };
+  Callbacks cb2;
+  cb2.on_start = [&](int f, long) { first = f; };
   train_textcls(*loaded.model, train, {}, o2, cb2);
   CHECK(first == 1);
   const auto& pa = a->params().params();

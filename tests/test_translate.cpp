@@ -2,7 +2,10 @@
 // transformer), beam width 1 equals greedy, model file round trip, recording shapes and tokens.
 #include "gradcheck.hpp"
 #include <attnviz/error.hpp>
+#include <attnviz/models/mnist.hpp>
+#include <attnviz/models/model_file.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/train/tasks.hpp>
 
 #include <doctest/doctest.h>
 
@@ -10,6 +13,7 @@
 
 using namespace attnviz;
 using namespace attnviz::models;
+namespace train = attnviz::train;
 using namespace attnviz::test;
 
 namespace {
@@ -24,13 +28,20 @@ std::unique_ptr<Translator> tiny_model(const ParallelCorpus& c, TranslatorConfig
 
 int train_until_exact(Translator& m, const ParallelCorpus& c, int max_epochs, float lr) {
   auto data = encode_corpus(m, c);
-  nn::Adam opt(m.params);
-  TrainOptions o{.epochs = max_epochs, .batch = 4, .lr = lr, .min_lr_ratio = 1.0f, .warmup = 0};
-  for (int e = 0; e < max_epochs; ++e) {
-    train_epoch(m, opt, data, e, o);
-    if (e % 5 == 4 && evaluate_translator(m, c, {}).exact == static_cast<int>(c.size())) return e + 1;
+  struct Done {};
+  int done = -1;
+  train::Callbacks cb;
+  cb.on_epoch = [&](const train::EpochInfo& e) {
+    if (e.epoch % 5 == 4 && evaluate_translator(m, c, {}).exact == static_cast<int>(c.size())) {
+      done = e.epoch + 1;
+      throw Done{};
+    }
+  };
+  try {
+    train::train_translator(m, data, {.epochs = max_epochs, .batch = 4, .lr = lr, .min_lr_ratio = 1.0f, .warmup = 0}, cb);
+  } catch (const Done&) {
   }
-  return -1;
+  return done;
 }
 
 }  // namespace
@@ -122,10 +133,9 @@ TEST_CASE("model files: wrong kind and garbage are input errors") {
   auto dir = temp_dir("bad_models");
   spit(dir / "x.safetensors", "not a safetensors file at all");
   CHECK_THROWS_AS(load_translator(dir / "x.safetensors"), InputError);
-  StFile f;
-  f.metadata["attnviz.model"] = "mnist";
-  save_safetensors(dir / "y.safetensors", f);
-  CHECK_THROWS_WITH_AS(load_translator(dir / "y.safetensors"), doctest::Contains("not a translation model"), InputError);
+  save_model(dir / "y.safetensors", *make_mnist_model({}, 1));
+  CHECK_THROWS_WITH_AS(load_translator(dir / "y.safetensors"), doctest::Contains("is a mnist model, not a translator model"),
+                       InputError);
 }
 
 TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gradient, file round trip") {
@@ -146,8 +156,7 @@ TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gra
     // A little training without the penalty first: peaked attention leaves some source words
     // unattended (gaps near 1), so the penalty and its gradient are well above rounding noise.
     m->config.coverage = 0.f;
-    nn::Adam opt(m->params);
-    for (int e = 0; e < 30; ++e) train_epoch(*m, opt, data, e, {.epochs = 30, .batch = 4, .lr = 1e-2f, .warmup = 0});
+    train::train_translator(*m, data, {.epochs = 30, .batch = 4, .lr = 1e-2f, .warmup = 0});
     m->config.coverage = 2.f;
     // One sentence: penalty = lambda / (T+1) * sum_i (1 - sum_j a_ji)^2 over the recorded [T+1, S+1] weights.
     auto rec = m->record(data[0].src, data[0].tgt);
@@ -159,29 +168,29 @@ TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gra
       expected += (1 - col) * (1 - col);
     }
     expected *= 2.0 / w.queries;
-    m->params.zero_grad();
+    m->params().zero_grad();
     BatchResult one = m->train_batch({&data[0]}, nullptr);
     CHECK(one.penalty == doctest::Approx(expected).epsilon(1e-4));
     CHECK(one.penalty > 0);
     // A batch of sentences of different lengths (padding on both sides): the gradient of
     // cross-entropy + penalty against central differences.
     std::vector<const Example*> batch = {&data[0], &data[1], &data[2], &data[3]};
-    m->params.zero_grad();
+    m->params().zero_grad();
     m->train_batch(batch, nullptr);
     const char* names[] = {"decoder.attn.W", "encoder.bwd.wx", "src_embed.weight", "decoder.gru.wh"};
     std::vector<Mat> grads;   // copied first: every loss() below adds into the gradients again
     for (const char* name : names) {
-      REQUIRE(m->params.find(name) != nullptr);
-      grads.push_back(m->params.find(name)->grad);
+      REQUIRE(m->params().find(name) != nullptr);
+      grads.push_back(m->params().find(name)->grad);
     }
     // The penalty's own share (total minus a run without it) against differences of the penalty
     // alone, so a wrong coverage gradient cannot hide in the much larger cross-entropy one.
     std::vector<Mat> cov_grads;
     m->config.coverage = 0.f;
-    m->params.zero_grad();
+    m->params().zero_grad();
     m->train_batch(batch, nullptr);
     m->config.coverage = 2.f;
-    for (int k = 0; k < 4; ++k) cov_grads.push_back(grads[k] - m->params.find(names[k])->grad);
+    for (int k = 0; k < 4; ++k) cov_grads.push_back(grads[k] - m->params().find(names[k])->grad);
     CHECK(cov_grads[0].cwiseAbs().maxCoeff() > 1e-5);
     auto loss = [&] {
       BatchResult r = m->train_batch(batch, nullptr);
@@ -189,7 +198,7 @@ TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gra
     };
     auto penalty = [&] { return m->train_batch(batch, nullptr).penalty; };
     for (int k = 0; k < 4; ++k) {
-      nn::Param* p = m->params.find(names[k]);
+      nn::Param* p = m->params().find(names[k]);
       auto r = nn::check_gradient(names[k], p->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
       CHECK_MESSAGE(r.ok, r.message);
       // float rounding of the weights limits the differences: tolerance 3% of the largest entry

@@ -1,9 +1,11 @@
-// Alignment extraction from attention matrices, precision/recall/AER scoring, 1-based Pharaoh I/O.
+// Alignment extraction from attention matrices, precision/recall/AER scoring, 1-based Pharaoh I/O
+// and the hints that catch a file read with the wrong index base.
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 namespace attnviz {
@@ -72,10 +74,23 @@ Mat itermax(const Mat& w, int max_count, float alpha) {
 
 }  // namespace
 
-Alignment extract_alignment(const Mat& w, const AlignOptions& opt) {
+int nan_rows(const Mat& w) {
+  int n = 0;
+  for (Eigen::Index j = 0; j < w.rows(); ++j) n += w.row(j).hasNaN() ? 1 : 0;
+  return n;
+}
+
+Alignment extract_alignment(const Mat& weights, const AlignOptions& opt) {
   Alignment a;
-  const int T = static_cast<int>(w.rows()), S = static_cast<int>(w.cols());
+  const int T = static_cast<int>(weights.rows()), S = static_cast<int>(weights.cols());
   if (T == 0 || S == 0) return a;
+  // Rows with a NaN: the lowest float, so that they never win a column's argmax (not -Inf, which
+  // itermax's 0 mask would turn into NaN), and no links of their own (Eigen's maxCoeff over NaN
+  // returns index 0, which linked every such row to source 0).
+  std::vector<bool> skip(T, false);
+  Mat w = weights;
+  for (int j = 0; j < T; ++j)
+    if (w.row(j).hasNaN()) skip[j] = true, w.row(j).setConstant(std::numeric_limits<float>::lowest());
   Mat links;
   switch (opt.method) {
     case AlignMethod::Argmax:
@@ -92,7 +107,7 @@ Alignment extract_alignment(const Mat& w, const AlignOptions& opt) {
   }
   for (int j = 0; j < T; ++j)
     for (int i = 0; i < S; ++i)
-      if (links(j, i) > 0) a.links.push_back({i, j, true});
+      if (links(j, i) > 0 && !skip[j]) a.links.push_back({i, j, true});
   return a;
 }
 
@@ -184,11 +199,64 @@ std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, cons
     for (size_t k = 0; k < all.size(); ++k)
       for (auto& l : all[k].links) {
         if (l.source < 1 || l.target < 1)
-          throw InputError(path.string(), "line " + std::to_string(k + 1) + ": index 0 in a 1-based alignment (--one-indexed)");
+          throw InputError(path.string(), "line " + std::to_string(k + 1) + ": index 0 in a 1-based alignment (" +
+                                              (opt.flag.empty() ? std::string("--one-indexed") : opt.flag) +
+                                              "); is the file 0-based?");
         --l.source, --l.target;
       }
   }
   return all;
+}
+
+std::vector<std::string> pharaoh_index_hints(const std::vector<Alignment>& all, const std::string& path,
+                                             const PharaohOptions& opt) {
+  std::vector<std::string> hints;
+  if (opt.one_indexed) return hints;
+  int min_s = std::numeric_limits<int>::max(), min_t = min_s;
+  long links = 0;
+  for (const auto& a : all)
+    for (const auto& l : a.links) min_s = std::min(min_s, l.source), min_t = std::min(min_t, l.target), ++links;
+  // One or two links may miss index 0 by chance; a file of real sentences never does.
+  if (links >= 3 && min_s >= 1 && min_t >= 1)
+    hints.push_back(path + ": read as 0-based, but no link uses index 0 on either side (" + std::to_string(links) +
+                    " links): the file looks 1-based; if it is, pass " +
+                    (opt.flag.empty() ? std::string("--one-indexed") : opt.flag));
+  return hints;
+}
+
+Alignment read_pharaoh_sample(const std::filesystem::path& path, int line, const PharaohOptions& opt,
+                              std::vector<std::string>* hints) {
+  auto all = read_pharaoh_file(path, opt);
+  if (hints) *hints = pharaoh_index_hints(all, path.string(), opt);
+  if (all.empty()) return {};
+  if (all.size() == 1 || line < 0) return all.front();
+  if (line >= static_cast<int>(all.size()))
+    throw InputError(path.string(), "has " + std::to_string(all.size()) + " alignment lines, line " +
+                                        std::to_string(line) + " was asked for");
+  return all[line];
+}
+
+void check_alignments_fit(const std::vector<Alignment>& all, const std::vector<PairSize>& sizes,
+                          const std::string& path, const PharaohOptions& opt) {
+  // Would every link fit if the file were 1-based (no index 0, none past the end after the shift)?
+  bool fits_one_based = !opt.one_indexed;
+  for (size_t k = 0; k < all.size() && k < sizes.size() && fits_one_based; ++k)
+    for (const auto& l : all[k].links)
+      if (l.source < 1 || l.target < 1 || l.source > sizes[k].source || l.target > sizes[k].target) {
+        fits_one_based = false;
+        break;
+      }
+  const int base = opt.one_indexed ? 1 : 0;
+  for (size_t k = 0; k < all.size() && k < sizes.size(); ++k)
+    for (const auto& l : all[k].links)
+      if (l.source >= sizes[k].source || l.target >= sizes[k].target)
+        throw InputError(path, "line " + std::to_string(k + 1) + ": link " + std::to_string(l.source + base) + "-" +
+                                   std::to_string(l.target + base) + " lies outside the sentence pair (" +
+                                   std::to_string(sizes[k].source) + " source, " + std::to_string(sizes[k].target) +
+                                   " target tokens" + (opt.one_indexed ? ", read 1-based" : ", read 0-based") + ")" +
+                                   (fits_one_based ? "; the file looks 1-based: pass " +
+                                                         (opt.flag.empty() ? std::string("--one-indexed") : opt.flag)
+                                                   : std::string()));
 }
 
 std::string format_pharaoh(const Alignment& a, const PharaohOptions& opt) {

@@ -1,5 +1,7 @@
 // Bag-of-words logistic regression (idf-weighted binary features, L2 chosen on a validation split).
 #include <attnviz/analysis/bow_baseline.hpp>
+#include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/optim.hpp>
 #include <attnviz/error.hpp>
 
 #include <algorithm>
@@ -57,36 +59,27 @@ struct Fit {
   RowVec b;
 };
 
-// Full-batch Adam on mean cross-entropy + l2/2 |W|^2 (deterministic: no sampling).
+// Full-batch Adam (the engine's, L2 on W only) on mean cross-entropy + l2/2 |W|^2
+// (deterministic: no sampling).
 Fit fit(const SparseRows& x, const std::vector<int>& y, int V, int C, float l2, const BowOptions& opt) {
-  Fit f{Mat::Zero(V, C), RowVec::Zero(C)};
-  Mat mW = Mat::Zero(V, C), vW = Mat::Zero(V, C);
-  RowVec mb = RowVec::Zero(C), vb = RowVec::Zero(C);
-  const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+  nn::Param W(V, C), b(1, C, /*decay=*/false);   // [V, C], [1, C], zero
+  nn::ParamSet params;
+  params.add(W, "W");
+  params.add(b, "b");
+  nn::Adam adam(params, {.lr = opt.lr, .weight_decay = l2, .decoupled = false});
   const float inv_n = 1.f / static_cast<float>(std::max<std::size_t>(1, y.size()));
   for (int it = 1; it <= opt.iterations; ++it) {
-    Mat p = sparse_logits(x, f.W, f.b);  // [N, C] -> probabilities
-    for (Eigen::Index i = 0; i < p.rows(); ++i) {
-      float mx = p.row(i).maxCoeff();
-      p.row(i) = (p.row(i).array() - mx).exp().matrix();
-      p.row(i) /= p.row(i).sum();
-      p(i, y[i]) -= 1.f;  // dlogits
-    }
-    Mat gW = l2 * f.W;  // [V, C]
-    RowVec gb = RowVec::Zero(C);
+    Mat p = sparse_logits(x, W.value, b.value);  // [N, C] -> probabilities -> dlogits
+    nn::softmax_rows(p);
+    for (Eigen::Index i = 0; i < p.rows(); ++i) p(i, y[i]) -= 1.f;
+    params.zero_grad();
     for (std::size_t i = 0; i < x.ids.size(); ++i) {
-      gb += inv_n * p.row(i);
-      for (std::size_t k = 0; k < x.ids[i].size(); ++k) gW.row(x.ids[i][k]) += (inv_n * x.vals[i][k]) * p.row(i);
+      b.grad += inv_n * p.row(i);
+      for (std::size_t k = 0; k < x.ids[i].size(); ++k) W.grad.row(x.ids[i][k]) += (inv_n * x.vals[i][k]) * p.row(i);
     }
-    const float c1 = 1.f - std::pow(b1, static_cast<float>(it)), c2 = 1.f - std::pow(b2, static_cast<float>(it));
-    mW = b1 * mW + (1 - b1) * gW;
-    vW = b2 * vW + (1 - b2) * gW.cwiseAbs2();
-    mb = b1 * mb + (1 - b1) * gb;
-    vb = b2 * vb + (1 - b2) * gb.cwiseAbs2();
-    f.W.array() -= opt.lr * (mW.array() / c1) / ((vW.array() / c2).sqrt() + eps);
-    f.b.array() -= opt.lr * (mb.array() / c1) / ((vb.array() / c2).sqrt() + eps);
+    adam.step();
   }
-  return f;
+  return {W.value, b.value};
 }
 
 int argmax_row(const Mat& m, Eigen::Index i) {

@@ -39,7 +39,7 @@ void add_align(CLI::App& app) {
     ImportOptions imp;
     AlignOptions align;
     int head = -1;
-    bool keep_special = false, one_indexed = false, json = false, all_samples = false;
+    bool keep_special = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("align", "word alignments (Pharaoh i-j) from attention, and precision/recall/AER against gold");
@@ -54,19 +54,29 @@ void add_align(CLI::App& app) {
   sub->add_option("--text", o->text, "'source ||| target' lines (split on spaces) labelling the axes, one per sample");
   sub->add_option("--gold", o->gold, "gold Pharaoh file (i-j sure, i?j or ipj possible), one line per sample");
   sub->add_option("--score", o->score, "score this Pharaoh file against --gold (no INPUT needed)");
-  sub->add_flag("--one-indexed", o->one_indexed, "Pharaoh files (gold, --score, output) use 1-based indices");
+  sub->add_flag("--one-indexed", o->one_indexed, "every Pharaoh file (gold, --score, output) uses 1-based indices");
+  sub->add_flag("--gold-one-indexed", o->gold_one, "the --gold file is 1-based (awesome-align's and fast_align's gold)");
+  sub->add_flag("--pred-one-indexed", o->pred_one, "the --score file and the output are 1-based");
   sub->add_option("-o,--out", o->out, "write the Pharaoh lines here instead of standard output");
   sub->add_flag("--json", o->json, "print scores as JSON");
   add_import_options(sub, o->imp);
   set_example(sub, "attnviz align samples/alignment_6x7.safetensors --gold samples/alignment_6x7.gold\n"
-                   "  attnviz align --score fast_align.out --gold gold.talp --one-indexed");
+                   "  attnviz align --score enfr.awesome-align.out --gold enfr.gold --gold-one-indexed");
   sub->callback([o] {
-    PharaohOptions ph{.one_indexed = o->one_indexed};
+    const PharaohOptions ph{.one_indexed = o->one_indexed || o->pred_one,
+                            .flag = o->one_indexed ? "--one-indexed" : "--pred-one-indexed"};
+    const PharaohOptions gph{.one_indexed = o->one_indexed || o->gold_one,
+                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed"};
+    auto read_checked = [](const std::string& path, const PharaohOptions& opt) {
+      auto all = read_pharaoh_file(path, opt);
+      for (const auto& h : pharaoh_index_hints(all, path, opt)) fmt::print(stderr, "warning: {}\n", h);
+      return all;
+    };
     if (!o->score.empty()) {
       if (o->gold.empty()) throw UsageError("--score needs --gold");
       if (!o->input.empty()) throw UsageError("give either INPUT or --score, not both");
-      auto pred = read_pharaoh_file(o->score, ph);
-      auto gold = read_pharaoh_file(o->gold, ph);
+      auto pred = read_checked(o->score, ph);
+      auto gold = read_checked(o->gold, gph);
       if (pred.size() != gold.size())
         throw InputError(o->score, fmt::format("{} lines, but the gold file {} has {}", pred.size(), o->gold, gold.size()));
       print_score(score_alignments(pred, gold), o->json, fmt::format("{} sentence(s)", pred.size()));
@@ -84,7 +94,7 @@ void add_align(CLI::App& app) {
         throw InputError(o->text, fmt::format("{} lines for {} sample(s)", text.size(), recs.size()));
     }
     std::vector<Alignment> pred;
-    std::vector<std::pair<int, int>> dims;   // [T, S] of each aligned matrix
+    std::vector<PairSize> dims;   // source and target size of each aligned matrix
     std::string lines;
     for (size_t k = 0; k < recs.size(); ++k) {
       auto& r = recs[k];
@@ -96,21 +106,22 @@ void add_align(CLI::App& app) {
                                                 k, p.source.size(), p.target.size(), m.weights.rows(), m.weights.cols()));
       }
       pred.push_back(extract_alignment(m.weights, o->align));
-      dims.emplace_back(static_cast<int>(m.weights.rows()), static_cast<int>(m.weights.cols()));
+      if (const int bad = nan_rows(m.weights))
+        fmt::print(stderr, "warning: {}{}: {} of {} target row(s) of '{}' hold NaN weights and get no links\n", o->input,
+                   recs.size() > 1 ? fmt::format(" sample {}", k) : "", bad, m.weights.rows(), m.tensor);
+      dims.push_back({static_cast<int>(m.weights.cols()), static_cast<int>(m.weights.rows())});
       lines += format_pharaoh(pred.back(), ph) + "\n";
     }
     if (!o->out.empty()) write_file_atomically(o->out, lines);
     else if (!(o->json && !o->gold.empty())) fmt::print("{}", lines);
     if (!o->gold.empty()) {
-      auto gold = read_pharaoh_file(o->gold, ph);
+      auto gold = read_checked(o->gold, gph);
       // A single sample picked with --sample is scored against that line of a multi-line gold file.
       if (!o->all_samples && gold.size() > 1 && static_cast<size_t>(o->imp.sample) < gold.size())
         gold = {gold[o->imp.sample]};
       if (gold.size() != pred.size())
         throw InputError(o->gold, fmt::format("{} gold line(s) for {} aligned sample(s)", gold.size(), pred.size()));
-      for (size_t k = 0; k < gold.size(); ++k)
-        if (gold[k].max_source() >= dims[k].second || gold[k].max_target() >= dims[k].first)
-          throw InputError(o->gold, fmt::format("line {}: a gold link lies outside the attention matrix", k + 1));
+      check_alignments_fit(gold, dims, o->gold, gph);
       print_score(score_alignments(pred, gold), o->json, fmt::format("{}, {}", align_method_name(o->align.method), o->input));
     }
   });

@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 
 #include <attnviz/models/mnist.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/engine/rng.hpp>
 
 #include <fmt/core.h>
@@ -46,7 +47,7 @@ void add_bench_train(CLI::App& parent) {
     for (auto& p : set.pixels) p = rng.uniform();
     for (auto& l : set.labels) l = rng.below(10);
     auto model = models::make_mnist_model(o->cfg, 1);
-    models::MnistTrainOptions t;
+    train::MnistTrainOptions t;
     t.epochs = 1;
     t.batch = o->batch;
     t.lr = o->lr;
@@ -58,10 +59,10 @@ void add_bench_train(CLI::App& parent) {
     ImageSet none;
     if (o->warmup > 0) {
       t.max_steps = o->warmup;
-      models::train_mnist(*model, set, none, t);
+      train::train_mnist(*model, set, none, t);
     }
     t.max_steps = o->steps;
-    auto r = models::train_mnist(*model, set, none, t);
+    auto r = train::train_mnist(*model, set, none, t);
     const int threads = omp_get_max_threads();
     if (o->json) {
       nlohmann::json j{{"samples_per_second", r.samples_per_second}, {"steps", r.steps}, {"batch", o->batch},

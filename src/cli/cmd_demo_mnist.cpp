@@ -27,7 +27,7 @@ struct Trained {
 
 // Loads ctx.models/<name>.safetensors, or trains it and saves it there.
 Trained train_or_load(DemoContext& ctx, const std::string& name, const models::MnistConfig& cfg,
-                      const models::MnistTrainOptions& opt, const ImageSet& train, const ImageSet& test) {
+                      const train::MnistTrainOptions& opt, const ImageSet& train, const ImageSet& test) {
   fs::path path = ctx.models / (name + ".safetensors");
   Trained t;
   if (fs::exists(path)) {
@@ -43,9 +43,9 @@ Trained train_or_load(DemoContext& ctx, const std::string& name, const models::M
   auto res = train_with_progress(*t.model, train, test, opt, globals().quiet);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fs::create_directories(ctx.models);
-  save_mnist_model(path, *t.model, {{"test_accuracy", fmt::format("{:.4f}", res.epochs.back().test_accuracy)}});
+  save_mnist_model(path, *t.model, {{"test_accuracy", fmt::format("{:.4f}", res.epochs.back().eval.get("accuracy"))}});
   t.note = fmt::format("mnist: trained {} in {:.0f} s ({} epochs, {:.0f} samples/s): test accuracy {:.2f}%", name,
-                       secs, res.epochs.size(), res.samples_per_second, 100 * res.epochs.back().test_accuracy);
+                       secs, res.epochs.size(), res.samples_per_second, 100 * res.epochs.back().eval.get("accuracy"));
   return t;
 }
 
@@ -93,7 +93,7 @@ void demo_mnist(DemoContext& ctx) {
   // The quick recipe: 2 blocks, 3 epochs without augmentation (the 2-block model trains at about
   // twice the speed of the default); the full one is the default `attnviz train mnist` recipe.
   models::MnistConfig vit_cfg;
-  models::MnistTrainOptions vit_opt;
+  train::MnistTrainOptions vit_opt;
   if (ctx.quick) {
     vit_cfg.depth = 2;
     vit_opt.epochs = 3;
@@ -105,7 +105,7 @@ void demo_mnist(DemoContext& ctx) {
 
   models::MnistConfig pool_cfg;
   pool_cfg.arch = "pool";
-  models::MnistTrainOptions pool_opt;
+  train::MnistTrainOptions pool_opt;
   pool_opt.epochs = ctx.quick ? 2 : 10;
   pool_opt.lr = 3e-3f;
   pool_opt.shift = 0;

@@ -8,6 +8,7 @@
 #include <attnviz/analysis/bow_baseline.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/render/text_view.hpp>
 
 #include <fmt/core.h>
@@ -27,24 +28,24 @@ std::unique_ptr<TextClassifier> get_model(DemoContext& ctx, const std::string& a
   if (fs::exists(path)) return std::move(load_textcls_model(path).model);
   TextClsConfig cfg;
   cfg.arch = arch;
-  TextTrainOptions o;
+  train::TextTrainOptions o;
   // quick: 8 epochs already put the BiGRU's attention on topical words (accuracy a few points
   // below the full 15-epoch recipe).
   o.epochs = ctx.quick ? 8 : 15;
   auto model = make_textcls_model(cfg, build_text_vocab(sp.train.texts, 2), sp.train.labels, o.seed);
   std::unique_ptr<ProgressBar> bar;
-  TextTrainCallbacks cb;
-  cb.on_step = [&](const TextStepInfo& s) {
+  train::Callbacks cb;
+  cb.on_step = [&](const train::StepInfo& s) {
     if (!bar)
       bar = std::make_unique<ProgressBar>(fmt::format("textcls {} epoch {}/{}", arch, s.epoch + 1, o.epochs), s.steps,
                                           !globals().quiet);
     bar->update(s.step, fmt::format("loss {:.3f}", s.loss));
   };
-  cb.on_epoch = [&](const TextEpochInfo&) {
+  cb.on_epoch = [&](const train::EpochInfo&) {
     if (bar) bar->finish();
     bar.reset();
   };
-  train_textcls(*model, sp.train, {}, o, cb);
+  train::train_textcls(*model, sp.train, {}, o, cb);
   save_textcls_model(path, *model, TextDataSource{}.to_metadata());   // only a finished model is reused
   return model;
 }
@@ -100,7 +101,7 @@ void demo_textcls(DemoContext& ctx) {
     auto r = evaluate_textcls(*model, sp.test);
     ctx.notes.push_back(fmt::format("textcls {}: test accuracy {:.3f}, macro-F1 {:.3f} (bag-of-words baseline {:.3f} / "
                                     "{:.3f}; fortunes, {} test texts, split seed {})",
-                                    arch, r.metrics.accuracy, r.metrics.macro_f1, bm.accuracy, bm.macro_f1,
+                                    arch, r.classes.accuracy, r.classes.macro_f1, bm.accuracy, bm.macro_f1,
                                     sp.test.size(), src.split_seed));
     if (arch == "bigru")
       figure(ctx, *model, sp, "textcls_bigru", "Which words decided the topic? (BiGRU + additive attention pooling)",
@@ -108,11 +109,11 @@ void demo_textcls(DemoContext& ctx) {
                          "attention-pooling weight the classifier gave it (darkest = the sentence's largest weight). "
                          "The header is green when the prediction is right, red when wrong. Test accuracy {:.1f}% "
                          "(bag-of-words logistic regression: {:.1f}%). The .html version shows each weight on hover.",
-                         100 * r.metrics.accuracy, 100 * bm.accuracy));
+                         100 * r.classes.accuracy, 100 * bm.accuracy));
     else
       figure(ctx, *model, sp, "textcls_transformer", "The same texts through the transformer's [CLS] attention",
              fmt::format("Shade = the last layer's attention from [CLS] to each word, averaged over heads. "
-                         "Test accuracy {:.1f}%.", 100 * r.metrics.accuracy));
+                         "Test accuracy {:.1f}%.", 100 * r.classes.accuracy));
   }
 }
 

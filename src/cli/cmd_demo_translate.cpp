@@ -7,6 +7,7 @@
 
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/render/render.hpp>
 
 #include <fmt/core.h>
@@ -42,15 +43,21 @@ std::unique_ptr<Translator> get_model(DemoContext& ctx, const std::string& kind)
   auto m = make_translator(cfg, Vocabulary::build(s), Vocabulary::build(t));
   m->init(1);
   auto data = encode_corpus(*m, corpus);
-  TrainOptions o;
+  train::TranslateTrainOptions o;
   o.epochs = epochs;
-  nn::Adam opt(m->params, {.lr = o.lr});
-  const long per_epoch = static_cast<long>((data.size() + o.batch - 1) / o.batch);
-  for (int e = 0; e < epochs; ++e) {
-    ProgressBar bar(fmt::format("translate {} epoch {}/{}", kind, e + 1, epochs), per_epoch, !globals().quiet);
-    train_epoch(*m, opt, data, e, o, [&](long done, double loss) { bar.update(done, fmt::format("loss {:.3f}", loss)); });
-    bar.finish();
-  }
+  std::unique_ptr<ProgressBar> bar;
+  train::Callbacks cb;
+  cb.on_step = [&](const train::StepInfo& si) {
+    if (!bar)
+      bar = std::make_unique<ProgressBar>(fmt::format("translate {} epoch {}/{}", kind, si.epoch + 1, epochs), si.steps,
+                                          !globals().quiet);
+    bar->update(si.step, fmt::format("loss {:.3f}", si.loss));
+  };
+  cb.on_epoch = [&](const train::EpochInfo&) {
+    if (bar) bar->finish();
+    bar.reset();
+  };
+  train::train_translator(*m, data, o, cb);
   save_translator(path, *m);
   return m;
 }

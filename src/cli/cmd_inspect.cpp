@@ -82,6 +82,10 @@ void print_record(const AttentionRecord& r, bool all_rows) {
                t.query_axis.empty() ? "-" : t.query_axis, t.key_axis.empty() ? "-" : t.key_axis,
                r.find_gradient(t.name) ? "  (+gradient)" : "");
     print_nonfinite(r, t);
+    if (const ZeroLines z = zero_lines(t); z.rows || z.cols)
+      fmt::print("  all-zero (masked padding?): {} query row(s) ({} at the end), {} key column(s) ({} at the end); "
+                 "--crop auto drops those at the end\n",
+                 z.rows, z.trailing_rows, z.cols, z.trailing_cols);
     auto ent = head_entropy(t);
     std::string e;
     for (int h = 0; h < t.heads; ++h) e += fmt::format("{}h{}={:.3f}", h ? " " : "", h, ent[h]);
@@ -124,6 +128,12 @@ void add_inspect(CLI::App& app) {
     }
     auto records = import_records(o->input, o->imp);
     fmt::print("{}: {} sample(s)\n", o->input, records.size());
+    // The arrays of an .npz / keys of a JSON are tensors of one sample: --tensor picks them, not --sample.
+    if (records.size() == 1 && records[0].tensors.size() > 1) {
+      std::string names;
+      for (const auto& t : records[0].tensors) names += (names.empty() ? "" : ", ") + t.name;
+      fmt::print("{} tensors (pick one with --tensor): {}\n", records[0].tensors.size(), names);
+    }
     for (size_t i = 0; i < records.size(); ++i) {
       if (records.size() > 1) {
         if (static_cast<int>(i) != o->imp.sample && i >= 3) continue;

@@ -23,7 +23,7 @@ using nlohmann::json;
 
 struct TrainCli {
   models::MnistConfig cfg;
-  models::MnistTrainOptions opt;
+  train::MnistTrainOptions opt;
   std::string out = "models/mnist-vit.safetensors";
   std::string checkpoint, resume, optim = "adamw";
   bool out_set = false;
@@ -51,8 +51,8 @@ void add_recipe_options(CLI::App* sub, TrainCli& o) {
   sub->add_option("--limit", o.opt.train_limit, "train on the first N images only (0 = all 60,000)");
 }
 
-models::MnistTrainOptions finish_recipe(TrainCli& o) {
-  models::MnistTrainOptions t = o.opt;
+train::MnistTrainOptions finish_recipe(TrainCli& o) {
+  train::MnistTrainOptions t = o.opt;
   t.adamw = o.optim == "adamw";
   if (!t.adamw) t.weight_decay = 0;
   return t;
@@ -142,10 +142,12 @@ void add_train_mnist(CLI::App& parent) {
   add_recipe_options(sub, *o);
   sub->add_option("--out,-o", o->out, "model file to write (.safetensors)");
   sub->add_option("--checkpoint", o->checkpoint, "checkpoint written after every epoch (default: OUT with .ckpt)");
+  sub->add_option("--checkpoint-every", o->opt.checkpoint_every, "also write the checkpoint every N steps (0 = epochs only)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
   set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors");
   sub->callback([o] {
-    models::MnistTrainOptions opt = finish_recipe(*o);
+    train::MnistTrainOptions opt = finish_recipe(*o);
     fs::path out = o->out;
     if (out.extension() != ".safetensors") throw UsageError("--out must end in .safetensors: " + out.string());
     opt.checkpoint = o->checkpoint.empty() ? checkpoint_for(out) : fs::path(o->checkpoint);
@@ -165,12 +167,13 @@ void add_train_mnist(CLI::App& parent) {
                  test.count);
     auto res = train_with_progress(*model, train, test, opt, quiet);
     const auto& last = res.epochs.back();
+    const double test_accuracy = last.eval.has("accuracy") ? last.eval.get("accuracy") : 0.0;
     save_mnist_model(out, *model,
-                     {{"test_accuracy", fmt::format("{:.4f}", last.test_accuracy)},
+                     {{"test_accuracy", fmt::format("{:.4f}", test_accuracy)},
                       {"epochs", std::to_string(opt.epochs)},
                       {"train_samples_per_second", fmt::format("{:.0f}", res.samples_per_second)}});
     fmt::print("test accuracy {:.2f}% after {} epochs; {:.0f} samples/s; model saved to {}\n",
-               100 * last.test_accuracy, res.epochs.size(), res.samples_per_second, out.string());
+               100 * test_accuracy, res.epochs.size(), res.samples_per_second, out.string());
   });
 }
 
@@ -181,11 +184,13 @@ void add_eval_mnist(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("mnist", "accuracy, per-class accuracy and confusion matrix of an MNIST model");
-  sub->add_option("model", o->model, "model file from `attnviz train mnist`")->required();
+  sub->add_option("--model,model", o->model,
+                  "model file from `attnviz train mnist` (also accepted as the first argument, the old spelling)")
+      ->required();
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
   sub->add_flag("--json", o->json, "print JSON instead of tables");
   sub->add_option("--heatmap", o->heatmap, "also render the confusion matrix (.png/.svg/.pdf)");
-  set_example(sub, "attnviz eval mnist models/vit.safetensors --heatmap confusion.png");
+  set_example(sub, "attnviz eval mnist --model models/vit.safetensors --heatmap confusion.png");
   sub->callback([o] {
     auto model = models::load_mnist_model(o->model);
     ImageSet set = load_mnist(mnist_dir(), o->split);
@@ -214,7 +219,9 @@ void add_record_mnist(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("mnist", "record every attention matrix (and its gradient) for MNIST images");
-  sub->add_option("model", o->model, "model file from `attnviz train mnist`")->required();
+  sub->add_option("--model,model", o->model,
+                  "model file from `attnviz train mnist` (also accepted as the first argument, the old spelling)")
+      ->required();
   sub->add_option("--out,-o", o->out, "record file to write (.safetensors, one sample per image)")->required();
   sub->add_option("--index", o->index, "comma-separated image numbers, e.g. 0,7,42");
   sub->add_option("--first", o->first, "the first N images (of --class if given); default 16")->check(CLI::NonNegativeNumber);
@@ -222,7 +229,7 @@ void add_record_mnist(CLI::App& parent) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--class", o->klass, "only images whose true label is this digit")->check(CLI::Range(0, 9));
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
-  set_example(sub, "attnviz record mnist models/vit.safetensors --index 0,7,42 -o digits.safetensors");
+  set_example(sub, "attnviz record mnist --model models/vit.safetensors --index 0,7,42 -o digits.safetensors");
   sub->callback([o] {
     auto model = models::load_mnist_model(o->model);
     ImageSet set = load_mnist(mnist_dir(), o->split);

@@ -2,10 +2,12 @@
 // loads the record and calls the renderer.
 #include "cli/commands.hpp"
 #include "cli/input_options.hpp"
+#include "cli/render_batch.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/io/pharaoh.hpp>
+#include <attnviz/analysis/alignment.hpp>
 #include <attnviz/render/render.hpp>
 #if __has_include(<attnviz/saliency.hpp>)
 #include <attnviz/analysis/saliency.hpp>
@@ -25,6 +27,7 @@ using namespace attnviz::render;
 // Options shared by every plot kind.
 struct Common {
   std::string input, out;
+  BatchInputs batch;   // INPUT..., --batch-file FILE, --format (render_batch.hpp)
   ImportOptions import;
   std::string cmap = "viridis", norm = "global";
   double vmin = 0, vmax = 0;
@@ -54,8 +57,9 @@ struct Common {
 
 void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
   c.cmap = default_cmap;
-  sub->add_option("input", c.input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
-  sub->add_option("-o,--out", c.out, "output file; the format follows the extension: .png, .svg or .pdf")->required();
+  add_batch_inputs(sub, c.batch);
+  sub->add_option("-o,--out", c.out, "output file (the format follows the extension: .png, .svg or .pdf), or a "
+                                     "folder DIR/ for several inputs");
   add_import_options(sub, c.import);
   std::string names;
   for (const auto& n : Colormap::names()) names += (names.empty() ? "" : ", ") + n;
@@ -77,16 +81,16 @@ void add_head_selection(CLI::App* sub, HeadSelection& sel, const std::string& de
   sub->add_flag("--mean-heads", sel.mean_heads, "average over all heads");
 }
 
-void report(const std::string& out) { fmt::print("wrote {}\n", out); }
+void report(const std::string& out) {
+  if (!in_batch()) fmt::print("wrote {}\n", out);
+}
 
 // The Pharaoh line for this sample: the only line, or line `sample` of a multi-line file.
-Alignment pick_alignment(const std::string& path, int line) {
-  auto all = read_pharaoh(path);
-  if (all.empty()) return {};
-  if (all.size() == 1 || (line < 0)) return all.front();
-  if (line >= static_cast<int>(all.size()))
-    throw InputError(path, fmt::format("has {} alignment lines, line {} was asked for", all.size(), line));
-  return all[line];
+Alignment pick_alignment(const std::string& path, int line, const PharaohOptions& opt) {
+  std::vector<std::string> hints;
+  Alignment a = read_pharaoh_sample(path, line, opt, &hints);
+  for (const auto& h : hints) fmt::print(stderr, "warning: {}\n", h);
+  return a;
 }
 
 void add_heatmap(CLI::App& parent) {
@@ -100,6 +104,7 @@ void add_heatmap(CLI::App& parent) {
     std::string gold, pred;
     int align_line = -1;
     bool no_values = false, no_colorbar = false, no_labels = false;
+    bool one_indexed = false, gold_one = false, pred_one = false;
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "viridis");
@@ -113,18 +118,33 @@ void add_heatmap(CLI::App& parent) {
   sub->add_option("--gold", o->gold, "Pharaoh file with gold links (i-j sure, i?j possible; i = source/key, j = target/query)");
   sub->add_option("--pred", o->pred, "Pharaoh file with predicted links, drawn as dots");
   sub->add_option("--align-line", o->align_line, "line of the Pharaoh files to use (default: the only line, else --sample)");
-  sub->callback([o] {
+  sub->add_flag("--one-indexed", o->one_indexed, "both Pharaoh files are 1-based");
+  sub->add_flag("--gold-one-indexed", o->gold_one, "the --gold file is 1-based");
+  sub->add_flag("--pred-one-indexed", o->pred_one, "the --pred file is 1-based");
+  sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     HeatmapOptions h = o->c.with_colours(o->h);
     if (o->no_values) h.values_max_size = 0;
     h.colorbar = !o->no_colorbar;
     h.labels = !o->no_labels;
     int line = o->align_line >= 0 ? o->align_line : o->c.import.sample;
-    if (!o->gold.empty()) h.markers.gold = pick_alignment(o->gold, line);
-    if (!o->pred.empty()) h.markers.predicted = pick_alignment(o->pred, line);
+    const PharaohOptions gph{.one_indexed = o->one_indexed || o->gold_one,
+                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed"};
+    const PharaohOptions pph{.one_indexed = o->one_indexed || o->pred_one,
+                             .flag = o->one_indexed ? "--one-indexed" : "--pred-one-indexed"};
+    if (!o->gold.empty()) h.markers.gold = pick_alignment(o->gold, line, gph);
+    if (!o->pred.empty()) h.markers.predicted = pick_alignment(o->pred, line, pph);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
+    // Links past the drawn matrix (a 1-based file read 0-based) are refused, naming the flag.
+    const AttentionTensor* t = o->sel.tensor.empty() ? (rec.tensors.empty() ? nullptr : &rec.tensors.front())
+                                                     : rec.find(o->sel.tensor);
+    if (t) {
+      const std::vector<PairSize> size = {{t->keys, t->queries}};
+      if (!o->gold.empty()) check_alignments_fit({*h.markers.gold}, size, o->gold, gph);
+      if (!o->pred.empty()) check_alignments_fit({*h.markers.predicted}, size, o->pred, pph);
+    }
     render_heatmap(rec, o->sel, h, o->c.out, o->c.paint);
     report(o->c.out);
-  });
+  }); });
 }
 
 void add_grid(CLI::App& parent) {
@@ -141,12 +161,12 @@ void add_grid(CLI::App& parent) {
   sub->add_option("--heads", o->g.heads, "head indices to show, comma-separated (default: all)")->delimiter(',');
   sub->add_option("--thumb", o->g.thumb, "thumbnail size in points (default: automatic)")->check(CLI::Range(8.0, 400.0));
   sub->add_option("--title", o->g.title, "figure title ('-' = none)");
-  sub->callback([o] {
+  sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     GridOptions g = o->c.with_colours(o->g);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
     render_grid(rec, g, o->c.out, o->c.paint);
     report(o->c.out);
-  });
+  }); });
 }
 
 void add_lines(CLI::App& parent) {
@@ -166,12 +186,12 @@ void add_lines(CLI::App& parent) {
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--max-width", o->l.max_width, "line width of the largest weight (points)")->check(CLI::Range(0.1, 40.0));
   sub->add_option("--title", o->l.title, "figure title ('-' = none)");
-  sub->callback([o] {
+  sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     format_from_path(o->c.out);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
     render_lines(rec, o->tensor, o->l, o->c.out, o->c.paint);
     report(o->c.out);
-  });
+  }); });
 }
 
 void add_overlay(CLI::App& parent) {
@@ -203,7 +223,7 @@ void add_overlay(CLI::App& parent) {
   sub->add_flag("--shared-scale", o->ov.shared_scale, "one colour range over all panels");
   sub->add_flag("--colorbar", o->ov.colorbar, "add a colorbar (use with --shared-scale)");
   sub->add_option("--title", o->ov.title, "figure title");
-  sub->callback([o] {
+  sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     OverlayOptions ov = o->c.with_colours(o->ov);
     OverlayMapFn fn;
     if (o->method != "cls") {
@@ -233,7 +253,7 @@ void add_overlay(CLI::App& parent) {
     }
     render_overlay(panels, ov, o->c.out, o->c.paint);
     report(o->c.out);
-  });
+  }); });
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ void add_render_text(CLI::App& parent) {
   sub->add_option("--samples", o->samples, "which samples of a multi-sample file (default: the first --max)")
       ->delimiter(',');
   sub->add_option("--max", o->max_items, "at most this many sentences per figure")->check(CLI::PositiveNumber);
-  sub->add_option("--tensor", o->sel.tensor, "tensor whose weights shade the tokens (e.g. encoder.layer1.self)");
+  auto* sub_tensor = sub->add_option("--tensor", o->sel.tensor,
+                                     "tensor whose weights shade the tokens (default: pool, or the only tensor)");
   sub->add_option("--head", o->sel.head, "head of that tensor (-1 = mean over heads)");
   sub->add_option("--query", o->sel.query, "query row (0 = the pooling query, or [CLS] in a self-attention tensor)");
   sub->add_option("--cmap", o->view.cmap, "colormap (magma, viridis, inferno, plasma, cividis, gray, coolwarm)");
@@ -47,7 +48,7 @@ void add_render_text(CLI::App& parent) {
   sub->add_option("--title", o->view.title, "figure title");
   sub->add_option("--scale", o->paint.scale, "PNG pixels per point")->check(CLI::Range(0.1, 16.0));
   set_example(sub, "attnviz render text texts.safetensors -o texts.png   # or -o texts.html");
-  sub->callback([o] {
+  sub->callback([o, sub_tensor] {
     std::string ext = std::filesystem::path(o->out).extension().string();
     for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (ext != ".png" && ext != ".svg" && ext != ".pdf" && ext != ".html" && ext != ".htm")
@@ -56,6 +57,10 @@ void add_render_text(CLI::App& parent) {
     o->view.reverse = !o->no_reverse;
     o->view.fade = !o->no_fade;
     auto records = import_records(o->input, o->import);
+    // Without --tensor: "pool" (textcls records), else the only tensor of an imported file.
+    if (sub_tensor->count() == 0 && !records.empty() && !records[0].find(o->sel.tensor) &&
+        records[0].tensors.size() == 1)
+      o->sel.tensor = records[0].tensors[0].name;
     std::vector<int> pick = o->samples;
     if (pick.empty())
       for (int i = 0; i < static_cast<int>(records.size()) && i < o->max_items; ++i) pick.push_back(i);

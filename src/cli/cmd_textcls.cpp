@@ -6,6 +6,7 @@
 #include <attnviz/analysis/bow_baseline.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
+#include <attnviz/train/tasks.hpp>
 #include <attnviz/record/record.hpp>
 
 #include <fmt/core.h>
@@ -69,15 +70,31 @@ void check_labels(const TextDataset& data, const models::TextClassifier& model, 
     throw UsageError(what + ": the data's labels differ from the labels the model was trained on");
 }
 
+// A resumed run keeps the checkpoint's model: an architecture option given with a different value
+// is refused, naming it (the trainer checks the training options the same way).
+void refuse_changed_config(const CLI::App& sub, const models::TextClsConfig& asked, const models::TextClsConfig& have,
+                           const std::string& path) {
+  const nlohmann::json a = nlohmann::json::parse(asked.to_json()), h = nlohmann::json::parse(have.to_json());
+  for (const char* opt : {"arch", "score", "embed", "hidden", "dim", "layers", "heads", "max-len", "dropout",
+                          "word-dropout"}) {
+    std::string key = opt;
+    for (char& c : key)
+      if (c == '-') c = '_';
+    if (sub.count(std::string("--") + opt) && a.at(key) != h.at(key))
+      throw InputError(path, fmt::format("checkpoint is of a different model: --{} was {} there, {} in this run; "
+                                         "resume with the same options", opt, h.at(key).dump(), a.at(key).dump()));
+  }
+}
+
 // ------------------------------------------------------------------------------------- train
 void train_cmd(CLI::App& parent) {
   struct Opts {
     DataOpts data;
     models::TextClsConfig cfg;
-    models::TextTrainOptions train;
+    train::TextTrainOptions train;
     int min_count = 2;
     std::string out;
-    bool resume = false;
+    std::string resume;   // "" with a bare --resume: the model file --out
   };
   auto o = std::make_shared<Opts>();
   o->train.epochs = 15;
@@ -103,16 +120,23 @@ void train_cmd(CLI::App& parent) {
   sub->add_option("--seed", o->train.seed, "seed of initialisation, shuffling and dropout");
   sub->add_option("-o,--out", o->out, "model file (.safetensors), also the checkpoint after every epoch")
       ->required();
-  sub->add_flag("--resume", o->resume, "continue the training stored in --out (same options)");
+  sub->add_option("--checkpoint-every", o->train.checkpoint_every, "also write --out every N steps (0 = epochs only)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--resume", o->resume,
+                  "continue the training stored in this checkpoint (a bare --resume: the one in --out; same options)")
+      ->expected(0, 1)
+      ->default_str("");
   set_example(sub, "attnviz train textcls --arch bigru --score additive --epochs 15 -o models/textcls.safetensors");
   sub->callback([o, sub] {
     std::unique_ptr<models::TextClassifier> model;
     TextDataSource src = to_source(o->data);
-    if (o->resume) {
-      auto loaded = models::load_textcls_model(o->out);
-      src = source_for(loaded.metadata, o->out, sub, o->data);
+    if (sub->count("--resume")) {
+      const std::string from = o->resume.empty() ? o->out : o->resume;
+      auto loaded = models::load_textcls_model(from);
+      src = source_for(loaded.metadata, from, sub, o->data);
       model = std::move(loaded.model);
-      o->train.resume = o->out;
+      o->train.resume = from;
+      refuse_changed_config(*sub, o->cfg, model->config(), from);
     }
     TextSplit sp = src.load();
     if (!model) {
@@ -126,28 +150,28 @@ void train_cmd(CLI::App& parent) {
     fmt::print(stderr, "data: {} — {} train / {} test texts, {} classes, vocabulary {}\n", src.describe(),
                sp.train.size(), sp.test.size(), sp.train.labels.size(), model->vocab().size());
     std::unique_ptr<ProgressBar> bar;
-    models::TextTrainCallbacks cb;
-    cb.on_start = [&](int first) {
-      if (first > 0) fmt::print(stderr, "resuming after epoch {}\n", first);
+    train::Callbacks cb;
+    cb.on_start = [&](int first, long step) {
+      if (first > 0 || step > 0) fmt::print(stderr, "resuming at epoch {}, step {}\n", first + 1, step);
     };
-    cb.on_step = [&](const models::TextStepInfo& s) {
+    cb.on_step = [&](const train::StepInfo& s) {
       if (!bar) bar = std::make_unique<ProgressBar>(fmt::format("epoch {}/{}", s.epoch + 1, o->train.epochs), s.steps, !quiet);
       bar->update(s.step, fmt::format("loss {:.3f} acc {:.3f}", s.loss, s.accuracy));
     };
-    cb.on_epoch = [&](const models::TextEpochInfo& e) {
+    cb.on_epoch = [&](const train::EpochInfo& e) {
       if (bar) bar->finish(fmt::format("loss {:.3f} train acc {:.3f} | test acc {:.3f} macro-F1 {:.3f}", e.train_loss,
-                                       e.train_accuracy, e.eval_accuracy, e.eval_macro_f1));
+                                       e.train_accuracy, e.eval.get("accuracy"), e.eval.get("macro_f1")));
       bar.reset();
     };
     try {
-      models::train_textcls(*model, sp.train, sp.test, o->train, cb);
-    } catch (const models::TextTrainingDiverged& e) {
+      train::train_textcls(*model, sp.train, sp.test, o->train, cb);
+    } catch (const train::TrainingDiverged& e) {
       throw InputError(o->out, std::string(e.what()) + "; the last checkpoint is kept (try a lower --lr)");
     }
     auto r = models::evaluate_textcls(*model, sp.test);
     fmt::print("{} ({}): test accuracy {:.4f}, macro-F1 {:.4f} (n = {}, split seed {}); saved {}\n", model->name(),
-               model->config().arch == "bigru" ? model->config().score : "scaled-dot", r.metrics.accuracy,
-               r.metrics.macro_f1, r.metrics.n, src.split_seed, o->out);
+               model->config().arch == "bigru" ? model->config().score : "scaled-dot", r.classes.accuracy,
+               r.classes.macro_f1, r.classes.n, src.split_seed, o->out);
   });
 }
 
@@ -161,11 +185,13 @@ void eval_cmd(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("textcls", "accuracy and macro-F1 of a text classifier and of a bag-of-words baseline");
-  sub->add_option("MODEL", o->model, "model file from 'train textcls'")->required();
+  sub->add_option("--model,MODEL", o->model,
+                  "model file from 'train textcls' (also accepted as the first argument, the old spelling)")
+      ->required();
   add_data_options(sub, o->data, true);
   sub->add_flag("!--no-baseline", o->baseline, "skip the bag-of-words logistic regression");
   sub->add_flag("--json", o->json, "print a JSON object instead of tables");
-  set_example(sub, "attnviz eval textcls models/textcls.safetensors");
+  set_example(sub, "attnviz eval textcls --model models/textcls.safetensors");
   sub->callback([o, sub] {
     auto loaded = models::load_textcls_model(o->model);
     auto& model = *loaded.model;
@@ -193,7 +219,7 @@ void eval_cmd(CLI::App& parent) {
       j["data"] = src.describe();
       j["split_seed"] = src.split_seed;
       j["test_fraction"] = src.test_fraction;
-      j["model"] = put(r.metrics);
+      j["model"] = put(r.classes);
       j["model"]["name"] = model.name();
       j["model"]["loss"] = r.loss;
       if (bow) {
@@ -206,10 +232,10 @@ void eval_cmd(CLI::App& parent) {
     fmt::print("data: {}, test fraction {}, split seed {}: {} train / {} test texts\n\n", src.describe(),
                src.test_fraction, src.split_seed, sp.train.size(), sp.test.size());
     fmt::print("{} ({})\n{}\n", model.name(), model.config().arch == "bigru" ? model.config().score : "scaled-dot",
-               format_metrics(r.metrics, sp.test.labels));
+               format_metrics(r.classes, sp.test.labels));
     if (bow) fmt::print("bag-of-words logistic regression (L2 {})\n{}\n", bow_l2, format_metrics(*bow, sp.test.labels));
     fmt::print("{:<34} {:>9} {:>9}\n", "model", "accuracy", "macro-F1");
-    fmt::print("{:<34} {:>9.4f} {:>9.4f}\n", model.name(), r.metrics.accuracy, r.metrics.macro_f1);
+    fmt::print("{:<34} {:>9.4f} {:>9.4f}\n", model.name(), r.classes.accuracy, r.classes.macro_f1);
     if (bow) fmt::print("{:<34} {:>9.4f} {:>9.4f}\n", "bag-of-words logistic regression", bow->accuracy, bow->macro_f1);
   });
 }
@@ -225,7 +251,9 @@ void record_cmd(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("textcls", "record the attention over words of a text classifier");
-  sub->add_option("MODEL", o->model, "model file from 'train textcls'")->required();
+  sub->add_option("--model,MODEL", o->model,
+                  "model file from 'train textcls' (also accepted as the first argument, the old spelling)")
+      ->required();
   sub->add_option("--text", o->texts, "a text to classify (repeatable)");
   sub->add_option("--label", o->label, "true label of the --text texts (optional)");
   sub->add_option("--from-test", o->from_test, "N texts spread evenly over the test split")->check(CLI::NonNegativeNumber);
@@ -233,7 +261,7 @@ void record_cmd(CLI::App& parent) {
       ->check(CLI::NonNegativeNumber);
   add_data_options(sub, o->data, true);
   sub->add_option("-o,--out", o->out, "record file (.safetensors, one sample per text)")->required();
-  set_example(sub, "attnviz record textcls models/textcls.safetensors --from-test 8 -o texts.safetensors");
+  set_example(sub, "attnviz record textcls --model models/textcls.safetensors --from-test 8 -o texts.safetensors");
   sub->callback([o, sub] {
     if (o->texts.empty() && o->from_test == 0 && o->misclassified == 0)
       throw UsageError("record textcls: give --text, --from-test N or --misclassified N");

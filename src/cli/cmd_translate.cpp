@@ -8,6 +8,7 @@
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/train/tasks.hpp>
 
 #include <fmt/core.h>
 #include <omp.h>
@@ -83,10 +84,11 @@ void add_train_translate(CLI::App& parent) {
     TranslatorConfig cfg;
     Opts() { train.epochs = 4; }
     std::string attention = "additive";
-    TrainOptions train;
+    train::TranslateTrainOptions train;
     int min_count = 1;
     std::string out = "models/translate.safetensors";
-    bool resume = false;
+    std::string resume;   // checkpoint to continue from ("" with --resume = OUT.ckpt)
+    bool resume_given = false;
     int heldout = 200;
   };
   auto o = std::make_shared<Opts>();
@@ -120,10 +122,18 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
   sub->add_option("--heldout", o->heldout, "held-out pairs evaluated after training (0 = none)")->check(CLI::NonNegativeNumber);
   sub->add_option("-o,--out", o->out, "model file (a checkpoint OUT.ckpt is written after every epoch)");
-  sub->add_flag("--resume", o->resume, "continue from OUT.ckpt (same data options)");
+  sub->add_option("--checkpoint-every", o->train.checkpoint_every, "also write OUT.ckpt every N steps (0 = epochs only)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--resume", o->resume,
+                  "continue from this checkpoint (e.g. OUT.ckpt) with the same options; a bare --resume (old "
+                  "spelling) means OUT.ckpt")
+      ->expected(0, 1)
+      ->default_str("");
   set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors");
-  sub->callback([o] {
+  auto* resume_opt = sub->get_option("--resume");
+  sub->callback([o, resume_opt] {
     default_threads();
+    o->resume_given = resume_opt->count() > 0;
     o->cfg.attention = nn::parse_score(o->attention);
     const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
@@ -137,13 +147,15 @@ void add_train_translate(CLI::App& parent) {
     } else if (o->data.corpus.empty() && o->heldout > 0) {
       held = generate_synthetic({.count = o->heldout, .seed = o->data.seed + 7919, .split = SyntheticSplit::Test});
     }
+    const bool resume = o->resume_given;
+    const fs::path resume_from = o->resume.empty() ? ckpt : fs::path(o->resume);
     std::unique_ptr<Translator> model;
-    StFile ck;
-    int first_epoch = 0;
-    if (o->resume) {
-      if (!fs::exists(ckpt)) throw InputError(ckpt.string(), "no checkpoint to resume from");
-      model = load_translator(ckpt, &ck);
-      first_epoch = std::stoi(ck.metadata.count("epoch") ? ck.metadata.at("epoch") : "0");
+    if (resume) {
+      // The model (config, vocabularies) comes from the checkpoint; the trainer checks the options.
+      if (!fs::exists(resume_from)) throw InputError(resume_from.string(), "no checkpoint to resume from");
+      model = load_translator(resume_from);
+      auto probe = make_translator(o->cfg, model->src_vocab, model->tgt_vocab);
+      if (probe->config_json() != model->config_json()) model = std::move(probe);   // refused by the trainer, naming the option
     } else {
       std::vector<std::vector<std::string>> s, t;
       for (const auto& p : train.pairs) s.push_back(p.source), t.push_back(p.target);
@@ -152,23 +164,29 @@ void add_train_translate(CLI::App& parent) {
       model->init(o->train.seed);
     }
     auto data = encode_corpus(*model, train);
-    nn::Adam opt(model->params, {.lr = o->train.lr});
-    if (o->resume) opt.load_from(ck, ckpt.string());
     const bool quiet = globals().quiet;
     if (!quiet)
       fmt::print(stderr, "{}: {} training pairs, vocab {} -> {}, {} parameters\n", model->name(), data.size(),
-                 model->src_vocab.size(), model->tgt_vocab.size(), model->params.count());
-    const long per_epoch = static_cast<long>((data.size() + o->train.batch - 1) / o->train.batch);
-    for (int e = first_epoch; e < o->train.epochs; ++e) {
-      ProgressBar bar(fmt::format("epoch {}/{}", e + 1, o->train.epochs), per_epoch, !quiet);
-      auto r = train_epoch(*model, opt, data, e, o->train,
-                           [&](long done, double loss) { bar.update(done, fmt::format("loss {:.3f}", loss)); });
-      bar.finish(fmt::format("loss {:.3f}{} token acc {}", r.loss,
-                             model->config.coverage > 0 ? fmt::format(" coverage {:.3f}", r.penalty) : "",
-                             pct(r.tokens ? double(r.correct) / r.tokens : 0)));
-      save_translator(ckpt, *model, &opt, {{"epoch", std::to_string(e + 1)}});
-    }
-    save_translator(out, *model, nullptr, {{"epochs", std::to_string(o->train.epochs)}});
+                 model->src_vocab.size(), model->tgt_vocab.size(), model->params().count());
+    train::TranslateTrainOptions topt = o->train;
+    topt.checkpoint = ckpt;
+    if (resume) topt.resume = resume_from;
+    std::unique_ptr<ProgressBar> bar;
+    train::Callbacks cb;
+    cb.on_start = [&](int epoch, long step) {
+      if ((epoch > 0 || step > 0) && !quiet) fmt::print(stderr, "resuming at epoch {}, step {}\n", epoch + 1, step);
+    };
+    cb.on_step = [&](const train::StepInfo& si) {
+      if (quiet) return;
+      if (!bar) bar = std::make_unique<ProgressBar>(fmt::format("epoch {}/{}", si.epoch + 1, topt.epochs), si.steps);
+      bar->update(si.step, fmt::format("loss {:.3f}", si.loss));
+    };
+    cb.on_epoch = [&](const train::EpochInfo& e) {
+      if (bar) bar->finish(fmt::format("loss {:.3f} token acc {}", e.train_loss, pct(e.train_accuracy)));
+      bar.reset();
+    };
+    train::train_translator(*model, data, topt, cb);
+    save_translator(out, *model, {{"epochs", std::to_string(o->train.epochs)}});
     fmt::print("saved {} ({})\n", out.string(), model->name());
     if (held.size() > 0) {
       auto r = evaluate_translator(*model, held, {});

@@ -5,6 +5,7 @@
 #include "cli/progress.hpp"
 
 #include <attnviz/models/mnist.hpp>
+#include <attnviz/train/tasks.hpp>
 
 #include <fmt/core.h>
 
@@ -22,29 +23,30 @@ inline std::filesystem::path checkpoint_for(const std::filesystem::path& model) 
 }
 
 // Trains with a progress bar per epoch and one summary line per epoch on stderr.
-inline models::TrainResult train_with_progress(models::MnistModel& model, const ImageSet& train, const ImageSet& test,
-                                               const models::MnistTrainOptions& opt, bool quiet) {
+inline train::TrainResult train_with_progress(models::MnistModel& model, const ImageSet& train, const ImageSet& test,
+                                              const train::MnistTrainOptions& opt, bool quiet) {
   std::unique_ptr<ProgressBar> bar;
-  models::TrainCallbacks cb;
+  train::Callbacks cb;
   const long n = opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count;
-  cb.on_start = [&](int first) {
-    if (first > 0 && !quiet) fmt::print(stderr, "resuming after epoch {} of {}\n", first, opt.epochs);
+  cb.on_start = [&](int first, long step) {
+    if ((first > 0 || step > 0) && !quiet)
+      fmt::print(stderr, "resuming at epoch {} of {}, step {}\n", first + 1, opt.epochs, step);
   };
-  cb.on_step = [&](const models::StepInfo& s) {
+  cb.on_step = [&](const train::StepInfo& s) {
     if (quiet) return;
-    if (!bar || s.step == 1)
+    if (!bar)
       bar = std::make_unique<ProgressBar>(fmt::format("epoch {}/{}", s.epoch + 1, opt.epochs), n);
     bar->update(s.samples, fmt::format("loss {:.4f} acc {:.2f}% lr {:.2g}", s.loss, 100 * s.accuracy, s.lr));
   };
-  cb.on_epoch = [&](const models::EpochInfo& e) {
+  cb.on_epoch = [&](const train::EpochInfo& e) {
     if (quiet) return;
     if (bar) bar->finish(fmt::format("loss {:.4f} acc {:.2f}%", e.train_loss, 100 * e.train_accuracy));
     bar.reset();
     fmt::print(stderr, "epoch {}/{}: train loss {:.4f}, train acc {:.2f}%, test acc {:.2f}% ({:.0f} s, {:.0f} samples/s){}\n",
-               e.epoch + 1, opt.epochs, e.train_loss, 100 * e.train_accuracy, 100 * e.test_accuracy, e.seconds,
+               e.epoch + 1, opt.epochs, e.train_loss, 100 * e.train_accuracy, 100 * (e.eval.has("accuracy") ? e.eval.get("accuracy") : 0.0), e.seconds,
                e.samples_per_second, opt.checkpoint.empty() ? "" : ", checkpoint " + opt.checkpoint.string());
   };
-  return models::train_mnist(model, train, test, opt, cb);
+  return train::train_mnist(model, train, test, opt, cb);
 }
 
 // Renders the confusion matrix of an evaluation as a heatmap (mnist.cpp).

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <numeric>
+#include <random>
 
 namespace attnviz {
 
@@ -59,18 +61,38 @@ std::string_view trim_cr(std::string_view s) {
 std::string line_at(int n) { return "line " + std::to_string(n); }
 
 // Checks and converts gold links (1-based to 0-based when asked) against the sentence lengths.
-void check_gold(Alignment& a, const SentencePair& p, bool one_indexed, const std::string& path, int line_no) {
+void check_gold(Alignment& a, const SentencePair& p, const CorpusOptions& opt, const std::string& path, int line_no) {
+  const int S = static_cast<int>(p.source.size()), T = static_cast<int>(p.target.size());
+  // Read 0-based, would this line fit 1-based? Then a link past the end is a 1-based file.
+  bool fits_one_based = !opt.one_indexed;
+  for (const auto& l : a.links)
+    if (l.source < 1 || l.target < 1 || l.source > S || l.target > T) fits_one_based = false;
   for (auto& l : a.links) {
-    if (one_indexed) {
+    if (opt.one_indexed) {
       if (l.source < 1 || l.target < 1)
-        throw InputError(path, line_at(line_no) + ": link index 0 in a 1-based alignment (--one-indexed)");
+        throw InputError(path, line_at(line_no) + ": link index 0 in a 1-based alignment (" + opt.one_indexed_flag +
+                                   "); is the gold 0-based?");
       --l.source, --l.target;
     }
-    if (l.source >= static_cast<int>(p.source.size()) || l.target >= static_cast<int>(p.target.size()))
+    if (l.source >= S || l.target >= T)
       throw InputError(path, line_at(line_no) + ": gold link " + std::to_string(l.source) + "-" +
-                                 std::to_string(l.target) + " is outside the sentence pair (" +
-                                 std::to_string(p.source.size()) + " source, " + std::to_string(p.target.size()) +
-                                 " target tokens)");
+                                 std::to_string(l.target) + " is outside the sentence pair (" + std::to_string(S) +
+                                 " source, " + std::to_string(T) + " target tokens)" +
+                                 (fits_one_based ? "; the gold looks 1-based: pass " + opt.one_indexed_flag : ""));
+  }
+}
+
+// Gold links count the text's space-separated tokens. When the tokenizer would split one of them
+// ("'s" -> "'" "s") or drop it, every later index points at the wrong word: refuse, naming it.
+void check_tokens_match_spaces(std::string_view text, const TokenizerOptions& tok, const char* side,
+                               const std::string& path, int line_no) {
+  for (const auto& w : split_spaces(text)) {
+    auto pieces = tokenize(w, tok);
+    if (pieces.size() != 1)
+      throw InputError(path, line_at(line_no) + ": the " + side + " word '" + w + "' becomes " +
+                                 std::to_string(pieces.size()) + " tokens (" + join_tokens(pieces) +
+                                 "), so the gold links, which count space-separated words, would point at the "
+                                 "wrong tokens; if the text is already tokenized, pass --pretokenized");
   }
 }
 
@@ -87,7 +109,7 @@ void for_each_line(const std::string& text, Fn fn) {
   }
 }
 
-bool is_bitext(const std::string& text) {
+bool is_bitext_text(const std::string& text) {
   bool result = false;
   for_each_line(text, [&](std::string_view line, int) {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return true;
@@ -104,7 +126,8 @@ ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOption
   std::string text = read_file(path);
   if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 BOM
   ParallelCorpus corpus;
-  const bool bitext = is_bitext(text);
+  const bool bitext = is_bitext_text(text);
+  std::size_t longest = 0;
   auto tok = [&](std::string_view s) {
     return (bitext || opt.pretokenized) ? split_spaces(s) : tokenize(s, opt.tokenizer);
   };
@@ -133,10 +156,16 @@ ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOption
           throw InputError(ps, line_at(line_no) + ": no gold column " + std::to_string(opt.gold_column));
       }
     }
-    if (p.source.empty() || p.target.empty()) return true;
-    if (opt.max_tokens > 0 &&
-        (static_cast<int>(p.source.size()) > opt.max_tokens || static_cast<int>(p.target.size()) > opt.max_tokens))
+    if (p.source.empty() || p.target.empty()) {
+      ++corpus.dropped_empty;
       return true;
+    }
+    if (opt.max_tokens > 0 &&
+        (static_cast<int>(p.source.size()) > opt.max_tokens || static_cast<int>(p.target.size()) > opt.max_tokens)) {
+      ++corpus.dropped_long;
+      longest = std::max({longest, p.source.size(), p.target.size()});
+      return true;
+    }
     if (!gold.empty() || (opt.gold_column > 0 && !opt.gold_optional)) {
       Alignment a;
       try {
@@ -144,13 +173,41 @@ ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOption
       } catch (const InputError& e) {
         throw InputError(ps, e.reason() + (opt.gold_optional ? " (column 3 is read as gold; use --columns 1,2 to ignore it)" : ""));
       }
-      check_gold(a, p, opt.one_indexed, ps, line_no);
+      if (!bitext && !opt.pretokenized) {
+        auto f = split_tabs(line);
+        check_tokens_match_spaces(f[opt.source_column - 1], opt.tokenizer, "source", ps, line_no);
+        check_tokens_match_spaces(f[opt.target_column - 1], opt.tokenizer, "target", ps, line_no);
+      }
+      check_gold(a, p, opt, ps, line_no);
       p.gold = std::move(a);
     }
     corpus.pairs.push_back(std::move(p));
     return opt.max_pairs <= 0 || static_cast<int>(corpus.pairs.size()) < opt.max_pairs;
   });
-  if (corpus.pairs.empty()) throw InputError(ps, "no sentence pairs found");
+  const std::size_t read = corpus.pairs.size() + corpus.dropped_long;
+  const std::string long_why = std::to_string(corpus.dropped_long) + " of " + std::to_string(read) +
+                               " pairs have a side longer than --max-tokens " + std::to_string(opt.max_tokens) +
+                               " (the longest: " + std::to_string(longest) + " tokens)";
+  if (corpus.pairs.empty()) {
+    if (corpus.dropped_long) throw InputError(ps, "no sentence pairs left: " + long_why + "; raise --max-tokens, or 0 keeps all");
+    throw InputError(ps, "no sentence pairs found");
+  }
+  if (corpus.dropped_long)
+    corpus.notes.push_back(ps + ": skipped " + long_why + "; --max-tokens 0 keeps all");
+  if (corpus.dropped_empty)
+    corpus.notes.push_back(ps + ": skipped " + std::to_string(corpus.dropped_empty) +
+                           " line(s) whose source or target has no tokens");
+  // A gold read 0-based that never uses index 0 on either side is a 1-based gold.
+  if (!opt.one_indexed) {
+    long links = 0;
+    int min_s = 1, min_t = 1;
+    for (const auto& p : corpus.pairs)
+      if (p.gold)
+        for (const auto& l : p.gold->links) ++links, min_s = std::min(min_s, l.source), min_t = std::min(min_t, l.target);
+    if (links >= 3 && min_s >= 1 && min_t >= 1)
+      corpus.notes.push_back(ps + ": the gold column is read as 0-based, but no link uses index 0 (" +
+                             std::to_string(links) + " links): it looks 1-based; if it is, pass " + opt.one_indexed_flag);
+  }
   return corpus;
 }
 
@@ -178,6 +235,58 @@ std::vector<SentencePair> read_bitext(const std::filesystem::path& path) {
     out.push_back(std::move(p));
     return true;
   });
+  return out;
+}
+
+}  // namespace attnviz
+
+namespace attnviz {
+
+bool is_bitext_file(const std::filesystem::path& path) {
+  std::string text = read_file(path);
+  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  return is_bitext_text(text);
+}
+
+CorpusSplit split_heldout(const ParallelCorpus& corpus, int count, std::optional<std::uint64_t> seed) {
+  CorpusSplit out;
+  const std::size_t n = corpus.size();
+  if (count <= 0 || n <= 2 * static_cast<std::size_t>(count)) {
+    out.train = corpus;
+    return out;
+  }
+  std::vector<bool> held(n, false);
+  if (!seed) {
+    for (std::size_t i = n - count; i < n; ++i) held[i] = true;
+  } else {
+    // A seeded shuffle of the indices; the first `count` are held out. std::shuffle's output is
+    // implementation-defined, so the Fisher-Yates loop is written out (same split on every libstdc++).
+    std::vector<std::size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    std::mt19937_64 rng(*seed);
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(idx[i], idx[rng() % (i + 1)]);
+    for (int k = 0; k < count; ++k) held[idx[k]] = true;
+  }
+  for (std::size_t i = 0; i < n; ++i) (held[i] ? out.held : out.train).pairs.push_back(corpus.pairs[i]);
+  return out;
+}
+
+std::vector<int> parse_pair_selection(const std::vector<std::string>& spec, std::size_t n) {
+  std::vector<int> out;
+  if (spec.size() == 1 && spec[0] == "all") {
+    for (std::size_t i = 0; i < n; ++i) out.push_back(static_cast<int>(i));
+    return out;
+  }
+  for (const auto& s : spec) {
+    int v = -1;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v < 0)
+      throw UsageError("--from-corpus '" + s + "': expected 0-based pair indices (e.g. 0,3,7) or 'all'");
+    if (static_cast<std::size_t>(v) >= n)
+      throw UsageError("--from-corpus " + s + ": the corpus has " + std::to_string(n) + " pairs (0.." +
+                       std::to_string(n - 1) + ")");
+    out.push_back(v);
+  }
   return out;
 }
 

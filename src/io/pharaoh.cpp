@@ -34,8 +34,24 @@ bool parse_index(std::string_view s, int& out) {
 }
 }  // namespace
 
+namespace {
+bool is_link(std::string_view tok) {
+  size_t sep = tok.find_first_of("-?p");
+  int a, b;
+  return sep != std::string_view::npos && parse_index(tok.substr(0, sep), a) && parse_index(tok.substr(sep + 1), b);
+}
+}  // namespace
+
 Alignment parse_pharaoh_line(std::string_view line, const std::string& path, int line_no) {
   Alignment a;
+  // SimAlign's gold and output put a sentence id first: "id<TAB>links". A single field before the
+  // first tab that is not itself a link is that id, and is skipped.
+  if (size_t tab = line.find('\t'); tab != std::string_view::npos) {
+    std::string_view first = line.substr(0, tab);
+    while (!first.empty() && first.front() == ' ') first.remove_prefix(1);
+    while (!first.empty() && first.back() == ' ') first.remove_suffix(1);
+    if (!first.empty() && first.find(' ') == std::string_view::npos && !is_link(first)) line = line.substr(tab + 1);
+  }
   size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;

@@ -1,6 +1,7 @@
 // MNIST models: config (JSON in the model file), factory, model files, evaluation and recording.
 #include <attnviz/error.hpp>
 #include <attnviz/models/mnist.hpp>
+#include <attnviz/models/model_file.hpp>
 #include <attnviz/models/pool_classifier.hpp>
 #include <attnviz/models/vit.hpp>
 #include <attnviz/engine/loss.hpp>
@@ -70,25 +71,11 @@ std::unique_ptr<MnistModel> make_mnist_model(const MnistConfig& cfg, std::uint64
 
 void save_mnist_model(const std::filesystem::path& path, const MnistModel& model,
                       const std::map<std::string, std::string>& extra) {
-  StFile f;
-  model.params().save_into(f);
-  f.metadata = extra;
-  f.metadata["attnviz.model"] = "mnist";
-  f.metadata["config"] = model.config().to_json();
-  save_safetensors(path, f);
+  save_model(path, model, extra);
 }
 
 std::unique_ptr<MnistModel> load_mnist_model(const std::filesystem::path& path) {
-  StFile f = load_safetensors(path);
-  auto it = f.metadata.find("attnviz.model");
-  if (it == f.metadata.end() || it->second != "mnist")
-    throw InputError(path.string(), "not an attnviz MNIST model (no __metadata__ attnviz.model = \"mnist\")");
-  auto c = f.metadata.find("config");
-  if (c == f.metadata.end()) throw InputError(path.string(), "model file has no config in its __metadata__");
-  MnistConfig cfg = MnistConfig::from_json(c->second, path.string());
-  auto model = make_mnist_model(cfg, 0);
-  model->params().load_from(f, path.string());
-  return model;
+  return load_model_as<MnistModel>(path, "MNIST");
 }
 
 Mat image_batch(const ImageSet& set, const std::vector<int>& indices) {
@@ -160,6 +147,8 @@ MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch
     if (r.predictions[i] == set.labels[i]) ++r.correct;
   }
   r.loss = set.count ? loss_sum / set.count : 0;
+  r.set("accuracy", r.accuracy());
+  r.set("loss", r.loss);
   return r;
 }
 

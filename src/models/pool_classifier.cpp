@@ -29,14 +29,16 @@ PoolClassifier::PoolClassifier(const MnistConfig& cfg, std::uint64_t seed) : Mni
   head.collect(params_, "head");
 }
 
-Mat PoolClassifier::forward(const Mat& images) {
+Mat PoolClassifier::forward(const Mat& images, AttentionSink* sink) {
   // regions: [B*P, D] = GELU(FC(GELU(embed(images)))); pooled: [B, D]; logits: [B, classes]
   const int B = static_cast<int>(images.rows()), P = cfg_.patches();
   Mat r = act2.forward(fc.forward(act1.forward(embed.forward(images))));
-  return head.forward(pool.forward(r, B, P, {}, &weights_));
+  Mat logits = head.forward(pool.forward(r, B, P, {}, &weights_));
+  if (sink) sink->weights("pool", nn::AttentionWeights(weights_));
+  return logits;
 }
 
-void PoolClassifier::backward(const Mat& dlogits) {
+void PoolClassifier::backward(const Mat& dlogits, AttentionSink*) {
   embed.backward(act1.backward(fc.backward(act2.backward(pool.backward(head.backward(dlogits))))));
 }
 

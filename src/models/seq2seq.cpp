@@ -67,13 +67,13 @@ class RnnTranslator : public Translator {
     attn = ScoredAttention({.score = c.attention, .query_dim = D, .key_dim = D, .hidden = D});
     combine = Linear(2 * D, D);
     out = Linear(D, tgt_vocab.size());
-    src_emb.collect(params, "src_embed");
-    tgt_emb.collect(params, "tgt_embed");
-    encoder.collect(params, "encoder");
-    decoder.collect(params, "decoder.gru");
-    attn.collect(params, "decoder.attn");
-    combine.collect(params, "decoder.combine");
-    out.collect(params, "decoder.out");
+    src_emb.collect(params_, "src_embed");
+    tgt_emb.collect(params_, "tgt_embed");
+    encoder.collect(params_, "encoder");
+    decoder.collect(params_, "decoder.gru");
+    attn.collect(params_, "decoder.attn");
+    combine.collect(params_, "decoder.combine");
+    out.collect(params_, "decoder.out");
   }
 
   bool previous_query() const { return config.query == "previous"; }
@@ -286,14 +286,16 @@ class RnnTranslator : public Translator {
     return log_softmax_rows(out.apply(st.h));
   }
 
-  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt) override {
-    Encoded e = encode({&src});
+  Mat forward(const std::vector<const Example*>& batch, AttentionSink* sink) override {
+    // -> logits [B*T, V]; sink: "decoder.layer0.cross" [B, 1, T, S]
+    std::vector<const std::vector<int>*> src, tgt;
+    for (auto* ex : batch) src.push_back(&ex->src), tgt.push_back(&ex->tgt);
+    Encoded e = encode(src);
     Run r;
     AttentionWeights w;
-    run_decoder(e, {&tgt}, r, &w);
-    AttentionRecord rec;
-    rec.tensors.push_back(w.tensor(0, "decoder.layer0.cross", "target", "source"));
-    return rec;
+    run_decoder(e, tgt, r, sink ? &w : nullptr);
+    if (sink) sink->weights("decoder.layer0.cross", std::move(w));
+    return out.apply(r.ht);
   }
 };
 

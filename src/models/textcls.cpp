@@ -1,8 +1,10 @@
 // Text classifiers: config, vocabulary, batching, model files, evaluation, training, recording.
 #include <attnviz/error.hpp>
+#include <attnviz/models/model_file.hpp>
 #include <attnviz/models/textcls.hpp>
 #include <attnviz/engine/attention.hpp>
 #include <attnviz/engine/loss.hpp>
+#include <attnviz/engine/ops.hpp>
 #include <attnviz/engine/optim.hpp>
 #include <attnviz/io/safetensors.hpp>
 
@@ -130,44 +132,23 @@ std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary
 }
 
 // -------------------------------------------------------------------------------- model files
+std::map<std::string, std::string> TextClassifier::file_metadata() const {
+  return {{"vocab", vocab_.to_json()}, {"labels", json(labels_).dump()}};
+}
+
 void save_textcls_model(const std::filesystem::path& path, const TextClassifier& model,
                         const std::map<std::string, std::string>& extra, const StFile* append) {
-  StFile f;
-  model.params().save_into(f);
-  if (append)
-    for (const auto& t : append->tensors) f.tensors.push_back(t);
-  f.metadata = extra;
-  f.metadata["attnviz.model"] = "textcls";
-  f.metadata["config"] = model.config().to_json();
-  f.metadata["vocab"] = model.vocab().to_json();
-  f.metadata["labels"] = json(model.labels()).dump();
-  save_safetensors(path, f);
+  save_model(path, model, SaveModelOptions{extra, append});
 }
 
 LoadedTextModel load_textcls_model(const std::filesystem::path& path) {
-  const std::string p = path.string();
-  StFile f = load_safetensors(path);
-  auto meta = [&](const std::string& key) -> const std::string& {
-    auto it = f.metadata.find(key);
-    if (it == f.metadata.end()) throw InputError(p, "not a textcls model file (metadata '" + key + "' missing)");
-    return it->second;
-  };
-  if (meta("attnviz.model") != "textcls")
-    throw InputError(p, "not a textcls model file (attnviz.model is '" + meta("attnviz.model") + "')");
-  TextClsConfig cfg = TextClsConfig::from_json(meta("config"), p);
-  Vocabulary vocab = Vocabulary::from_json(meta("vocab"), p);
-  std::vector<std::string> labels;
-  try {
-    labels = json::parse(meta("labels")).get<std::vector<std::string>>();
-  } catch (const json::exception& e) {
-    throw InputError(p, std::string("bad labels in metadata: ") + e.what());
-  }
-  if (vocab.size() != cfg.vocab || static_cast<int>(labels.size()) != cfg.classes)
-    throw InputError(p, "config disagrees with the stored vocabulary or labels");
+  LoadedModel lm = load_model(path);
+  auto* m = dynamic_cast<TextClassifier*>(lm.model.get());
+  if (!m) throw_wrong_kind(path, lm.model->kind(), "textcls");
   LoadedTextModel out;
-  out.model = make_textcls_model(cfg, std::move(vocab), std::move(labels), 0);
-  out.model->params().load_from(f, p);
-  out.metadata = f.metadata;
+  lm.model.release();
+  out.model.reset(m);
+  out.metadata = std::move(lm.file.metadata);
   return out;
 }
 
@@ -223,15 +204,6 @@ TextDataSource TextDataSource::from_metadata(const std::map<std::string, std::st
 // --------------------------------------------------------------------------------- evaluation
 namespace {
 
-// Rows of logits to softmax probabilities in place. [N, C]
-void softmax_inplace(Mat& z) {
-  for (Eigen::Index i = 0; i < z.rows(); ++i) {
-    float mx = z.row(i).maxCoeff();
-    z.row(i) = (z.row(i).array() - mx).exp().matrix();
-    z.row(i) /= z.row(i).sum();
-  }
-}
-
 std::vector<std::string> gather(const std::vector<std::string>& v, const std::vector<int>& idx, size_t from, size_t to) {
   std::vector<std::string> out;
   for (size_t i = from; i < to; ++i) out.push_back(v[idx[i]]);
@@ -249,7 +221,7 @@ TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, 
   for (size_t from = 0; from < n; from += batch) {
     size_t to = std::min(n, from + batch);
     Mat p = model.forward(model.batch(gather(data.texts, order, from, to)));   // [b, C]
-    softmax_inplace(p);
+    nn::softmax_rows(p);
     for (Eigen::Index i = 0; i < p.rows(); ++i) {
       Eigen::Index c = 0;
       float pm = p.row(i).maxCoeff(&c);
@@ -259,99 +231,11 @@ TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, 
     }
   }
   r.loss = n ? loss / n : 0;
-  r.metrics = classification_metrics(data.y, r.predictions, static_cast<int>(model.labels().size()));
+  r.classes = classification_metrics(data.y, r.predictions, static_cast<int>(model.labels().size()));
+  r.set("accuracy", r.classes.accuracy);
+  r.set("macro_f1", r.classes.macro_f1);
+  r.set("loss", r.loss);
   return r;
-}
-
-// ----------------------------------------------------------------------------------- training
-std::vector<TextEpochInfo> train_textcls(TextClassifier& model, const TextDataset& train, const TextDataset& eval,
-                                         const TextTrainOptions& opt, const TextTrainCallbacks& cb) {
-  if (train.size() == 0) throw UsageError("textcls training: no training examples");
-  if (opt.epochs <= 0 || opt.batch <= 0) throw UsageError("textcls training: epochs and batch must be positive");
-  if (train.labels != model.labels())
-    throw UsageError("textcls training: the data's labels differ from the model's labels");
-  nn::AdamOptions ao;
-  ao.lr = opt.lr;
-  ao.weight_decay = opt.weight_decay;
-  ao.decoupled = true;
-  nn::Adam adam(model.params(), ao);
-  int first_epoch = 0;
-  if (!opt.resume.empty()) {
-    StFile f = load_safetensors(opt.resume);
-    model.params().load_from(f, opt.resume.string());
-    adam.load_from(f, opt.resume.string());
-    auto it = f.metadata.find("train.epochs_done");
-    if (it == f.metadata.end()) throw InputError(opt.resume.string(), "not a training checkpoint (no train.epochs_done)");
-    try {
-      first_epoch = std::stoi(it->second);
-    } catch (const std::exception&) {
-      throw InputError(opt.resume.string(), "bad train.epochs_done '" + it->second + "'");
-    }
-  }
-  if (cb.on_start) cb.on_start(first_epoch);
-
-  const long N = static_cast<long>(train.size());
-  const long steps_per_epoch = (N + opt.batch - 1) / opt.batch;
-  nn::ScheduleOptions sched;
-  sched.base_lr = opt.lr;
-  sched.min_lr = opt.min_lr;
-  sched.warmup_steps = static_cast<int>(opt.warmup_epochs * steps_per_epoch);
-  sched.total_steps = static_cast<int>(opt.epochs * steps_per_epoch);
-  const nn::Rng root(opt.seed);
-
-  std::vector<TextEpochInfo> history;
-  for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
-    auto t0 = std::chrono::steady_clock::now();
-    nn::Rng erng = root.fork(1000 + static_cast<std::uint64_t>(epoch));
-    nn::Rng drop = erng.fork(1);
-    std::vector<int> order(N);
-    for (long i = 0; i < N; ++i) order[i] = static_cast<int>(i);
-    erng.shuffle(order);
-    double loss_sum = 0;
-    long correct = 0, seen = 0;
-    for (long s = 0; s < steps_per_epoch; ++s) {
-      size_t from = static_cast<size_t>(s * opt.batch), to = std::min(static_cast<size_t>(N), from + opt.batch);
-      std::vector<int> y;
-      for (size_t i = from; i < to; ++i) y.push_back(train.y[order[i]]);
-      model.params().zero_grad();
-      Mat logits = model.forward(model.batch(gather(train.texts, order, from, to)), &drop);
-      auto ce = nn::softmax_cross_entropy(logits, y);
-      if (!std::isfinite(ce.loss))
-        throw TextTrainingDiverged("training diverged (loss is " + std::to_string(ce.loss) + ") in epoch " +
-                                   std::to_string(epoch + 1));
-      model.backward(ce.dlogits);
-      if (opt.clip > 0) nn::clip_grad_norm(model.params(), opt.clip);
-      const float lr = nn::warmup_cosine(static_cast<long>(epoch) * steps_per_epoch + s, sched);
-      adam.step(lr);
-      loss_sum += ce.loss * static_cast<double>(y.size());
-      correct += ce.correct;
-      seen += static_cast<long>(y.size());
-      if (cb.on_step)
-        cb.on_step({epoch, s + 1, steps_per_epoch, loss_sum / seen, static_cast<double>(correct) / seen, lr});
-    }
-    TextEpochInfo info;
-    info.epoch = epoch;
-    info.train_loss = loss_sum / std::max(1L, seen);
-    info.train_accuracy = static_cast<double>(correct) / std::max(1L, seen);
-    info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (eval.size() > 0) {
-      auto r = evaluate_textcls(model, eval);
-      info.eval_accuracy = r.metrics.accuracy;
-      info.eval_macro_f1 = r.metrics.macro_f1;
-    }
-    if (!opt.checkpoint.empty()) {
-      StFile state;
-      adam.save_into(state);
-      auto meta = opt.extra;
-      meta["train.epochs_done"] = std::to_string(epoch + 1);
-      meta["train.epochs"] = std::to_string(opt.epochs);
-      meta["train.seed"] = std::to_string(opt.seed);
-      save_textcls_model(opt.checkpoint, model, meta, &state);
-    }
-    history.push_back(info);
-    if (cb.on_epoch) cb.on_epoch(info);
-  }
-  return history;
 }
 
 // ---------------------------------------------------------------------------------- recording
@@ -363,8 +247,9 @@ std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::ve
     size_t to = std::min(texts.size(), from + chunk);
     std::vector<std::string> batch_texts;
     for (size_t i = from; i < to; ++i) batch_texts.push_back(texts[i].text);
-    Mat p = model.forward(model.batch(batch_texts));   // [b, C]
-    softmax_inplace(p);
+    AttentionCollector sink;   // the attention is kept by the model for attention(b)
+    Mat p = model.forward(model.batch(batch_texts), nullptr, &sink);   // [b, C]
+    nn::softmax_rows(p);
     for (size_t i = from; i < to; ++i) {
       const int b = static_cast<int>(i - from);
       const auto& item = texts[i];

@@ -25,7 +25,7 @@ class BiGruAttentionClassifier : public TextClassifier {
  public:
   BiGruAttentionClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels);
   void init(nn::Rng& rng);
-  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng) override;
+  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng, AttentionSink* sink) override;
   void backward(const Mat& dlogits) override;
   std::vector<AttentionTensor> attention(int b) const override;
   std::string pool_description() const override;
@@ -50,7 +50,7 @@ class TransformerClassifier : public TextClassifier {
  public:
   TransformerClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels);
   void init(nn::Rng& rng);
-  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng) override;
+  Mat forward(const TextBatch& batch, nn::Rng* dropout_rng, AttentionSink* sink) override;
   void backward(const Mat& dlogits) override;
   std::vector<AttentionTensor> attention(int b) const override;
   std::string pool_description() const override;
@@ -65,7 +65,7 @@ class TransformerClassifier : public TextClassifier {
  private:
   int B_ = 0, T1_ = 0;                          // T1 = T + 1 (with [CLS])
   std::vector<int> lengths_;                    // [B] text lengths (without [CLS])
-  std::vector<nn::AttentionWeights> weights_;   // per layer [B, H, T1, T1]
+  std::vector<nn::AttentionWeights> weights_;   // per layer [B, H, T1, T1] (forward with a sink only)
 };
 
 }  // namespace attnviz::models

@@ -27,7 +27,7 @@ void BiGruAttentionClassifier::init(nn::Rng& rng) {
   head.init(rng);
 }
 
-Mat BiGruAttentionClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng) {
+Mat BiGruAttentionClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng, AttentionSink* sink) {
   // ids: [B*T] -> logits [B, C]
   batch_ = batch;
   const bool training = dropout_rng != nullptr;
@@ -45,6 +45,7 @@ Mat BiGruAttentionClassifier::forward(const TextBatch& batch, nn::Rng* dropout_r
     h = std::move(hk);
   }
   Mat p = pool.forward(h, batch.B, batch.T, batch.lengths, &weights_);      // [B, K]
+  if (sink) sink->weights("pool", nn::AttentionWeights(weights_));
   return head.forward(drop_pool.forward(p, rng, training));                 // [B, C]
 }
 

@@ -34,7 +34,7 @@ void TransformerClassifier::init(nn::Rng& rng) {
   head.init(rng);
 }
 
-Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng) {
+Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng, AttentionSink* sink) {
   // ids: [B*T] -> [CLS]+ids [B*T1] -> logits [B, C]
   const int B = batch.B, T1 = batch.T + 1;
   B_ = B;
@@ -59,9 +59,12 @@ Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng)
   }
   Mat x = pos.forward(embed.forward(ids), B, T1);   // [B*T1, D]
   x = drop_embed.forward(x, rng, training);
-  weights_.resize(blocks.size());
-  for (size_t l = 0; l < blocks.size(); ++l)
-    x = blocks[l].forward(x, B, T1, mask, &weights_[l], training ? dropout_rng : nullptr);
+  // Weights only when asked: without a sink the kernel skips its weights pass (training never asks).
+  weights_.assign(sink ? blocks.size() : 0, {});
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    x = blocks[l].forward(x, B, T1, mask, sink ? &weights_[l] : nullptr, training ? dropout_rng : nullptr);
+    if (sink) sink->weights("encoder.layer" + std::to_string(l) + ".self", nn::AttentionWeights(weights_[l]));
+  }
   x = norm.forward(x);                               // [B*T1, D]
   Mat cls(B, cfg_.dim);                              // [B, D]
   for (int b = 0; b < B; ++b) cls.row(b) = x.row(static_cast<Eigen::Index>(b) * T1);
@@ -82,6 +85,7 @@ void TransformerClassifier::backward(const Mat& dlogits) {
 std::vector<AttentionTensor> TransformerClassifier::attention(int b) const {
   const int n = lengths_.at(b) + 1;   // [CLS] + words
   std::vector<AttentionTensor> out;
+  if (weights_.empty()) return out;   // the last forward had no sink
   for (size_t l = 0; l < weights_.size(); ++l)
     out.push_back(weights_[l].tensor(b, "encoder.layer" + std::to_string(l) + ".self", "tokens_cls", "tokens_cls", n, n));
   // pool: the last layer's [CLS] row, mean over heads, [CLS] key dropped, renormalised.

@@ -43,15 +43,15 @@ class TransformerTranslator : public Translator {
     enc_ln = LayerNorm(D);
     dec_ln = LayerNorm(D);
     out = Linear(D, tgt_vocab.size());
-    src_emb.collect(params, "src_embed");
-    src_pos.collect(params, "src_pos");
-    tgt_emb.collect(params, "tgt_embed");
-    tgt_pos.collect(params, "tgt_pos");
-    for (int l = 0; l < c.layers; ++l) enc[l].collect(params, "encoder.layer" + std::to_string(l));
-    enc_ln.collect(params, "encoder.ln");
-    for (int l = 0; l < c.layers; ++l) dec[l].collect(params, "decoder.layer" + std::to_string(l));
-    dec_ln.collect(params, "decoder.ln");
-    out.collect(params, "decoder.out");
+    src_emb.collect(params_, "src_embed");
+    src_pos.collect(params_, "src_pos");
+    tgt_emb.collect(params_, "tgt_embed");
+    tgt_pos.collect(params_, "tgt_pos");
+    for (int l = 0; l < c.layers; ++l) enc[l].collect(params_, "encoder.layer" + std::to_string(l));
+    enc_ln.collect(params_, "encoder.ln");
+    for (int l = 0; l < c.layers; ++l) dec[l].collect(params_, "decoder.layer" + std::to_string(l));
+    dec_ln.collect(params_, "decoder.ln");
+    out.collect(params_, "decoder.out");
   }
 
   void init(std::uint64_t seed) override {
@@ -194,20 +194,26 @@ class TransformerTranslator : public Translator {
     return log_softmax_rows(out.apply(last));
   }
 
-  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt) override {
+  Mat forward(const std::vector<const Example*>& batch, AttentionSink* sink) override {
+    // -> logits [B*T, V]; sink: encoder self [B, H, S, S], decoder self [B, H, T, T], cross [B, H, T, S]
+    std::vector<const std::vector<int>*> src;
+    for (auto* ex : batch) src.push_back(&ex->src);
     std::vector<AttentionWeights> ew, sw, cw;
-    Memory m = encode({&src}, &ew, nullptr);
-    std::vector<int> in = {Vocabulary::kBos};
-    in.insert(in.end(), tgt.begin(), tgt.end());
-    decode(m, {in}, static_cast<int>(in.size()), &sw, &cw, nullptr);
-    AttentionRecord rec;
-    for (size_t l = 0; l < enc.size(); ++l)
-      rec.tensors.push_back(ew[l].tensor(0, "encoder.layer" + std::to_string(l) + ".self", "source", "source"));
-    for (size_t l = 0; l < dec.size(); ++l)
-      rec.tensors.push_back(sw[l].tensor(0, "decoder.layer" + std::to_string(l) + ".self", "target_input", "target_input"));
-    for (size_t l = 0; l < dec.size(); ++l)
-      rec.tensors.push_back(cw[l].tensor(0, "decoder.layer" + std::to_string(l) + ".cross", "target", "source"));
-    return rec;
+    Memory m = encode(src, sink ? &ew : nullptr, nullptr);
+    int T = 0;
+    std::vector<std::vector<int>> ins;
+    for (auto* ex : batch) {
+      ins.push_back({Vocabulary::kBos});
+      ins.back().insert(ins.back().end(), ex->tgt.begin(), ex->tgt.end());
+      T = std::max(T, static_cast<int>(ins.back().size()));
+    }
+    Mat h = decode(m, ins, T, sink ? &sw : nullptr, sink ? &cw : nullptr, nullptr);
+    if (sink) {
+      for (size_t l = 0; l < enc.size(); ++l) sink->weights("encoder.layer" + std::to_string(l) + ".self", std::move(ew[l]));
+      for (size_t l = 0; l < dec.size(); ++l) sink->weights("decoder.layer" + std::to_string(l) + ".self", std::move(sw[l]));
+      for (size_t l = 0; l < dec.size(); ++l) sink->weights("decoder.layer" + std::to_string(l) + ".cross", std::move(cw[l]));
+    }
+    return out.forward(h);
   }
 };
 

@@ -2,6 +2,7 @@
 // training epoch, greedy and beam decoding, recording with tokens, and evaluation.
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/models/model_file.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/io/safetensors.hpp>
 
@@ -9,6 +10,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
 
 namespace attnviz::models {
 
@@ -34,98 +38,129 @@ std::unique_ptr<Translator> make_translator(const TranslatorConfig& config, Voca
   throw UsageError("unknown --arch '" + c.arch + "' (expected rnn or transformer)");
 }
 
-// ---- files -----------------------------------------------------------------------------------
+// ---- config and files ------------------------------------------------------------------------
 
-void save_translator(const std::filesystem::path& path, const Translator& m, const nn::Adam* optimizer,
-                     const std::map<std::string, std::string>& extra) {
-  StFile f;
-  m.params.save_into(f);
-  if (optimizer) optimizer->save_into(f);
-  const auto& c = m.config;
-  f.metadata = extra;
-  f.metadata["attnviz.model"] = "translate";
-  f.metadata["model"] = m.name();
-  f.metadata["arch"] = c.arch;
-  f.metadata["attention"] = m.attention_kind();
-  f.metadata["embed"] = std::to_string(c.embed);
-  f.metadata["hidden"] = std::to_string(c.hidden);
-  f.metadata["query"] = c.query;
-  f.metadata["dim"] = std::to_string(c.dim);
-  f.metadata["heads"] = std::to_string(c.heads);
-  f.metadata["layers"] = std::to_string(c.layers);
-  f.metadata["ff"] = std::to_string(c.ff);
-  f.metadata["max_len"] = std::to_string(c.max_len);
-  f.metadata["dropout"] = std::to_string(c.dropout);
-  f.metadata["coverage"] = std::to_string(c.coverage);
-  f.metadata["lowercase"] = c.tokenizer.lowercase ? "1" : "0";
-  f.metadata["split_punctuation"] = c.tokenizer.split_punctuation ? "1" : "0";
-  f.metadata["pretokenized"] = c.pretokenized ? "1" : "0";
-  f.metadata["src_vocab"] = m.src_vocab.to_json();
-  f.metadata["tgt_vocab"] = m.tgt_vocab.to_json();
-  save_safetensors(path, f);
+std::string TranslatorConfig::to_json() const {
+  return nlohmann::json{{"arch", arch}, {"attention", nn::score_name(attention)}, {"query", query},
+                        {"embed", embed}, {"hidden", hidden}, {"dim", dim}, {"heads", heads},
+                        {"layers", layers}, {"ff", ff}, {"max_len", max_len}, {"dropout", dropout},
+                        {"coverage", coverage}, {"lowercase", tokenizer.lowercase},
+                        {"split_punctuation", tokenizer.split_punctuation}, {"pretokenized", pretokenized},
+                        {"normalize", normalization_name(tokenizer.normalize)},
+                        {"strip_diacritics", tokenizer.strip_diacritics}}
+      .dump();
 }
 
-std::unique_ptr<Translator> load_translator(const std::filesystem::path& path, StFile* file_out) {
-  const std::string ps = path.string();
-  StFile f = load_safetensors(path);
-  auto meta = [&](const std::string& k) -> const std::string& {
-    auto it = f.metadata.find(k);
-    if (it == f.metadata.end()) throw InputError(ps, "not a translation model (metadata '" + k + "' missing)");
+TranslatorConfig TranslatorConfig::from_json(const std::string& text, const std::string& path) {
+  TranslatorConfig c;
+  try {
+    auto j = nlohmann::json::parse(text);
+    c.arch = j.at("arch").get<std::string>();
+    c.attention = nn::parse_score(j.at("attention").get<std::string>());
+    c.query = j.at("query").get<std::string>();
+    c.embed = j.at("embed").get<int>();
+    c.hidden = j.at("hidden").get<int>();
+    c.dim = j.at("dim").get<int>();
+    c.heads = j.at("heads").get<int>();
+    c.layers = j.at("layers").get<int>();
+    c.ff = j.at("ff").get<int>();
+    c.max_len = j.at("max_len").get<int>();
+    c.dropout = j.at("dropout").get<float>();
+    c.coverage = j.at("coverage").get<float>();
+    c.tokenizer.lowercase = j.at("lowercase").get<bool>();
+    c.tokenizer.split_punctuation = j.at("split_punctuation").get<bool>();
+    c.pretokenized = j.at("pretokenized").get<bool>();
+    // Unicode normalization (issue 14): absent in older model files, which had none.
+    c.tokenizer.normalize = parse_normalization(j.value("normalize", std::string("none")));
+    c.tokenizer.strip_diacritics = j.value("strip_diacritics", false);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path, std::string("translator config in __metadata__ is not valid: ") + e.what());
+  } catch (const UsageError& e) {
+    throw InputError(path, std::string("translator config: ") + e.what());
+  }
+  if (c.arch != "rnn" && c.arch != "transformer") throw InputError(path, "unknown arch '" + c.arch + "'");
+  if (c.query != "current" && c.query != "previous") throw InputError(path, "unknown attention query '" + c.query + "'");
+  if (c.embed <= 0 || c.hidden <= 0 || c.dim <= 0 || c.heads <= 0 || c.layers <= 0 || c.ff <= 0 || c.max_len <= 0 ||
+      c.embed > 4096 || c.hidden > 4096 || c.dim > 4096 || c.layers > 64 || c.ff > 65536 || c.max_len > 100000 ||
+      c.dim % c.heads != 0 || !(c.coverage >= 0.f && c.coverage <= 1e6f) || !(c.dropout >= 0.f && c.dropout < 1.f))
+    throw InputError(path, "implausible model dimensions in the translator config");
+  return c;
+}
+
+std::map<std::string, std::string> Translator::file_metadata() const {
+  return {{"src_vocab", src_vocab.to_json()}, {"tgt_vocab", tgt_vocab.to_json()}};
+}
+
+AttentionRecord Translator::record(const std::vector<int>& src, const std::vector<int>& tgt) {
+  Example ex{src, tgt};
+  AttentionCollector sink;
+  forward({&ex}, &sink);
+  AttentionRecord rec;
+  // encoder self-attention first, then the decoder's self, then cross (the order records had)
+  for (const char* kind : {".self", ".cross"})
+    for (const std::string side : {"encoder.", "decoder."})
+      for (const auto& name : sink.names) {
+        if (name.rfind(side, 0) != 0 || name.size() < std::strlen(kind) ||
+            name.compare(name.size() - std::strlen(kind), std::string::npos, kind) != 0)
+          continue;
+        const bool cross = std::string(kind) == ".cross", enc = side == "encoder.";
+        rec.tensors.push_back(sink.w.at(name).tensor(0, name, cross ? "target" : enc ? "source" : "target_input",
+                                                     cross || enc ? "source" : "target_input"));
+      }
+  return rec;
+}
+
+void save_translator(const std::filesystem::path& path, const Translator& m,
+                     const std::map<std::string, std::string>& extra) {
+  save_model(path, m, extra);
+}
+
+std::unique_ptr<Translator> load_translator(const std::filesystem::path& path) {
+  return load_model_as<Translator>(path, "translator");
+}
+
+// The metadata of translate files written by attnviz 0.1 (one key per config field).
+TranslatorConfig translator_config_from_legacy(const std::map<std::string, std::string>& meta, const std::string& ps) {
+  auto get = [&](const std::string& k) -> const std::string& {
+    auto it = meta.find(k);
+    if (it == meta.end()) throw InputError(ps, "old translate model file: metadata '" + k + "' missing");
     return it->second;
   };
-  if (meta("attnviz.model") != "translate")
-    throw InputError(ps, "not a translation model (it is a '" + meta("attnviz.model") + "' model)");
   auto num = [&](const std::string& k) {
     try {
-      return std::stoi(meta(k));
+      return std::stoi(get(k));
     } catch (const std::logic_error&) {
       throw InputError(ps, "metadata '" + k + "' is not a number");
     }
   };
-  TranslatorConfig c;
-  c.arch = meta("arch");
-  if (c.arch != "rnn" && c.arch != "transformer") throw InputError(ps, "unknown arch '" + c.arch + "'");
-  try {
-    c.attention = nn::parse_score(meta("attention"));
-  } catch (const UsageError&) {
-    throw InputError(ps, "unknown attention kind '" + meta("attention") + "'");
-  }
-  c.embed = num("embed");
-  c.hidden = num("hidden");
-  if (auto it = f.metadata.find("query"); it != f.metadata.end()) c.query = it->second;  // older files: "current"
-  if (c.query != "current" && c.query != "previous") throw InputError(ps, "unknown attention query '" + c.query + "'");
-  c.coverage = 0.f;   // older files: trained without the penalty
-  if (auto it = f.metadata.find("coverage"); it != f.metadata.end()) {
+  nlohmann::json j;
+  j["arch"] = get("arch");
+  j["attention"] = get("attention");
+  auto it = meta.find("query");
+  j["query"] = it == meta.end() ? "current" : it->second;   // older files: "current"
+  float coverage = 0.f;                                      // older files: no penalty
+  if (auto c = meta.find("coverage"); c != meta.end()) {
     try {
-      c.coverage = std::stof(it->second);
+      coverage = std::stof(c->second);
     } catch (const std::logic_error&) {
       throw InputError(ps, "metadata 'coverage' is not a number");
     }
-    if (!(c.coverage >= 0.f && c.coverage <= 1e6f)) throw InputError(ps, "implausible metadata 'coverage'");
   }
-  c.dim = num("dim");
-  c.heads = num("heads");
-  c.layers = num("layers");
-  c.ff = num("ff");
-  c.max_len = num("max_len");
-  if (c.embed <= 0 || c.hidden <= 0 || c.dim <= 0 || c.heads <= 0 || c.layers <= 0 || c.ff <= 0 || c.max_len <= 0 ||
-      c.embed > 4096 || c.hidden > 4096 || c.dim > 4096 || c.layers > 64 || c.ff > 65536 || c.max_len > 100000 ||
-      c.dim % c.heads != 0)
-    throw InputError(ps, "implausible model dimensions in metadata");
-  c.tokenizer.lowercase = meta("lowercase") == "1";
-  c.tokenizer.split_punctuation = meta("split_punctuation") == "1";
-  c.pretokenized = meta("pretokenized") == "1";
-  auto sv = Vocabulary::from_json(meta("src_vocab"), ps);
-  auto tv = Vocabulary::from_json(meta("tgt_vocab"), ps);
-  std::unique_ptr<Translator> m;
-  try {
-    m = make_translator(c, std::move(sv), std::move(tv));
-  } catch (const UsageError& e) {
-    throw InputError(ps, e.what());
+  j["coverage"] = coverage;
+  for (const char* k : {"embed", "hidden", "dim", "heads", "layers", "ff", "max_len"}) j[k] = num(k);
+  float dropout = 0.f;
+  if (auto d = meta.find("dropout"); d != meta.end()) {
+    try {
+      dropout = std::stof(d->second);
+    } catch (const std::logic_error&) {
+      throw InputError(ps, "metadata 'dropout' is not a number");
+    }
   }
-  m->params.load_from(f, ps);
-  if (file_out) *file_out = std::move(f);
-  return m;
+  j["dropout"] = dropout;
+  j["lowercase"] = get("lowercase") == "1";
+  j["split_punctuation"] = get("split_punctuation") == "1";
+  j["pretokenized"] = get("pretokenized") == "1";
+  return TranslatorConfig::from_json(j.dump(), ps);
 }
 
 // ---- data ------------------------------------------------------------------------------------
@@ -175,34 +210,6 @@ std::vector<std::vector<const Example*>> make_batches(const std::vector<Example>
   std::vector<std::vector<const Example*>> out;
   for (int i : border) out.push_back(std::move(batches[i]));
   return out;
-}
-
-BatchResult train_epoch(Translator& m, nn::Adam& opt, const std::vector<Example>& data, int epoch,
-                        const TrainOptions& o, const std::function<void(long, double)>& progress) {
-  auto batches = make_batches(data, o.batch, o.seed, epoch);
-  const long per_epoch = static_cast<long>(batches.size());
-  nn::ScheduleOptions sched{.base_lr = o.lr, .min_lr = o.lr * o.min_lr_ratio, .warmup_steps = o.warmup,
-                            .total_steps = static_cast<int>(per_epoch * o.epochs)};
-  nn::Rng drop = nn::Rng(o.seed).fork(5000 + static_cast<std::uint64_t>(epoch));
-  BatchResult total;
-  double loss_sum = 0, penalty_sum = 0, recent = 0;
-  long done = 0;
-  for (auto& b : batches) {
-    m.params.zero_grad();
-    BatchResult r = m.train_batch(b, m.config.dropout > 0 ? &drop : nullptr);
-    nn::clip_grad_norm(m.params, o.clip);
-    opt.step(nn::warmup_cosine(opt.steps(), sched));
-    loss_sum += r.loss * r.tokens;
-    penalty_sum += r.penalty * r.tokens;
-    total.tokens += r.tokens;
-    total.correct += r.correct;
-    recent = done == 0 ? r.loss : 0.95 * recent + 0.05 * r.loss;
-    ++done;
-    if (progress) progress(done, recent);
-  }
-  total.loss = total.tokens ? loss_sum / total.tokens : 0;
-  total.penalty = total.tokens ? penalty_sum / total.tokens : 0;
-  return total;
 }
 
 // ---- decoding --------------------------------------------------------------------------------
@@ -340,9 +347,9 @@ AttentionRecord record_translation(Translator& m, const std::vector<int>& src, c
 
 // ---- evaluation ------------------------------------------------------------------------------
 
-EvalResult evaluate_translator(Translator& m, const ParallelCorpus& corpus, const EvalOptions& opt) {
+TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus, const EvalOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
-  EvalResult res;
+  TranslationEval res;
   auto data = encode_corpus(m, corpus);
   res.sentences = static_cast<int>(data.size());
   std::vector<std::vector<std::string>> refs;
@@ -383,6 +390,13 @@ EvalResult evaluate_translator(Translator& m, const ParallelCorpus& corpus, cons
       gold.push_back(*corpus.pairs[i].gold);
     }
     for (size_t l = 0; l < pred.size(); ++l) res.alignment[l].score = score_alignments(pred[l], gold);
+  }
+  res.set("exact_match", res.sentences ? static_cast<double>(res.exact) / res.sentences : 0.0);
+  res.set("bleu", res.bleu.bleu);
+  for (const auto& a : res.alignment) {
+    res.set("aer." + a.tensor, a.score.aer());
+    res.set("precision." + a.tensor, a.score.precision());
+    res.set("recall." + a.tensor, a.score.recall());
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

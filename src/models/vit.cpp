@@ -129,24 +129,41 @@ VitModel::VitModel(const MnistConfig& cfg, std::uint64_t seed) : MnistModel(cfg)
   head.collect(params_, "head");
 }
 
-Mat VitModel::forward(const Mat& images) {
+namespace {
+// Layer l's weights (or their gradients) for all B samples, as the sink takes them: [B, H, T, T].
+nn::AttentionWeights all_weights(const VitSelfAttention& a, bool grads) {
+  nn::AttentionWeights w;
+  w.resize(a.B, a.H, a.T, a.T);
+  const VitSelfAttention::Buffer& src = grads ? a.dw_ : a.w_;
+  std::copy(src.begin(), src.begin() + static_cast<long>(w.data.size()), w.data.begin());
+  return w;
+}
+}  // namespace
+
+Mat VitModel::forward(const Mat& images, AttentionSink* sink) {
   // images: [B, image*image] -> logits [B, classes]
   B_ = static_cast<int>(images.rows());
   const int T = cfg_.tokens();
   Mat x = embed.forward(images);  // [B*T, D]
-  for (auto& b : blocks) x = b.forward(x, B_, T);
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    x = blocks[l].forward(x, B_, T);
+    if (sink) sink->weights("vit.layer" + std::to_string(l) + ".self", all_weights(blocks[l].attn, false));
+  }
   Mat z(B_, cfg_.dim);            // CLS rows [B, D]
   for (int b = 0; b < B_; ++b) z.row(b) = x.row(static_cast<Eigen::Index>(b) * T);
   return head.forward(norm.forward(z));
 }
 
-void VitModel::backward(const Mat& dlogits) {
+void VitModel::backward(const Mat& dlogits, AttentionSink* sink) {
   const int T = cfg_.tokens();
   Mat dz = norm.backward(head.backward(dlogits));  // [B, D]
   Mat dx = Mat::Zero(static_cast<Eigen::Index>(B_) * T, cfg_.dim);
   for (int b = 0; b < B_; ++b) dx.row(static_cast<Eigen::Index>(b) * T) = dz.row(b);
   for (int l = cfg_.depth - 1; l >= 0; --l) dx = blocks[l].backward(dx);
   embed.backward(dx);
+  if (sink && sink->wants_gradients())
+    for (size_t l = 0; l < blocks.size(); ++l)
+      sink->gradients("vit.layer" + std::to_string(l) + ".self", all_weights(blocks[l].attn, true));
 }
 
 namespace {

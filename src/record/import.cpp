@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <climits>
+#include <map>
 #include <set>
 
 namespace attnviz {
@@ -66,12 +68,12 @@ ImportedArrays from_npz(const std::string& bytes, const std::string& path, const
   std::vector<NpzSkipped> skipped;  // object/integer members: the float ones still load
   for (auto& m : parse_npz(bytes, path, &skipped)) {
     if (m.array.is_string) {
-      const std::string axis = token_axis_for(m.name);
+      const std::string axis = token_axis_for(m.name, opt);
       if (axis.empty()) continue;  // other string arrays (labels, ...) are not needed
       in.tokens[axis] = token_row(m, path, opt);
       continue;
     }
-    if (!token_axis_for(m.name).empty())
+    if (!token_axis_for(m.name, opt).empty())
       throw InputError(path, "'" + m.name + "' should be a unicode string array (dtype <U..), found " + m.array.descr);
     in.arrays.push_back({m.name, m.array.shape, std::move(m.array.values)});
   }
@@ -178,9 +180,16 @@ void apply_token_files(AttentionRecord& r, const ImportOptions& opt, const std::
 std::string token_axis_for(const std::string& name) {
   const std::string n = lower(name);
   if (n == "tokens" || n == "input_tokens" || n == "words") return "tokens";
-  if (n == "src_tokens" || n == "source_tokens" || n == "encoder_tokens") return "source";
-  if (n == "tgt_tokens" || n == "target_tokens" || n == "decoder_tokens") return "target";
+  if (n == "src_tokens" || n == "source_tokens" || n == "encoder_tokens" || n == "article_lst") return "source";
+  if (n == "tgt_tokens" || n == "target_tokens" || n == "decoder_tokens" || n == "decoded_lst") return "target";
   return "";
+}
+
+std::string token_axis_for(const std::string& name, const ImportOptions& opt) {
+  if (!opt.tokens_key.empty() && name == opt.tokens_key) return "tokens";
+  if (!opt.src_key.empty() && name == opt.src_key) return "source";
+  if (!opt.tgt_key.empty() && name == opt.tgt_key) return "target";
+  return token_axis_for(name);
 }
 
 FileKind detect_kind(const std::string& head) {
@@ -229,12 +238,22 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
   bool enc_dec = (r.tokens.count("source") || r.tokens.count("target")) && !r.tokens.count("tokens");
   for (const auto& a : in.arrays) enc_dec |= role_of(a.name) == Role::Decoder || role_of(a.name) == Role::Cross;
   std::string summary;
-  for (const auto& a : in.arrays) {
-    const std::string label = a.name.empty() ? "array" : "'" + a.name + "'";
+  for (const auto& original : in.arrays) {
+    const std::string label = original.name.empty() ? "array" : "'" + original.name + "'";
+    if (original.shape.empty() || original.shape.size() > 5)
+      throw InputError(path, label + " has shape " + shape_str(original.shape) +
+                                 "; expected [k], [q, k], [heads, q, k], [layers, heads, q, k] or [layers, batch, heads, q, k]");
+    // A 1-D vector [K] (text-attention exports) is one query row [1, K].
+    const bool vector_row = original.shape.size() == 1;
+    ImportedArray shaped;
+    const ImportedArray* ap = &original;
+    if (vector_row) {
+      shaped = original;
+      shaped.shape.insert(shaped.shape.begin(), 1);
+      ap = &shaped;
+    }
+    const ImportedArray& a = *ap;
     const size_t rank = a.shape.size();
-    if (rank < 2 || rank > 5)
-      throw InputError(path, label + " has shape " + shape_str(a.shape) +
-                                 "; expected [q, k], [heads, q, k], [layers, heads, q, k] or [layers, batch, heads, q, k]");
     for (auto d : a.shape)
       if (d <= 0 || d > INT_MAX / 4)
         throw InputError(path, label + " has shape " + shape_str(a.shape) + " with an empty or oversized dimension");
@@ -244,7 +263,18 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
     if (static_cast<std::int64_t>(a.values.size()) != numel)
       throw InputError(path, label + " holds " + std::to_string(a.values.size()) + " values but its shape " +
                                  shape_str(a.shape) + " needs " + std::to_string(numel));
-    const auto K = a.shape[rank - 1], Q = a.shape[rank - 2];
+    // --transpose: the file stores keys x queries; swap the last two axes.
+    std::vector<float> transposed;
+    const std::vector<float>& values = opt.transpose ? transposed : a.values;
+    const auto K = opt.transpose ? a.shape[rank - 2] : a.shape[rank - 1];
+    const auto Q = opt.transpose ? a.shape[rank - 1] : a.shape[rank - 2];
+    if (opt.transpose) {
+      transposed.resize(a.values.size());
+      const std::int64_t blocks = numel / (Q * K);
+      for (std::int64_t m = 0; m < blocks; ++m)
+        for (std::int64_t q = 0; q < Q; ++q)
+          for (std::int64_t k = 0; k < K; ++k) transposed[(m * Q + q) * K + k] = a.values[(m * K + k) * Q + q];
+    }
     const auto H = rank >= 3 ? a.shape[rank - 3] : 1;
     const auto B = rank == 5 ? a.shape[1] : 1;
     const auto L = rank >= 4 ? a.shape[0] : 1;
@@ -258,22 +288,36 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
     if (role == Role::Decoder) qa = ka = "target";
     // A non-square array can only be cross-attention: queries are target tokens, keys source tokens.
     if (role == Role::Cross || Q != K) qa = "target", ka = "source";
+    // ... unless the file has only "tokens" (a 1 x N text-attention row): the axis of the tokens'
+    // length keeps them, the other one has no tokens.
+    if (Q != K && role != Role::Cross && r.tokens.count("tokens") && !r.tokens.count("source") &&
+        !r.tokens.count("target")) {
+      const auto n = static_cast<std::int64_t>(r.tokens.at("tokens").size());
+      if (K == n) qa = "query", ka = "tokens";
+      else if (Q == n) qa = "tokens", ka = "key";
+    }
     for (std::int64_t l = 0; l < L; ++l) {
       std::string name;
       const std::string ls = "layer" + std::to_string(l);
       switch (role) {
-        case Role::Encoder: name = "encoder." + ls + ".self"; break;
+        case Role::Encoder:
+          // Named by shape: a square generic array stays encoder self-attention; a vector is
+          // "attention"; any other non-square one is cross-attention (its axes say target/source).
+          if (vector_row) name = "attention";
+          else if (Q != K) name = rank >= 4 ? ls + ".cross" : "cross";
+          else name = "encoder." + ls + ".self";
+          break;
         case Role::Decoder: name = "decoder." + ls + ".self"; break;
         case Role::Cross: name = "decoder." + ls + ".cross"; break;
         case Role::Other: name = rank >= 4 ? a.name + "." + ls + ".self" : a.name; break;
       }
       AttentionTensor t(name, static_cast<int>(H), static_cast<int>(Q), static_cast<int>(K), qa, ka);
-      const auto begin = a.values.begin() + ((l * B + b) * H) * Q * K;
+      const auto begin = values.begin() + ((l * B + b) * H) * Q * K;
       std::copy(begin, begin + H * Q * K, t.data.begin());
       r.tensors.push_back(std::move(t));
     }
     summary += (summary.empty() ? "" : ", ") + (a.name.empty() ? std::string("array") : a.name) + " " +
-               shape_str(a.shape);
+               shape_str(original.shape) + (opt.transpose ? " (transposed)" : "");
   }
   r.metadata["imported_from"] = in.format + ": " + summary;
   apply_token_files(r, opt, path);
@@ -289,6 +333,7 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
       if (f.metadata.count("attnviz.format")) {
         out = records_from_safetensors(f, path);
         for (auto& r : out) {
+          if (opt.transpose) transpose_record(r);
           check_tokens_utf8(r.tokens, path);
           apply_token_files(r, opt, path);
           r.validate(path);
@@ -300,7 +345,7 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
     }
     case FileKind::Npy: out.push_back(record_from_arrays(from_npy(bytes, path), path, opt)); break;
     case FileKind::Npz: out.push_back(record_from_arrays(from_npz(bytes, path, opt), path, opt)); break;
-    case FileKind::Json: out.push_back(record_from_arrays(parse_attention_json(bytes, path), path, opt)); break;
+    case FileKind::Json: out.push_back(record_from_arrays(parse_attention_json(bytes, path, opt), path, opt)); break;
     case FileKind::Unknown:
       if (bytes.empty()) throw InputError(path, "is empty");
       if (bytes.size() < 16)
@@ -312,6 +357,11 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
   if (out.empty()) throw InputError(path, "holds no attention tensors");
   for (const auto& r : out)
     if (r.tensors.empty()) throw InputError(path, "holds no attention tensors");
+  if (!opt.crop.empty())
+    for (auto& r : out) {
+      crop_record(r, opt.crop);
+      r.validate(path);
+    }
   return out;
 }
 
@@ -321,10 +371,118 @@ std::vector<AttentionRecord> import_records(const std::filesystem::path& path, c
 
 AttentionRecord import_record(const std::filesystem::path& path, const ImportOptions& opt) {
   auto all = import_records(path, opt);
-  if (opt.sample < 0 || opt.sample >= static_cast<int>(all.size()))
-    throw InputError(path.string(), "has " + std::to_string(all.size()) + " samples, --sample " +
-                                        std::to_string(opt.sample) + " is out of range");
+  if (opt.sample < 0 || opt.sample >= static_cast<int>(all.size())) {
+    // Members of an .npz (or keys of a JSON) are tensors of one sample, not samples: say so.
+    std::string members;
+    if (all.size() == 1 && all[0].tensors.size() > 1)
+      for (const auto& t : all[0].tensors) members += (members.empty() ? "" : ", ") + t.name;
+    throw InputError(path.string(), "has " + std::to_string(all.size()) + " sample(s), --sample " +
+                                        std::to_string(opt.sample) + " is out of range" +
+                                        (members.empty() ? "" : "; its arrays are tensors of that one sample (" + members +
+                                                                    "): pick one with --tensor"));
+  }
   return std::move(all[opt.sample]);
+}
+
+// ---- padding and transposition -----------------------------------------------------------------
+
+ZeroLines zero_lines(const AttentionTensor& t) {
+  std::vector<bool> row_nz(t.queries, false), col_nz(t.keys, false);
+  for (int h = 0; h < t.heads; ++h)
+    for (int q = 0; q < t.queries; ++q)
+      for (int k = 0; k < t.keys; ++k)
+        if (t.at(h, q, k) != 0.0f) row_nz[q] = true, col_nz[k] = true;  // NaN counts as non-zero
+  ZeroLines z;
+  for (int q = 0; q < t.queries; ++q) z.rows += row_nz[q] ? 0 : 1;
+  for (int k = 0; k < t.keys; ++k) z.cols += col_nz[k] ? 0 : 1;
+  for (int q = t.queries - 1; q >= 0 && !row_nz[q]; --q) ++z.trailing_rows;
+  for (int k = t.keys - 1; k >= 0 && !col_nz[k]; --k) ++z.trailing_cols;
+  return z;
+}
+
+namespace {
+
+AttentionTensor cropped(const AttentionTensor& t, int queries, int keys) {
+  AttentionTensor c(t.name, t.heads, queries, keys, t.query_axis, t.key_axis);
+  for (int h = 0; h < t.heads; ++h)
+    for (int q = 0; q < queries; ++q)
+      for (int k = 0; k < keys; ++k) c.at(h, q, k) = t.at(h, q, k);
+  return c;
+}
+
+}  // namespace
+
+void crop_record(AttentionRecord& r, const std::string& spec) {
+  // New [queries, keys] of each tensor; sides that share a named axis end up the same length.
+  std::vector<std::pair<int, int>> size(r.tensors.size());
+  if (spec == "auto") {
+    // Per named axis, the shortest length that keeps every non-zero row/column of every tensor on it:
+    // a self-attention head with masked key columns loses those columns and the same query rows.
+    std::map<std::string, int> keep;
+    auto lower_to = [&](const std::string& axis, int n) {
+      if (axis.empty()) return;
+      auto it = keep.find(axis);
+      if (it == keep.end()) keep[axis] = n;
+      else it->second = std::min(it->second, n);
+    };
+    std::vector<ZeroLines> z;
+    for (const auto& t : r.tensors) {
+      z.push_back(zero_lines(t));
+      // An all-zero tensor keeps one row and column (an empty one would be refused).
+      lower_to(t.query_axis, std::max(1, t.queries - z.back().trailing_rows));
+      lower_to(t.key_axis, std::max(1, t.keys - z.back().trailing_cols));
+    }
+    for (size_t i = 0; i < r.tensors.size(); ++i) {
+      const auto& t = r.tensors[i];
+      const int q = t.query_axis.empty() ? std::max(1, t.queries - z[i].trailing_rows) : keep[t.query_axis];
+      const int k = t.key_axis.empty() ? std::max(1, t.keys - z[i].trailing_cols) : keep[t.key_axis];
+      size[i] = {std::min(q, t.queries), std::min(k, t.keys)};
+    }
+  } else {
+    int Q = 0, K = 0;
+    const size_t comma = spec.find(',');
+    auto num = [](const std::string& s, int& v) {
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      return ec == std::errc() && p == s.data() + s.size() && v > 0;
+    };
+    if (comma == std::string::npos || !num(spec.substr(0, comma), Q) || !num(spec.substr(comma + 1), K))
+      throw UsageError("--crop '" + spec + "': expected 'auto' or Q,K (the number of queries and keys to keep)");
+    for (size_t i = 0; i < r.tensors.size(); ++i) {
+      const auto& t = r.tensors[i];
+      if (!t.query_axis.empty() && t.query_axis == t.key_axis && std::min(Q, t.queries) != std::min(K, t.keys))
+        throw UsageError("--crop " + spec + ": tensor '" + t.name + "' is self-attention (both axes are '" +
+                         t.query_axis + "'): give the same count twice");
+      size[i] = {std::min(Q, t.queries), std::min(K, t.keys)};
+    }
+  }
+  for (size_t i = 0; i < r.tensors.size(); ++i) {
+    auto& t = r.tensors[i];
+    const auto [q, k] = size[i];
+    if (q == t.queries && k == t.keys) continue;
+    for (auto& g : r.gradients)
+      if (g.name == t.name) g = cropped(g, q, k);
+    t = cropped(t, q, k);
+  }
+  for (const auto& t : r.tensors) {
+    auto cut = [&](const std::string& axis, int n) {
+      auto it = r.tokens.find(axis);
+      if (it != r.tokens.end() && static_cast<int>(it->second.size()) > n) it->second.resize(n);
+    };
+    cut(t.query_axis, t.queries);
+    cut(t.key_axis, t.keys);
+  }
+}
+
+void transpose_record(AttentionRecord& r) {
+  auto flip = [](AttentionTensor& t) {
+    AttentionTensor u(t.name, t.heads, t.keys, t.queries, t.key_axis, t.query_axis);
+    for (int h = 0; h < t.heads; ++h)
+      for (int q = 0; q < t.queries; ++q)
+        for (int k = 0; k < t.keys; ++k) u.at(h, k, q) = t.at(h, q, k);
+    t = std::move(u);
+  };
+  for (auto& t : r.tensors) flip(t);
+  for (auto& g : r.gradients) flip(g);
 }
 
 }  // namespace attnviz

@@ -110,7 +110,37 @@ void flatten(const json& v, const std::vector<std::int64_t>& shape, size_t level
 
 }  // namespace
 
-ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path) {
+namespace {
+
+// "array of 400 strings", "[3][5] numbers", "object", ...: how a key's value looks, for the message
+// that lists the keys of a JSON with no usable attention.
+std::string describe(const json& v) {
+  if (v.is_array()) {
+    if (v.empty()) return "empty array";
+    if (v[0].is_string()) return "array of " + std::to_string(v.size()) + " strings";
+    std::string dims;
+    for (auto d : infer_shape(v)) dims += "[" + std::to_string(d) + "]";
+    const json* p = &v;
+    while (p->is_array() && !p->empty()) p = &(*p)[0];
+    return dims + (p->is_number() || p->is_null() ? " numbers" : std::string(" ") + p->type_name());
+  }
+  return v.type_name();
+}
+
+// True when every leaf of a nested array is a number (or NaN/Inf/null): an attention candidate.
+bool numeric_leaves(const json& v) {
+  if (v.is_array()) {
+    for (const auto& x : v)
+      if (!numeric_leaves(x)) return false;
+    return true;
+  }
+  float f;
+  return v.is_number() || special_number(v, f);
+}
+
+}  // namespace
+
+ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
   // A parsed JSON number takes 16 bytes however short its text ("0," is 2): refuse before parsing
   // a file whose tree could exceed the --max-mib limit (io/limits.hpp).
   check_array_bytes(static_cast<std::uint64_t>(bytes.size()) * 8, path,
@@ -124,10 +154,22 @@ ImportedArrays parse_attention_json(const std::string& bytes, const std::string&
   if (!j.is_object()) throw InputError(path, "JSON attention must be an object {\"tokens\": [...], \"attention\": [...]}");
   ImportedArrays out;
   out.format = "json";
+  auto keys_found = [&] {
+    std::string list;
+    for (auto it = j.begin(); it != j.end(); ++it)
+      list += (list.empty() ? "" : ", ") + it.key() + " (" + describe(it.value()) + ")";
+    return list.empty() ? std::string("none") : list;
+  };
+  if (!opt.key.empty() && !j.contains(opt.key))
+    throw InputError(path, "no key '" + opt.key + "' (--key); keys found: " + keys_found());
+  for (const auto* k : {&opt.tokens_key, &opt.src_key, &opt.tgt_key})
+    if (!k->empty() && !j.contains(*k))
+      throw InputError(path, "no token key '" + *k + "'; keys found: " + keys_found());
+  std::vector<ImportedArray> vectors;  // rank-1 numeric arrays: attention only when nothing else is
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     const json& v = it.value();
-    if (const std::string axis = token_axis_for(key); !axis.empty()) {
+    if (const std::string axis = token_axis_for(key, opt); !axis.empty()) {
       if (!v.is_array()) throw InputError(path, "'" + key + "' must be an array of token strings");
       std::vector<std::string> toks;
       for (size_t i = 0; i < v.size(); ++i) {
@@ -138,26 +180,31 @@ ImportedArrays parse_attention_json(const std::string& bytes, const std::string&
       out.tokens[axis] = std::move(toks);
       continue;
     }
-    if (v.is_array()) {
+    const bool wanted = opt.key.empty() || key == opt.key;
+    if (v.is_array() && wanted && (!opt.key.empty() || numeric_leaves(v))) {
       ImportedArray a;
       a.name = key;
       a.shape = infer_shape(v);
-      if (a.shape.size() < 2 || a.shape.size() > 5)
+      if (a.shape.empty() || a.shape.size() > 5)
         throw InputError(path, "'" + key + "' has " + std::to_string(a.shape.size()) +
-                                   " nesting levels; attention needs 2 to 5 ([layer][head][q][k])");
+                                   " nesting levels; attention needs 1 to 5 ([layer][head][q][k])");
       for (auto d : a.shape)
         if (d == 0) throw InputError(path, "'" + key + "' has an empty dimension");
       std::string where;
       flatten(v, a.shape, 0, a.values, where, path, key);
-      out.arrays.push_back(std::move(a));
+      (a.shape.size() == 1 ? vectors : out.arrays).push_back(std::move(a));
     } else if (v.is_string()) {
       out.metadata[key] = v.get<std::string>();
     } else if (v.is_number() || v.is_boolean()) {
       out.metadata[key] = v.dump();
     }
   }
+  // A 1-D attention vector ({"tokens": [...], "attention": [...]}) when no matrix is there; beside
+  // a matrix, vectors are other per-step numbers (pointer-generator's p_gens) and are left out.
+  if (out.arrays.empty()) out.arrays = std::move(vectors);
   if (out.arrays.empty())
-    throw InputError(path, "JSON has no attention array (expected a key such as \"attention\")");
+    throw InputError(path, "JSON has no attention array (a numeric array of 1 to 5 levels); keys found: " + keys_found() +
+                               "; name the attention with --key NAME and tokens with --tokens-key/--src-key/--tgt-key");
   return out;
 }
 

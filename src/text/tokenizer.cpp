@@ -1,16 +1,20 @@
-// Word tokenizer, UTF-8 helpers, character classes and the token Vocabulary.
+// Word tokenizer, UTF-8 helpers, character classes, Unicode case mapping and normalization
+// (utf8proc), and the token Vocabulary.
 //
-// Why hand-written tables: the only Debian Unicode library that would do this (ICU) is a large
-// dependency for three questions (is this a space, punctuation, a Han ideograph?) plus simple
-// lowercasing. The ranges below are the Unicode blocks that matter for the text this tool sees
-// (Latin, Greek, Cyrillic, CJK); characters outside them count as letters, which is the safe
-// default for a word tokenizer (they stay inside words instead of being split off).
+// Case mapping and NFC/NFKC/diacritic stripping come from utf8proc (Debian libutf8proc-dev): a
+// hand-written lowercase table missed letters outside Latin-1/Extended-A (Romanian Ș Ț stayed upper
+// case). The three splitting questions (is this a space, punctuation, a Han ideograph?) stay
+// hand-written ranges: the Unicode blocks that matter for the text this tool sees (Latin, Greek,
+// Cyrillic, CJK); characters outside them count as letters, the safe default for a word tokenizer
+// (they stay inside words instead of being split off).
 #include <attnviz/error.hpp>
 #include <attnviz/text/tokenizer.hpp>
 
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_map>
 
 namespace attnviz {
@@ -141,34 +145,73 @@ bool is_cjk_ideograph(char32_t c) {
 
 char32_t to_lower(char32_t c) {
   if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;                 // À-Þ (not ×)
-  if (c >= 0x100 && c <= 0x17F) {                                           // Latin Extended-A: pairs
-    if (c == 0x130) return 'i';                                             // İ
-    if (c == 0x178) return 0xFF;                                            // Ÿ
-    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return (c % 2 == 1) ? c + 1 : c;
-    if (c == 0x138 || c == 0x149 || c == 0x17F) return c;
-    return (c % 2 == 0) ? c + 1 : c;
+  return static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
+}
+
+// ---- normalization ---------------------------------------------------------------------------
+
+Normalization parse_normalization(const std::string& name) {
+  if (name == "none") return Normalization::None;
+  if (name == "nfc") return Normalization::NFC;
+  if (name == "nfkc") return Normalization::NFKC;
+  if (name == "nfkc-ro") return Normalization::NFKC_RO;
+  throw UsageError("unknown normalization '" + name + "' (expected none, nfc, nfkc or nfkc-ro)");
+}
+
+const char* normalization_name(Normalization n) {
+  switch (n) {
+    case Normalization::None: return "none";
+    case Normalization::NFC: return "nfc";
+    case Normalization::NFKC: return "nfkc";
+    case Normalization::NFKC_RO: return "nfkc-ro";
   }
-  if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;                // Greek Α-Ϋ
-  if (c == 0x386) return 0x3AC;
-  if (c >= 0x388 && c <= 0x38A) return c + 37;
-  if (c == 0x38C) return 0x3CC;
-  if (c == 0x38E || c == 0x38F) return c + 63;
-  if (c >= 0x410 && c <= 0x42F) return c + 32;                              // Cyrillic А-Я
-  if (c >= 0x400 && c <= 0x40F) return c + 80;                              // Ѐ-Џ
-  if (c >= 0x460 && c <= 0x4FF && c != 0x482 && !(c >= 0x483 && c <= 0x489) && c != 0x4C0 && c != 0x4CF) {
-    if (c >= 0x4C1 && c <= 0x4CE) return (c % 2 == 1) ? c + 1 : c;
-    return (c % 2 == 0) ? c + 1 : c;
+  return "none";
+}
+
+std::string normalize_text(std::string_view text, Normalization n, bool strip_diacritics) {
+  if (n == Normalization::None && !strip_diacritics) return std::string(text);
+  // utf8proc refuses malformed input: re-encode it with U+FFFD first, as the tokenizer does.
+  std::string clean;
+  clean.reserve(text.size());
+  size_t pos = 0;
+  char32_t cp;
+  while (pos < text.size()) utf8_next(text, pos, cp), utf8_append(clean, cp);
+  int flags = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+  if (n == Normalization::NFKC || n == Normalization::NFKC_RO) flags |= UTF8PROC_COMPAT;
+  if (strip_diacritics) flags |= UTF8PROC_STRIPMARK;  // decompose, drop combining marks, recompose
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(clean.data()),
+                                            static_cast<utf8proc_ssize_t>(clean.size()), &out,
+                                            static_cast<utf8proc_option_t>(flags));
+  if (len < 0) throw InputError("", std::string("Unicode normalization failed: ") + utf8proc_errmsg(len));
+  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(len));
+  std::free(out);
+  if (n == Normalization::NFKC_RO) {
+    // Legacy Romanian encodings (ISO 8859-2 and early Windows fonts) had only the cedilla forms.
+    std::string ro;
+    pos = 0;
+    while (pos < result.size()) {
+      utf8_next(result, pos, cp);
+      if (cp == 0x15E) cp = 0x218;
+      else if (cp == 0x15F) cp = 0x219;
+      else if (cp == 0x162) cp = 0x21A;
+      else if (cp == 0x163) cp = 0x21B;
+      utf8_append(ro, cp);
+    }
+    result = std::move(ro);
   }
-  if (c == 0x1E9E) return 0xDF;                                             // ẞ -> ß
-  if (c >= 0x1E00 && c <= 0x1EFF) return (c % 2 == 0) ? c + 1 : c;         // Latin Extended Additional
-  if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;                            // fullwidth Ａ-Ｚ
-  return c;
+  return result;
 }
 
 // ---- tokenizer -------------------------------------------------------------------------------
 
-std::vector<std::string> tokenize(std::string_view text, const TokenizerOptions& opt) {
+std::vector<std::string> tokenize(std::string_view input, const TokenizerOptions& opt) {
+  std::string normalized;
+  std::string_view text = input;
+  if (opt.normalize != Normalization::None || opt.strip_diacritics) {
+    normalized = normalize_text(input, opt.normalize, opt.strip_diacritics);
+    text = normalized;
+  }
   std::vector<std::string> out;
   std::string word;
   auto flush = [&] {

@@ -28,8 +28,11 @@ struct AlignOptions {
 };
 
 // weights: [T, S] (rows = target tokens / queries, columns = source tokens / keys).
-// Returns sure links (source i, target j), sorted by target then source.
+// Returns sure links (source i, target j), sorted by target then source. A row that holds a NaN
+// gets no link (its argmax means nothing; count them with nan_rows).
 Alignment extract_alignment(const Mat& weights, const AlignOptions& opt = {});
+// Rows of weights [T, S] that hold at least one NaN (extract_alignment skips them).
+int nan_rows(const Mat& weights);
 
 // Tokens that are not words and get no alignment: <eos>, <bos>, <pad>, <s>, </s>, [CLS], [SEP], ...
 bool is_special_token(const std::string& token);
@@ -68,10 +71,32 @@ AlignmentScore score_alignments(const std::vector<Alignment>& predicted, const s
 
 struct PharaohOptions {
   bool one_indexed = false;   // indices in the file start at 1
+  std::string flag;           // the CLI option that sets one_indexed (named in hints), e.g. "--gold-one-indexed"
 };
 // read_pharaoh + conversion from 1-based (InputError naming the line for an index 0).
 std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, const PharaohOptions& opt = {});
 // to_pharaoh, adding 1 to every index when one_indexed.
 std::string format_pharaoh(const Alignment& a, const PharaohOptions& opt = {});
+
+// Hints on a file's index base, for the caller to print (empty when nothing looks wrong): a file
+// read 0-based whose links never use index 0 on either side looks 1-based (awesome-align's and
+// fast_align's gold are 1-based, their predictions 0-based). `alignments` are as read.
+std::vector<std::string> pharaoh_index_hints(const std::vector<Alignment>& alignments, const std::string& path,
+                                             const PharaohOptions& opt);
+
+// The alignment for one sample of a Pharaoh file: its only line, or line `line` (InputError when
+// out of range); `hints` (optional) receives pharaoh_index_hints for the whole file.
+Alignment read_pharaoh_sample(const std::filesystem::path& path, int line, const PharaohOptions& opt,
+                              std::vector<std::string>* hints = nullptr);
+
+// Sentence sizes of the matrices (or token lists) a Pharaoh file describes, line by line.
+struct PairSize {
+  int source = 0, target = 0;
+};
+// Throws InputError(path, "line N: link i-j lies outside ...") for the first link past a sentence's
+// end; when the file was read 0-based and every link would fit read 1-based, the message names
+// opt.flag.
+void check_alignments_fit(const std::vector<Alignment>& alignments, const std::vector<PairSize>& sizes,
+                          const std::string& path, const PharaohOptions& opt);
 
 }  // namespace attnviz

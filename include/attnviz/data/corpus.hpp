@@ -20,6 +20,11 @@ struct SentencePair {
 
 struct ParallelCorpus {
   std::vector<SentencePair> pairs;
+  // What read_corpus left out and why, and hints on the gold's index base: one line each, for the
+  // caller to print (library code never prints).
+  std::vector<std::string> notes;
+  std::size_t dropped_long = 0;    // pairs with a side longer than max_tokens
+  std::size_t dropped_empty = 0;   // lines whose source or target has no tokens
   std::size_t size() const { return pairs.size(); }
   bool has_gold() const;   // true if every pair has a gold alignment
 };
@@ -32,6 +37,7 @@ struct CorpusOptions {
   TokenizerOptions tokenizer;     // how the text columns are tokenized
   bool pretokenized = false;      // split on ASCII spaces only (gold indices refer to those tokens)
   bool one_indexed = false;       // gold links are 1-based
+  std::string one_indexed_flag = "--gold-one-indexed";  // named in the hints when the gold looks 1-based
   int max_pairs = 0;              // stop after this many pairs (0 = all)
   int max_tokens = 0;             // skip pairs with a side longer than this (0 = keep all)
 };
@@ -41,9 +47,28 @@ void parse_columns(const std::string& spec, CorpusOptions& opt);
 
 // Reads a UTF-8 TSV file (or, when its first non-empty line has " ||| " and no tab, the
 // pre-tokenized `source ||| target` format of fast_align / awesome-align). Empty lines and
-// lines whose source or target is empty are skipped. Throws InputError naming the file and line:
-// invalid UTF-8, missing column, bad Pharaoh link, link index outside the sentence.
+// lines whose source or target is empty are skipped, and so are pairs longer than max_tokens
+// (both counted, with a note). Throws InputError naming the file and line: invalid UTF-8, missing
+// column, bad Pharaoh link, link index outside the sentence, and a gold column over text that the
+// tokenizer splits differently from its spaces (gold indices count space-separated tokens: such
+// links would point at the wrong words; --pretokenized reads the text as it is).
 ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOptions& opt = {});
+
+// True when the file is in the `source ||| target` format (already tokenized: split on spaces).
+bool is_bitext_file(const std::filesystem::path& path);
+
+// Held-out split of a corpus: `count` pairs, either the file's last `count` lines (no seed; on a
+// length-sorted corpus these are the longest) or `count` pairs drawn at random with `seed`. Both
+// parts keep the file's order. No pairs are held out when count <= 0 or the corpus has no more
+// than 2 * count pairs.
+struct CorpusSplit {
+  ParallelCorpus train, held;
+};
+CorpusSplit split_heldout(const ParallelCorpus& corpus, int count, std::optional<std::uint64_t> seed = std::nullopt);
+
+// Pair indices from "--from-corpus 0,3,7" or "--from-corpus all" (every pair), checked against the
+// corpus size `n` (UsageError naming the index and the size).
+std::vector<int> parse_pair_selection(const std::vector<std::string>& spec, std::size_t n);
 
 // Writes `source<TAB>target<TAB>gold` (tokens joined by spaces), atomically.
 void write_corpus_tsv(const std::filesystem::path& path, const ParallelCorpus& corpus);

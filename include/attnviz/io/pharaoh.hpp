@@ -26,7 +26,8 @@ struct Alignment {
   int max_target() const;  // largest target index, -1 when empty
 };
 
-// Parses one line. Tokens are separated by blanks; an empty line is an empty alignment.
+// Parses one line. Tokens are separated by blanks; an empty line is an empty alignment. A line
+// "id<TAB>links" (SimAlign) has its id skipped: a single field before the first tab that is not a link.
 // Throws InputError(path, "line N: ...") naming the bad token.
 Alignment parse_pharaoh_line(std::string_view line, const std::string& path = "", int line_no = 1);
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <attnviz/data/idx.hpp>
 #include <attnviz/engine/param.hpp>
+#include <attnviz/models/model.hpp>
 #include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
 
@@ -37,22 +38,22 @@ struct MnistConfig {
 };
 
 // A classifier of [B, image*image] pixel rows in [0, 1].
-class MnistModel {
+// Kind "mnist"; parameters named as listed by each architecture (vit.hpp, pool_classifier.hpp).
+class MnistModel : public Model {
  public:
   explicit MnistModel(const MnistConfig& cfg) : cfg_(cfg) {}
-  virtual ~MnistModel() = default;
-  MnistModel(const MnistModel&) = delete;
-  MnistModel& operator=(const MnistModel&) = delete;
 
+  std::string kind() const override { return "mnist"; }
+  std::string config_json() const override { return cfg_.to_json(); }
   const MnistConfig& config() const { return cfg_; }
-  nn::ParamSet& params() { return params_; }
-  const nn::ParamSet& params() const { return params_; }
 
   // images: [B, image*image] -> logits [B, classes]. Caches what backward needs, including the
-  // attention weights of this pass (read them with attention()).
-  virtual Mat forward(const Mat& images) = 0;
-  // dlogits: [B, classes]; adds into the parameters' grads; fills the attention gradients.
-  virtual void backward(const Mat& dlogits) = 0;
+  // attention weights of this pass (read them with attention()). sink (optional) receives every
+  // attention tensor [B, H, Nq, Nk] ("vit.layer{l}.self" or "pool").
+  virtual Mat forward(const Mat& images, AttentionSink* sink = nullptr) = 0;
+  // dlogits: [B, classes]; adds into the parameters' grads; fills the attention gradients and hands
+  // them to sink when it wants_gradients() (names as in forward; the ViT only).
+  virtual void backward(const Mat& dlogits, AttentionSink* sink = nullptr) = 0;
   // Attention of sample b of the last forward, as record tensors ("vit.layer{l}.self" [H, T, T]
   // with axes "tokens"; or "pool" [1, 1, P] with query axis "query").
   virtual std::vector<AttentionTensor> attention(int b) const = 0;
@@ -63,13 +64,12 @@ class MnistModel {
 
  protected:
   MnistConfig cfg_;
-  nn::ParamSet params_;
 };
 
 std::unique_ptr<MnistModel> make_mnist_model(const MnistConfig& cfg, std::uint64_t seed);
 
-// Model files: .safetensors with every parameter and metadata "attnviz.model" = "mnist",
-// "config" = to_json(), plus any extra metadata given.
+// Model files (see model_file.hpp): save_model / load_model, plus any extra metadata given.
+// load_mnist_model refuses another kind of model with a message naming it.
 void save_mnist_model(const std::filesystem::path& path, const MnistModel& model,
                       const std::map<std::string, std::string>& extra = {});
 std::unique_ptr<MnistModel> load_mnist_model(const std::filesystem::path& path);
@@ -78,7 +78,8 @@ std::unique_ptr<MnistModel> load_mnist_model(const std::filesystem::path& path);
 Mat image_batch(const ImageSet& set, const std::vector<int>& indices);
 
 // ---------------------------------------------------------------------------------------------
-struct MnistEvalResult {
+// Named metrics: "accuracy", "loss".
+struct MnistEvalResult : EvalResult {
   long count = 0, correct = 0;
   double loss = 0;                               // mean cross-entropy
   std::vector<int> predictions;                  // [count]
@@ -88,62 +89,6 @@ struct MnistEvalResult {
   std::vector<double> per_class_accuracy() const;
 };
 MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch = 256);
-
-// ---------------------------------------------------------------------------------------------
-struct MnistTrainOptions {
-  int epochs = 10;
-  int batch = 64;
-  float lr = 2e-3f;
-  float min_lr = 1e-5f;
-  float weight_decay = 0.05f;    // AdamW decoupled decay (0 with adamw = plain Adam)
-  bool adamw = true;
-  float warmup_epochs = 0.5f;    // linear warm-up, then cosine decay to min_lr
-  float clip = 1.0f;             // global-norm gradient clipping (0 = off)
-  float label_smoothing = 0.f;
-  int shift = 1;                 // augmentation: random shifts of up to this many pixels (0 = off)
-  std::uint64_t seed = 1;
-  long train_limit = 0;          // use only the first N training images (0 = all)
-  std::filesystem::path checkpoint;   // written atomically after every epoch ("" = none)
-  std::filesystem::path resume;       // continue from this checkpoint ("" = start fresh)
-  bool constant_lr = false;      // no warm-up / cosine (used by the PyTorch comparison)
-  long max_steps = 0;            // stop after this many optimizer steps in total (0 = epochs)
-};
-
-struct StepInfo {
-  int epoch = 0;                 // 0-based
-  long step = 0, steps = 0;      // within the epoch
-  long samples = 0;              // samples done in this epoch
-  double loss = 0, accuracy = 0; // running means over this epoch
-  float lr = 0;
-};
-struct EpochInfo {
-  int epoch = 0;
-  double train_loss = 0, train_accuracy = 0, test_accuracy = 0;
-  double seconds = 0, samples_per_second = 0;
-};
-struct TrainCallbacks {
-  std::function<void(const StepInfo&)> on_step;
-  std::function<void(const EpochInfo&)> on_epoch;
-  std::function<void(int first_epoch)> on_start;   // called once, with the epoch training starts at
-};
-
-// Raised when the loss becomes NaN/Inf; training stops and the last checkpoint stays as it was.
-class TrainingDiverged : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-struct TrainResult {
-  std::vector<EpochInfo> epochs;
-  long steps = 0;
-  double seconds = 0;             // training time (excluding evaluation)
-  double samples_per_second = 0;  // training throughput over the whole run
-};
-
-// Trains `model` in place. Same seed, options and thread count give bitwise-identical parameters,
-// also when the run is split by a checkpoint + resume. test may be empty (no evaluation).
-TrainResult train_mnist(MnistModel& model, const ImageSet& train, const ImageSet& test, const MnistTrainOptions& opt,
-                        const TrainCallbacks& cb = {});
 
 // ---------------------------------------------------------------------------------------------
 // Records of images `indices`: every attention tensor, the image [rows, cols] with its patch grid,

@@ -11,8 +11,8 @@ namespace attnviz::models {
 class PoolClassifier : public MnistModel {
  public:
   PoolClassifier(const MnistConfig& cfg, std::uint64_t seed);
-  Mat forward(const Mat& images) override;     // [B, image*image] -> [B, classes]
-  void backward(const Mat& dlogits) override;
+  Mat forward(const Mat& images, AttentionSink* sink = nullptr) override;  // [B, image*image] -> [B, classes]
+  void backward(const Mat& dlogits, AttentionSink* sink = nullptr) override;
   std::vector<AttentionTensor> attention(int b) const override;        // "pool" [1, 1, P]
   std::vector<AttentionTensor> attention_grads(int b) const override;  // none (empty)
 

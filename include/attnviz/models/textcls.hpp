@@ -6,6 +6,7 @@
 #include <attnviz/data/fortunes.hpp>
 #include <attnviz/engine/param.hpp>
 #include <attnviz/engine/rng.hpp>
+#include <attnviz/models/model.hpp>
 #include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
 #include <attnviz/text/tokenizer.hpp>
@@ -51,28 +52,29 @@ struct TextBatch {
   std::vector<int> lengths;   // [B], each >= 1
 };
 
-class TextClassifier {
+// Kind "textcls"; the file keeps the vocabulary ("vocab") and the label names ("labels") besides
+// the config. Parameter tables: textcls_arch.hpp.
+class TextClassifier : public Model {
  public:
   TextClassifier(const TextClsConfig& cfg, Vocabulary vocab, std::vector<std::string> labels)
       : cfg_(cfg), vocab_(std::move(vocab)), labels_(std::move(labels)) {}
-  virtual ~TextClassifier() = default;
-  TextClassifier(const TextClassifier&) = delete;
-  TextClassifier& operator=(const TextClassifier&) = delete;
 
+  std::string kind() const override { return "textcls"; }
+  std::string config_json() const override { return cfg_.to_json(); }
+  std::map<std::string, std::string> file_metadata() const override;
   const TextClsConfig& config() const { return cfg_; }
   const Vocabulary& vocab() const { return vocab_; }
   const std::vector<std::string>& labels() const { return labels_; }
-  nn::ParamSet& params() { return params_; }
-  const nn::ParamSet& params() const { return params_; }
   std::string name() const { return "textcls-" + cfg_.arch; }   // model name in records
 
   // Display tokens of a text (case kept), cut to max_len; never empty (an empty text gives "∅").
   std::vector<std::string> tokens(const std::string& text) const;
   TextBatch batch(const std::vector<std::string>& texts) const;
 
-  // batch -> logits [B, C]. dropout_rng: nullptr = evaluation. Caches for backward and keeps the
-  // attention of this pass (read it with attention()).
-  virtual Mat forward(const TextBatch& batch, nn::Rng* dropout_rng = nullptr) = 0;
+  // batch -> logits [B, C]. dropout_rng: nullptr = evaluation. Caches for backward. sink
+  // (optional): every attention tensor of the pass, [B, H, Nq, Nk] ("pool", "encoder.layer{l}.self");
+  // only then are they kept for attention() (without a sink the transformer computes no weights).
+  virtual Mat forward(const TextBatch& batch, nn::Rng* dropout_rng = nullptr, AttentionSink* sink = nullptr) = 0;
   virtual void backward(const Mat& dlogits) = 0;   // [B, C]; adds into the params' grads
   // Attention of text b of the last forward, cropped to its length: "pool" [1, 1, T] (key axis
   // "tokens", query axis "query"), and for the transformer every "encoder.layer{l}.self"
@@ -85,7 +87,6 @@ class TextClassifier {
   TextClsConfig cfg_;
   Vocabulary vocab_;
   std::vector<std::string> labels_;
-  nn::ParamSet params_;
 };
 
 // Builds (and initialises with `seed`) a model; cfg.vocab / cfg.classes are set from the arguments.
@@ -121,57 +122,14 @@ struct TextDataSource {
 };
 
 // ---------------------------------------------------------------------------------------------
-struct TextEvalResult {
+// Named metrics: "accuracy", "macro_f1", "loss".
+struct TextEvalResult : EvalResult {
   std::vector<int> predictions;            // [N]
   std::vector<float> probabilities;        // [N] softmax probability of the prediction
   double loss = 0;                         // mean cross-entropy
-  ClassMetrics metrics;
+  ClassMetrics classes;                    // per-class precision / recall / F1, confusion
 };
 TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, int batch = 64);
-
-// ---------------------------------------------------------------------------------------------
-struct TextTrainOptions {
-  int epochs = 20;
-  int batch = 32;
-  float lr = 2e-3f;
-  float min_lr = 1e-4f;
-  float weight_decay = 0.01f;     // AdamW decoupled decay
-  float warmup_epochs = 1.f;      // linear warm-up, then cosine decay to min_lr
-  float clip = 1.0f;              // global-norm gradient clipping (0 = off)
-  std::uint64_t seed = 1;         // init, shuffling and dropout
-  std::filesystem::path checkpoint;   // written atomically after every epoch ("" = none)
-  std::filesystem::path resume;       // continue from this checkpoint ("" = start fresh)
-  std::map<std::string, std::string> extra;   // metadata stored in checkpoints (data, split)
-};
-
-struct TextStepInfo {
-  int epoch = 0;                  // 0-based
-  long step = 0, steps = 0;       // within the epoch
-  double loss = 0, accuracy = 0;  // running means over this epoch
-  float lr = 0;
-};
-struct TextEpochInfo {
-  int epoch = 0;
-  double train_loss = 0, train_accuracy = 0;
-  double eval_accuracy = -1, eval_macro_f1 = -1;   // on the evaluation set when given
-  double seconds = 0;
-};
-struct TextTrainCallbacks {
-  std::function<void(const TextStepInfo&)> on_step;
-  std::function<void(const TextEpochInfo&)> on_epoch;
-  std::function<void(int first_epoch)> on_start;
-};
-
-class TextTrainingDiverged : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Trains in place on `train` (eval may be empty: no per-epoch evaluation). Same seed, options and
-// thread count give bitwise-identical parameters, also across checkpoint + resume (the shuffling
-// and dropout of epoch e come from a generator forked from the seed by e).
-std::vector<TextEpochInfo> train_textcls(TextClassifier& model, const TextDataset& train, const TextDataset& eval,
-                                         const TextTrainOptions& opt, const TextTrainCallbacks& cb = {});
 
 // ---------------------------------------------------------------------------------------------
 struct TextToRecord {

@@ -7,6 +7,7 @@
 #include <attnviz/analysis/bleu.hpp>
 #include <attnviz/data/corpus.hpp>
 #include <attnviz/engine/nn.hpp>
+#include <attnviz/models/model.hpp>
 #include <attnviz/record/record.hpp>
 #include <attnviz/text/tokenizer.hpp>
 
@@ -42,6 +43,10 @@ struct TranslatorConfig {
   float coverage = -1.f;
   TokenizerOptions tokenizer;   // how raw text (--text, TSV) is tokenized for this model
   bool pretokenized = false;
+
+  std::string to_json() const;
+  // Throws InputError(path, ...) on a missing key, a bad value or implausible sizes.
+  static TranslatorConfig from_json(const std::string& json, const std::string& path);
 };
 
 // Token ids without <bos>/<eos> (the models add them).
@@ -58,14 +63,23 @@ struct BatchResult {
   double penalty = 0; // coverage penalty (already divided by the target tokens); loss + penalty is minimised
 };
 
-class Translator {
+// Kind "translator"; the file keeps both vocabularies ("src_vocab", "tgt_vocab") besides the config.
+// Parameter tables: seq2seq.cpp (rnn) and transformer_mt.cpp (transformer).
+class Translator : public Model {
  public:
   TranslatorConfig config;
   Vocabulary src_vocab, tgt_vocab;
-  nn::ParamSet params;
 
-  virtual ~Translator() = default;
+  std::string kind() const override { return "translator"; }
+  std::string config_json() const override { return config.to_json(); }
+  std::map<std::string, std::string> file_metadata() const override;
+
   virtual void init(std::uint64_t seed) = 0;
+  // Teacher-forced forward over a batch without caching for backward: logits [B*T, V], row b*T + t
+  // predicting target token t (T = longest target + <eos>). sink (optional) receives every attention
+  // tensor [B, H, Nq, Nk]: "decoder.layer{l}.cross", and for the transformer "encoder.layer{l}.self",
+  // "decoder.layer{l}.self". Without a sink no weights are computed.
+  virtual Mat forward(const std::vector<const Example*>& batch, AttentionSink* sink = nullptr) = 0;
   // Teacher-forced forward + backward over a batch; adds into the parameter gradients.
   // dropout_rng: nullptr = no dropout.
   virtual BatchResult train_batch(const std::vector<const Example*>& batch, nn::Rng* dropout_rng) = 0;
@@ -78,10 +92,10 @@ class Translator {
   virtual void select(State& state, const std::vector<int>& rows) = 0;                // keep/duplicate rows
   virtual Mat step(State& state, const std::vector<int>& prev) = 0;                   // log-probs [R, V]
 
-  // Teacher-forced run on (src, tgt) that records attention: "decoder.layerL.cross" [H, T+1, S+1]
-  // (rows: target tokens + <eos>, columns: source tokens + <eos>), and for the transformer
-  // "encoder.layerL.self" and "decoder.layerL.self" too. Tokens, model name, attention kind in metadata.
-  virtual AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt) = 0;
+  // Teacher-forced run on (src, tgt) that records attention (forward with a collector):
+  // "decoder.layerL.cross" [H, T+1, S+1] (rows: target tokens + <eos>, columns: source tokens +
+  // <eos>), and for the transformer "encoder.layerL.self" and "decoder.layerL.self" too.
+  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt);
 
   std::string attention_kind() const;   // "additive", ..., or "scaled-dot" for the transformer
   std::string name() const;             // "rnn-additive", "transformer-L2-H4"
@@ -91,12 +105,11 @@ std::unique_ptr<Translator> make_translator(const TranslatorConfig& config, Voca
 
 // ---- files -----------------------------------------------------------------------------------
 
-// Parameters + config + vocabularies (metadata), optionally the optimizer state and extra
-// metadata (epoch, ...) for checkpoints. Atomic.
-void save_translator(const std::filesystem::path& path, const Translator& model, const nn::Adam* optimizer = nullptr,
+// Model files (model_file.hpp): save_model + extra metadata; load_translator = load_model that
+// refuses any other kind with a message naming it. Old-release translate files load too.
+void save_translator(const std::filesystem::path& path, const Translator& model,
                      const std::map<std::string, std::string>& extra = {});
-// Throws InputError(path, ...) when the file is not a translation model or does not match.
-std::unique_ptr<Translator> load_translator(const std::filesystem::path& path, StFile* file_out = nullptr);
+std::unique_ptr<Translator> load_translator(const std::filesystem::path& path);
 
 // ---- data ------------------------------------------------------------------------------------
 
@@ -105,24 +118,9 @@ std::vector<std::string> tokenize_for(const TranslatorConfig& config, const std:
 
 // ---- training --------------------------------------------------------------------------------
 
-struct TrainOptions {
-  int epochs = 12;
-  int batch = 32;
-  float lr = 3e-3f;
-  float min_lr_ratio = 0.05f;   // cosine decay to lr * ratio
-  int warmup = 100;             // steps
-  float clip = 1.0f;            // global gradient norm
-  std::uint64_t seed = 1;
-};
-
 // Batches of one epoch: shuffled by (seed, epoch), grouped by similar source length.
 std::vector<std::vector<const Example*>> make_batches(const std::vector<Example>& data, int batch_size,
                                                       std::uint64_t seed, int epoch);
-
-// One epoch of teacher-forced training with Adam (lr from warmup_cosine over all epochs; the
-// step count comes from the optimizer, so --resume continues the schedule). progress(done, loss).
-BatchResult train_epoch(Translator& model, nn::Adam& opt, const std::vector<Example>& data, int epoch,
-                        const TrainOptions& options, const std::function<void(long, double)>& progress = {});
 
 // ---- decoding --------------------------------------------------------------------------------
 
@@ -159,7 +157,9 @@ struct LayerAlignment {
   AlignmentScore score;
 };
 
-struct EvalResult {
+// Named metrics: "exact_match", "bleu", and per decoder layer "aer.<tensor>", "precision.<tensor>",
+// "recall.<tensor>" when the corpus has gold alignments.
+struct TranslationEval : EvalResult {
   int sentences = 0;
   int exact = 0;                  // hypothesis == reference (token for token)
   BleuScore bleu;
@@ -168,6 +168,6 @@ struct EvalResult {
   std::vector<std::vector<std::string>> hypotheses;
 };
 
-EvalResult evaluate_translator(Translator& model, const ParallelCorpus& corpus, const EvalOptions& opt);
+TranslationEval evaluate_translator(Translator& model, const ParallelCorpus& corpus, const EvalOptions& opt);
 
 }  // namespace attnviz::models

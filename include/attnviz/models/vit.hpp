@@ -39,8 +39,8 @@ struct VitBlock {
 class VitModel : public MnistModel {
  public:
   VitModel(const MnistConfig& cfg, std::uint64_t seed);
-  Mat forward(const Mat& images) override;
-  void backward(const Mat& dlogits) override;
+  Mat forward(const Mat& images, AttentionSink* sink = nullptr) override;
+  void backward(const Mat& dlogits, AttentionSink* sink = nullptr) override;
   std::vector<AttentionTensor> attention(int b) const override;
   std::vector<AttentionTensor> attention_grads(int b) const override;
 

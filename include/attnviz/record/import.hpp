@@ -17,6 +17,12 @@ struct ImportOptions {
   std::string tokens_file;      // one token per line: labels both axes of self-attention
   std::string src_tokens_file;  // source (key) tokens of cross-attention
   std::string tgt_tokens_file;  // target (query) tokens of cross-attention
+  bool transpose = false;       // the file stores [.., keys, queries] (e.g. LAS speech attention): swap the last two axes
+  std::string crop;             // "" | "auto": drop all-zero (padding) rows/columns at the end of each axis | "Q,K"
+  std::string key;              // JSON: the key that holds the attention ("" = every numeric array)
+  std::string tokens_key;       // JSON/npz: name of the token list of self-attention (default "tokens", ...)
+  std::string src_key;          // ... of the source (key) tokens (default "source_tokens", "article_lst", ...)
+  std::string tgt_key;          // ... of the target (query) tokens (default "target_tokens", "decoded_lst", ...)
 };
 
 enum class FileKind { Safetensors, Npy, Npz, Json, Unknown };
@@ -37,25 +43,52 @@ struct ImportedArrays {
 };
 
 // Array names and what they become (case-insensitive):
-//   encoder_attentions, attentions, attention, attn, ""  -> encoder.layerN.self
+//   encoder_attentions, attentions, attention, attn, ""  -> encoder.layerN.self (square)
+//                                                           cross / layerN.cross (not square)
 //   decoder_attentions                                     -> decoder.layerN.self
 //   cross_attentions, encoder_decoder_attentions           -> decoder.layerN.cross
 //   anything else X: rank 4/5 -> X.layerN.self, rank 2/3 -> X
+//   a 1-D vector [K] (any name)                            -> "attention" (or X), one query row [1, K]
 // Axes: "tokens" for an encoder-only file; with decoder or cross arrays (or only source/target
 // tokens) the encoder uses "source", the decoder "target", cross-attention queries "target" and
-// keys "source". A 5-D array keeps batch entry opt.batch.
+// keys "source". A non-square array with only "tokens": the axis of the tokens' length keeps them,
+// the other is "query" or "key". A 5-D array keeps batch entry opt.batch. opt.transpose swaps the
+// last two axes first.
 AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& path, const ImportOptions& opt);
 
-// Token array names: tokens/input_tokens -> "tokens"; src_tokens/source_tokens/encoder_tokens ->
-// "source"; tgt_tokens/target_tokens/decoder_tokens -> "target". Empty for other names.
+// Token array names: tokens/input_tokens -> "tokens"; src_tokens/source_tokens/encoder_tokens/
+// article_lst -> "source"; tgt_tokens/target_tokens/decoder_tokens/decoded_lst -> "target" (the
+// last two: pointer-generator output). Empty for other names. opt's token keys come first.
 std::string token_axis_for(const std::string& name);
+std::string token_axis_for(const std::string& name, const ImportOptions& opt);
 
 // The JSON forms (documented in the README, "The JSON forms"):
 //   {"tokens": [...], "attention": [layer][head][q][k]}
 //   {"source_tokens": [...], "target_tokens": [...], "encoder_attention": [l][h][S][S],
 //    "decoder_attention": [l][h][T][T], "cross_attention": [l][h][T][S]}
 // Python's NaN/Infinity/-Infinity literals and null (JavaScript's NaN) are kept as NaN/Inf.
-ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path);
+// Attention arrays: opt.key alone when set, else every numeric array of rank 2..5 (a rank-1 one
+// only when there is no other). Other keys are metadata or skipped; when no key fits, the error
+// lists the keys found and names --key.
+ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path, const ImportOptions& opt = {});
+
+// ---- padding ---------------------------------------------------------------------------------
+
+// All-zero rows and columns of a tensor (zero in every head): masked padding positions.
+struct ZeroLines {
+  int rows = 0, cols = 0;                  // all-zero query rows / key columns, anywhere
+  int trailing_rows = 0, trailing_cols = 0;  // of those, the run at the end
+};
+ZeroLines zero_lines(const AttentionTensor& t);
+
+// Crops every tensor (and gradient) of the record, and its tokens. spec "auto": each axis is cut
+// to its last row/column that is not all zero in every tensor using it (padding at the end; the
+// padded positions of self-attention go from both sides); "Q,K": the first Q queries and K keys.
+// Throws UsageError for a bad spec or Q != K on a self-attention axis.
+void crop_record(AttentionRecord& record, const std::string& spec);
+
+// Swaps queries and keys of every tensor (and gradient), with their axes.
+void transpose_record(AttentionRecord& record);
 
 // Import from bytes already in memory (what import_records does after reading the file).
 std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::string& path,

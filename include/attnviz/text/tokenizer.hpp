@@ -22,13 +22,30 @@ size_t utf8_length(std::string_view s);  // code points (malformed bytes count o
 bool is_space(char32_t c);
 bool is_punctuation(char32_t c);      // punctuation and symbols: split off as their own token
 bool is_cjk_ideograph(char32_t c);    // Han ideographs (each one is its own token)
-char32_t to_lower(char32_t c);        // ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic
+char32_t to_lower(char32_t c);        // Unicode simple lowercase mapping (utf8proc): Ș -> ș, Ω -> ω, Ա -> ա
+
+// ---- normalization (utf8proc) ----------------------------------------------------------------
+
+enum class Normalization {
+  None,
+  NFC,      // canonical composition: "s" + U+0326 -> "ș"
+  NFKC,     // compatibility composition too: "ﬁ" -> "fi", fullwidth "Ａ" -> "A"
+  NFKC_RO,  // NFKC, and Romanian's legacy cedilla ş ţ (U+015F, U+0163) -> comma-below ș ț (U+0219, U+021B)
+};
+Normalization parse_normalization(const std::string& name);  // none | nfc | nfkc | nfkc-ro (UsageError)
+const char* normalization_name(Normalization n);
+
+// Normalizes UTF-8 text (malformed bytes become U+FFFD first); strip_diacritics removes combining
+// marks after canonical decomposition ("ș" -> "s", "é" -> "e").
+std::string normalize_text(std::string_view text, Normalization n, bool strip_diacritics = false);
 
 // ---- tokenizer -------------------------------------------------------------------------------
 
 struct TokenizerOptions {
   bool lowercase = false;
   bool split_punctuation = true;  // false: split on whitespace only (punctuation stays attached)
+  Normalization normalize = Normalization::None;  // applied before splitting
+  bool strip_diacritics = false;                   // "Ștefan" -> "Stefan"
 };
 
 // "Hello, world!" -> ["Hello", ",", "world", "!"]; "我喜欢猫。" -> ["我", "喜", "欢", "猫", "。"].
