@@ -1,6 +1,7 @@
 // `attnviz demo`: train or reuse the sample models, record, render a gallery with an index.html.
 #include "cli/commands.hpp"
 #include "cli/demo.hpp"
+#include "cli/html_views.hpp"
 
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/render/escape.hpp>
@@ -72,7 +73,8 @@ void add_demo(CLI::App& app) {
     auto t0 = std::chrono::steady_clock::now();
     using Section = void (*)(DemoContext&);
     const std::pair<const char*, Section> sections[] = {
-        {"samples", demo_samples}, {"mnist", demo_mnist}, {"translate", demo_translate}, {"textcls", demo_textcls}};
+        {"samples", demo_samples}, {"mnist", demo_mnist}, {"translate", demo_translate}, {"textcls", demo_textcls},
+        {"html", demo_html_views}};  // last: one interactive page per record the others wrote
     for (const auto& [name, fn] : sections) {
       auto s0 = std::chrono::steady_clock::now();
       fmt::print("== demo: {}\n", name);
