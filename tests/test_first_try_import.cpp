@@ -107,7 +107,7 @@ TEST_CASE("--transpose: a keys x queries file becomes queries x keys with its to
   // attnviz records transpose too (axes swap with the data).
   auto cli = run_cli("inspect --transpose '" + sample("alignment_6x7.safetensors").string() + "'");
   CHECK(cli.code == 0);
-  CHECK(cli.out.find("decoder.layer0.cross  [1, 7, 6]  queries:source keys:target") != std::string::npos);
+  CHECK(cli.out.find("decoder.layer0.cross  [2, 7, 6]  queries:source keys:target") != std::string::npos);
 }
 
 TEST_CASE("padding: inspect reports all-zero key columns; --crop auto and --crop Q,K cut them") {

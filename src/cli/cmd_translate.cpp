@@ -42,7 +42,7 @@ void add_data_options(CLI::App* sub, DataOptions& d, int default_synthetic, std:
       ->check(CLI::PositiveNumber);
   sub->add_option("--seed", d.seed, "generator seed");
   sub->add_option("--columns", d.columns, "1-based columns to read: source,target[,gold] (e.g. 1,2 for Tatoeba exports)");
-  sub->add_flag("--one-indexed", d.one_indexed, "gold links in the corpus are 1-based");
+  sub->add_flag("--one-indexed,--gold-one-indexed", d.one_indexed, "gold links in the corpus are 1-based");
   sub->add_option("--max-pairs", d.max_pairs, "read at most N pairs (0 = all)")->check(CLI::NonNegativeNumber);
   sub->add_option("--max-tokens", d.max_tokens, "skip pairs with a side longer than N tokens (0 = keep all)")
       ->check(CLI::NonNegativeNumber);
@@ -58,7 +58,9 @@ ParallelCorpus load_data(const DataOptions& d, SyntheticSplit split, const Token
     o.one_indexed = d.one_indexed;
     o.max_pairs = d.max_pairs;
     o.max_tokens = d.max_tokens;
-    return read_corpus(d.corpus, o);
+    auto c = read_corpus(d.corpus, o);
+    for (const auto& note : c.notes) fmt::print(stderr, "note: {}\n", note);  // pairs dropped and why, gold hints
+    return c;
   }
   return generate_synthetic({.count = d.synthetic, .seed = d.seed, .split = split});
 }
@@ -90,11 +92,18 @@ void add_train_translate(CLI::App& parent) {
     std::string resume;   // checkpoint to continue from ("" with --resume = OUT.ckpt)
     bool resume_given = false;
     int heldout = 200;
+    long long split_seed = -1;  // -1: hold out the file's last lines
+    std::string normalize = "none";
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
   add_data_options(sub, o->data, 10000, 1);
-  sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text");
+  sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text (Unicode: Ș -> ș, Ω -> ω)");
+  sub->add_option("--normalize", o->normalize,
+                  "Unicode normalization before tokenizing: none | nfc | nfkc | nfkc-ro (nfkc, and Romanian "
+                  "cedilla ş ţ -> comma-below ș ț); kept in the model")
+      ->check(CLI::IsMember({"none", "nfc", "nfkc", "nfkc-ro"}));
+  sub->add_flag("--strip-diacritics", o->cfg.tokenizer.strip_diacritics, "remove accents and other marks (ș -> s, é -> e)");
   sub->add_flag("--pretokenized", o->cfg.pretokenized, "text is already tokenized: split on spaces only");
   sub->add_option("--min-count", o->min_count, "words seen fewer times become <unk>")->check(CLI::PositiveNumber);
   sub->add_option("--arch", o->cfg.arch, "rnn | transformer")->check(CLI::IsMember({"rnn", "transformer"}));
@@ -120,7 +129,12 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
   sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(CLI::PositiveNumber);
   sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
-  sub->add_option("--heldout", o->heldout, "held-out pairs evaluated after training (0 = none)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--heldout", o->heldout,
+                  "held-out pairs evaluated after training (0 = none): the corpus file's LAST N lines (on a "
+                  "length-sorted corpus, the longest sentences), or N random pairs with --split-seed")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--split-seed", o->split_seed, "hold out N random pairs (seeded) instead of the file's last N")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("-o,--out", o->out, "model file (a checkpoint OUT.ckpt is written after every epoch)");
   sub->add_option("--checkpoint-every", o->train.checkpoint_every, "also write OUT.ckpt every N steps (0 = epochs only)")
       ->check(CLI::NonNegativeNumber);
@@ -135,15 +149,19 @@ void add_train_translate(CLI::App& parent) {
     default_threads();
     o->resume_given = resume_opt->count() > 0;
     o->cfg.attention = nn::parse_score(o->attention);
+    o->cfg.tokenizer.normalize = parse_normalization(o->normalize);
     const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
     // Data: generator train split (held-out sentences never appear in it), or the user's file
     // with its last `heldout` pairs kept aside.
+    // `source ||| target` files are tokenized already: the model keeps splitting on spaces.
+    if (!o->data.corpus.empty() && is_bitext_file(o->data.corpus)) o->cfg.pretokenized = true;
     ParallelCorpus all = load_data(o->data, SyntheticSplit::Train, o->cfg.tokenizer, o->cfg.pretokenized);
     ParallelCorpus train = all, held;
-    if (!o->data.corpus.empty() && o->heldout > 0 && static_cast<int>(all.size()) > 2 * o->heldout) {
-      train.pairs.assign(all.pairs.begin(), all.pairs.end() - o->heldout);
-      held.pairs.assign(all.pairs.end() - o->heldout, all.pairs.end());
+    if (!o->data.corpus.empty() && o->heldout > 0) {
+      auto split = split_heldout(all, o->heldout,
+                                 o->split_seed < 0 ? std::nullopt : std::optional<std::uint64_t>(o->split_seed));
+      train = std::move(split.train), held = std::move(split.held);
     } else if (o->data.corpus.empty() && o->heldout > 0) {
       held = generate_synthetic({.count = o->heldout, .seed = o->data.seed + 7919, .split = SyntheticSplit::Test});
     }
@@ -217,6 +235,8 @@ void add_eval_translate(CLI::App& parent) {
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
   sub->add_option("--threshold", o->eval.align.threshold, "threshold method: minimum weight");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only "
+                                                        "(gold links count space-separated words)");
   set_example(sub, "attnviz eval translate --model models/additive.safetensors --model models/dot.safetensors --synthetic 500");
   sub->callback([o] {
     default_threads();
@@ -227,7 +247,8 @@ void add_eval_translate(CLI::App& parent) {
                  "BLEU-4", "AER", "prec", "recall", "tensor");
     for (const auto& path : o->models) {
       auto model = load_translator(path);
-      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer, model->config.pretokenized);
+      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer,
+                              model->config.pretokenized || o->data.pretokenized);
       auto r = evaluate_translator(*model, corpus, o->eval);
       nlohmann::json j = {{"model", path},
                           {"name", model->name()},
@@ -273,16 +294,18 @@ void add_record_translate(CLI::App& parent) {
   struct Opts {
     DataOptions data;
     std::string model, text, out = "translation.safetensors";
-    std::vector<int> from;
+    std::vector<std::string> from;  // 0-based indices, or "all"
     int beam = 1;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("translate", "translate and save every attention matrix as a record");
   sub->add_option("--model", o->model, "model file")->required();
   sub->add_option("--text", o->text, "a source sentence to translate");
-  sub->add_option("--from-corpus", o->from, "0-based pair indices of the corpus (reference target forced, gold attached)")
+  sub->add_option("--from-corpus", o->from,
+                  "0-based pair indices of the corpus, or 'all' (reference target forced, gold attached)")
       ->delimiter(',');
   add_data_options(sub, o->data, 500, 1000);
+  sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(CLI::PositiveNumber);
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
@@ -300,9 +323,10 @@ void add_record_translate(CLI::App& parent) {
       rec.metadata["input_text"] = o->text;
       recs.push_back(std::move(rec));
     } else {
-      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer, model->config.pretokenized);
+      auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer,
+                              model->config.pretokenized || o->data.pretokenized);
       auto data = encode_corpus(*model, corpus);
-      for (int i : o->from) {
+      for (int i : parse_pair_selection(o->from, data.size())) {
         if (i < 0 || i >= static_cast<int>(data.size()))
           throw UsageError(fmt::format("--from-corpus {}: the corpus has {} pairs", i, data.size()));
         auto rec = record_translation(*model, data[i].src, data[i].tgt, &corpus.pairs[i].source, &corpus.pairs[i].target);
