@@ -128,6 +128,7 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(CLI::PositiveNumber);
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
   sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(CLI::PositiveNumber);
+  // --seed is the synthetic corpus generator's (add_data_options), so the model's seed keeps its name
   sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
   sub->add_option("--heldout", o->heldout,
                   "held-out pairs evaluated after training (0 = none): the corpus file's LAST N lines (on a "
