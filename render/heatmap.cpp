@@ -46,6 +46,14 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   std::vector<std::string> rl = m.row_labels, cl = m.col_labels;
   if (rl.size() != static_cast<size_t>(Q)) rl.clear();
   if (cl.size() != static_cast<size_t>(K)) cl.clear();
+  // Cells smaller than a readable label (5 pt): token labels are thinned to every rstride-th row
+  // and cstride-th column (about 7 pt apart) instead of vanishing; plain indices get ticks below.
+  int rstride = 1, cstride = 1;
+  if (opt.labels && !labels && (!rl.empty() || !cl.empty())) {
+    labels = true;
+    rstride = std::max(1, static_cast<int>(std::ceil(7.0 / ch)));
+    cstride = std::max(1, static_cast<int>(std::ceil(7.0 / cw)));
+  }
   for (int i = 0; rl.empty() && i < Q; ++i) rl.push_back(std::to_string(i));
   for (int i = 0; cl.empty() && i < K; ++i) cl.push_back(std::to_string(i));
   double row_w = 0, col_h = 0;
@@ -55,15 +63,17 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
     TextStyle ref;
     ref.size = 10;
     double wr = 0, wc = 0, hmax = 0;
-    for (const auto& l : rl) {
-      TextExtent e = measure_text(l, ref);
+    for (size_t i = 0; i < rl.size(); i += rstride) {
+      TextExtent e = measure_text(rl[i], ref);
       wr = std::max(wr, e.width), hmax = std::max(hmax, e.height);
     }
-    for (const auto& l : cl) {
-      TextExtent e = measure_text(l, ref);
+    for (size_t i = 0; i < cl.size(); i += cstride) {
+      TextExtent e = measure_text(cl[i], ref);
       wc = std::max(wc, e.width), hmax = std::max(hmax, e.height);
     }
-    ls.size = std::clamp(std::floor(2 * 10 * cell * 0.98 / std::max(hmax, 1e-9)) / 2, 3.5, 11.0);
+    const double slot = std::min(ch * rstride, cw * cstride);   // = cell unless thinned
+    ls.size = std::clamp(std::floor(2 * 10 * std::max(cell, slot) * 0.98 / std::max(hmax, 1e-9)) / 2, 3.5, 11.0);
+
     ls.max_width = opt.max_label_width;
     row_w = std::min(opt.max_label_width, wr * ls.size / 10);
     col_h = std::min(opt.max_label_width, wc * ls.size / 10);
@@ -93,9 +103,30 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   const double my = y;
   const double mw = K * cw, mh = Q * ch;
 
-  // Cells: one filled rect each (NaN/Inf hatched magenta).
-  out.ops.reserve(static_cast<size_t>(Q) * K + 2 * (Q + K) + 64);
-  for (int q = 0; q < Q; ++q)
+  // Cells: one filled rect each (NaN/Inf hatched magenta) up to kMaxCellRects cells; above that
+  // the cell field is one image of K x Q pixels scaled with nearest-neighbour filtering (SVG/PDF
+  // embed it once, labels and colorbar stay vector): a 512x512 SVG of rects is 56.6 MB, and 4096^2
+  // rects would take minutes to draw. Non-finite cells are plain magenta pixels there.
+  constexpr long kMaxCellRects = 10000;
+  const bool cell_image = static_cast<long>(Q) * K > kMaxCellRects;
+  out.ops.reserve((cell_image ? 1 : static_cast<size_t>(Q) * K) + 2 * (Q + K) + 64);
+  if (cell_image) {
+    Image im{mx, my, mw, mh, K, Q, std::vector<std::uint8_t>(static_cast<size_t>(Q) * K * 4), false};
+    for (int q = 0; q < Q; ++q)
+      for (int k = 0; k < K; ++k) {
+        const double t = unit(q, k);
+        std::uint8_t* p = &im.rgba[(static_cast<size_t>(q) * K + k) * 4];
+        if (std::isnan(t)) {
+          p[0] = 255, p[1] = 0, p[2] = 255;
+        } else {
+          const auto c = cmap.at8(t);
+          p[0] = c[0], p[1] = c[1], p[2] = c[2];
+        }
+        p[3] = 255;
+      }
+    out.add(std::move(im));
+  }
+  for (int q = 0; q < Q && !cell_image; ++q)
     for (int k = 0; k < K; ++k) {
       double t = unit(q, k);
       if (std::isnan(t)) out.add(Rect{mx + k * cw, my + q * ch, cw, ch, kNonFinite, kBlack, 0, true});
@@ -166,9 +197,9 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
 
   // Labels: rows to the left, right-aligned; columns below, rotated 90 degrees (read bottom-up).
   if (labels) {
-    for (int q = 0; q < Q; ++q)
+    for (int q = 0; q < Q; q += rstride)
       out.add(Text{{mx - pad, my + (q + 0.5) * ch}, rl[q], ls, kAxisText, HAlign::Right, VAlign::Middle});
-    for (int k = 0; k < K; ++k)
+    for (int k = 0; k < K; k += cstride)
       out.add(Text{{mx + (k + 0.5) * cw, my + mh + pad}, cl[k], ls, kAxisText, HAlign::Right, VAlign::Middle, 90});
   }
   double bottom = my + mh + (labels ? pad + col_h : 0);
