@@ -101,7 +101,7 @@ TEST_CASE("one model file: every family round-trips through save_model / load_mo
     const Model& m = *models[i];
     CAPTURE(m.kind());
     const fs::path p = dir / ("m" + std::to_string(i) + ".safetensors");
-    save_model(p, m, {{"note", "x"}});
+    save_model(p, m, std::map<std::string, std::string>{{"note", "x"}});
     StFile f = load_safetensors(p);
     CHECK(f.metadata.at("attnviz.model") == m.kind());
     CHECK(f.metadata.at("attnviz.config") == m.config_json());
@@ -125,7 +125,7 @@ TEST_CASE("one model file: missing, extra and mis-shaped tensors are named with 
     g.tensors.erase(g.tensors.begin());
     save_safetensors(dir / "missing.safetensors", g);
     CHECK_THROWS_WITH_AS(load_model(dir / "missing.safetensors"),
-                         doctest::Contains("tensor '" + f.tensors.front().name + "' is missing (expected ["),
+                         doctest::Contains(("tensor '" + f.tensors.front().name + "' is missing (expected [").c_str()),
                          InputError);
   }
   {
@@ -341,8 +341,8 @@ TEST_CASE("trainer: resuming with another option is refused, naming it (--thread
   omp_set_num_threads(threads + 1);
   auto b = make_mnist_model(tiny_mnist("pool"), 2);
   CHECK_THROWS_WITH_AS(train::train_mnist(*b, train, none, r),
-                       doctest::Contains("--threads was " + std::to_string(threads) + " there, " +
-                                         std::to_string(threads + 1) + " in this run"),
+                       doctest::Contains(("--threads was " + std::to_string(threads) + " there, " +
+                                          std::to_string(threads + 1) + " in this run").c_str()),
                        InputError);
   omp_set_num_threads(threads);
   r.lr = 1e-2f;
