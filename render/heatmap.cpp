@@ -87,6 +87,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   const double title_h = title_space(title, 8);
   std::string note;
   if (non_finite > 0) note = fmt::format("{} non-finite cell{} (NaN/Inf) drawn hatched magenta", non_finite, non_finite == 1 ? "" : "s");
+  if (m.causal) note += std::string(note.empty() ? "" : "; ") + "light gray above the diagonal: masked (causal), not attended";
   TextStyle ns;
   ns.size = 9;
   double note_h = note.empty() ? 0 : measure_text(note, ns).height + 4;
@@ -165,6 +166,22 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
 
   // Alignment markers: link (source i, target j) marks row j, column i.
   bool any_marker = false;
+  // Causal: the masked cells above the diagonal are "not attended", drawn as one light-gray
+  // staircase over their cells (and values), not in the colour of a zero weight.
+  if (m.causal && Q == K && Q > 1) {
+    const double w = mw / K, h = mh / Q;
+    Polygon p;
+    p.fill = Color{0.9, 0.9, 0.9, 1};
+    p.points.push_back({mx + w, my});
+    p.points.push_back({mx + mw, my});
+    p.points.push_back({mx + mw, my + (Q - 1) * h});
+    for (int q = Q - 1; q >= 1; --q) {
+      p.points.push_back({mx + (q + 1) * w, my + q * h});
+      p.points.push_back({mx + q * w, my + q * h});
+      p.points.push_back({mx + q * w, my + (q - 1) * h});
+    }
+    out.add(std::move(p));
+  }
   auto cell_ok = [&](int row, int col) { return row >= 0 && row < Q && col >= 0 && col < K; };
   if (opt.markers.gold) {
     for (const auto& l : opt.markers.gold->links) {

@@ -32,6 +32,7 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
   int non_finite = 0;
   for (const auto& m : mats)
     for (Eigen::Index i = 0; i < m.size(); ++i) {
+      if (opt.query >= 0 && i / m.cols() != opt.query) continue;   // one query: scale to its own row
       double v = m.data()[i];
       if (std::isfinite(v)) wmax = std::max(wmax, v);
       else ++non_finite;
@@ -71,9 +72,11 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
     int set, q, k;
   };
   std::vector<Seg> segs;
+  if (opt.query >= Q)
+    throw UsageError(fmt::format("--query {} is out of range: tensor '{}' has {} queries (0..{})", opt.query, t.name, Q, Q - 1));
   for (size_t s = 0; s < mats.size(); ++s)
     for (int q = 0; q < Q; ++q)
-      for (int k = 0; k < K; ++k) {
+      for (int k = 0; k < K && (opt.query < 0 || q == opt.query); ++k) {
         double v = mats[s](q, k);
         if (!std::isfinite(v)) continue;
         double w = v / wmax;
@@ -90,6 +93,7 @@ DrawList layout_lines(const AttentionRecord& record, const std::string& tensor, 
   const double margin = 12, gap = std::clamp(60.0 + 6.0 * n, 160.0, 320.0);
   std::string title = opt.title.empty() ? t.name + " · " + (opt.mean_heads ? names[0] : names.size() == 1 ? names[0] : fmt::format("{} heads", names.size()))
                                         : opt.title;
+  if (opt.query >= 0 && opt.title.empty()) title += fmt::format(" · query {} ({})", opt.query, ql[opt.query]);
   double y = margin;
   y += title_space(title, 6);
   // Legend of head colours (only when several sets of lines are drawn).

@@ -51,6 +51,22 @@ LabelledMatrix select_matrix(const AttentionRecord& record, const Selection& sel
   m.col_axis = t.key_axis.empty() ? "key" : "key: " + t.key_axis;
   TensorName tn = parse_tensor_name(t.name);
   m.title = t.name + (tn.layer >= 0 ? fmt::format(" · layer {}", tn.layer) : "") + " · " + heads;
+  // Causal (decoder self-attention): said by the record, or every weight above the diagonal is 0.
+  if (t.queries == t.keys && t.queries > 1) {
+    auto it = record.metadata.find("causal");
+    if (it != record.metadata.end()) {
+      m.causal = it->second == "true";
+    } else {
+      m.causal = true;
+      for (int h = 0; h < t.heads && m.causal; ++h)
+        for (int q = 0; q < t.queries && m.causal; ++q)
+          for (int k = q + 1; k < t.keys; ++k)
+            if (t.at(h, q, k) != 0.f) {
+              m.causal = false;
+              break;
+            }
+    }
+  }
   return m;
 }
 

@@ -117,3 +117,29 @@ TEST_CASE("gpt-nano-sort: attention, blocks and logits match PyTorch; it sorts")
     }
   }
 }
+
+TEST_CASE("stories260K: attnviz generate --steps 200 --temperature 0 prints llama2.c's expected text byte for byte") {
+  const fs::path dir = models_or_skip() / "stories260K";
+  const fs::path out = attnviz::test::temp_dir("stories") / "greedy.txt";
+  const fs::path rec = out.parent_path() / "story.safetensors";
+  // stdout only (notes go to stderr).
+  const std::string cmd = std::string("'") + ATTNVIZ_EXE + "' generate --model '" + (dir / "stories260K.gguf").string() +
+                          "' --steps 200 --temperature 0 -o '" + rec.string() + "' > '" + out.string() + "' 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  CHECK(attnviz::test::slurp(out) == attnviz::test::slurp(dir / "expected_greedy200.txt"));
+  // The record: 5 layers of [8, 201, 201] causal weights, readable tokens, ids.
+  const AttentionRecord r = load_record(rec);
+  REQUIRE(r.tensors.size() == 5);
+  CHECK(r.tensors[4].name == "decoder.layer4.self");
+  CHECK(r.tensors[0].heads == 8);
+  CHECK(r.tensors[0].queries == 201);
+  CHECK(r.metadata.at("causal") == "true");
+  CHECK(r.metadata.at("model") == "stories260K");
+  const auto& tok = r.tokens.at("tokens");
+  REQUIRE(tok.size() == 201);
+  CHECK(tok[0] == "<s>");
+  CHECK(tok[1] == "·Once");
+  const auto ids = nlohmann::json::parse(r.metadata.at("token_ids")).get<std::vector<int>>();
+  CHECK(ids.size() == 201);
+  CHECK(ids[0] == 1);
+}

@@ -185,6 +185,8 @@ void add_lines(CLI::App& parent) {
   sub->add_option("--threshold", o->l.threshold, "hide lines whose weight is below this fraction of the largest")
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--max-width", o->l.max_width, "line width of the largest weight (points)")->check(CLI::Range(0.1, 40.0));
+  sub->add_option("--query", o->l.query, "only this query token's lines (index; -1 = all): readable on long causal records")
+      ->check(CLI::Range(-1, 1 << 30));
   sub->add_option("--title", o->l.title, "figure title ('-' = none)");
   sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     format_from_path(o->c.out);

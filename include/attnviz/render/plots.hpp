@@ -31,6 +31,7 @@ struct LabelledMatrix {
   std::vector<std::string> col_labels;   // K key tokens
   std::string title;                     // e.g. "decoder.layer0.cross · head 1"
   std::string row_axis, col_axis;        // axis titles, e.g. "query: target", "key: source" ("" = none)
+  bool causal = false;                   // square and causal: cells above the diagonal are masked
 };
 
 // The selected matrix of a record, with tokens of its axes and a title naming tensor, layer and
@@ -91,6 +92,7 @@ struct LinesOptions {
   double threshold = 0.05;    // weights below this (after scaling by the max shown) are not drawn
   double max_width = 4;       // line width of the largest weight (points); width and opacity ∝ weight
   int max_lines = 2000;       // draw at most this many (the strongest); the figure says how many were left out
+  int query = -1;             // only this query token's lines (a 512-token causal record is a haze); -1 = all
   std::string title;          // "" = automatic; "-" = none
 };
 
