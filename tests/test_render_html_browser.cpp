@@ -111,8 +111,10 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
   const auto& pages = report["pages"];
   REQUIRE(pages.size() == 6);
   for (const auto& p : pages) check_clean(p);
+  // One browser run for the whole case (doctest SUBCASEs would re-run it once per subcase).
 
-  SUBCASE("head view: tokens, head boxes, hover isolates one query's lines, unticking a head removes its lines") {
+  {  // "head view: tokens, head boxes, hover isolates one query's lines, unticking a head removes its lines"
+    INFO("head view: tokens, head boxes, hover isolates one query's lines, unticking a head removes its lines");
     const auto& h = pages[0];
     CHECK(h["views"] == json({"head", "model", "matrix"}));
     CHECK(h["tokens_q"] == 6);  // decoder.layer0.cross of the sample: 6 target x 7 source tokens
@@ -130,7 +132,8 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
     CHECK(h["save_svg"]["bytes"].get<int>() > 1000);
     CHECK(h["save_png"]["bytes"].get<int>() > 1000);
   }
-  SUBCASE("model view: one thumbnail per layer x head, click opens it large, hover shows the value") {
+  {  // "model view: one thumbnail per layer x head, click opens it large, hover shows the value"
+    INFO("model view: one thumbnail per layer x head, click opens it large, hover shows the value");
     const auto& m = pages[1];
     CHECK(m["thumbs"] == 6);  // 3 tensors x 2 heads
     CHECK(m["rows"] == 3);
@@ -143,14 +146,16 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
     CHECK(m["matrix_nonwhite_again"].get<int>() > 1000);
     CHECK(m["save_png"]["bytes"].get<int>() > 1000);
   }
-  SUBCASE("text view: one shaded span per token, hover shows the weight") {
+  {  // "text view: one shaded span per token, hover shows the weight"
+    INFO("text view: one shaded span per token, hover shows the weight");
     const auto& t = pages[2];
     CHECK(t["views"].back() == "text");
     CHECK(t["tokens"] == 9);
     CHECK(t["readout_hover"].get<std::string>().find("weight") != std::string::npos);
     CHECK(t["save_svg"]["bytes"].get<int>() > 500);
   }
-  SUBCASE("image view: overlay drawn, the opacity slider changes it, methods listed") {
+  {  // "image view: overlay drawn, the opacity slider changes it, methods listed"
+    INFO("image view: overlay drawn, the opacity slider changes it, methods listed");
     const auto& i = pages[3];
     CHECK(i["methods"] == json({"cls", "map0"}));
     CHECK(i["canvas_nonwhite"].get<int>() > 1000);
@@ -158,7 +163,8 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
     CHECK(i["readout_hover"].get<std::string>().find("patch") != std::string::npos);
     CHECK(i["save_png"]["bytes"].get<int>() > 1000);
   }
-  SUBCASE("matrix view at 2048 tokens: wheel zooms until labels show, drag pans, draws stay fast") {
+  {  // "matrix view at 2048 tokens: wheel zooms until labels show, drag pans, draws stay fast"
+    INFO("matrix view at 2048 tokens: wheel zooms until labels show, drag pans, draws stay fast");
     const auto& x = pages[4];
     CHECK(x["size"] == json({2048, 2048}));
     CHECK(x["matrix_nonwhite"].get<int>() > 1000);
@@ -170,7 +176,8 @@ TEST_CASE("every view in headless Chromium: clean load, DOM, hover, zoom, save, 
     MESSAGE("2048x2048 draw: median ", x["draw_ms_median"], " ms, max ", x["draw_ms_max"], " ms over ", x["draws"], " frames");
     CHECK(x["draw_ms_median"].get<double>() < 16.0);  // one 60 Hz frame
   }
-  SUBCASE("a page cut by --max-mib names what it left out and greys those thumbnails") {
+  {  // "a page cut by --max-mib names what it left out and greys those thumbnails"
+    INFO("a page cut by --max-mib names what it left out and greys those thumbnails");
     const auto& c = pages[5];
     CHECK(c["left_out_banner"].get<std::string>().find("--max-mib") != std::string::npos);
     CHECK(c["thumbs"] == 6);

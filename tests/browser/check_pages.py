@@ -320,7 +320,7 @@ def scenario_matrix(p, r):
     p.mouse('mouseMoved', x, y)
     p.frame()
     r['readout_hover'] = p.eval("document.querySelector('#view-matrix .readout').textContent")
-    p.mouse('mouseMoved', x + 3, y + 30)
+    p.mouse('mouseMoved', x + 90, y + 170)  # more than one cell away at the largest zoom (80 px)
     p.frame()
     r['readout_hover2'] = p.eval("document.querySelector('#view-matrix .readout').textContent")
 
