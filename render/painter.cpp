@@ -44,6 +44,7 @@ void DrawList::append(const DrawList& other, double dx, double dy) {
 
 Format format_from_path(const std::filesystem::path& path) {
   if (path == "-") return Format::Png;  // -o - writes a PNG to standard output
+  check_output_path(path);  // -o /dev/null, a FIFO, a folder: refused (exit 2) before any work
   std::string ext = path.extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".png") return Format::Png;

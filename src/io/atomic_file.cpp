@@ -154,15 +154,15 @@ void write_stdout(std::string_view bytes) {
 
 }  // namespace
 
-void write_file_atomically(const fs::path& path, std::string_view bytes) {
-  const std::string shown = path.string();
-  if (shown == "-") return write_stdout(bytes);
-  if (shown.empty()) throw InputError("", "output path is empty");
+namespace {
 
-  // What is there now decides where the new file goes and which mode it gets.
+// Resolves the output: the path itself, or a symlink's final target. Throws InputError if what is
+// there is not a regular file. `exists`/`st` describe the target when it exists.
+fs::path resolve_output(const fs::path& path, bool& exists, struct stat& st) {
+  const std::string shown = path.string();
+  if (shown.empty()) throw InputError("", "output path is empty");
   fs::path target = path;
-  bool exists = false;
-  struct stat st {};
+  exists = false;
   if (::lstat(path.c_str(), &st) == 0) {
     exists = true;
     if (S_ISLNK(st.st_mode)) {
@@ -180,6 +180,25 @@ void write_file_atomically(const fs::path& path, std::string_view bytes) {
   } else if (errno != ENOENT) {
     throw InputError(shown, "cannot stat the output: " + sys_error(errno));
   }
+  return target;
+}
+
+}  // namespace
+
+void check_output_path(const fs::path& path) {
+  if (path == "-") return;
+  bool exists = false;
+  struct stat st {};
+  resolve_output(path, exists, st);
+}
+
+void write_file_atomically(const fs::path& path, std::string_view bytes) {
+  const std::string shown = path.string();
+  if (shown == "-") return write_stdout(bytes);
+  // What is there now decides where the new file goes and which mode it gets.
+  bool exists = false;
+  struct stat st {};
+  const fs::path target = resolve_output(path, exists, st);
 
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";

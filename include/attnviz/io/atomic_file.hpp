@@ -21,6 +21,10 @@ namespace attnviz {
 // Throws InputError naming the path and the system's reason on any failure.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
+// Throws the InputError write_file_atomically would for what is at `path` now (a device, FIFO,
+// folder or dangling symlink), so a command can refuse before doing any work. "-" is fine.
+void check_output_path(const std::filesystem::path& path);
+
 // Reads a whole file. Throws InputError (naming the file, and its size when it does not fit in
 // memory) if it cannot be read. A folder is refused; a pipe (`--gold <(cmd)`) is read to its end,
 // up to the --max-mib limit (io/limits.hpp).
