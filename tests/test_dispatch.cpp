@@ -30,7 +30,7 @@ bool cpu_has(const std::string& isa) {
 struct IsaGuard {
   ~IsaGuard() {
     const char* e = std::getenv("ATTNVIZ_ISA");
-    set_kernel_isa(e ? e : "best");
+    set_kernel_isa(e && *e ? e : "best");
   }
 };
 
@@ -137,7 +137,8 @@ TEST_CASE("unknown ISA names are usage errors") {
 }
 
 TEST_CASE("ATTNVIZ_ISA picks the path; without it the widest the CPU has") {
-  const char* e = std::getenv("ATTNVIZ_ISA");
+  const char* env = std::getenv("ATTNVIZ_ISA");
+  const char* e = env && *env ? env : nullptr;   // set but empty = unset
   const std::string want = e ? e : (cpu_has("avx512") ? "avx512" : cpu_has("avx2") ? "avx2" : "sse4");
   MESSAGE("kernel ISA: " << kernel_isa() << " (ATTNVIZ_ISA=" << std::string(e ? e : "unset") << ")");
   if (cpu_has(want) && want != "best") CHECK(kernel_isa() == want);
