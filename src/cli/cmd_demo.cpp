@@ -73,7 +73,7 @@ void add_demo(CLI::App& app) {
     auto t0 = std::chrono::steady_clock::now();
     using Section = void (*)(DemoContext&);
     const std::pair<const char*, Section> sections[] = {
-        {"samples", demo_samples}, {"mnist", demo_mnist}, {"translate", demo_translate}, {"textcls", demo_textcls},
+        {"samples", demo_samples}, {"mnist", demo_mnist}, {"translate", demo_translate}, {"textcls", demo_textcls}, {"llm", demo_lm},
         {"html", demo_html_views}};  // last: one interactive page per record the others wrote
     for (const auto& [name, fn] : sections) {
       auto s0 = std::chrono::steady_clock::now();

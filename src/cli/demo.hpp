@@ -27,5 +27,6 @@ void demo_samples(DemoContext& ctx);    // demo_samples.cpp (renderer)
 void demo_mnist(DemoContext& ctx);      // demo_mnist.cpp
 void demo_translate(DemoContext& ctx);  // demo_translate.cpp
 void demo_textcls(DemoContext& ctx);    // demo_textcls.cpp
+void demo_lm(DemoContext& ctx);         // cmd_demo_lm.cpp (a note instead when no model is found)
 
 }  // namespace attnviz::cli
