@@ -49,9 +49,9 @@ void parse_columns(const std::string& spec, CorpusOptions& opt);
 // pre-tokenized `source ||| target` format of fast_align / awesome-align). Empty lines and
 // lines whose source or target is empty are skipped, and so are pairs longer than max_tokens
 // (both counted, with a note). Throws InputError naming the file and line: invalid UTF-8, missing
-// column, bad Pharaoh link, link index outside the sentence, and a gold column over text that the
-// tokenizer splits differently from its spaces (gold indices count space-separated tokens: such
-// links would point at the wrong words; --pretokenized reads the text as it is).
+// column, bad Pharaoh link, link index outside the sentence. Gold indices count the tokenizer's
+// tokens (space-separated words with pretokenized); lines where the two differ ("'s" -> "' s")
+// get a note naming --pretokenized, since a pre-tokenized file's gold would point at wrong words.
 ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOptions& opt = {});
 
 // True when the file is in the `source ||| target` format (already tokenized: split on spaces).
