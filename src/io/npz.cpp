@@ -188,8 +188,9 @@ struct ZipReader {
   // memory limit: a bomb is refused before anything near its inflated size is allocated.
   std::string member(const Entry& e, std::uint64_t start, const NpyHeader& h) const {
     if (h.header_bytes > e.uncomp || h.data_bytes != e.uncomp - h.header_bytes)
-      fail("member '" + e.name + "': npy header needs " + std::to_string(h.header_bytes) + " + " +
-           std::to_string(h.data_bytes) + " bytes but the archive declares " + std::to_string(e.uncomp));
+      fail("member '" + e.name + "': its npy header (" + std::to_string(h.header_bytes) + " bytes) needs " +
+           std::to_string(h.data_bytes) + " data bytes, but the archive declares " + std::to_string(e.uncomp) +
+           " bytes in all");
     check_array_bytes(e.uncomp, path, "member '" + e.name + "'");
     std::string out;
     if (e.method == 0) {
