@@ -124,7 +124,8 @@ TEST_CASE("npy: corrupt variants exit 2 naming file and reason") {
       {"huge_claim.npy", npy_f4("(1048576, 1048576)", floats(uniform(4, 4))), "needs 4398046511104 data bytes", ""},
       {"zero_dim.npy", npy_f4("(0, 4)", ""), "empty or oversized dimension", ""},
       {"negative_dim.npy", npy_f4("(-4, 4)", floats(uniform(4, 4))), "negative dimension", ""},
-      {"rank1.npy", npy_f4("(16,)", floats(uniform(4, 4))), "expected [q, k]", ""},
+      // A 1-D vector is one query row since issue 14 (item 16); six axes are still too many.
+      {"rank6.npy", npy_f4("(1, 1, 1, 2, 2, 4)", floats(uniform(4, 4))), "expected [k], [q, k]", ""},
       {"int_dtype.npy", npy("{'descr': '<i4', 'fortran_order': False, 'shape': (4, 4), }", floats(uniform(4, 4))),
        "unsupported npy dtype '<i4'", ""},
       {"structured.npy", npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", ""),
@@ -202,7 +203,7 @@ TEST_CASE("JSON: corrupt variants exit 2 naming file and reason") {
       {"ragged.json", R"({"attention": [[0.5, 0.5], [1.0]]})", "rows must all have the same length", ""},
       {"deep.json", "{\"attention\": " + std::string(100000, '[') + std::string(100000, ']') + "}", "nests deeper", ""},
       {"empty_dim.json", R"({"attention": [[], []]})", "empty dimension", ""},
-      {"rank1.json", R"({"attention": [0.5, 0.5]})", "nesting levels", ""},
+      {"rank6.json", R"({"attention": [[[[[[0.5, 0.5]]]]]]})", "nesting levels", ""},
       {"rank6.json", R"({"attention": [[[[[[1]]]]]]})", "nesting levels", ""},
       {"string_value.json", R"({"attention": [[0.5, "x"]]})", "'attention'[0][1] is not a number", ""},
       {"bad_utf8.json", "{\"tokens\": [\"a\xFF\", \"b\"], \"attention\": [[1, 0], [0, 1]]}", "not valid JSON", ""},
@@ -244,7 +245,7 @@ TEST_CASE("foreign safetensors: corrupt variants exit 2 naming file and reason")
        one(ok_entry + R"(, "__metadata__": {"tokens": "[\"a\", \"b\"]"})", data),
        "query axis has 3 entries but tokens 'tokens' has 2", ""},
       {"rank6.safetensors", one(R"("a": {"dtype": "F32", "shape": [1, 1, 1, 1, 3, 3], "data_offsets": [0, 36]})", data),
-       "expected [q, k]", ""},
+       "expected [k], [q, k]", ""},
   };
   check_refused(cases, "st_cli");
 }

@@ -127,15 +127,14 @@ std::string describe(const json& v) {
   return v.type_name();
 }
 
-// True when every leaf of a nested array is a number (or NaN/Inf/null): an attention candidate.
-bool numeric_leaves(const json& v) {
-  if (v.is_array()) {
-    for (const auto& x : v)
-      if (!numeric_leaves(x)) return false;
-    return true;
-  }
+// True when the first leaf of a nested array is a number (or NaN/Inf/null): an attention
+// candidate, read in full so that a later non-number is reported with its position. Lists of
+// strings (pointer-generator's article_lst) are not candidates.
+bool first_leaf_numeric(const json& v) {
+  const json* p = &v;
+  while (p->is_array() && !p->empty()) p = &(*p)[0];
   float f;
-  return v.is_number() || special_number(v, f);
+  return p->is_array() || p->is_number() || special_number(*p, f);  // [] / [[]]: its empty dimension is reported
 }
 
 }  // namespace
@@ -181,7 +180,7 @@ ImportedArrays parse_attention_json(const std::string& bytes, const std::string&
       continue;
     }
     const bool wanted = opt.key.empty() || key == opt.key;
-    if (v.is_array() && wanted && (!opt.key.empty() || numeric_leaves(v))) {
+    if (v.is_array() && wanted && (!opt.key.empty() || first_leaf_numeric(v))) {
       ImportedArray a;
       a.name = key;
       a.shape = infer_shape(v);
