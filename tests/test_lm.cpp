@@ -8,10 +8,12 @@
 #include <attnviz/error.hpp>
 #include <attnviz/io/npy.hpp>
 #include <attnviz/models/lm.hpp>
+#include <attnviz/render/plots.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <variant>
 
 using namespace attnviz;
 using namespace attnviz::models;
@@ -308,4 +310,45 @@ TEST_CASE("malformed checkpoints: exit 2, one line naming the file and the probl
     bad.erase("transformer.h.0.ln_2.bias");
     expect_fail("missing.json", bad.dump(), "missing tensor 'transformer.h.0.ln_2.bias'");
   }
+}
+
+TEST_CASE("render: a causal record's heatmap masks the upper triangle; lines --query draws one query") {
+  LmModel m(tiny_llama());
+  m.init_random(9, 0.3f);
+  GenerateOptions g;
+  g.prompt = {1, 4, 9, 12};
+  g.steps = 4;
+  g.record = true;
+  const AttentionRecord rec = *generate(m, g).record;
+  auto count = [](const render::DrawList& d, auto probe) {
+    int n = 0;
+    for (const auto& op : d.ops) n += std::holds_alternative<decltype(probe)>(op);
+    return n;
+  };
+  const render::LabelledMatrix lm = render::select_matrix(rec, {"decoder.layer1.self", 2, false});
+  CHECK(lm.causal);
+  const render::DrawList causal = render::layout_heatmap(lm, {});
+  render::LabelledMatrix plain = lm;
+  plain.causal = false;
+  const render::DrawList full = render::layout_heatmap(plain, {});
+  // One staircase polygon of light gray over the masked cells.
+  CHECK(count(causal, render::Polygon{}) == count(full, render::Polygon{}) + 1);
+  // Without the metadata, an all-zero upper triangle is detected; a non-zero one is not causal.
+  AttentionRecord r2 = rec;
+  r2.metadata.erase("causal");
+  CHECK(render::select_matrix(r2, {"decoder.layer0.self", 0, false}).causal);
+  r2.tensors[0].at(0, 0, 3) = 0.1f;
+  CHECK(!render::select_matrix(r2, {"decoder.layer0.self", 0, false}).causal);
+  // lines: one query's lines only, and an out-of-range query is a usage error.
+  render::LinesOptions lo;
+  lo.heads = {0};
+  lo.threshold = 0;
+  const int all = count(render::layout_lines(rec, "decoder.layer0.self", lo), render::Line{});
+  lo.query = 5;
+  const int one = count(render::layout_lines(rec, "decoder.layer0.self", lo), render::Line{});
+  CHECK(one <= 6);   // query 5 sees keys 0..5
+  CHECK(one >= 1);
+  CHECK(all > one);
+  lo.query = 8;
+  CHECK_THROWS_AS(render::layout_lines(rec, "decoder.layer0.self", lo), UsageError);
 }
