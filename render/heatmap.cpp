@@ -54,8 +54,12 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
     rstride = std::max(1, static_cast<int>(std::ceil(7.0 / ch)));
     cstride = std::max(1, static_cast<int>(std::ceil(7.0 / cw)));
   }
-  for (int i = 0; rl.empty() && i < Q; ++i) rl.push_back(std::to_string(i));
-  for (int i = 0; cl.empty() && i < K; ++i) cl.push_back(std::to_string(i));
+  // No tokens for an axis: its labels are the indices (decided once: the loop condition must not
+  // see the vector it fills).
+  if (rl.empty())
+    for (int i = 0; i < Q; ++i) rl.push_back(std::to_string(i));
+  if (cl.empty())
+    for (int i = 0; i < K; ++i) cl.push_back(std::to_string(i));
   double row_w = 0, col_h = 0;
   if (labels) {
     // Unhinted metrics scale linearly with the size: measure every label once at 10 pt, then fit
@@ -73,7 +77,6 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
     }
     const double slot = std::min(ch * rstride, cw * cstride);   // = cell unless thinned
     ls.size = std::clamp(std::floor(2 * 10 * std::max(cell, slot) * 0.98 / std::max(hmax, 1e-9)) / 2, 3.5, 11.0);
-
     ls.max_width = opt.max_label_width;
     row_w = std::min(opt.max_label_width, wr * ls.size / 10);
     col_h = std::min(opt.max_label_width, wc * ls.size / 10);
@@ -112,12 +115,28 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   const bool cell_image = static_cast<long>(Q) * K > kMaxCellRects;
   out.ops.reserve((cell_image ? 1 : static_cast<size_t>(Q) * K) + 2 * (Q + K) + 64);
   if (cell_image) {
-    Image im{mx, my, mw, mh, K, Q, std::vector<std::uint8_t>(static_cast<size_t>(Q) * K * 4), false};
-    for (int q = 0; q < Q; ++q)
-      for (int k = 0; k < K; ++k) {
-        const double t = unit(q, k);
-        std::uint8_t* p = &im.rgba[(static_cast<size_t>(q) * K + k) * 4];
-        if (std::isnan(t)) {
+    // More cells than any figure shows pixels on a side (cairo refuses images over 32767 px):
+    // each image pixel then covers a bin of cells and shows the bin's largest weight, so a peak
+    // never disappears in the downsampling; a bin with a non-finite cell is magenta.
+    constexpr int kMaxImageSide = 8192;
+    const int iw = std::min(K, kMaxImageSide), ih = std::min(Q, kMaxImageSide);
+    Image im{mx, my, mw, mh, iw, ih, std::vector<std::uint8_t>(static_cast<size_t>(ih) * iw * 4), false};
+    for (int py = 0; py < ih; ++py) {
+      const int q0 = static_cast<int>(static_cast<long>(py) * Q / ih);
+      const int q1 = std::max(q0 + 1, static_cast<int>(static_cast<long>(py + 1) * Q / ih));
+      for (int px = 0; px < iw; ++px) {
+        const int k0 = static_cast<int>(static_cast<long>(px) * K / iw);
+        const int k1 = std::max(k0 + 1, static_cast<int>(static_cast<long>(px + 1) * K / iw));
+        double t = -1;
+        bool bad = false;
+        for (int q = q0; q < q1 && !bad; ++q)
+          for (int k = k0; k < k1; ++k) {
+            const double u = unit(q, k);
+            if (std::isnan(u)) { bad = true; break; }
+            t = std::max(t, u);
+          }
+        std::uint8_t* p = &im.rgba[(static_cast<size_t>(py) * iw + px) * 4];
+        if (bad) {
           p[0] = 255, p[1] = 0, p[2] = 255;
         } else {
           const auto c = cmap.at8(t);
@@ -125,6 +144,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
         }
         p[3] = 255;
       }
+    }
     out.add(std::move(im));
   }
   for (int q = 0; q < Q && !cell_image; ++q)
