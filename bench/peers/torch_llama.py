@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from peer_common import blas_library
+
 LAYERS, DIM, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB, ROPE_BASE = 30, 576, 9, 3, 64, 1536, 49152, 100000.0
 
 
@@ -33,16 +35,6 @@ def best_time(fn, min_seconds, max_runs=10):
         t = time.perf_counter() - t0
         best, total, runs = min(best, t), total + t, runs + 1
     return best
-
-
-def blas_library(torch):
-    torch.matmul(torch.ones(64, 64), torch.ones(64, 64))
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]})
-    except OSError:
-        return "unknown"
-    return ", ".join(os.path.realpath(lib) for lib in libs) or "unknown"
 
 
 def matmul_flops(T):
