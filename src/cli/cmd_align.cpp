@@ -46,7 +46,7 @@ void add_align(CLI::App& app) {
   sub->add_option("INPUT", o->input, "record or importable attention file (rows = target, columns = source)");
   sub->add_option("--method", o->method, "argmax | itermax | intersect | threshold")
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
-  sub->add_option("--threshold", o->align.threshold, "threshold method: minimum weight");
+  sub->add_option("--threshold", o->align.threshold, "threshold method: minimum weight, 0..1")->check(finite_in(0.0, 1.0));
   sub->add_option("--tensor", o->tensor, "tensor to align (default: the last layer's cross-attention)");
   sub->add_option("--head", o->head, "head to use (default: mean over heads)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--keep-special", o->keep_special, "keep <eos>/<bos>/[CLS]/... rows and columns (they are dropped by default)");

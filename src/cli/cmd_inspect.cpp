@@ -99,6 +99,8 @@ void print_record(const AttentionRecord& r, bool all_rows) {
           fmt::print("  h{} {:>16} ->{}\n", h, token_label(r, t.query_axis, q), top);
         }
       }
+    } else {
+      fmt::print("  (top keys per query not printed: over 16 queries or 64 keys; --all-rows prints them)\n");
     }
   }
 }

@@ -4,6 +4,7 @@
 #include "cli/input_options.hpp"
 #include "cli/render_batch.hpp"
 
+#include <cmath>
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/io/pharaoh.hpp>
@@ -66,8 +67,9 @@ void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
   sub->add_option("--cmap", c.cmap, "colormap: " + names);
   sub->add_option("--norm", c.norm, "colour normalization: global (min..max of what is shown), row (each row "
                                     "to its own min..max), none (raw weights on 0..1)");
-  c.vmin_opt = sub->add_option("--vmin", c.vmin, "value at the bottom of the colour scale");
-  c.vmax_opt = sub->add_option("--vmax", c.vmax, "value at the top of the colour scale");
+  // NaN/Inf colour-scale ends are a usage error (exit 1), not a cairo failure later.
+  c.vmin_opt = sub->add_option("--vmin", c.vmin, "value at the bottom of the colour scale")->check(finite_in());
+  c.vmax_opt = sub->add_option("--vmax", c.vmax, "value at the top of the colour scale")->check(finite_in());
   sub->add_option("--scale", c.paint.scale, "PNG pixels per point (2 = crisp on high-DPI screens)")->check(CLI::Range(0.1, 16.0));
   sub->add_flag("--small-png", c.paint.small_png, "compress the PNG harder (about 3x smaller, a little slower)");
   sub->add_option("--dpi", c.paint.dpi, "PNG resolution in dots per inch (overrides --scale; 144 = --scale 2)")->check(CLI::Range(7.2, 1152.0));

@@ -2,10 +2,31 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
 namespace attnviz::cli {
+
+// A number option that must be finite and within [lo, hi]. CLI::Range lets NaN through (every
+// comparison with NaN is false), so `--threshold nan` or `--vmin nan` would reach the library.
+inline CLI::Validator finite_in(double lo = -HUGE_VAL, double hi = HUGE_VAL) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        double x = 0;
+        try {
+          size_t used = 0;
+          x = std::stod(v, &used);
+          if (used != v.size()) return "must be a number, not " + v;
+        } catch (const std::exception&) {
+          return "must be a number, not " + v;
+        }
+        if (!std::isfinite(x)) return "must be a finite number, not " + v;
+        if (x < lo || x > hi) return "must be in " + CLI::detail::to_string(lo) + ".." + CLI::detail::to_string(hi) + ", not " + v;
+        return {};
+      },
+      std::isfinite(lo) ? "FINITE in [" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]" : "FINITE");
+}
 
 // Options every subcommand can see (set on the top-level app).
 struct Globals {
