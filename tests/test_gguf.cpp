@@ -669,3 +669,14 @@ TEST_CASE("gguf fixtures: load_lm_gguf + forward match the numpy reference forwa
     CHECK(da < 1e-5f);
   }
 }
+
+TEST_CASE("gguf: a tensor with no elements (a zero in ne) dequantizes to nothing") {
+  // Found by fuzz_gguf in CI: a zero-size tensor in a file with no data section reached memcpy with
+  // a null source (undefined behaviour even for 0 bytes).
+  Builder b;
+  b.tensor("none", {0, 4}, GgmlType::F32, "");
+  const GgufFile f = GgufFile::parse(b.build(), "zero.gguf");
+  REQUIRE(f.find("none") != nullptr);
+  CHECK(f.dequantize(*f.find("none")).empty());
+  CHECK(f.matrix("none", 4, 0).size() == 0);
+}

@@ -251,6 +251,7 @@ std::uint64_t ggml_block_bytes(GgmlType t) {
 // Block formats (ggml-common.h): Q8_0 x[i] = d * qs[i]; Q4_0 stores element j in the low nibble of
 // qs[j] and element j + 16 in the high nibble, x = d * (nibble - 8).
 void ggml_dequantize(GgmlType t, const std::uint8_t* src, float* dst, std::uint64_t n) {
+  if (n == 0) return;  // an empty tensor has no bytes: src and dst may be null
   switch (t) {
     case GgmlType::F32:
       std::memcpy(dst, src, n * 4);
