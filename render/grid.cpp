@@ -94,10 +94,15 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
     out.add(Text{{gx + c * (thumb + gap) + thumb / 2, y}, fmt::format("head {}", heads[c]), hs, kBlack, HAlign::Center, VAlign::Top});
   y += head_h + 4;
   const double gy = y;
+  TextStyle cs = hs;  // captions under thumbnails
+  cs.size = 8;
+  const double cap_h = opt.captions.empty() ? 0.0 : measure_text("AER 0.00", cs).height + 2;
+  const double pitch = thumb + gap + cap_h;  // row to row
 
   TextStyle rls = rs;
   for (int r = 0; r < R; ++r) {
-    double ty = gy + r * (thumb + gap);
+    double ty = gy + r * pitch;
+    auto cap = opt.captions.find(rows[r]->name);
     // Row header: up to two lines, right-aligned, centred on the row.
     const std::string& nm = row_names[r];
     size_t nl = nm.find('\n');
@@ -110,6 +115,12 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
     for (int c = 0; c < C; ++c) {
       double tx = gx + c * (thumb + gap);
       const Mat& m = mats[r][c];
+      if (cap != opt.captions.end() && heads[c] < static_cast<int>(cap->second.size()) && !cap->second[heads[c]].empty()) {
+        // Right under the drawn matrix (a wide matrix is centred in its square box).
+        const double drawn_h = m.size() == 0 ? thumb : thumb * m.rows() / std::max(m.rows(), m.cols());
+        out.add(Text{{tx + thumb / 2, ty + (thumb + drawn_h) / 2 + 2}, cap->second[heads[c]], cs, kBlack, HAlign::Center,
+                     VAlign::Top});
+      }
       if (m.size() == 0) {
         out.add(Rect{tx, ty, thumb, thumb, Color{0.95, 0.95, 0.95, 1}, Color{0.8, 0.8, 0.8, 1}, 0.5});
         continue;
@@ -132,7 +143,7 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
       out.add(std::move(im));
     }
   }
-  double grid_h = R * thumb + (R - 1) * gap;
+  double grid_h = R * pitch - gap;
   double right = gx + grid_w;
   double cb_h = std::max(grid_h, 120.0);
   std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized weight" : "attention weight";

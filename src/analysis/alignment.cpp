@@ -191,6 +191,55 @@ AlignmentScore score_alignments(const std::vector<Alignment>& pred, const std::v
   return s;
 }
 
+// ---- alignment heads ---------------------------------------------------------------------------
+
+HeadRanking rank_heads(const std::vector<AttentionRecord>& records, const std::vector<Alignment>& gold,
+                       const RankHeadsOptions& opt) {
+  const std::string& path = opt.input_path;
+  if (records.empty()) throw InputError(path, "no samples to rank heads on");
+  if (gold.size() != records.size())
+    throw InputError(opt.gold_path, std::to_string(gold.size()) + " gold line(s) for " + std::to_string(records.size()) +
+                               " sample(s)");
+  // Tensors of the first record that pass the filter; every record must have them.
+  std::vector<const AttentionTensor*> chosen;
+  for (const auto& t : records.front().tensors) {
+    const bool pass = opt.tensors.empty() ? parse_tensor_name(t.name).kind == "cross"
+                                          : t.name.find(opt.tensors) != std::string::npos;
+    if (pass) chosen.push_back(&t);
+  }
+  if (chosen.empty() && opt.tensors.empty())
+    for (const auto& t : records.front().tensors) chosen.push_back(&t);
+  if (chosen.empty()) throw InputError(path, "no tensor name contains '" + opt.tensors + "'");
+
+  HeadRanking out;
+  for (const AttentionTensor* t : chosen) {
+    const int layer = parse_tensor_name(t->name).layer;
+    for (int h = -1; h < t->heads; ++h) {
+      std::vector<Alignment> pred;
+      std::vector<PairSize> dims;
+      for (size_t k = 0; k < records.size(); ++k) {
+        const AttentionTensor* tk = records[k].find(t->name);
+        if (!tk) throw InputError(path, "sample " + std::to_string(k) + " has no tensor '" + t->name + "'");
+        if (tk->heads != t->heads)
+          throw InputError(path, "sample " + std::to_string(k) + ": '" + t->name + "' has " +
+                                     std::to_string(tk->heads) + " heads, sample 0 has " + std::to_string(t->heads));
+        auto m = alignment_matrix(records[k], {.tensor = t->name, .head = h, .keep_special = opt.keep_special});
+        pred.push_back(extract_alignment(m.weights, opt.align));
+        dims.push_back({static_cast<int>(m.weights.cols()), static_cast<int>(m.weights.rows())});
+      }
+      if (h == -1) check_alignments_fit(gold, dims, opt.gold_path, opt.gold_format);
+      HeadAer r{t->name, layer, h, score_alignments(pred, gold)};
+      (h < 0 ? out.means : out.heads).push_back(r);
+    }
+  }
+  double sum = 0;
+  for (const auto& r : out.heads) sum += r.score.aer();
+  out.mean_head_aer = out.heads.empty() ? 0 : sum / static_cast<double>(out.heads.size());
+  std::stable_sort(out.heads.begin(), out.heads.end(),
+                   [](const HeadAer& a, const HeadAer& b) { return a.score.aer() < b.score.aer(); });
+  return out;
+}
+
 // ---- Pharaoh files ---------------------------------------------------------------------------
 
 std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, const PharaohOptions& opt) {

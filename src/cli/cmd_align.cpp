@@ -31,6 +31,41 @@ void print_score(const AlignmentScore& s, bool json, const std::string& what) {
              s.recall(), s.aer(), s.predicted, s.sure, s.a_and_s, s.a_and_p, what);
 }
 
+nlohmann::json score_json(const AlignmentScore& s) {
+  return {{"aer", s.aer()}, {"precision", s.precision()}, {"recall", s.recall()}, {"predicted", s.predicted},
+          {"sure", s.sure}, {"a_and_s", s.a_and_s}, {"a_and_p", s.a_and_p}};
+}
+
+// --rank-heads: every head by AER, then each tensor's mean over heads and the average head.
+void print_ranking(const HeadRanking& r, bool json, const std::string& what) {
+  if (json) {
+    nlohmann::json j = {{"what", what}, {"mean_head_aer", r.mean_head_aer}};
+    for (const auto& h : r.heads) {
+      auto e = score_json(h.score);
+      e["tensor"] = h.tensor, e["layer"] = h.layer, e["head"] = h.head;
+      j["heads"].push_back(e);
+    }
+    for (const auto& h : r.means) {
+      auto e = score_json(h.score);
+      e["tensor"] = h.tensor, e["layer"] = h.layer;
+      j["head_means"].push_back(e);
+    }
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("alignment heads by AER ({})\n", what);
+  fmt::print("{:>4}  {:<28} {:>5} {:>4}  {:>7} {:>9} {:>7}\n", "rank", "tensor", "layer", "head", "AER", "precision", "recall");
+  for (size_t i = 0; i < r.heads.size(); ++i) {
+    const auto& h = r.heads[i];
+    fmt::print("{:>4}  {:<28} {:>5} {:>4}  {:>7.4f} {:>9.4f} {:>7.4f}\n", i + 1, h.tensor, h.layer, h.head, h.score.aer(),
+               h.score.precision(), h.score.recall());
+  }
+  for (const auto& h : r.means)
+    fmt::print("      {:<28} {:>5} mean  {:>7.4f} {:>9.4f} {:>7.4f}   (weights averaged over heads)\n", h.tensor, h.layer,
+               h.score.aer(), h.score.precision(), h.score.recall());
+  fmt::print("average AER of the {} heads: {:.4f}\n", r.heads.size(), r.mean_head_aer);
+}
+
 }  // namespace
 
 void add_align(CLI::App& app) {
@@ -39,7 +74,7 @@ void add_align(CLI::App& app) {
     ImportOptions imp;
     AlignOptions align;
     int head = -1;
-    bool keep_special = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
+    bool keep_special = false, rank_heads = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("align", "word alignments (Pharaoh i-j) from attention, and precision/recall/AER against gold");
@@ -50,6 +85,8 @@ void add_align(CLI::App& app) {
   sub->add_option("--tensor", o->tensor, "tensor to align (default: the last layer's cross-attention)");
   sub->add_option("--head", o->head, "head to use (default: mean over heads)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--keep-special", o->keep_special, "keep <eos>/<bos>/[CLS]/... rows and columns (they are dropped by default)");
+  sub->add_flag("--rank-heads", o->rank_heads, "score every layer x head (and each layer's mean over heads) against --gold "
+                                              "over all samples and print them by AER; --tensor filters tensor names");
   sub->add_flag("--all-samples", o->all_samples, "one line per sample of a multi-sample file (default: --sample only)");
   sub->add_option("--text", o->text, "'source ||| target' lines (split on spaces) labelling the axes, one per sample");
   sub->add_option("--gold", o->gold, "gold Pharaoh file (i-j sure, i?j or ipj possible), one line per sample");
@@ -61,6 +98,7 @@ void add_align(CLI::App& app) {
   sub->add_flag("--json", o->json, "print scores as JSON");
   add_import_options(sub, o->imp);
   set_example(sub, "attnviz align samples/alignment_6x7.safetensors --gold samples/alignment_6x7.gold\n"
+                   "  attnviz align rec.safetensors --gold rec.gold --rank-heads\n"
                    "  attnviz align --score enfr.awesome-align.out --gold enfr.gold --gold-one-indexed");
   sub->callback([o] {
     const PharaohOptions ph{.one_indexed = o->one_indexed || o->pred_one,
@@ -84,6 +122,16 @@ void add_align(CLI::App& app) {
     }
     if (o->input.empty()) throw UsageError("give an INPUT attention file, or --score PRED --gold GOLD");
     o->align.method = parse_align_method(o->method);
+    if (o->rank_heads) {
+      if (o->gold.empty()) throw UsageError("--rank-heads needs --gold");
+      auto recs = import_records(o->input, o->imp);
+      auto gold = read_checked(o->gold, gph);
+      RankHeadsOptions ro{.tensors = o->tensor, .align = o->align, .keep_special = o->keep_special,
+                          .input_path = o->input, .gold_path = o->gold, .gold_format = gph};
+      print_ranking(rank_heads(recs, gold, ro), o->json,
+                    fmt::format("{}, {} sample(s), {}", align_method_name(o->align.method), recs.size(), o->input));
+      return;
+    }
     std::vector<AttentionRecord> recs;
     if (o->all_samples) recs = import_records(o->input, o->imp);
     else recs.push_back(import_record(o->input, o->imp));

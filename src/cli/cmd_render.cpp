@@ -8,6 +8,7 @@
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/io/pharaoh.hpp>
+#include <attnviz/io/printable.hpp>
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/render/render.hpp>
 #if __has_include(<attnviz/saliency.hpp>)
@@ -155,9 +156,17 @@ void add_grid(CLI::App& parent) {
   struct Opt {
     Common c;
     GridOptions g;
+    std::string aer_gold, align_method = "argmax";
+    bool gold_one = false;
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "viridis");
+  sub->add_option("--annotate-aer", o->aer_gold, "Pharaoh gold file: write each cross-attention head's AER under its "
+                                                 "thumbnail (line --sample of a multi-line file)");
+  sub->add_option("--align-method", o->align_method, "alignment extraction for --annotate-aer: argmax | itermax | "
+                                                     "intersect | threshold")
+      ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
+  sub->add_flag("--gold-one-indexed", o->gold_one, "the --annotate-aer file is 1-based");
   sub->add_option("--tensors", o->g.tensors, "only tensors whose name contains this (e.g. encoder, cross)");
   sub->add_option("--layers", o->g.layers, "layer indices to show, comma-separated (default: all)")->delimiter(',');
   sub->add_option("--heads", o->g.heads, "head indices to show, comma-separated (default: all)")->delimiter(',');
@@ -166,6 +175,19 @@ void add_grid(CLI::App& parent) {
   sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     GridOptions g = o->c.with_colours(o->g);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
+    if (!o->aer_gold.empty()) {
+      const PharaohOptions gph{.one_indexed = o->gold_one, .flag = "--gold-one-indexed"};
+      RankHeadsOptions ro;
+      ro.tensors = g.tensors;
+      ro.align.method = parse_align_method(o->align_method);
+      ro.input_path = o->c.input, ro.gold_path = o->aer_gold, ro.gold_format = gph;
+      HeadRanking r = rank_heads({rec}, {pick_alignment(o->aer_gold, o->c.import.sample, gph)}, ro);
+      for (const auto& h : r.heads) {
+        auto& caps = g.captions[h.tensor];
+        if (static_cast<int>(caps.size()) <= h.head) caps.resize(h.head + 1);
+        caps[h.head] = fmt::format("AER {:.2f}", h.score.aer());
+      }
+    }
     render_grid(rec, g, o->c.out, o->c.paint);
     report(o->c.out);
   }); });
@@ -260,18 +282,74 @@ void add_overlay(CLI::App& parent) {
   }); });
 }
 
+void add_diff(CLI::App& parent) {
+  auto* sub = parent.add_subcommand("diff", "A - B of two records (or two tensors/heads of one) on a diverging map with "
+                                            "a symmetric scale; prints the largest changes");
+  set_example(sub, "attnviz render diff before.safetensors after.safetensors --tensor decoder.layer0.cross --mean-heads -o diff.png\n"
+                   "  attnviz render diff rec.safetensors --tensor decoder.layer1.cross --head 0 --head-b 3 -o heads.svg");
+  struct Opt {
+    Common c;
+    Selection a, b;
+    std::string tensor_b;
+    int head_b = -1, top = 10;
+    bool mean_b = false;
+    HeatmapOptions h;
+  };
+  auto o = std::make_shared<Opt>();
+  add_common(sub, o->c, "coolwarm");
+  add_head_selection(sub, o->a, "the first tensor");
+  sub->add_option("--tensor-b", o->tensor_b, "B's tensor (default: the same as A's)");
+  sub->add_option("--head-b", o->head_b, "B's head (default: the same as A's)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--mean-heads-b", o->mean_b, "B is the mean over heads");
+  sub->add_option("--top", o->top, "print this many largest changes (0 = none)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--title", o->h.title, "figure title (default: 'A − B' named by tensor and head; '-' = none)");
+  sub->callback([o] {
+    const auto& in = o->c.batch.inputs;
+    if (in.empty() || in.size() > 2) throw UsageError("render diff takes one or two inputs: A [B]");
+    if (!o->c.batch.file.empty()) throw UsageError("render diff does not take --batch-file");
+    if (o->c.out.empty()) throw UsageError("render diff needs -o OUT.{png,svg,pdf}");
+    HeatmapOptions h = o->c.with_colours(o->h);
+    AttentionRecord ra = import_record(in.front(), o->c.import);
+    AttentionRecord rb = in.size() == 2 ? import_record(in.back(), o->c.import) : ra;
+    Selection sb = o->a;
+    if (!o->tensor_b.empty()) sb.tensor = o->tensor_b;
+    if (o->head_b >= 0) sb.head = o->head_b, sb.mean_heads = false;
+    if (o->mean_b) sb.mean_heads = true;
+    if (sb.tensor.empty()) sb.tensor = select_tensor(rb, "").name;
+    Selection sa = o->a;
+    if (sa.tensor.empty()) sa.tensor = select_tensor(ra, "").name;
+    if (in.size() == 1 && sa.tensor == sb.tensor && sa.mean_heads == sb.mean_heads && (sa.mean_heads || sa.head == sb.head))
+      throw UsageError("A and B are the same matrix: give a second input, or --tensor-b / --head-b / --mean-heads-b");
+    LabelledMatrix ma = select_matrix(ra, sa), mb = select_matrix(rb, sb);
+    if (in.size() == 2) ma.title = in.front() + ": " + ma.title, mb.title = in.back() + ": " + mb.title;
+    render_diff(ma, mb, h, o->c.out, o->c.paint);
+    const auto changes = largest_changes(ma.values, mb.values, o->top);
+    if (!changes.empty()) fmt::print("largest changes, A − B (query -> key: A, B, difference):\n");
+    auto label = [](const std::vector<std::string>& l, int i) {
+      // Index labels (a record without tokens) are not repeated.
+      if (i >= static_cast<int>(l.size()) || l[i] == std::to_string(i)) return std::to_string(i);
+      return fmt::format("{} '{}'", i, printable_for_terminal(l[i]));
+    };
+    for (const auto& ch : changes)
+      fmt::print("  {} -> {}: {:.4f}, {:.4f}, {:+.4f}\n", label(ma.row_labels, ch.query), label(ma.col_labels, ch.key), ch.a,
+                 ch.b, ch.a - ch.b);
+    report(o->c.out);
+  });
+}
+
 }  // namespace
 
 void add_render_html(CLI::App& render);  // cmd_render_html.cpp (interactive page)
 
 void add_render(CLI::App& app) {
-  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | text");
+  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | diff | text | html");
   sub->require_subcommand(1);
   set_example(sub, "attnviz render heatmap samples/alignment_6x7.safetensors -o heat.png");
   add_heatmap(*sub);
   add_grid(*sub);
   add_lines(*sub);
   add_overlay(*sub);
+  add_diff(*sub);
   add_render_text(*sub);
   add_render_html(*sub);
 }

@@ -46,6 +46,7 @@ void add_record(CLI::App& app);
 void add_render(CLI::App& app);
 void add_align(CLI::App& app);
 void add_inspect(CLI::App& app);
+void add_stats(CLI::App& app);      // cmd_stats.cpp (per-head statistics over many records)
 void add_bench(CLI::App& app);
 void add_corpus(CLI::App& app);
 void add_generate(CLI::App& app);   // cmd_generate.cpp (pretrained decoder LMs)

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   add_render(app);
   add_align(app);
   add_inspect(app);
+  add_stats(app);
   add_bench(app);
   add_corpus(app);
   add_generate(app);

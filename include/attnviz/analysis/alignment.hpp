@@ -99,4 +99,33 @@ struct PairSize {
 void check_alignments_fit(const std::vector<Alignment>& alignments, const std::vector<PairSize>& sizes,
                           const std::string& path, const PharaohOptions& opt);
 
+// ---- alignment heads ---------------------------------------------------------------------------
+
+// AER of every head of every selected tensor, and of each tensor's mean over heads, over a set of
+// records (one gold line per record): which heads align words (cf. Whisper's hand-picked
+// "alignment heads"). Tensors: those whose name contains `tensors`, or by default every
+// cross-attention ("*.cross"), else every tensor. Special rows/columns are dropped as in `align`.
+struct RankHeadsOptions {
+  std::string tensors;       // substring filter on tensor names; "" = the cross-attention tensors
+  AlignOptions align;        // extraction method
+  bool keep_special = false;
+  std::string input_path, gold_path;  // named in errors
+  PharaohOptions gold_format;         // how the gold was read (for the index-base hint in errors)
+};
+struct HeadAer {
+  std::string tensor;
+  int layer = -1;            // parsed from the tensor name (-1 when it has none)
+  int head = -1;             // -1 = the mean over heads of the tensor
+  AlignmentScore score;
+};
+struct HeadRanking {
+  std::vector<HeadAer> heads;   // every (tensor, head), sorted by AER, lowest first (ties: record order)
+  std::vector<HeadAer> means;   // per tensor: the alignment of the mean over heads
+  double mean_head_aer = 0;     // the average of the per-head AERs over `heads`
+};
+// Throws InputError when the records and gold disagree in count (naming gold_path), a gold link lies
+// outside its matrix (gold_path), or no tensor matches or a sample lacks one (input_path).
+HeadRanking rank_heads(const std::vector<AttentionRecord>& records, const std::vector<Alignment>& gold,
+                       const RankHeadsOptions& opt = {});
+
 }  // namespace attnviz

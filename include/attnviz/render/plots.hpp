@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +69,23 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt);
 void render_heatmap(const AttentionRecord& record, const Selection& sel, const HeatmapOptions& opt,
                     const std::filesystem::path& out, const PaintOptions& paint = {});
 
+// ---- diff: A - B on the diverging map ----
+
+// One cell's change between two matrices of the same shape.
+struct CellChange {
+  int query = 0, key = 0;
+  double a = 0, b = 0;   // the two values; the change is a - b
+};
+// The n cells with the largest |a - b| (NaN cells skipped), largest first.
+std::vector<CellChange> largest_changes(const Mat& a, const Mat& b, int n);
+// A - B with A's labels and a title "A − B"; throws UsageError when the shapes differ (naming both).
+LabelledMatrix difference(const LabelledMatrix& a, const LabelledMatrix& b);
+// Heatmap of difference(a, b) on a diverging colormap (opt.cmap, default coolwarm when it is not
+// diverging) with a symmetric scale [-m, m], m = max |A - B| unless opt.scale.vmax sets it; white is 0.
+DrawList layout_diff(const LabelledMatrix& a, const LabelledMatrix& b, HeatmapOptions opt);
+void render_diff(const LabelledMatrix& a, const LabelledMatrix& b, const HeatmapOptions& opt,
+                 const std::filesystem::path& out, const PaintOptions& paint = {});
+
 // ---- grid: layers x heads thumbnails ("model view") ----
 
 struct GridOptions {
@@ -78,6 +96,9 @@ struct GridOptions {
   ScaleOptions scale;         // one shared range over every thumbnail shown
   double thumb = 0;           // thumbnail side in points; 0 = automatic
   std::string title;          // "" = automatic; "-" = none
+  // A line under a thumbnail: tensor name -> one caption per head ("" = none), e.g. each head's
+  // AER against a gold alignment (`render grid --annotate-aer`).
+  std::map<std::string, std::vector<std::string>> captions;
 };
 
 DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt);
