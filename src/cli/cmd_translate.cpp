@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <algorithm>
 #include <memory>
 
 namespace attnviz::cli {
@@ -296,6 +297,7 @@ void add_record_translate(CLI::App& parent) {
     DataOptions data;
     std::string model, text, out = "translation.safetensors";
     std::vector<std::string> from;  // 0-based indices, or "all"
+    std::vector<std::string> what;  // --record
     int beam = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -309,18 +311,25 @@ void add_record_translate(CLI::App& parent) {
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(CLI::PositiveNumber);
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
+  sub->add_option("--record", o->what, "also record: norms (norm-based attention <name>.norm per head and <name>.norm_sum, "
+                                       "Kobayashi et al. 2020; transformer only)")
+      ->delimiter(',')->check(CLI::IsMember({"norms"}));
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
   sub->callback([o] {
     default_threads();
     if (o->text.empty() == o->from.empty()) throw UsageError("give either --text or --from-corpus");
     auto model = load_translator(o->model);
+    RecordOptions what;
+    what.norms = std::find(o->what.begin(), o->what.end(), "norms") != o->what.end();
+    if (what.norms && model->config.arch != "transformer")
+      throw UsageError("--record norms needs a transformer model (" + o->model + " is " + model->name() + ")");
     std::vector<AttentionRecord> recs;
     if (!o->text.empty()) {
       auto toks = tokenize_for(model->config, o->text);
       if (toks.empty()) throw UsageError("--text has no tokens");
       auto src = model->src_vocab.encode(toks);
       auto hyp = o->beam > 1 ? beam_decode(*model, src, {.width = o->beam}) : greedy_decode(*model, {src})[0];
-      auto rec = record_translation(*model, src, hyp, &toks);
+      auto rec = record_translation(*model, src, hyp, &toks, nullptr, what);
       rec.metadata["input_text"] = o->text;
       recs.push_back(std::move(rec));
     } else {
@@ -330,7 +339,8 @@ void add_record_translate(CLI::App& parent) {
       for (int i : parse_pair_selection(o->from, data.size())) {
         if (i < 0 || i >= static_cast<int>(data.size()))
           throw UsageError(fmt::format("--from-corpus {}: the corpus has {} pairs", i, data.size()));
-        auto rec = record_translation(*model, data[i].src, data[i].tgt, &corpus.pairs[i].source, &corpus.pairs[i].target);
+        auto rec = record_translation(*model, data[i].src, data[i].tgt, &corpus.pairs[i].source, &corpus.pairs[i].target,
+                                      what);
         auto hyp = greedy_decode(*model, {data[i].src})[0];
         rec.metadata["hypothesis"] = join_tokens(model->tgt_vocab.decode(hyp));
         rec.metadata["corpus_index"] = std::to_string(i);

@@ -4,6 +4,7 @@
 // (sentences here are short, so no key/value cache is kept).
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
 
 #include <cmath>
@@ -209,9 +210,18 @@ class TransformerTranslator : public Translator {
     }
     Mat h = decode(m, ins, T, sink ? &sw : nullptr, sink ? &cw : nullptr, nullptr);
     if (sink) {
-      for (size_t l = 0; l < enc.size(); ++l) sink->weights("encoder.layer" + std::to_string(l) + ".self", std::move(ew[l]));
-      for (size_t l = 0; l < dec.size(); ++l) sink->weights("decoder.layer" + std::to_string(l) + ".self", std::move(sw[l]));
-      for (size_t l = 0; l < dec.size(); ++l) sink->weights("decoder.layer" + std::to_string(l) + ".cross", std::move(cw[l]));
+      // Norm-based attention reads each layer's cached values: every layer ran once in this pass.
+      auto give = [&](const std::string& name, const nn::MultiHeadAttention& mha, AttentionWeights& w) {
+        if (sink->wants_norms()) {
+          nn::NormAttention n = nn::norm_attention(mha, w);
+          sink->weights(name + ".norm", std::move(n.per_head));
+          sink->weights(name + ".norm_sum", std::move(n.summed));
+        }
+        sink->weights(name, std::move(w));
+      };
+      for (size_t l = 0; l < enc.size(); ++l) give("encoder.layer" + std::to_string(l) + ".self", enc[l].attn, ew[l]);
+      for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".self", dec[l].self_attn, sw[l]);
+      for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".cross", dec[l].cross_attn, cw[l]);
     }
     return out.forward(h);
   }

@@ -91,21 +91,25 @@ std::map<std::string, std::string> Translator::file_metadata() const {
   return {{"src_vocab", src_vocab.to_json()}, {"tgt_vocab", tgt_vocab.to_json()}};
 }
 
-AttentionRecord Translator::record(const std::vector<int>& src, const std::vector<int>& tgt) {
+AttentionRecord Translator::record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what) {
   Example ex{src, tgt};
-  AttentionCollector sink;
+  AttentionCollector sink(false, what.norms);
   forward({&ex}, &sink);
   AttentionRecord rec;
-  // encoder self-attention first, then the decoder's self, then cross (the order records had)
-  for (const char* kind : {".self", ".cross"})
+  // encoder self-attention first, then the decoder's self, then cross (the order records had);
+  // each tensor followed by its norm-based versions when recorded.
+  for (const std::string kind : {".self", ".cross"})
     for (const std::string side : {"encoder.", "decoder."})
       for (const auto& name : sink.names) {
-        if (name.rfind(side, 0) != 0 || name.size() < std::strlen(kind) ||
-            name.compare(name.size() - std::strlen(kind), std::string::npos, kind) != 0)
+        if (name.rfind(side, 0) != 0 || name.size() < kind.size() ||
+            name.compare(name.size() - kind.size(), std::string::npos, kind) != 0)
           continue;
-        const bool cross = std::string(kind) == ".cross", enc = side == "encoder.";
-        rec.tensors.push_back(sink.w.at(name).tensor(0, name, cross ? "target" : enc ? "source" : "target_input",
-                                                     cross || enc ? "source" : "target_input"));
+        const bool cross = kind == ".cross", enc = side == "encoder.";
+        for (const std::string suffix : {"", ".norm", ".norm_sum"})
+          if (sink.w.count(name + suffix))
+            rec.tensors.push_back(sink.w.at(name + suffix).tensor(0, name + suffix,
+                                                                  cross ? "target" : enc ? "source" : "target_input",
+                                                                  cross || enc ? "source" : "target_input"));
       }
   return rec;
 }
@@ -322,8 +326,8 @@ std::vector<std::string> labels(const Vocabulary& vocab, const std::vector<int>&
 
 AttentionRecord record_translation(Translator& m, const std::vector<int>& src, const std::vector<int>& tgt,
                                    const std::vector<std::string>* source_words,
-                                   const std::vector<std::string>* target_words) {
-  AttentionRecord rec = m.record(src, tgt);
+                                   const std::vector<std::string>* target_words, const RecordOptions& what) {
+  AttentionRecord rec = m.record(src, tgt, what);
   int unk_s = 0, unk_t = 0;
   std::vector<std::string> s = labels(m.src_vocab, src, source_words, unk_s);
   std::vector<std::string> t = labels(m.tgt_vocab, tgt, target_words, unk_t);

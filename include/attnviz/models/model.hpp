@@ -22,15 +22,25 @@ class AttentionSink {
   virtual void weights(const std::string& name, nn::AttentionWeights&& w, int query_offset = 0) = 0;
   // Models that can also hand out d(output)/d(weights) after backward ask this first.
   virtual bool wants_gradients() const { return false; }
+  // Models built on nn::MultiHeadAttention also hand out norm-based attention (Kobayashi et al.
+  // 2020, nn::norm_attention) when asked: "<name>.norm" [B, H, Nq, Nk] per head and
+  // "<name>.norm_sum" [B, 1, Nq, Nk] summed over heads through the output projection.
+  virtual bool wants_norms() const { return false; }
   virtual void gradients(const std::string& name, nn::AttentionWeights&& dw) {}
+};
+
+// What a model's record function records besides the attention weights.
+struct RecordOptions {
+  bool norms = false;   // norm-based attention "<name>.norm" / "<name>.norm_sum" (models on nn::MultiHeadAttention)
 };
 
 // The simplest sink: keeps the last weights (and gradients) of every tensor by name.
 class AttentionCollector : public AttentionSink {
  public:
-  explicit AttentionCollector(bool gradients = false) : want_grads_(gradients) {}
+  explicit AttentionCollector(bool gradients = false, bool norms = false) : want_grads_(gradients), want_norms_(norms) {}
   void weights(const std::string& name, nn::AttentionWeights&& w, int query_offset = 0) override;
   bool wants_gradients() const override { return want_grads_; }
+  bool wants_norms() const override { return want_norms_; }
   void gradients(const std::string& name, nn::AttentionWeights&& dw) override;
 
   std::vector<std::string> names;                      // in the order first seen
@@ -39,6 +49,7 @@ class AttentionCollector : public AttentionSink {
 
  private:
   bool want_grads_ = false;
+  bool want_norms_ = false;
 };
 
 // One result type for every evaluation: named metrics in a fixed order (accuracy, macro_f1,

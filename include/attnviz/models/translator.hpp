@@ -94,8 +94,9 @@ class Translator : public Model {
 
   // Teacher-forced run on (src, tgt) that records attention (forward with a collector):
   // "decoder.layerL.cross" [H, T+1, S+1] (rows: target tokens + <eos>, columns: source tokens +
-  // <eos>), and for the transformer "encoder.layerL.self" and "decoder.layerL.self" too.
-  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt);
+  // <eos>), and for the transformer "encoder.layerL.self" and "decoder.layerL.self" too; with
+  // what.norms the transformer adds "<name>.norm" and "<name>.norm_sum" after each of them.
+  AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what = {});
 
   std::string attention_kind() const;   // "additive", ..., or "scaled-dot" for the transformer
   std::string name() const;             // "rnn-additive", "transformer-L2-H4"
@@ -141,7 +142,8 @@ std::vector<int> beam_decode(Translator& model, const std::vector<int>& src, con
 // plot of a real sentence stays readable; metadata "unknown_source"/"unknown_target" count them.
 AttentionRecord record_translation(Translator& model, const std::vector<int>& src, const std::vector<int>& tgt,
                                    const std::vector<std::string>* source_words = nullptr,
-                                   const std::vector<std::string>* target_words = nullptr);
+                                   const std::vector<std::string>* target_words = nullptr,
+                                   const RecordOptions& what = {});
 
 // ---- evaluation ------------------------------------------------------------------------------
 
