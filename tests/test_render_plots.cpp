@@ -371,11 +371,12 @@ TEST_CASE("CLI: render heatmap/grid/lines/overlay, exit codes") {
   CHECK_MESSAGE(r.code == 0, r.out);
   r = run_cli("render overlay '" + vis.string() + "' --strip -o " + out("strip.png"));
   CHECK_MESSAGE(r.code == 0, r.out);
-#if __has_include(<attnviz/saliency.hpp>)
+  // (This check sat behind `__has_include(<attnviz/saliency.hpp>)`, a path that stopped existing
+  // when the headers moved to include/attnviz/analysis/: --method rollout had silently become a
+  // usage error.)
   r = run_cli("render overlay '" + vis.string() + "' --all --method rollout -o " + out("rollout.png"));
   CHECK_MESSAGE(r.code == 0, r.out);
   CHECK(run_cli("render overlay '" + vis.string() + "' --method magic -o " + out("bad.png")).code == 1);
-#endif
   int files = count_files(dir);
   // Usage errors exit 1, bad input exits 2, and nothing is written.
   CHECK(run_cli("render heatmap " + s + " -o " + out("bad.gif")).code == 1);

@@ -6,7 +6,9 @@
 #include <attnviz/error.hpp>
 #include <attnviz/data/idx.hpp>
 #include <attnviz/models/mnist.hpp>
+#include <attnviz/record/record.hpp>
 #include <attnviz/render/render.hpp>
+#include <attnviz/train/snapshots.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -136,6 +138,12 @@ void render_confusion(const models::MnistEvalResult& r, const std::string& title
   paint_to_file(dl, out);
 }
 
+struct SnapshotCli {
+  long every = 0;
+  int probe = -1;
+  std::string out;
+};
+
 void add_train_mnist(CLI::App& parent) {
   auto o = std::make_shared<TrainCli>();
   auto* sub = parent.add_subcommand("mnist", "train a ViT (or the pooling baseline) on the MNIST IDX files");
@@ -145,8 +153,17 @@ void add_train_mnist(CLI::App& parent) {
   sub->add_option("--checkpoint-every", o->opt.checkpoint_every, "also write the checkpoint every N steps (0 = epochs only)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
-  set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors");
-  sub->callback([o] {
+  auto snap = std::make_shared<SnapshotCli>();
+  sub->add_option("--snapshot-every", snap->every, "record the --probe image's attention before training and every N "
+                                                   "optimizer steps (attention over training)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--probe", snap->probe, "test image number recorded at each snapshot")->check(CLI::NonNegativeNumber);
+  sub->add_option("--snapshots", snap->out, "where the snapshots go: one record file, sample k = snapshot k, step in its "
+                                            "metadata (default: OUT with .snapshots.safetensors)");
+  set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors\n"
+                   "  attnviz train mnist --out vit.safetensors --snapshot-every 200 --probe 0   # then: render evolution");
+  sub->callback([o, snap] {
+    if ((snap->every > 0) != (snap->probe >= 0)) throw UsageError("--snapshot-every and --probe go together");
     train::MnistTrainOptions opt = finish_recipe(*o);
     fs::path out = o->out;
     if (out.extension() != ".safetensors") throw UsageError("--out must end in .safetensors: " + out.string());
@@ -165,7 +182,24 @@ void add_train_mnist(CLI::App& parent) {
       fmt::print(stderr, "training {} ({} parameters) on {} images, testing on {}\n", cfg.to_json(),
                  model->params().count(), opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count,
                  test.count);
-    auto res = train_with_progress(*model, train, test, opt, quiet);
+    std::vector<AttentionRecord> snapshots;
+    std::function<train::Callbacks(train::Callbacks)> wrap;
+    if (snap->every > 0) {
+      if (snap->probe >= test.count)
+        throw UsageError(fmt::format("--probe {}: the test set has {} images", snap->probe, test.count));
+      models::MnistModel* m = model.get();
+      const int probe = snap->probe;
+      wrap = [&, m, probe](train::Callbacks cb) {
+        return train::with_snapshots(cb, snap->every, [&, m, probe] { return models::record_mnist(*m, test, {probe})[0]; },
+                                     &snapshots);
+      };
+    }
+    auto res = train_with_progress(*model, train, test, opt, quiet, wrap);
+    if (snap->every > 0) {
+      fs::path so = snap->out.empty() ? fs::path(out).replace_extension(".snapshots.safetensors") : fs::path(snap->out);
+      save_records(so, snapshots);
+      fmt::print("{} snapshots of test image {} saved to {}\n", snapshots.size(), snap->probe, so.string());
+    }
     const auto& last = res.epochs.back();
     const double test_accuracy = last.eval.has("accuracy") ? last.eval.get("accuracy") : 0.0;
     save_mnist_model(out, *model,

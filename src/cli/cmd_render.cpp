@@ -11,10 +11,7 @@
 #include <attnviz/io/printable.hpp>
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/render/render.hpp>
-#if __has_include(<attnviz/saliency.hpp>)
 #include <attnviz/analysis/saliency.hpp>
-#define ATTNVIZ_HAVE_SALIENCY 1
-#endif
 
 #include <fmt/core.h>
 
@@ -235,11 +232,8 @@ void add_overlay(CLI::App& parent) {
   add_common(sub, o->c, "inferno");
   add_head_selection(sub, o->sel, "the last self-attention layer");
   sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(CLI::NonNegativeNumber);
-  std::string methods = "cls";
-#ifdef ATTNVIZ_HAVE_SALIENCY
-  methods += ", rollout, flow, grad-rollout";
-#endif
-  sub->add_option("--method", o->method, "which map: " + methods + " (cls = the chosen query's attention in one layer)");
+  sub->add_option("--method", o->method, "which map: cls, rollout, flow, grad-rollout (cls = the chosen query's attention "
+                                         "in one layer)");
   sub->add_flag("--all", o->all, "one panel per sample of the file, with true/predicted labels");
   sub->add_option("--limit", o->limit, "at most this many samples with --all")->check(CLI::PositiveNumber);
   sub->add_flag("--strip", o->strip, "one image: [image | each head | mean of heads] side by side");
@@ -253,15 +247,11 @@ void add_overlay(CLI::App& parent) {
     OverlayOptions ov = o->c.with_colours(o->ov);
     OverlayMapFn fn;
     if (o->method != "cls") {
-#ifdef ATTNVIZ_HAVE_SALIENCY
       SaliencyOptions so;
       so.method = parse_saliency_method(o->method);
       so.query = o->sel.query;
       std::string input = o->c.input;
       fn = [so, input](const AttentionRecord& r) { return patch_saliency(r, so, input); };
-#else
-      throw UsageError("--method '" + o->method + "' is not available in this build (known: cls)");
-#endif
     }
     std::vector<OverlayPanel> panels;
     if (o->all) {
@@ -339,10 +329,11 @@ void add_diff(CLI::App& parent) {
 
 }  // namespace
 
-void add_render_html(CLI::App& render);  // cmd_render_html.cpp (interactive page)
+void add_render_html(CLI::App& render);       // cmd_render_html.cpp (interactive page)
+void add_render_evolution(CLI::App& render);  // cmd_render_evolution.cpp (attention over training)
 
 void add_render(CLI::App& app) {
-  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | diff | text | html");
+  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | diff | text | html | evolution");
   sub->require_subcommand(1);
   set_example(sub, "attnviz render heatmap samples/alignment_6x7.safetensors -o heat.png");
   add_heatmap(*sub);
@@ -352,6 +343,7 @@ void add_render(CLI::App& app) {
   add_diff(*sub);
   add_render_text(*sub);
   add_render_html(*sub);
+  add_render_evolution(*sub);
 }
 
 }  // namespace attnviz::cli

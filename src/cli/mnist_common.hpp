@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,10 @@ inline std::filesystem::path checkpoint_for(const std::filesystem::path& model) 
 }
 
 // Trains with a progress bar per epoch and one summary line per epoch on stderr.
+// wrap (optional) adds to the progress callbacks, e.g. train::with_snapshots.
 inline train::TrainResult train_with_progress(models::MnistModel& model, const ImageSet& train, const ImageSet& test,
-                                              const train::MnistTrainOptions& opt, bool quiet) {
+                                              const train::MnistTrainOptions& opt, bool quiet,
+                                              const std::function<train::Callbacks(train::Callbacks)>& wrap = {}) {
   std::unique_ptr<ProgressBar> bar;
   train::Callbacks cb;
   const long n = opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count;
@@ -46,7 +49,7 @@ inline train::TrainResult train_with_progress(models::MnistModel& model, const I
                e.epoch + 1, opt.epochs, e.train_loss, 100 * e.train_accuracy, 100 * (e.eval.has("accuracy") ? e.eval.get("accuracy") : 0.0), e.seconds,
                e.samples_per_second, opt.checkpoint.empty() ? "" : ", checkpoint " + opt.checkpoint.string());
   };
-  return train::train_mnist(model, train, test, opt, cb);
+  return train::train_mnist(model, train, test, opt, wrap ? wrap(cb) : cb);
 }
 
 // Renders the confusion matrix of an evaluation as a heatmap (mnist.cpp).

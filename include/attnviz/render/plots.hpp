@@ -185,6 +185,20 @@ void render_overlay(const std::vector<OverlayPanel>& panels, const OverlayOption
 std::vector<OverlayPanel> overlay_panels(const std::vector<AttentionRecord>& records,
                                          const OverlaySelection& sel, const OverlayMapFn& fn = {});
 
+// ---- evolution: one record per training snapshot ----
+
+struct EvolutionOptions {
+  Selection sel;              // records without an image: the heatmap's tensor/head
+  OverlaySelection overlay;   // records with an image: which map is laid over it ...
+  OverlayMapFn map;           // ... or this function of the record (rollout, ...); default patch_map
+  std::string cmap;           // "" = viridis (heatmaps) / inferno (overlays)
+  double panel = 160;         // overlay panel side in points
+};
+// One figure per snapshot record, all on ONE colour scale (the finite min..max over every
+// snapshot's matrix), titled from the metadata "step" / "epoch" when present. Throws UsageError
+// when there are no records or the matrices change shape between snapshots.
+std::vector<DrawList> evolution_frames(const std::vector<AttentionRecord>& snapshots, const EvolutionOptions& opt);
+
 // ---- multi-panel figures ----
 
 // A panel of a composed figure: any DrawList with an optional caption under it.

@@ -1,0 +1,228 @@
+// Tests of attention over training (issue 16 item 6): snapshots taken while a tiny ViT trains
+// (count, steps, and training unchanged bit for bit), frames on one colour scale, and the animated
+// WebP / GIF files (frame count and canvas size read back from the containers by hand), plus the
+// `render evolution` CLI.
+#include <attnviz/error.hpp>
+#include <attnviz/models/mnist.hpp>
+#include <attnviz/render/animation.hpp>
+#include <attnviz/render/render.hpp>
+#include <attnviz/train/snapshots.hpp>
+#include <attnviz/train/tasks.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "test_util.hpp"
+
+using namespace attnviz;
+using namespace attnviz::test;
+
+namespace {
+
+// 64 random 28x28 "digits" with labels 0..9: enough for a few optimizer steps.
+ImageSet random_images(int n) {
+  ImageSet s;
+  s.count = n, s.rows = s.cols = 28;
+  nn::Rng rng(5);
+  for (int i = 0; i < n * 28 * 28; ++i) s.pixels.push_back(rng.uniform());
+  for (int i = 0; i < n; ++i) s.labels.push_back(i % 10);
+  return s;
+}
+
+models::MnistConfig tiny_vit() {
+  models::MnistConfig c;
+  c.patch = 7, c.dim = 16, c.depth = 2, c.heads = 2, c.mlp = 32;
+  return c;
+}
+
+std::uint32_t le32(const std::string& b, size_t at) {
+  return static_cast<unsigned char>(b[at]) | static_cast<unsigned char>(b[at + 1]) << 8 |
+         static_cast<unsigned char>(b[at + 2]) << 16 | static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 3])) << 24;
+}
+std::uint32_t le24(const std::string& b, size_t at) {
+  return static_cast<unsigned char>(b[at]) | static_cast<unsigned char>(b[at + 1]) << 8 |
+         static_cast<unsigned char>(b[at + 2]) << 16;
+}
+
+// Animated WebP (RIFF): canvas size from VP8X, frames = ANMF chunks, loop from ANIM.
+struct WebpInfo {
+  int width = 0, height = 0, frames = 0;
+  bool animated = false;
+};
+WebpInfo read_webp(const std::string& b) {
+  WebpInfo w;
+  REQUIRE(b.size() > 30);
+  REQUIRE(b.compare(0, 4, "RIFF") == 0);
+  REQUIRE(b.compare(8, 4, "WEBP") == 0);
+  CHECK(le32(b, 4) + 8 == b.size());
+  for (size_t at = 12; at + 8 <= b.size();) {
+    const std::string tag = b.substr(at, 4);
+    const std::uint32_t len = le32(b, at + 4);
+    if (tag == "VP8X") {
+      w.animated = (static_cast<unsigned char>(b[at + 8]) & 0x02) != 0;
+      w.width = static_cast<int>(le24(b, at + 12)) + 1;
+      w.height = static_cast<int>(le24(b, at + 15)) + 1;
+    }
+    if (tag == "ANMF") ++w.frames;
+    at += 8 + len + (len & 1);
+  }
+  return w;
+}
+
+// GIF: logical screen size and the number of image descriptors, walking the block structure.
+struct GifInfo {
+  int width = 0, height = 0, frames = 0;
+};
+GifInfo read_gif(const std::string& b) {
+  GifInfo g;
+  REQUIRE(b.compare(0, 6, "GIF89a") == 0);
+  g.width = static_cast<unsigned char>(b[6]) | static_cast<unsigned char>(b[7]) << 8;
+  g.height = static_cast<unsigned char>(b[8]) | static_cast<unsigned char>(b[9]) << 8;
+  size_t at = 13;
+  const unsigned char flags = b[10];
+  if (flags & 0x80) at += 3u << ((flags & 7) + 1);
+  auto skip_sub_blocks = [&] {
+    while (at < b.size() && b[at] != 0) at += 1 + static_cast<unsigned char>(b[at]);
+    ++at;
+  };
+  while (at < b.size()) {
+    const unsigned char c = b[at];
+    if (c == 0x3B) break;   // trailer
+    if (c == 0x21) {        // extension: label, sub-blocks
+      at += 2;
+      skip_sub_blocks();
+    } else if (c == 0x2C) { // image descriptor, optional local colour table, LZW data
+      ++g.frames;
+      const unsigned char f = b[at + 9];
+      at += 10;
+      if (f & 0x80) at += 3u << ((f & 7) + 1);
+      ++at;   // LZW minimum code size
+      skip_sub_blocks();
+    } else {
+      FAIL("bad GIF block");
+      break;
+    }
+  }
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("snapshots while a tiny ViT trains: count, steps, and the training is unchanged") {
+  ImageSet train = random_images(64), none;
+  train::MnistTrainOptions opt;
+  opt.epochs = 2, opt.batch = 16;   // 4 steps per epoch, 8 in all
+  auto plain = models::make_mnist_model(tiny_vit(), 3);
+  train::train_mnist(*plain, train, none, opt);
+
+  auto model = models::make_mnist_model(tiny_vit(), 3);
+  std::vector<AttentionRecord> snaps;
+  models::MnistModel* m = model.get();
+  auto cb = train::with_snapshots({}, 3, [&] { return models::record_mnist(*m, train, {5})[0]; }, &snaps);
+  train::train_mnist(*model, train, none, opt, cb);
+  REQUIRE(snaps.size() == 3);   // step 0, 3, 6
+  CHECK(snaps[0].metadata.at("step") == "0");
+  CHECK(snaps[1].metadata.at("step") == "3");
+  CHECK(snaps[2].metadata.at("step") == "6");
+  CHECK(snaps[2].metadata.at("epoch") == "2");
+  CHECK(snaps[2].metadata.at("snapshot") == "2");
+  CHECK(snaps[0].image.has_value());
+  // The snapshots changed nothing: the same parameters, bit for bit.
+  const auto& pa = plain->params().params();
+  const auto& pb = model->params().params();
+  REQUIRE(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const Mat& a = pa[i]->value;
+    const Mat& b = pb[i]->value;
+    REQUIRE(a.size() == b.size());
+    CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0);
+  }
+  // Attention moved during training (the frames are not all the same picture).
+  CHECK(snaps[0].tensors[0].data != snaps[2].tensors[0].data);
+  CHECK_THROWS_AS(train::with_snapshots({}, 0, [] { return AttentionRecord{}; }, &snaps), UsageError);
+
+  // Frames -> animated WebP and GIF: frame count and canvas size read back from the files.
+  auto frames = render::evolution_frames(snaps, {});
+  REQUIRE(frames.size() == 3);
+  fs::path dir = temp_dir("vit");
+  render::AnimationOptions ao;
+  auto info = render::write_animation(frames, dir / "e.webp", ao);
+  CHECK(info.frames == 3);
+  CHECK(info.width == static_cast<int>(std::ceil(frames[0].width)));
+  WebpInfo w = read_webp(slurp(dir / "e.webp"));
+  CHECK(w.animated);
+  CHECK(w.frames == 3);
+  CHECK(w.width == info.width);
+  CHECK(w.height == info.height);
+  render::write_animation(frames, dir / "e.gif", ao);
+  GifInfo g = read_gif(slurp(dir / "e.gif"));
+  CHECK(g.frames == 3);
+  CHECK(g.width == info.width);
+  CHECK(g.height == info.height);
+  CHECK_THROWS_AS(render::write_animation(frames, dir / "e.bmp", ao), UsageError);
+  CHECK(!fs::exists(dir / "e.bmp"));
+}
+
+TEST_CASE("evolution frames share one colour scale") {
+  using namespace attnviz::render;
+  // Snapshot 0: 0.25 everywhere but 0.5 at (0, 0); snapshot 1: 1.0 at (0, 0). One scale 0.25..1,
+  // so the 0.5 cell of frame 0 sits a third up the map, not at its top.
+  std::vector<AttentionRecord> snaps(2);
+  for (int k = 0; k < 2; ++k) {
+    AttentionTensor t("encoder.layer0.self", 1, 2, 2);
+    t.data = {k == 0 ? 0.5f : 1.0f, 0.25f, 0.25f, 0.25f};
+    snaps[k].tensors.push_back(t);
+    snaps[k].metadata["step"] = std::to_string(10 * k);
+  }
+  EvolutionOptions eo;
+  auto frames = evolution_frames(snaps, eo);
+  REQUIRE(frames.size() == 2);
+  PaintOptions po;
+  po.scale = 1;
+  const Colormap& cm = Colormap::get("viridis");
+  const double want[2] = {(0.5 - 0.25) / 0.75, 1.0};
+  for (int k = 0; k < 2; ++k) {
+    const Rect* cell = nullptr;
+    for (const auto& op : frames[k].ops)
+      if (auto* rc = std::get_if<Rect>(&op); rc && rc->stroke_width == 0) {
+        cell = rc;
+        break;
+      }
+    REQUIRE(cell);
+    Raster r = paint_to_raster(frames[k], po);
+    auto px = r.pixel(static_cast<int>(cell->x + 3), static_cast<int>(cell->y + 3));
+    auto c = cm.at8(want[k]);
+    for (int ch = 0; ch < 3; ++ch) CHECK(std::abs(int(px[ch]) - int(c[ch])) <= 1);
+  }
+  snaps[1].tensors[0] = AttentionTensor("encoder.layer0.self", 1, 3, 3);
+  snaps[1].tensors[0].data.assign(9, 0.1f);
+  CHECK_THROWS_AS(evolution_frames(snaps, eo), UsageError);
+}
+
+TEST_CASE("CLI: render evolution writes an animation or a strip") {
+  fs::path dir = temp_dir("cli");
+  std::vector<AttentionRecord> snaps(4);
+  for (int k = 0; k < 4; ++k) {
+    AttentionTensor t("encoder.layer0.self", 2, 3, 3);
+    for (int i = 0; i < 18; ++i) t.data[i] = static_cast<float>((i * (k + 1)) % 7) / 7.f;
+    snaps[k].tensors.push_back(t);
+    snaps[k].metadata["step"] = std::to_string(100 * k);
+  }
+  save_records(dir / "snaps.safetensors", snaps);
+  const std::string in = "'" + (dir / "snaps.safetensors").string() + "'";
+  auto r = run_cli("render evolution " + in + " --mean-heads -o '" + (dir / "a.webp").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(read_webp(slurp(dir / "a.webp")).frames == 4);
+  r = run_cli("render evolution " + in + " --frames 0,3 -o '" + (dir / "a.gif").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(read_gif(slurp(dir / "a.gif")).frames == 2);
+  r = run_cli("render evolution " + in + " --frames 0,2,3 -o '" + (dir / "strip.svg").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string svg = slurp(dir / "strip.svg");
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(run_cli("render evolution " + in + " --frames 9 -o '" + (dir / "x.webp").string() + "'").code == 1);
+  CHECK(run_cli("render evolution " + in + " -o '" + (dir / "x.bmp").string() + "'").code == 1);
+  CHECK(!fs::exists(dir / "x.webp"));
+}
