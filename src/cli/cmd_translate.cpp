@@ -311,9 +311,10 @@ void add_record_translate(CLI::App& parent) {
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(CLI::PositiveNumber);
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
-  sub->add_option("--record", o->what, "also record: norms (norm-based attention <name>.norm per head and <name>.norm_sum, "
-                                       "Kobayashi et al. 2020; transformer only)")
-      ->delimiter(',')->check(CLI::IsMember({"norms"}));
+  sub->add_option("--record", o->what, "also record (comma-separated; transformer only): norms (norm-based attention "
+                                       "<name>.norm per head and <name>.norm_sum, Kobayashi et al. 2020), mixing (value "
+                                       "zeroing encoder.layerN.self.mixing, Mohebbi et al. 2023)")
+      ->delimiter(',')->check(CLI::IsMember({"norms", "mixing"}));
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
   sub->callback([o] {
     default_threads();
@@ -321,8 +322,9 @@ void add_record_translate(CLI::App& parent) {
     auto model = load_translator(o->model);
     RecordOptions what;
     what.norms = std::find(o->what.begin(), o->what.end(), "norms") != o->what.end();
-    if (what.norms && model->config.arch != "transformer")
-      throw UsageError("--record norms needs a transformer model (" + o->model + " is " + model->name() + ")");
+    what.mixing = std::find(o->what.begin(), o->what.end(), "mixing") != o->what.end();
+    if ((what.norms || what.mixing) && model->config.arch != "transformer")
+      throw UsageError("--record " + o->what.front() + " needs a transformer model (" + o->model + " is " + model->name() + ")");
     std::vector<AttentionRecord> recs;
     if (!o->text.empty()) {
       auto toks = tokenize_for(model->config, o->text);

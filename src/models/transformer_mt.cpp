@@ -4,6 +4,7 @@
 // (sentences here are short, so no key/value cache is kept).
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
 
@@ -78,7 +79,9 @@ class TransformerTranslator : public Translator {
     Mat mem;   // [B*S, D]
   };
 
-  Memory encode(const std::vector<const std::vector<int>*>& src, std::vector<AttentionWeights>* weights, Rng* drop) {
+  // inputs (optional): each encoder block's input [B*S, D] (for value zeroing).
+  Memory encode(const std::vector<const std::vector<int>*>& src, std::vector<AttentionWeights>* weights, Rng* drop,
+                std::vector<Mat>* inputs = nullptr) {
     Memory m;
     m.B = static_cast<int>(src.size());
     for (auto* s : src) m.S = std::max(m.S, static_cast<int>(s->size()) + 1);
@@ -91,8 +94,10 @@ class TransformerTranslator : public Translator {
     }
     Mat x = src_pos.forward(src_emb.forward(ids), m.B, m.S);   // [B*S, D]
     if (weights) weights->assign(enc.size(), {});
-    for (size_t l = 0; l < enc.size(); ++l)
+    for (size_t l = 0; l < enc.size(); ++l) {
+      if (inputs) inputs->push_back(x);
       x = enc[l].forward(x, m.B, m.S, {.key_lengths = m.lengths}, weights ? &(*weights)[l] : nullptr, drop);
+    }
     m.mem = enc_ln.forward(x);
     return m;
   }
@@ -200,7 +205,13 @@ class TransformerTranslator : public Translator {
     std::vector<const std::vector<int>*> src;
     for (auto* ex : batch) src.push_back(&ex->src);
     std::vector<AttentionWeights> ew, sw, cw;
-    Memory m = encode(src, sink ? &ew : nullptr, nullptr);
+    std::vector<Mat> enc_inputs;
+    const bool mixing = sink && sink->wants_mixing();
+    Memory m = encode(src, sink ? &ew : nullptr, nullptr, mixing ? &enc_inputs : nullptr);
+    // Value zeroing reads each encoder block's caches: before the decoder runs (it does not touch
+    // them, but this keeps the dependency plain).
+    std::vector<AttentionWeights> mix;
+    for (size_t l = 0; mixing && l < enc.size(); ++l) mix.push_back(nn::value_zeroing(enc[l], enc_inputs[l], ew[l]));
     int T = 0;
     std::vector<std::vector<int>> ins;
     for (auto* ex : batch) {
@@ -219,7 +230,10 @@ class TransformerTranslator : public Translator {
         }
         sink->weights(name, std::move(w));
       };
-      for (size_t l = 0; l < enc.size(); ++l) give("encoder.layer" + std::to_string(l) + ".self", enc[l].attn, ew[l]);
+      for (size_t l = 0; l < enc.size(); ++l) {
+        give("encoder.layer" + std::to_string(l) + ".self", enc[l].attn, ew[l]);
+        if (mixing) sink->weights("encoder.layer" + std::to_string(l) + ".self.mixing", std::move(mix[l]));
+      }
       for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".self", dec[l].self_attn, sw[l]);
       for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".cross", dec[l].cross_attn, cw[l]);
     }

@@ -3,6 +3,7 @@
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/model_file.hpp>
+#include <attnviz/analysis/context_mixing.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/io/safetensors.hpp>
 
@@ -93,7 +94,7 @@ std::map<std::string, std::string> Translator::file_metadata() const {
 
 AttentionRecord Translator::record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what) {
   Example ex{src, tgt};
-  AttentionCollector sink(false, what.norms);
+  AttentionCollector sink(false, what.norms, what.mixing);
   forward({&ex}, &sink);
   AttentionRecord rec;
   // encoder self-attention first, then the decoder's self, then cross (the order records had);
@@ -105,12 +106,23 @@ AttentionRecord Translator::record(const std::vector<int>& src, const std::vecto
             name.compare(name.size() - kind.size(), std::string::npos, kind) != 0)
           continue;
         const bool cross = kind == ".cross", enc = side == "encoder.";
-        for (const std::string suffix : {"", ".norm", ".norm_sum"})
+        for (const std::string suffix : {"", ".norm", ".norm_sum", ".mixing"})
           if (sink.w.count(name + suffix))
             rec.tensors.push_back(sink.w.at(name + suffix).tensor(0, name + suffix,
                                                                   cross ? "target" : enc ? "source" : "target_input",
                                                                   cross || enc ? "source" : "target_input"));
       }
+  if (what.mixing) {   // the encoder's value-zeroing maps rolled out over its layers
+    std::vector<const AttentionTensor*> maps;
+    for (const auto& t : rec.tensors)
+      if (t.name.rfind("encoder.", 0) == 0 && t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".mixing") == 0)
+        maps.push_back(&t);
+    if (!maps.empty()) {
+      AttentionTensor r("encoder.mixing_rollout", 1, maps.front()->queries, maps.front()->keys, "source", "source");
+      r.set_head(0, mixing_rollout(maps));
+      rec.tensors.push_back(std::move(r));
+    }
+  }
   return rec;
 }
 

@@ -19,4 +19,8 @@ struct NormAttention {
 // Throws std::invalid_argument when w's shape is not the one of mha's last forward.
 NormAttention norm_attention(const MultiHeadAttention& mha, const AttentionWeights& w);
 
+// The transformed value vectors of sequence b of mha's last forward: f[h] = [Nk, D], row j =
+// f_h(x_j) = (x_j W_V^h + b_V^h) W_O^h.
+std::vector<Mat> transformed_values(const MultiHeadAttention& mha, int b);
+
 }  // namespace attnviz::nn

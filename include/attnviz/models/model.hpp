@@ -26,21 +26,27 @@ class AttentionSink {
   // 2020, nn::norm_attention) when asked: "<name>.norm" [B, H, Nq, Nk] per head and
   // "<name>.norm_sum" [B, 1, Nq, Nk] summed over heads through the output projection.
   virtual bool wants_norms() const { return false; }
+  // Models built on nn::EncoderBlock also hand out context mixing by value zeroing (Mohebbi et al.
+  // 2023, nn::value_zeroing) when asked: "<name>.mixing" [B, 1, T, T] for each self-attention block.
+  virtual bool wants_mixing() const { return false; }
   virtual void gradients(const std::string& name, nn::AttentionWeights&& dw) {}
 };
 
 // What a model's record function records besides the attention weights.
 struct RecordOptions {
   bool norms = false;   // norm-based attention "<name>.norm" / "<name>.norm_sum" (models on nn::MultiHeadAttention)
+  bool mixing = false;  // value zeroing "<name>.mixing" (self-attention of models on nn::EncoderBlock)
 };
 
 // The simplest sink: keeps the last weights (and gradients) of every tensor by name.
 class AttentionCollector : public AttentionSink {
  public:
-  explicit AttentionCollector(bool gradients = false, bool norms = false) : want_grads_(gradients), want_norms_(norms) {}
+  explicit AttentionCollector(bool gradients = false, bool norms = false, bool mixing = false)
+      : want_grads_(gradients), want_norms_(norms), want_mixing_(mixing) {}
   void weights(const std::string& name, nn::AttentionWeights&& w, int query_offset = 0) override;
   bool wants_gradients() const override { return want_grads_; }
   bool wants_norms() const override { return want_norms_; }
+  bool wants_mixing() const override { return want_mixing_; }
   void gradients(const std::string& name, nn::AttentionWeights&& dw) override;
 
   std::vector<std::string> names;                      // in the order first seen
@@ -50,6 +56,7 @@ class AttentionCollector : public AttentionSink {
  private:
   bool want_grads_ = false;
   bool want_norms_ = false;
+  bool want_mixing_ = false;
 };
 
 // One result type for every evaluation: named metrics in a fixed order (accuracy, macro_f1,

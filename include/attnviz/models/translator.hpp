@@ -95,7 +95,8 @@ class Translator : public Model {
   // Teacher-forced run on (src, tgt) that records attention (forward with a collector):
   // "decoder.layerL.cross" [H, T+1, S+1] (rows: target tokens + <eos>, columns: source tokens +
   // <eos>), and for the transformer "encoder.layerL.self" and "decoder.layerL.self" too; with
-  // what.norms the transformer adds "<name>.norm" and "<name>.norm_sum" after each of them.
+  // what.norms the transformer adds "<name>.norm" and "<name>.norm_sum" after each of them, with
+  // what.mixing "encoder.layerL.self.mixing" (value zeroing) after each encoder layer.
   AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what = {});
 
   std::string attention_kind() const;   // "additive", ..., or "scaled-dot" for the transformer
