@@ -122,6 +122,21 @@ TEST_CASE("CLI: train/eval/record translate print dropped pairs, take --gold-one
   CHECK(bad.out.find("--gold-one-indexed") != std::string::npos);
   auto good = run_cli(ev + " --gold-one-indexed");
   CHECK_MESSAGE(good.code == 0, good.out);
+  // Several models of one kind: each row is labelled by its file (the whole path when names repeat).
+  fs::create_directories(dir / "sub");
+  fs::copy_file(model, dir / "seed2.safetensors");
+  fs::copy_file(model, dir / "sub" / "m.safetensors");
+  auto many = run_cli("eval translate --model '" + model + "' --model '" + (dir / "seed2.safetensors").string() +
+                      "' --model '" + (dir / "sub" / "m.safetensors").string() + "' --corpus '" +
+                      (dir / "gold.tsv").string() + "' --gold-one-indexed");
+  REQUIRE_MESSAGE(many.code == 0, many.out);
+  std::vector<std::string> rows;
+  for (size_t a = 0, b; (b = many.out.find('\n', a)) != std::string::npos; a = b + 1) rows.push_back(many.out.substr(a, b - a));
+  REQUIRE(rows.size() >= 4);
+  CHECK(rows[0].rfind("file", 0) == 0);
+  CHECK_MESSAGE(rows[1].rfind(model + " ", 0) == 0, rows[1]);
+  CHECK_MESSAGE(rows[2].rfind("seed2.safetensors ", 0) == 0, rows[2]);
+  CHECK_MESSAGE(rows[3].rfind((dir / "sub" / "m.safetensors").string() + " ", 0) == 0, rows[3]);
   // Pre-tokenized text with a gold column: a note, then read with --pretokenized.
   spit(dir / "pre.tsv", "the cat 's\tle chat\t0-0 1-1\n");
   const std::string ev2 = "eval translate --model '" + model + "' --corpus '" + (dir / "pre.tsv").string() + "'";

@@ -63,3 +63,25 @@ TEST_CASE("inspect names --all-rows when it leaves out the top keys of a large t
   REQUIRE(small.code == 0);
   CHECK(small.out.find("--all-rows prints them") == std::string::npos);
 }
+
+TEST_CASE("range messages are short: no 309-digit bound (CLI11's PositiveNumber printed DBL_MAX in full)") {
+  const auto d = temp_dir("ranges");
+  const std::string rec = sample("alignment_6x7.safetensors").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train mnist --epochs -3", "--epochs"},
+      {"train textcls --dim -1", "--dim"},
+      {"train translate --checkpoint-every -2", "--checkpoint-every"},
+      {"render heatmap " + rec + " --head -1 -o " + (d / "h.png").string(), "--head"},
+      {"render grid " + rec + " --sample nan -o " + (d / "g.png").string(), "--sample"},
+      {"train mnist --batch 0", "--batch"},
+  };
+  for (const auto& [args, option] : cases) {
+    RunResult r = run_cli(args);
+    CHECK_MESSAGE(r.code == 1, args << ": " << r.out);
+    CHECK_MESSAGE(r.out.find(option) != std::string::npos, r.out);
+    CHECK_MESSAGE(r.out.size() < 300, args << ": " << r.out);
+    CHECK_MESSAGE(r.out.find("17976931348623157") == std::string::npos, r.out);
+  }
+  CHECK_FALSE(fs::exists(d / "h.png"));
+  CHECK_FALSE(fs::exists(d / "g.png"));
+}

@@ -206,3 +206,27 @@ TEST_CASE("CLI: corpus, train, eval (with baseline), record and render text on a
   REQUIRE_MESSAGE(r.code == 0, r.out);
   CHECK(read_text_tsv(dir / "test.tsv").size() == 30);
 }
+
+TEST_CASE("data.* metadata of a corrupt model file: the message names the file and the key, never a bare 'stoi'") {
+  using attnviz::models::TextDataSource;
+  const auto good = TextDataSource{}.to_metadata();
+  const TextDataSource back = TextDataSource::from_metadata(good, "m.safetensors");
+  CHECK(back.to_metadata() == good);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"data.min_words", "abc"}, {"data.max_words", "99999999999999999999"}, {"data.max_per_class", "-4"},
+      {"data.split_seed", "1.5"}, {"data.test_fraction", "2"}, {"data.categories", "[1,2]"},
+      {"data.categories", "{"}};
+  for (const auto& [key, value] : bad) {
+    auto meta = good;
+    meta[key] = value;
+    std::string msg;
+    try {
+      TextDataSource::from_metadata(meta, "m.safetensors");
+    } catch (const attnviz::InputError& e) {
+      msg = e.what();
+    }
+    CHECK_MESSAGE(msg.rfind("m.safetensors: ", 0) == 0, key << "=" << value << ": " << msg);
+    CHECK_MESSAGE(msg.find(key) != std::string::npos, msg);
+    CHECK(msg.find("stoi") == std::string::npos);
+  }
+}

@@ -83,7 +83,7 @@ void add_align(CLI::App& app) {
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
   sub->add_option("--threshold", o->align.threshold, "threshold method: minimum weight, 0..1")->check(finite_in(0.0, 1.0));
   sub->add_option("--tensor", o->tensor, "tensor to align (default: the last layer's cross-attention)");
-  sub->add_option("--head", o->head, "head to use (default: mean over heads)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--head", o->head, "head to use (default: mean over heads)")->check(non_negative_number());
   sub->add_flag("--keep-special", o->keep_special, "keep <eos>/<bos>/[CLS]/... rows and columns (they are dropped by default)");
   sub->add_flag("--rank-heads", o->rank_heads, "score every layer x head (and each layer's mean over heads) against --gold "
                                               "over all samples and print them by AER; --tensor filters tensor names");

@@ -24,9 +24,9 @@ void add_bench_train(CLI::App& parent) {
   auto o = std::make_shared<Opts>();
   o->cfg.depth = 2;  // the reference architecture of the PyTorch comparison
   auto* sub = parent.add_subcommand("train", "training throughput of the MNIST ViT (samples/s)");
-  sub->add_option("--steps", o->steps, "timed optimizer steps")->check(CLI::PositiveNumber);
-  sub->add_option("--warmup-steps", o->warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-  sub->add_option("--batch", o->batch, "batch size")->check(CLI::PositiveNumber);
+  sub->add_option("--steps", o->steps, "timed optimizer steps")->check(positive_number());
+  sub->add_option("--warmup-steps", o->warmup, "untimed steps first")->check(non_negative_number());
+  sub->add_option("--batch", o->batch, "batch size")->check(positive_number());
   sub->add_option("--patch", o->cfg.patch, "patch side");
   sub->add_option("--dim", o->cfg.dim, "model width");
   sub->add_option("--depth", o->cfg.depth, "encoder blocks");

@@ -39,8 +39,8 @@ void add_recipe_options(CLI::App* sub, TrainCli& o) {
   sub->add_option("--depth", o.cfg.depth, "encoder blocks (vit)");
   sub->add_option("--heads", o.cfg.heads, "attention heads per block (vit)");
   sub->add_option("--mlp", o.cfg.mlp, "MLP hidden width (vit)");
-  sub->add_option("--epochs", o.opt.epochs, "passes over the training set")->check(CLI::PositiveNumber);
-  sub->add_option("--batch", o.opt.batch, "mini-batch size")->check(CLI::PositiveNumber);
+  sub->add_option("--epochs", o.opt.epochs, "passes over the training set")->check(positive_number());
+  sub->add_option("--batch", o.opt.batch, "mini-batch size")->check(positive_number());
   sub->add_option("--lr", o.opt.lr, "peak learning rate (after warm-up; cosine decay to --min-lr)");
   sub->add_option("--min-lr", o.opt.min_lr, "final learning rate of the cosine schedule");
   sub->add_option("--warmup", o.opt.warmup_epochs, "linear warm-up length in epochs");
@@ -151,7 +151,7 @@ void add_train_mnist(CLI::App& parent) {
   sub->add_option("--out,-o", o->out, "model file to write (.safetensors)");
   sub->add_option("--checkpoint", o->checkpoint, "checkpoint written after every epoch (default: OUT with .ckpt)");
   sub->add_option("--checkpoint-every", o->opt.checkpoint_every, "also write the checkpoint every N steps (0 = epochs only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
   auto snap = std::make_shared<SnapshotCli>();
   sub->add_option("--snapshot-every", snap->every, "record the --probe image's attention before training and every N "
@@ -258,9 +258,9 @@ void add_record_mnist(CLI::App& parent) {
       ->required();
   sub->add_option("--out,-o", o->out, "record file to write (.safetensors, one sample per image)")->required();
   sub->add_option("--index", o->index, "comma-separated image numbers, e.g. 0,7,42");
-  sub->add_option("--first", o->first, "the first N images (of --class if given); default 16")->check(CLI::NonNegativeNumber);
+  sub->add_option("--first", o->first, "the first N images (of --class if given); default 16")->check(non_negative_number());
   sub->add_option("--misclassified", o->misclassified, "the first N images the model gets wrong")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--class", o->klass, "only images whose true label is this digit")->check(CLI::Range(0, 9));
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
   set_example(sub, "attnviz record mnist --model models/vit.safetensors --index 0,7,42 -o digits.safetensors");

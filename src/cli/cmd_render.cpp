@@ -77,7 +77,7 @@ void add_common(CLI::App* sub, Common& c, const std::string& default_cmap) {
 template <class HeadSelection>
 void add_head_selection(CLI::App* sub, HeadSelection& sel, const std::string& default_tensor) {
   sub->add_option("-t,--tensor", sel.tensor, "tensor name (default: " + default_tensor + ")");
-  sub->add_option("--head", sel.head, "head index")->check(CLI::NonNegativeNumber);
+  sub->add_option("--head", sel.head, "head index")->check(non_negative_number());
   sub->add_flag("--mean-heads", sel.mean_heads, "average over all heads");
 }
 
@@ -231,14 +231,14 @@ void add_overlay(CLI::App& parent) {
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "inferno");
   add_head_selection(sub, o->sel, "the last self-attention layer");
-  sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(non_negative_number());
   sub->add_option("--method", o->method, "which map: cls, rollout, flow, grad-rollout (cls = the chosen query's attention "
                                          "in one layer)");
   sub->add_flag("--all", o->all, "one panel per sample of the file, with true/predicted labels");
-  sub->add_option("--limit", o->limit, "at most this many samples with --all")->check(CLI::PositiveNumber);
+  sub->add_option("--limit", o->limit, "at most this many samples with --all")->check(positive_number());
   sub->add_flag("--strip", o->strip, "one image: [image | each head | mean of heads] side by side");
   sub->add_option("--alpha", o->ov.alpha, "opacity of the attention colours over the image")->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--columns", o->ov.columns, "panels per row (default: automatic)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--columns", o->ov.columns, "panels per row (default: automatic)")->check(non_negative_number());
   sub->add_option("--panel", o->ov.panel, "panel size in points")->check(CLI::Range(16.0, 1000.0));
   sub->add_flag("--shared-scale", o->ov.shared_scale, "one colour range over all panels");
   sub->add_flag("--colorbar", o->ov.colorbar, "add a colorbar (use with --shared-scale)");

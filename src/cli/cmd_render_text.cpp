@@ -33,7 +33,7 @@ void add_render_text(CLI::App& parent) {
   add_import_options(sub, o->import);
   sub->add_option("--samples", o->samples, "which samples of a multi-sample file (default: the first --max)")
       ->delimiter(',');
-  sub->add_option("--max", o->max_items, "at most this many sentences per figure")->check(CLI::PositiveNumber);
+  sub->add_option("--max", o->max_items, "at most this many sentences per figure")->check(positive_number());
   auto* sub_tensor = sub->add_option("--tensor", o->sel.tensor,
                                      "tensor whose weights shade the tokens (default: pool, or the only tensor)");
   sub->add_option("--head", o->sel.head, "head of that tensor (-1 = mean over heads)");

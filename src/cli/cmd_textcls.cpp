@@ -35,7 +35,7 @@ void add_data_options(CLI::App* sub, DataOpts& d, bool split) {
   sub->add_option("--categories", d.categories,
                   "fortune categories used as labels (default: computers science politics law food)")
       ->delimiter(',');
-  sub->add_option("--max-words", d.max_words, "fortunes: drop entries with more words")->check(CLI::PositiveNumber);
+  sub->add_option("--max-words", d.max_words, "fortunes: drop entries with more words")->check(positive_number());
   if (split) {
     sub->add_option("--test-fraction", d.test_fraction, "share of each class held out for testing")
         ->check(CLI::Range(0.01, 0.99));
@@ -104,24 +104,24 @@ void train_cmd(CLI::App& parent) {
       ->check(CLI::IsMember({"bigru", "transformer"}));
   sub->add_option("--score", o->cfg.score, "bigru pooling score: additive | general | scaled-dot")
       ->check(CLI::IsMember({"additive", "general", "scaled-dot"}));
-  sub->add_option("--embed", o->cfg.embed, "bigru: word embedding width")->check(CLI::PositiveNumber);
-  sub->add_option("--hidden", o->cfg.hidden, "bigru: GRU state per direction")->check(CLI::PositiveNumber);
-  sub->add_option("--dim", o->cfg.dim, "transformer: model width")->check(CLI::PositiveNumber);
-  sub->add_option("--layers", o->cfg.layers, "transformer: encoder blocks")->check(CLI::PositiveNumber);
-  sub->add_option("--heads", o->cfg.heads, "transformer: attention heads")->check(CLI::PositiveNumber);
-  sub->add_option("--max-len", o->cfg.max_len, "word tokens kept per text")->check(CLI::PositiveNumber);
+  sub->add_option("--embed", o->cfg.embed, "bigru: word embedding width")->check(positive_number());
+  sub->add_option("--hidden", o->cfg.hidden, "bigru: GRU state per direction")->check(positive_number());
+  sub->add_option("--dim", o->cfg.dim, "transformer: model width")->check(positive_number());
+  sub->add_option("--layers", o->cfg.layers, "transformer: encoder blocks")->check(positive_number());
+  sub->add_option("--heads", o->cfg.heads, "transformer: attention heads")->check(positive_number());
+  sub->add_option("--max-len", o->cfg.max_len, "word tokens kept per text")->check(positive_number());
   sub->add_option("--dropout", o->cfg.dropout, "dropout on embeddings and the pooled vector");
   sub->add_option("--word-dropout", o->cfg.word_dropout, "chance a word is replaced by <unk> while training");
   sub->add_option("--min-count", o->min_count, "words seen fewer times in training become <unk>")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--epochs", o->train.epochs, "passes over the training set")->check(CLI::PositiveNumber);
-  sub->add_option("--batch", o->train.batch, "texts per step")->check(CLI::PositiveNumber);
+      ->check(positive_number());
+  sub->add_option("--epochs", o->train.epochs, "passes over the training set")->check(positive_number());
+  sub->add_option("--batch", o->train.batch, "texts per step")->check(positive_number());
   sub->add_option("--lr", o->train.lr, "peak learning rate (AdamW, warm-up + cosine)");
   sub->add_option("--seed", o->train.seed, "seed of initialisation, shuffling and dropout");
   sub->add_option("-o,--out", o->out, "model file (.safetensors), also the checkpoint after every epoch")
       ->required();
   sub->add_option("--checkpoint-every", o->train.checkpoint_every, "also write --out every N steps (0 = epochs only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--resume", o->resume,
                   "continue the training stored in this checkpoint (a bare --resume: the one in --out; same options)")
       ->expected(0, 1)
@@ -256,9 +256,9 @@ void record_cmd(CLI::App& parent) {
       ->required();
   sub->add_option("--text", o->texts, "a text to classify (repeatable)");
   sub->add_option("--label", o->label, "true label of the --text texts (optional)");
-  sub->add_option("--from-test", o->from_test, "N texts spread evenly over the test split")->check(CLI::NonNegativeNumber);
+  sub->add_option("--from-test", o->from_test, "N texts spread evenly over the test split")->check(non_negative_number());
   sub->add_option("--misclassified", o->misclassified, "the first N misclassified test texts")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   add_data_options(sub, o->data, true);
   sub->add_option("-o,--out", o->out, "record file (.safetensors, one sample per text)")->required();
   set_example(sub, "attnviz record textcls --model models/textcls.safetensors --from-test 8 -o texts.safetensors");

@@ -6,6 +6,7 @@
 
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/io/atomic_file.hpp>
+#include <attnviz/io/printable.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/train/tasks.hpp>
@@ -14,6 +15,7 @@
 #include <omp.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <algorithm>
 #include <memory>
@@ -40,13 +42,13 @@ void add_data_options(CLI::App* sub, DataOptions& d, int default_synthetic, std:
   d.seed = default_seed;
   sub->add_option("--corpus", d.corpus, "UTF-8 TSV source<TAB>target[<TAB>gold] (or 'source ||| target' lines)");
   sub->add_option("--synthetic", d.synthetic, "use N pairs of the built-in generator (when no --corpus)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   sub->add_option("--seed", d.seed, "generator seed");
   sub->add_option("--columns", d.columns, "1-based columns to read: source,target[,gold] (e.g. 1,2 for Tatoeba exports)");
   sub->add_flag("--one-indexed,--gold-one-indexed", d.one_indexed, "gold links in the corpus are 1-based");
-  sub->add_option("--max-pairs", d.max_pairs, "read at most N pairs (0 = all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-pairs", d.max_pairs, "read at most N pairs (0 = all)")->check(non_negative_number());
   sub->add_option("--max-tokens", d.max_tokens, "skip pairs with a side longer than N tokens (0 = keep all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
 }
 
 // Reads the corpus; for the generator, `split` picks train or held-out sentences.
@@ -106,7 +108,7 @@ void add_train_translate(CLI::App& parent) {
       ->check(CLI::IsMember({"none", "nfc", "nfkc", "nfkc-ro"}));
   sub->add_flag("--strip-diacritics", o->cfg.tokenizer.strip_diacritics, "remove accents and other marks (ș -> s, é -> e)");
   sub->add_flag("--pretokenized", o->cfg.pretokenized, "text is already tokenized: split on spaces only");
-  sub->add_option("--min-count", o->min_count, "words seen fewer times become <unk>")->check(CLI::PositiveNumber);
+  sub->add_option("--min-count", o->min_count, "words seen fewer times become <unk>")->check(positive_number());
   sub->add_option("--arch", o->cfg.arch, "rnn | transformer")->check(CLI::IsMember({"rnn", "transformer"}));
   sub->add_option("--attention", o->attention, "rnn scoring: additive | dot | general | scaled-dot")
       ->check(CLI::IsMember({"additive", "dot", "general", "scaled-dot"}));
@@ -125,21 +127,21 @@ void add_train_translate(CLI::App& parent) {
                               "total); default {} for additive attention, 0 for the others", kDefaultAdditiveCoverage))
       ->check(CLI::Range(0.0, 100.0))
       ->default_str("auto");
-  sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(CLI::PositiveNumber);
-  sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(CLI::PositiveNumber);
-  sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(CLI::PositiveNumber);
-  sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(CLI::PositiveNumber);
+  sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(positive_number());
+  sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(positive_number());
+  sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(positive_number());
+  sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(positive_number());
   // --seed is the synthetic corpus generator's (add_data_options), so the model's seed keeps its name
   sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
   sub->add_option("--heldout", o->heldout,
                   "held-out pairs evaluated after training (0 = none): the corpus file's LAST N lines (on a "
                   "length-sorted corpus, the longest sentences), or N random pairs with --split-seed")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--split-seed", o->split_seed, "hold out N random pairs (seeded) instead of the file's last N")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("-o,--out", o->out, "model file (a checkpoint OUT.ckpt is written after every epoch)");
   sub->add_option("--checkpoint-every", o->train.checkpoint_every, "also write OUT.ckpt every N steps (0 = epochs only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   sub->add_option("--resume", o->resume,
                   "continue from this checkpoint (e.g. OUT.ckpt) with the same options; a bare --resume (old "
                   "spelling) means OUT.ckpt")
@@ -231,7 +233,7 @@ void add_eval_translate(CLI::App& parent) {
   auto* sub = parent.add_subcommand("translate", "exact match, BLEU-4 and alignment precision/recall/AER, one row per model");
   sub->add_option("--model", o->models, "model file(s)")->required();
   add_data_options(sub, o->data, 500, 1000);
-  sub->add_option("--beam", o->eval.beam, "beam width (1 = greedy)")->check(CLI::PositiveNumber);
+  sub->add_option("--beam", o->eval.beam, "beam width (1 = greedy)")->check(positive_number());
   sub->add_option("--length-penalty", o->eval.length_penalty, "beam: score / length^alpha");
   sub->add_option("--method", o->method, "alignment extraction: argmax | itermax | intersect | threshold")
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
@@ -244,10 +246,20 @@ void add_eval_translate(CLI::App& parent) {
     default_threads();
     o->eval.align.method = parse_align_method(o->method);
     nlohmann::json js = nlohmann::json::array();
+    // Rows are labelled by file: several models of one kind (seeds, sizes) would otherwise print
+    // identical labels. The file name, or the whole path when two files share a name.
+    std::vector<std::string> names, labels;
+    for (const auto& path : o->models) names.push_back(fs::path(path).filename().string());
+    for (size_t i = 0; i < names.size(); ++i)
+      labels.push_back(std::count(names.begin(), names.end(), names[i]) > 1 ? o->models[i] : names[i]);
+    size_t w = 22;
+    for (const auto& l : labels) w = std::max(w, printable_for_terminal(l).size());
     if (!o->json)
-      fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "model", "attention", "pairs", "exact",
-                 "BLEU-4", "AER", "prec", "recall", "tensor");
-    for (const auto& path : o->models) {
+      fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "file", w, "model", "attention", "pairs",
+                 "exact", "BLEU-4", "AER", "prec", "recall", "tensor");
+    for (size_t mi = 0; mi < o->models.size(); ++mi) {
+      const auto& path = o->models[mi];
+      const std::string label = printable_for_terminal(labels[mi]);
       auto model = load_translator(path);
       auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer,
                               model->config.pretokenized || o->data.pretokenized);
@@ -271,18 +283,18 @@ void add_eval_translate(CLI::App& parent) {
       js.push_back(j);
       if (!o->json) {
         if (r.alignment.empty())
-          fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  (no gold)\n", model->name(),
+          fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  (no gold)\n", label, w, model->name(),
                      model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu, "-",
                      "-", "-");
         for (size_t l = 0; l < r.alignment.size(); ++l) {
           const auto& a = r.alignment[l];
           if (l == 0)
-            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  {}\n", model->name(),
+            fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  {}\n", label, w, model->name(),
                        model->attention_kind(), r.sentences, pct(double(r.exact) / r.sentences), 100 * r.bleu.bleu,
                        pct(a.score.aer()), pct(a.score.precision()), pct(a.score.recall()), a.tensor);
           else
-            fmt::print("{:<22} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "", "", "", "", "", pct(a.score.aer()),
-                       pct(a.score.precision()), pct(a.score.recall()), a.tensor);
+            fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "", w, "", "", "", "", "",
+                       pct(a.score.aer()), pct(a.score.precision()), pct(a.score.recall()), a.tensor);
         }
       }
     }
@@ -309,7 +321,7 @@ void add_record_translate(CLI::App& parent) {
       ->delimiter(',');
   add_data_options(sub, o->data, 500, 1000);
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
-  sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(CLI::PositiveNumber);
+  sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(positive_number());
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
   sub->add_option("--record", o->what, "also record (comma-separated; transformer only): norms (norm-based attention "
                                        "<name>.norm per head and <name>.norm_sum, Kobayashi et al. 2020), mixing (value "
@@ -369,7 +381,7 @@ void add_corpus_translate(CLI::App& p) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = p.add_subcommand("translate", "write the built-in parallel corpus (with gold alignments) as TSV");
-  sub->add_option("--synthetic", o->count, "number of pairs")->check(CLI::PositiveNumber);
+  sub->add_option("--synthetic", o->count, "number of pairs")->check(positive_number());
   sub->add_option("--seed", o->seed, "generator seed");
   sub->add_option("--split", o->split, "all | train | test (test: the sentences training never sees)")
       ->check(CLI::IsMember({"all", "train", "test"}));

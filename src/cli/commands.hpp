@@ -28,6 +28,27 @@ inline CLI::Validator finite_in(double lo = -HUGE_VAL, double hi = HUGE_VAL) {
       std::isfinite(lo) ? "FINITE in [" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]" : "FINITE");
 }
 
+// CLI11's PositiveNumber / NonNegativeNumber print the largest double in full (309 digits) when
+// they refuse a value; these say what is wanted in a few words (and refuse NaN and infinity).
+inline CLI::Validator number_above(double lo, bool inclusive, const std::string& wanted) {
+  return CLI::Validator(
+      [lo, inclusive, wanted](std::string& v) -> std::string {
+        double x = 0;
+        try {
+          size_t used = 0;
+          x = std::stod(v, &used);
+          if (used != v.size()) return "must be " + wanted + ", not " + v;
+        } catch (const std::exception&) {
+          return "must be " + wanted + ", not " + v;
+        }
+        if (!std::isfinite(x) || x < lo || (!inclusive && x == lo)) return "must be " + wanted + ", not " + v;
+        return {};
+      },
+      inclusive ? "NONNEGATIVE" : "POSITIVE");
+}
+inline CLI::Validator positive_number() { return number_above(0, false, "a number above 0"); }
+inline CLI::Validator non_negative_number() { return number_above(0, true, "0 or a positive number"); }
+
 // Options every subcommand can see (set on the top-level app).
 struct Globals {
   std::string data_dir;   // --data / $ATTNVIZ_DATA

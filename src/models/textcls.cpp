@@ -1,4 +1,5 @@
 // Text classifiers: config, vocabulary, batching, model files, evaluation, training, recording.
+#include <algorithm>
 #include <attnviz/error.hpp>
 #include <attnviz/models/model_file.hpp>
 #include <attnviz/models/textcls.hpp>
@@ -186,17 +187,46 @@ TextDataSource TextDataSource::from_metadata(const std::map<std::string, std::st
     auto it = meta.find(key);
     return it == meta.end() ? nullptr : &it->second;
   };
-  try {
-    if (auto v = get("data.tsv")) d.tsv = *v;
-    if (auto v = get("data.fortunes_dir")) d.fortunes.dir = *v;
-    if (auto v = get("data.categories")) d.fortunes.categories = json::parse(*v).get<std::vector<std::string>>();
-    if (auto v = get("data.min_words")) d.fortunes.min_words = std::stoi(*v);
-    if (auto v = get("data.max_words")) d.fortunes.max_words = std::stoi(*v);
-    if (auto v = get("data.max_per_class")) d.fortunes.max_per_class = std::stoi(*v);
-    if (auto v = get("data.test_fraction")) d.test_fraction = json::parse(*v).get<double>();
-    if (auto v = get("data.split_seed")) d.split_seed = std::stoull(*v);
-  } catch (const std::exception& e) {
-    throw InputError(path, std::string("bad data.* metadata: ") + e.what());
+  // Each value is parsed as JSON (integers, numbers, arrays) so a corrupt one is named with its key,
+  // not reported as the bare "stoi" of std::stoi.
+  auto parse = [&](const char* key, const std::string& v) {
+    try {
+      return json::parse(v);
+    } catch (const std::exception&) {
+      throw InputError(path, std::string("metadata '") + key + "' is not valid: '" + v.substr(0, 40) + "'");
+    }
+  };
+  auto integer = [&](const char* key, const std::string& v) -> long long {
+    const json j = parse(key, v);
+    if (!j.is_number_integer()) throw InputError(path, std::string("metadata '") + key + "' is not an integer: '" + v.substr(0, 40) + "'");
+    return j.get<long long>();
+  };
+  if (auto v = get("data.tsv")) d.tsv = *v;
+  if (auto v = get("data.fortunes_dir")) d.fortunes.dir = *v;
+  if (auto v = get("data.categories")) {
+    const json j = parse("data.categories", *v);
+    if (!j.is_array() || !std::all_of(j.begin(), j.end(), [](const json& e) { return e.is_string(); }))
+      throw InputError(path, "metadata 'data.categories' is not a list of names");
+    d.fortunes.categories = j.get<std::vector<std::string>>();
+  }
+  auto small = [&](const char* key, const std::string& v) {
+    const long long x = integer(key, v);
+    if (x < 0 || x > 1000000000) throw InputError(path, std::string("metadata '") + key + "' is out of range: " + v);
+    return static_cast<int>(x);
+  };
+  if (auto v = get("data.min_words")) d.fortunes.min_words = small("data.min_words", *v);
+  if (auto v = get("data.max_words")) d.fortunes.max_words = small("data.max_words", *v);
+  if (auto v = get("data.max_per_class")) d.fortunes.max_per_class = small("data.max_per_class", *v);
+  if (auto v = get("data.test_fraction")) {
+    const json j = parse("data.test_fraction", *v);
+    if (!j.is_number() || !(j.get<double>() > 0 && j.get<double>() < 1))
+      throw InputError(path, "metadata 'data.test_fraction' is not a number between 0 and 1: '" + v->substr(0, 40) + "'");
+    d.test_fraction = j.get<double>();
+  }
+  if (auto v = get("data.split_seed")) {
+    const json j = parse("data.split_seed", *v);
+    if (!j.is_number_unsigned()) throw InputError(path, "metadata 'data.split_seed' is not a non-negative integer: '" + v->substr(0, 40) + "'");
+    d.split_seed = j.get<std::uint64_t>();
   }
   return d;
 }
