@@ -7,6 +7,7 @@
 #include <attnviz/error.hpp>
 #include <attnviz/io/gguf.hpp>
 #include <attnviz/io/npy.hpp>
+#include <attnviz/io/safetensors.hpp>
 #include <attnviz/models/lm.hpp>
 
 #include <algorithm>
@@ -679,4 +680,43 @@ TEST_CASE("gguf: a tensor with no elements (a zero in ne) dequantizes to nothing
   REQUIRE(f.find("none") != nullptr);
   CHECK(f.dequantize(*f.find("none")).empty());
   CHECK(f.matrix("none", 4, 0).size() == 0);
+}
+
+TEST_CASE("float_to_half: every finite half round-trips; ties go to even; overflow is infinity") {
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00) == 0x7C00) continue;   // inf / nan
+    const float f = attnviz::half_to_float(static_cast<std::uint16_t>(h));
+    REQUIRE_MESSAGE(attnviz::float_to_half(f) == h, h);
+  }
+  CHECK(attnviz::float_to_half(1.0f) == 0x3C00);
+  CHECK(attnviz::float_to_half(1.0f + std::ldexp(1.f, -11)) == 0x3C00);      // tie -> even (down)
+  CHECK(attnviz::float_to_half(1.0f + 3 * std::ldexp(1.f, -11)) == 0x3C02);  // tie -> even (up)
+  CHECK(attnviz::float_to_half(65519.f) == 0x7BFF);
+  CHECK(attnviz::float_to_half(65520.f) == 0x7C00);
+  CHECK(attnviz::float_to_half(-1e9f) == 0xFC00);
+  CHECK(attnviz::float_to_half(std::ldexp(1.f, -25)) == 0x0000);          // tie between 0 and 2^-24 -> 0
+  CHECK(attnviz::float_to_half(std::ldexp(3.f, -25)) == 0x0002);          // 1.5 * 2^-24 -> 2 * 2^-24
+  CHECK((attnviz::float_to_half(std::nanf("")) & 0x7C00) == 0x7C00);
+}
+
+TEST_CASE("Q8_0 quantize: the llama.cpp reference rule, and dequantize gives x within half a step") {
+  std::vector<float> x(64);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 16) * 0.25f;   // amax 4 -> d = 4/127
+  for (int i = 32; i < 64; ++i) x[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  const auto q = ggml_quantize_q8_0(x.data(), x.size());
+  REQUIRE(q.size() == 2 * 34);
+  std::uint16_t d0 = 0;
+  std::memcpy(&d0, q.data(), 2);
+  CHECK(d0 == attnviz::float_to_half(4.0f / 127.0f));
+  CHECK(static_cast<std::int8_t>(q[2 + 0]) == -127);    // -4 / d
+  CHECK(static_cast<std::int8_t>(q[2 + 16]) == 0);
+  CHECK(static_cast<std::int8_t>(q[2 + 18]) == 16);     // x = 0.5: 0.5 * 127 / 4 = 15.875 -> 16
+  std::vector<float> back(64);
+  ggml_dequantize(GgmlType::Q8_0, q.data(), back.data(), back.size());
+  for (int b = 0; b < 2; ++b) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    for (int i = 0; i < 32; ++i) CHECK(std::fabs(back[b * 32 + i] - x[b * 32 + i]) <= amax / 127 * 0.5f + amax * 1e-3f);
+  }
+  CHECK_THROWS(ggml_quantize_q8_0(x.data(), 31));
 }

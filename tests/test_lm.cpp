@@ -352,3 +352,24 @@ TEST_CASE("render: a causal record's heatmap masks the upper triangle; lines --q
   lo.query = 8;
   CHECK_THROWS_AS(render::layout_lines(rec, "decoder.layer0.self", lo), UsageError);
 }
+
+TEST_CASE("demo --only llm --model FILE: the LLM section on any model, heads found by measuring") {
+  const auto dir = attnviz::test::temp_dir("demo_llm");
+  const auto r = run_cli("demo --only llm --model '" + fixture("llama_gqa4_f16_untied.gguf").string() + "' --out '" +
+                         dir.string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("== demo: llm") != std::string::npos);
+  CHECK(r.out.find("== demo: mnist") == std::string::npos);  // --only: nothing else ran
+  CHECK(r.out.find("previous-token head layer") != std::string::npos);
+  for (const char* f : {"llm/story.safetensors", "llm/prev_token.png", "llm/bos.png", "llm/last_query.png", "index.html"})
+    CHECK_MESSAGE(fs::file_size(dir / f) > 100, f);
+  const std::string page = attnviz::test::slurp(dir / "index.html");
+  CHECK(page.find("llm/prev_token.png") != std::string::npos);
+  CHECK(page.find("highest of all heads") != std::string::npos);
+  // A wrong --model is refused at once, before any section runs.
+  const auto bad = run_cli("demo --model '" + (dir / "absent.gguf").string() + "' --out '" + dir.string() + "'");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("absent.gguf") != std::string::npos);
+  CHECK(bad.out.find("== demo:") == std::string::npos);
+  CHECK(run_cli("demo --only nosuch --out '" + dir.string() + "'").code == 1);
+}

@@ -6,6 +6,7 @@
 
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/io/gguf.hpp>
 #include <attnviz/models/lm.hpp>
 
 #include <fmt/core.h>
@@ -29,6 +30,7 @@ struct BenchLmOptions {
   double max_record_mib = 2048;
   std::string stories;   // stories260K.gguf (default: ../shared/models beside the checkout)
   bool json = false;
+  bool q8 = true;
 };
 
 // Keeps every tensor's weights (what a record would hold), as generate's recorder does.
@@ -110,6 +112,40 @@ void run(const BenchLmOptions& o) {
     row(fmt::format("prefill T={} + record", T), sr, T, flops);
   }
 
+  // Q8_0: GGUF Q8_0 tensors are dequantized to float32 when a file is loaded (one tuned F32 GEMM
+  // serves every type), so a Q8_0 model costs its dequantization once at load and then runs at the
+  // F32 speed above. These rows measure both on the same shape: every matrix quantized to Q8_0
+  // blocks in memory, timed while dequantized into the model, then one prefill with those weights.
+  if (o.q8) {
+    std::vector<std::pair<Mat*, std::vector<std::uint8_t>>> blocks;
+    std::uint64_t bytes = 0, elems = 0;
+    for (const auto& spec : models::lm_tensor_table(cfg)) {
+      Mat* w = nullptr;
+      try {
+        w = &m.weight(spec.name);
+      } catch (const std::out_of_range&) {
+        continue;   // optional tensor this config has not
+      }
+      if (w->rows() < 2 || w->size() % 32 != 0) continue;   // norms stay F32, as in llama.cpp's files
+      blocks.emplace_back(w, ggml_quantize_q8_0(w->data(), static_cast<std::uint64_t>(w->size())));
+      bytes += blocks.back().second.size();
+      elems += static_cast<std::uint64_t>(w->size());
+    }
+    const double sd = seconds([&] {
+      for (auto& [w, q] : blocks) ggml_dequantize(GgmlType::Q8_0, q.data(), w->data(), static_cast<std::uint64_t>(w->size()));
+    }, o.min_seconds, 5);
+    if (!o.json)
+      fmt::print("{:<28} {:>10.1f}   ({:.0f} MiB of Q8_0 blocks -> {:.0f} MiB F32, {:.1f} GB/s read, 1 thread)\n",
+                 "Q8_0: dequantize at load", sd * 1e3, bytes / 1048576.0, elems * 4 / 1048576.0, bytes / sd / 1e9);
+    j["rows"].push_back({{"what", "Q8_0: dequantize at load"}, {"seconds", sd}, {"q8_bytes", bytes}, {"f32_bytes", elems * 4}});
+    const int T = 512;
+    std::vector<int> ids(T);
+    for (int& id : ids) id = rng.below(cfg.vocab);
+    models::LmCache cache = m.new_cache(T);
+    const double s = seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
+    row(fmt::format("prefill T={} (Q8_0 weights)", T), s, T, m.matmul_flops(T, 0));
+  }
+
   // Generation: a prompt, then steps tokens one at a time (greedy), with and without recording.
   for (bool rec : {false, true}) {
     models::GenerateOptions g;
@@ -164,6 +200,7 @@ void add_bench_lm(CLI::App& parent) {
   sub->add_option("--max-record-mib", o->max_record_mib, "recording runs whose record would exceed this are refused");
   sub->add_option("--stories", o->stories, "stories260K.gguf for the one-thread generation rows (default: ../shared/models)");
   sub->add_flag("--json", o->json, "machine-readable output");
+  sub->add_flag("!--no-q8", o->q8, "leave out the Q8_0 rows (dequantize at load, prefill T=512 with Q8_0 weights)");
   set_example(sub, "attnviz --threads 2 bench lm --sizes 128,512");
   sub->callback([o] { run(*o); });
 }

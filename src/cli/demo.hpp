@@ -18,6 +18,7 @@ struct DemoContext {
   std::filesystem::path out;       // gallery folder
   std::filesystem::path models;    // where trained models are kept and reused (out/models)
   bool quick = false;
+  std::filesystem::path lm_model;  // --model: a GGUF / minGPT file for the LLM section (empty: look for stories260K)
   std::vector<GalleryItem> items;
   std::vector<std::string> notes;  // lines for the summary at the end (accuracies, timings)
 };

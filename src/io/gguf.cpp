@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <stdexcept>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -246,6 +249,22 @@ std::uint64_t ggml_block_bytes(GgmlType t) {
     case GgmlType::Q4_0: return 2 + 16;  // f16 scale d, 32 x 4-bit in 16 bytes
   }
   return 0;
+}
+
+std::vector<std::uint8_t> ggml_quantize_q8_0(const float* src, std::uint64_t n) {
+  if (n % 32 != 0) throw std::invalid_argument("ggml_quantize_q8_0: n is not a multiple of 32");
+  std::vector<std::uint8_t> out(n / 32 * 34);
+  std::uint8_t* o = out.data();
+  for (std::uint64_t b = 0; b < n / 32; ++b, src += 32, o += 34) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(src[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const std::uint16_t dh = float_to_half(d);
+    std::memcpy(o, &dh, 2);
+    for (int i = 0; i < 32; ++i) o[2 + i] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::lround(src[i] * id)));
+  }
+  return out;
 }
 
 // Block formats (ggml-common.h): Q8_0 x[i] = d * qs[i]; Q4_0 stores element j in the low nibble of

@@ -78,6 +78,22 @@ float half_to_float(std::uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
+std::uint16_t float_to_half(float f) {
+  // Round to nearest, ties to even; overflow to infinity; NaN stays NaN (quiet).
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax >= 0x7F800000u) return sign | (ax > 0x7F800000u ? 0x7E00u : 0x7C00u);
+  if (ax >= 0x477FF000u) return sign | 0x7C00u;   // rounds to >= 65520: infinity
+  if (ax < 0x38800000u) {                          // below 2^-14: subnormal half (or zero)
+    // value / 2^-24, rounded to nearest even, is the subnormal mantissa (0..1024).
+    const float m = std::nearbyint(std::bit_cast<float>(ax) * 16777216.0f);   // 2^24
+    return sign | static_cast<std::uint16_t>(m);
+  }
+  std::uint32_t r = ax + 0xFFFu + ((ax >> 13) & 1u);   // round the 13 dropped bits, ties to even
+  return sign | static_cast<std::uint16_t>((r - (112u << 23)) >> 13);
+}
+
 float bfloat16_to_float(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
 
 bool looks_like_safetensors(const std::string& head) {

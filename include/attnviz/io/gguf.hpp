@@ -119,6 +119,9 @@ std::uint64_t ggml_block_bytes(GgmlType t);
 std::uint64_t ggml_block_elems(GgmlType t);
 // Dequantizes n elements (a multiple of the block size) from src into dst.
 void ggml_dequantize(GgmlType t, const std::uint8_t* src, float* dst, std::uint64_t n);
+// Quantizes n floats (a multiple of 32) to Q8_0 blocks as llama.cpp's reference quantizer does:
+// d = max|x| / 127 stored as f16, q = round(x / d). Used by `bench lm` for its Q8_0 rows and by tests.
+std::vector<std::uint8_t> ggml_quantize_q8_0(const float* src, std::uint64_t n);
 
 // The text `attnviz inspect` prints for a GGUF file: architecture, sizes, tensor types, parameters,
 // tokenizer, then one line per tensor (name, type, shape).

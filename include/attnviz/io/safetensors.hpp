@@ -42,5 +42,7 @@ bool looks_like_safetensors(const std::string& head);
 // IEEE half and bfloat16 to float (used by the importers too).
 float half_to_float(std::uint16_t h);
 float bfloat16_to_float(std::uint16_t b);
+// Float to IEEE half, round to nearest even (infinity above 65504, NaN kept).
+std::uint16_t float_to_half(float f);
 
 }  // namespace attnviz
