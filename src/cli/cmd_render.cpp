@@ -289,9 +289,9 @@ void add_diff(CLI::App& parent) {
   add_common(sub, o->c, "coolwarm");
   add_head_selection(sub, o->a, "the first tensor");
   sub->add_option("--tensor-b", o->tensor_b, "B's tensor (default: the same as A's)");
-  sub->add_option("--head-b", o->head_b, "B's head (default: the same as A's)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--head-b", o->head_b, "B's head (default: the same as A's)")->check(non_negative_number());
   sub->add_flag("--mean-heads-b", o->mean_b, "B is the mean over heads");
-  sub->add_option("--top", o->top, "print this many largest changes (0 = none)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--top", o->top, "print this many largest changes (0 = none)")->check(non_negative_number());
   sub->add_option("--title", o->h.title, "figure title (default: 'A − B' named by tensor and head; '-' = none)");
   sub->callback([o] {
     const auto& in = o->c.batch.inputs;

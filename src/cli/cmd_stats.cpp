@@ -57,7 +57,7 @@ void add_stats(CLI::App& app) {
   auto* sub = app.add_subcommand("stats", "per layer x head statistics over many records: entropy, attention to the "
                                           "first token (sink), attended distance, top-k mass");
   sub->add_option("INPUT", o->inputs, "record files (every sample of each) or importable attention files")->required();
-  sub->add_option("--top-k", o->stats.top_k, "k of the top-k mass")->check(CLI::PositiveNumber);
+  sub->add_option("--top-k", o->stats.top_k, "k of the top-k mass")->check(positive_number());
   sub->add_option("--tensors", o->stats.tensors, "only tensors whose name contains this");
   sub->add_option("-o,--out", o->out, "also write a figure (one heatmap per statistic, layers x heads): .png, .svg or .pdf");
   sub->add_option("--cmap", o->cmap, "colormap of the figure");
