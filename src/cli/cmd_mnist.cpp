@@ -156,8 +156,8 @@ void add_train_mnist(CLI::App& parent) {
   auto snap = std::make_shared<SnapshotCli>();
   sub->add_option("--snapshot-every", snap->every, "record the --probe image's attention before training and every N "
                                                    "optimizer steps (attention over training)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--probe", snap->probe, "test image number recorded at each snapshot")->check(CLI::NonNegativeNumber);
+      ->check(positive_number());
+  sub->add_option("--probe", snap->probe, "test image number recorded at each snapshot")->check(non_negative_number());
   sub->add_option("--snapshots", snap->out, "where the snapshots go: one record file, sample k = snapshot k, step in its "
                                             "metadata (default: OUT with .snapshots.safetensors)");
   set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors\n"

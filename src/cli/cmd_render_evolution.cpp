@@ -31,13 +31,13 @@ void add_render_evolution(CLI::App& parent) {
   sub->add_option("INPUT", o->input, "snapshot record (train mnist --snapshot-every N --probe I)")->required();
   sub->add_option("-o,--out", o->out, "OUT.webp / OUT.gif (animation) or OUT.png / .svg / .pdf (strip)")->required();
   sub->add_option("-t,--tensor", o->ev.sel.tensor, "records without an image: tensor to draw (default: the first)");
-  sub->add_option("--head", o->ev.sel.head, "head to draw")->check(CLI::NonNegativeNumber);
+  sub->add_option("--head", o->ev.sel.head, "head to draw")->check(non_negative_number());
   sub->add_flag("--mean-heads", o->ev.sel.mean_heads, "average over heads");
   sub->add_option("--method", o->method, "images: cls (the last layer's CLS attention, mean over heads), rollout, flow, "
                                          "grad-rollout");
   sub->add_option("--frames", o->frames, "snapshots to show, comma-separated (default: all in an animation, up to "
                                          "--strip-max evenly spaced in a strip)")->delimiter(',');
-  sub->add_option("--strip-max", o->strip_max, "snapshots in a strip by default")->check(CLI::PositiveNumber);
+  sub->add_option("--strip-max", o->strip_max, "snapshots in a strip by default")->check(positive_number());
   sub->add_option("--frame-ms", o->anim.frame_ms, "animation: milliseconds per frame")->check(CLI::Range(20, 60000));
   sub->add_option("--scale", o->anim.scale, "animation: pixels per point")->check(CLI::Range(0.25, 8.0));
   sub->add_option("--cmap", o->ev.cmap, "colormap");

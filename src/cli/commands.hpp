@@ -48,6 +48,9 @@ inline CLI::Validator number_above(double lo, bool inclusive, const std::string&
 }
 inline CLI::Validator positive_number() { return number_above(0, false, "a number above 0"); }
 inline CLI::Validator non_negative_number() { return number_above(0, true, "0 or a positive number"); }
+// Every file of the CLI includes this header after CLI11: a new option using CLI11's validators with
+// the 309-digit message fails to compile instead of slipping through.
+#pragma GCC poison PositiveNumber NonNegativeNumber
 
 // Options every subcommand can see (set on the top-level app).
 struct Globals {
