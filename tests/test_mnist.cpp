@@ -1,9 +1,8 @@
 // Tests of the MNIST models: learning a tiny synthetic IDX task end to end, exact resume, NaN
-// stop, attention gradients vs finite differences, and record contents and shapes.
+// stop, and record contents and shapes (the ViT's numbers and gradients: test_vit.cpp).
 #include <attnviz/error.hpp>
 #include <attnviz/data/idx.hpp>
 #include <attnviz/models/mnist.hpp>
-#include <attnviz/models/vit.hpp>
 #include <attnviz/train/tasks.hpp>
 #include <attnviz/analysis/saliency.hpp>
 
@@ -160,48 +159,6 @@ TEST_CASE("a NaN loss stops training and keeps the last good checkpoint") {
   CHECK(test::slurp(o.checkpoint) == good);
 }
 
-TEST_CASE("attention gradients of the predicted logit match central finite differences") {
-  MnistConfig cfg = tiny();
-  auto m = make_mnist_model(cfg, 9);
-  auto& vit = dynamic_cast<VitModel&>(*m);
-  std::vector<std::uint8_t> lab;
-  IdxImages im = quadrant_images(2, 4, lab);
-  Mat x(2, 64);
-  for (int i = 0; i < 128; ++i) x.data()[i] = im.pixels[i] / 255.f;
-  Mat logits = vit.forward(x);
-  const int cls = 2;
-  Mat d = Mat::Zero(2, cfg.classes);
-  d(0, cls) = 1.f;
-  d(1, 0) = 1.f;
-  vit.backward(d);
-  const int T = cfg.tokens(), H = cfg.heads;
-  std::vector<std::vector<AttentionTensor>> grads = {vit.attention_grads(0), vit.attention_grads(1)};
-  REQUIRE(grads[0].size() == 2);
-  const float eps = 1e-2f;
-  int checked = 0;
-  double max_err = 0;
-  for (int l = 0; l < cfg.depth; ++l)
-    for (int sample = 0; sample < 2; ++sample)
-      for (auto [h, q, k] : {std::tuple{0, 0, 0}, {1, 0, 5}, {0, 3, 7}, {1, 16, 2}, {0, 0, 16}}) {
-        auto& buf = vit.blocks[l].attn.perturb;
-        buf.assign(static_cast<size_t>(2) * H * T * T, 0.f);
-        size_t at = ((static_cast<size_t>(sample) * H + h) * T + q) * T + k;
-        int c = sample == 0 ? cls : 0;
-        buf[at] = eps;
-        double up = vit.forward(x)(sample, c);
-        buf[at] = -eps;
-        double down = vit.forward(x)(sample, c);
-        buf.clear();
-        double fd = (up - down) / (2 * eps);
-        double an = grads[sample][l].at(h, q, k);
-        max_err = std::max(max_err, std::abs(fd - an));
-        CHECK(an == doctest::Approx(fd).epsilon(2e-2).scale(1e-2));
-        ++checked;
-      }
-  CHECK(checked == 20);
-  MESSAGE("max |fd - analytic| = " << max_err);
-}
-
 TEST_CASE("records hold every layer's attention, gradients, image, tokens and metadata") {
   fs::path dir = write_task("record");
   ImageSet test = load_mnist(dir, "test");
@@ -262,3 +219,4 @@ TEST_CASE("records hold every layer's attention, gradients, image, tokens and me
   CHECK(pr[0].image->prefix_tokens == 0);
   pr[0].validate("pool");
 }
+

@@ -117,28 +117,115 @@ Mat MultiHeadAttention::forward(const Mat& xq, const Mat& xkv, int B, int Nq, in
     ko.weights = weights->data.data();
   }
   ctx_.resize(q_.rows(), opt.dim);
+  dense_ = Nk <= opt.dense_max_keys;
+  if (dense_) {
+    dense_forward(ko);
+    if (weights) std::copy(dense_w_.data(), dense_w_.data() + dense_w_.size(), weights->data.begin());
+    return wo.forward(ctx_);
+  }
   KernelShape ks{B, H, Nq, Nk, Dh};
   attention_blocked(q_.data(), k_.data(), v_.data(), ctx_.data(), ks, ko);
   return wo.forward(ctx_);
 }
 
-Mat MultiHeadAttention::backward(const Mat& dy) {
+void MultiHeadAttention::dense_forward(const KernelOptions& ko) {
+  // Per (b, h): A = softmax(scale q k^T) [Nq, Nk] with hidden keys at -inf, ctx = A v [Nq, Dh].
+  const int B = B_, Nq = Nq_, Nk = Nk_, H = opt.heads, Dh = opt.dim / opt.heads;
+  dense_w_.resize(static_cast<Eigen::Index>(B) * H * Nq, Nk);
+  detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 4.0 * B * H * Nq * Nk * Dh,
+                        [&](Eigen::Index i0, Eigen::Index i1) {
+    for (Eigen::Index bh = i0; bh < i1; ++bh) {
+      const Eigen::Index b = bh / H, h = bh % H;
+      auto q = q_.block(b * Nq, h * Dh, Nq, Dh);   // [Nq, Dh]
+      auto k = k_.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
+      auto v = v_.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
+      MatMap a(dense_w_.data() + bh * Nq * Nk, Nq, Nk);
+      a.noalias() = (q * k.transpose()) * ko.scale;
+      const int len = ko.key_lengths ? std::clamp(ko.key_lengths[b], 0, Nk) : Nk;
+      for (int i = 0; i < Nq; ++i) {
+        const int seen = ko.causal ? std::min(len, i + 1) : len;
+        a.row(i).tail(Nk - seen).setConstant(-std::numeric_limits<float>::infinity());
+      }
+      softmax_rows(a);
+      ctx_.block(b * Nq, h * Dh, Nq, Dh).noalias() = a * v;
+    }
+  });
+}
+
+void MultiHeadAttention::dense_backward(const Mat& dctx, Mat& dq, Mat& dk, Mat& dv) const {
+  // Per (b, h), the forward in reverse:
+  //   ctx = A v          =>  dA = dctx v^T, dv = A^T dctx
+  //   A = softmax(S)     =>  dS = A * (dA - rowsum(A * dA))
+  //   S = scale q k^T    =>  dq = scale dS k, dk = scale dS^T q
+  const int B = B_, Nq = Nq_, Nk = Nk_, H = opt.heads, Dh = opt.dim / opt.heads;
+  const float scale = opt.score == Score::ScaledDot ? 1.f / std::sqrt(static_cast<float>(Dh)) : 1.f;
+  detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 8.0 * B * H * Nq * Nk * Dh,
+                        [&](Eigen::Index i0, Eigen::Index i1) {
+    Mat da(Nq, Nk), ds(Nq, Nk);
+    for (Eigen::Index bh = i0; bh < i1; ++bh) {
+      const Eigen::Index b = bh / H, h = bh % H;
+      auto q = q_.block(b * Nq, h * Dh, Nq, Dh);
+      auto k = k_.block(b * Nk, h * Dh, Nk, Dh);
+      auto v = v_.block(b * Nk, h * Dh, Nk, Dh);
+      auto dc = dctx.block(b * Nq, h * Dh, Nq, Dh);
+      ConstMatMap a(dense_w_.data() + bh * Nq * Nk, Nq, Nk);
+      da.noalias() = dc * v.transpose();
+      dv.block(b * Nk, h * Dh, Nk, Dh).noalias() = a.transpose() * dc;
+      ds = a.cwiseProduct(da);
+      Vec rs = ds.rowwise().sum();
+      ds -= a.cwiseProduct(rs.replicate(1, Nk));
+      ds *= scale;
+      dq.block(b * Nq, h * Dh, Nq, Dh).noalias() = ds * k;
+      dk.block(b * Nk, h * Dh, Nk, Dh).noalias() = ds.transpose() * q;
+    }
+  });
+}
+
+Mat MultiHeadAttention::backward(const Mat& dy, AttentionWeights* dweights) {
   if (!self_) throw std::logic_error("MultiHeadAttention::backward(dy) after a cross-attention forward");
   Mat dxkv;
-  Mat dx = backward(dy, dxkv);
+  Mat dx = backward(dy, dxkv, dweights);
   dx += dxkv;
   return dx;
 }
 
-Mat MultiHeadAttention::backward(const Mat& dy, Mat& dxkv) {
+namespace {
+// d(loss)/d(weights) of every (batch, head): ctx = A v  =>  dA = dctx v^T, 0 on hidden keys.
+// dctx: [B*Nq, H*Dh], v: [B*Nk, H*Dh] -> dw [B, H, Nq, Nk]
+void weights_gradient(const Mat& dctx, const Mat& v, int B, int H, int Nq, int Nk, const AttnMask& mask,
+                      AttentionWeights& dw) {
+  const int Dh = static_cast<int>(v.cols()) / H;
+  dw.resize(B, H, Nq, Nk);
+  detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 2.0 * B * H * Nq * Nk * Dh,
+                        [&](Eigen::Index i0, Eigen::Index i1) {
+    for (Eigen::Index bh = i0; bh < i1; ++bh) {
+      const int b = static_cast<int>(bh / H), h = static_cast<int>(bh % H);
+      MatMap da(dw.at(b, h), Nq, Nk);   // [Nq, Nk]
+      da.noalias() = dctx.block(static_cast<Eigen::Index>(b) * Nq, h * Dh, Nq, Dh) *
+                     v.block(static_cast<Eigen::Index>(b) * Nk, h * Dh, Nk, Dh).transpose();
+      const int len = mask.key_lengths.empty() ? Nk : std::clamp(mask.key_lengths[b], 0, Nk);
+      for (int i = 0; i < Nq; ++i) {
+        const int seen = mask.causal ? std::min(len, i + 1) : len;
+        da.row(i).tail(Nk - seen).setZero();
+      }
+    }
+  });
+}
+}  // namespace
+
+Mat MultiHeadAttention::backward(const Mat& dy, Mat& dxkv, AttentionWeights* dweights) {
   // Undo wo, then the kernel, then the three projections.
   Mat dctx = wo.backward(dy);
   const int H = opt.heads, Dh = opt.dim / opt.heads;
+  if (dweights) weights_gradient(dctx, v_, B_, H, Nq_, Nk_, mask_, *dweights);
   KernelOptions ko = kernel_options(opt, mask_, B_);
   KernelShape ks{B_, H, Nq_, Nk_, Dh};
   Mat dq(q_.rows(), opt.dim), dk(k_.rows(), opt.dim), dv(v_.rows(), opt.dim);
-  attention_backward(q_.data(), k_.data(), v_.data(), ctx_.data(), dctx.data(), lse_.data(), dq.data(),
-                     dk.data(), dv.data(), ks, ko);
+  if (dense_)
+    dense_backward(dctx, dq, dk, dv);
+  else
+    attention_backward(q_.data(), k_.data(), v_.data(), ctx_.data(), dctx.data(), lse_.data(), dq.data(),
+                       dk.data(), dv.data(), ks, ko);
   Mat dxq = wq.backward(dq);
   dxkv = wk.backward(dk);
   dxkv += wv.backward(dv);

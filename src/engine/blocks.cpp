@@ -21,7 +21,7 @@ Mat drop_forward(Dropout& d, const Mat& x, Rng* rng) {
 // -------------------------------------------------------------------------------- EncoderBlock
 EncoderBlock::EncoderBlock(const EncoderBlockOptions& o)
     : opt(o), ln1(o.dim), ln2(o.dim),
-      attn(MultiHeadAttentionOptions{.dim = o.dim, .heads = o.heads, .score = o.score}),
+      attn(MultiHeadAttentionOptions{.dim = o.dim, .heads = o.heads, .score = o.score, .dense_max_keys = o.dense_max_keys}),
       fc1(o.dim, o.mlp_hidden), fc2(o.mlp_hidden, o.dim), drop1(o.dropout), drop2(o.dropout) {}
 
 void EncoderBlock::init(Rng& rng) {
@@ -46,14 +46,14 @@ Mat EncoderBlock::forward(const Mat& x, int B, int T, const AttnMask& mask, Atte
   return h + drop_forward(drop2, f, dropout_rng);
 }
 
-Mat EncoderBlock::backward(const Mat& dy) {
+Mat EncoderBlock::backward(const Mat& dy, AttentionWeights* dweights) {
   // y = h + MLP(LN2(h))
   Mat dh = dy;
   Mat dm = fc1.backward(act_backward(opt.activation, gelu, relu, fc2.backward(drop2.backward(dy))));
   dh += ln2.backward(dm);
   // h = x + MHA(LN1(x))
   Mat dx = dh;
-  dx += ln1.backward(attn.backward(drop1.backward(dh)));
+  dx += ln1.backward(attn.backward(drop1.backward(dh), dweights));
   return dx;
 }
 

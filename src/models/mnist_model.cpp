@@ -166,7 +166,8 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
     std::vector<int> idx(indices.begin() + static_cast<long>(start),
                          indices.begin() + static_cast<long>(std::min(indices.size(), start + chunk)));
     const int n = static_cast<int>(idx.size());
-    Mat logits = model.forward(image_batch(set, idx));  // [n, classes]
+    AttentionCollector sink(true);   // weights in forward, their gradients in backward
+    Mat logits = model.forward(image_batch(set, idx), &sink);  // [n, classes]
     // d(predicted logit)/d(everything): one-hot rows (samples are independent in a batch).
     Mat d = Mat::Zero(n, logits.cols());
     std::vector<int> pred(n);
@@ -179,7 +180,7 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
       d(i, p) = 1.f;
     }
     model.params().zero_grad();
-    model.backward(d);
+    model.backward(d, &sink);
     model.params().zero_grad();
     for (int i = 0; i < n; ++i) {
       AttentionRecord r;

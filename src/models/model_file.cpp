@@ -136,6 +136,7 @@ LoadedModel load_model(const std::filesystem::path& path) {
     throw InputError(ps, "model kind '" + kind + "' has no 'attnviz.config' in __metadata__: not a file this "
                          "release reads (retrain it with 'attnviz train')");
   }
+  out.model->upgrade_tensors(out.file);
   load_parameters(out.model->params(), f, ps);
   return out;
 }

@@ -140,6 +140,7 @@ TrainResult train(models::Model& model, TrainTask& task, const TrainerOptions& o
     const std::string path = opt.resume.string();
     StFile f = load_safetensors(opt.resume);
     check_resume(f, model, recipe, path);
+    model.upgrade_tensors(f);
     models::load_parameters(model.params(), f, path);
     adam.load_from(f, path);
     try {

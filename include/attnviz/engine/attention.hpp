@@ -88,6 +88,11 @@ struct MultiHeadAttentionOptions {
   int kv_dim = 0;     // width of the key/value input for cross-attention (0 = dim)
   Score score = Score::ScaledDot;   // ScaledDot or Dot (others: use ScoredAttention)
   bool bias = true;
+  // Short sequences: when Nk <= dense_max_keys, each (batch, head) computes its full [Nq, Nk]
+  // weights with two small GEMMs and keeps them for backward (no log-sum-exp recomputation, no
+  // second weights pass when recording). Same contract and masks as the blocked kernel. The MNIST
+  // ViT (T = 50) trains faster this way; 0 = always the blocked kernel.
+  int dense_max_keys = 0;
 };
 
 // Multi-head attention: projections wq, wk, wv (split into heads by columns), the kernel, wo.
@@ -100,7 +105,9 @@ struct MultiHeadAttention {
   bool self_ = true;
   AttnMask mask_;
   Mat q_, k_, v_, ctx_;   // [B*Nq, D], [B*Nk, D], [B*Nk, D], [B*Nq, D]
-  std::vector<float> lse_;  // [B, H, Nq]
+  std::vector<float> lse_;  // [B, H, Nq] (blocked kernel)
+  bool dense_ = false;      // the last forward took the dense path
+  Mat dense_w_;             // dense path: weights [B*H*Nq, Nk]
 
   MultiHeadAttention() = default;
   explicit MultiHeadAttention(const MultiHeadAttentionOptions& opt);
@@ -112,8 +119,16 @@ struct MultiHeadAttention {
   // Cross-attention: xq [B*Nq, D], xkv [B*Nk, kv_dim] -> [B*Nq, D]; weights [B, H, Nq, Nk].
   Mat forward(const Mat& xq, const Mat& xkv, int B, int Nq, int Nk, const AttnMask& mask = {},
               AttentionWeights* weights = nullptr);
-  Mat backward(const Mat& dy);               // after self forward: dx [B*T, D]
-  Mat backward(const Mat& dy, Mat& dxkv);    // after cross forward: returns dxq, sets dxkv
+  // After a self forward: dx [B*T, D]. After a cross forward: returns dxq, sets dxkv.
+  // dweights (optional): filled [B, H, Nq, Nk] with d(loss)/d(weights), the gradient with respect
+  // to the normalized attention weights (what grad-rollout and attention x gradient saliency use):
+  // ctx_h = A_h v_h, so dA_h = dctx_h v_h^T; 0 where the mask hides the key.
+  Mat backward(const Mat& dy, AttentionWeights* dweights = nullptr);
+  Mat backward(const Mat& dy, Mat& dxkv, AttentionWeights* dweights = nullptr);
+
+ private:
+  void dense_forward(const KernelOptions& ko);
+  void dense_backward(const Mat& dctx, Mat& dq, Mat& dk, Mat& dv) const;
 };
 
 // ---------------------------------------------------------------------------------------------

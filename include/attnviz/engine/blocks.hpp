@@ -13,6 +13,7 @@ struct EncoderBlockOptions {
   float dropout = 0.f;                  // after attention and after the MLP (training only)
   Activation activation = Activation::Gelu;
   Score score = Score::ScaledDot;       // ScaledDot or Dot
+  int dense_max_keys = 0;               // MultiHeadAttentionOptions::dense_max_keys
 };
 
 // Pre-LN encoder block (as in ViT):  h = x + Drop(MHA(LN1(x)));  y = h + Drop(FC2(act(FC1(LN2(h))))).
@@ -33,7 +34,8 @@ struct EncoderBlock {
   // x: [B*T, D] -> [B*T, D]. dropout_rng: nullptr = evaluation (no dropout); weights: [B, H, T, T].
   Mat forward(const Mat& x, int B, int T, const AttnMask& mask = {},
               AttentionWeights* weights = nullptr, Rng* dropout_rng = nullptr);
-  Mat backward(const Mat& dy);
+  // dweights (optional): d(loss)/d(attention weights) [B, H, T, T] (MultiHeadAttention::backward).
+  Mat backward(const Mat& dy, AttentionWeights* dweights = nullptr);
 };
 
 struct DecoderBlockOptions {

@@ -26,6 +26,7 @@ void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate = false);
 
 // Row-wise softmax in place, x: [M, N]; rows that are all -inf become all zeros (never NaN).
 void softmax_rows(Mat& x);
+void softmax_rows(MatMap x);
 // Row-wise log-softmax (log-sum-exp with the row max subtracted), logits: [M, N] -> [M, N].
 Mat log_softmax_rows(const Mat& logits);
 

@@ -47,17 +47,19 @@ class MnistModel : public Model {
   std::string config_json() const override { return cfg_.to_json(); }
   const MnistConfig& config() const { return cfg_; }
 
-  // images: [B, image*image] -> logits [B, classes]. Caches what backward needs, including the
-  // attention weights of this pass (read them with attention()). sink (optional) receives every
-  // attention tensor [B, H, Nq, Nk] ("vit.layer{l}.self" or "pool").
+  // images: [B, image*image] -> logits [B, classes]. Caches what backward needs. sink (optional)
+  // receives every attention tensor [B, H, Nq, Nk] ("vit.layer{l}.self" or "pool"); the ViT
+  // computes its weights only for a sink.
   virtual Mat forward(const Mat& images, AttentionSink* sink = nullptr) = 0;
-  // dlogits: [B, classes]; adds into the parameters' grads; fills the attention gradients and hands
-  // them to sink when it wants_gradients() (names as in forward; the ViT only).
+  // dlogits: [B, classes]; adds into the parameters' grads; computes the attention gradients and
+  // hands them to sink when it wants_gradients() (names as in forward; the ViT only).
   virtual void backward(const Mat& dlogits, AttentionSink* sink = nullptr) = 0;
   // Attention of sample b of the last forward, as record tensors ("vit.layer{l}.self" [H, T, T]
-  // with axes "tokens"; or "pool" [1, 1, P] with query axis "query").
+  // with axes "tokens"; or "pool" [1, 1, P] with query axis "query"); the ViT's is empty unless
+  // that forward had a sink.
   virtual std::vector<AttentionTensor> attention(int b) const = 0;
-  // d(sum of dlogits . logits)/d(attention) of sample b after backward (empty if unsupported).
+  // d(sum of dlogits . logits)/d(attention) of sample b after a backward whose sink wanted
+  // gradients (empty otherwise, or if unsupported).
   virtual std::vector<AttentionTensor> attention_grads(int b) const = 0;
   // Token strings of the sequence: "CLS", "p0_0", ... ("p<row>_<col>").
   std::vector<std::string> tokens() const;

@@ -3,6 +3,7 @@
 #pragma once
 #include <attnviz/engine/attention.hpp>
 #include <attnviz/engine/param.hpp>
+#include <attnviz/io/safetensors.hpp>
 
 #include <map>
 #include <string>
@@ -82,6 +83,9 @@ class Model {
   virtual std::string config_json() const = 0;   // enough, with the parameters, to rebuild the model
   // Metadata besides the config that a model file must keep (vocabularies, labels): key -> JSON.
   virtual std::map<std::string, std::string> file_metadata() const { return {}; }
+  // Renames (and reshapes) in place the tensors of a file an earlier release wrote to this
+  // release's parameter names; load_model and the trainer's resume call it before loading.
+  virtual void upgrade_tensors(StFile& file) const {}
   nn::ParamSet& params() { return params_; }
   const nn::ParamSet& params() const { return params_; }
 
