@@ -118,7 +118,7 @@ void run(const GenerateCliOptions& o) {
 void add_generate(CLI::App& app) {
   auto o = std::make_shared<GenerateCliOptions>();
   auto* sub = app.add_subcommand("generate", "run a pretrained decoder LM (GGUF llama/gpt2, minGPT JSON): print text, record every head");
-  sub->add_option("--model", o->model, "model file: GGUF (llama, gpt2) or a minGPT JSON checkpoint")->required();
+  sub->add_option("--model", o->model, "model: GGUF file (llama, gpt2), minGPT JSON checkpoint, or Hugging Face directory (gpt2, llama, mistral, qwen2)")->required();
   sub->add_option("--prompt", o->prompt, "text to continue (minGPT: token ids \"2 0 1\"); empty starts from BOS");
   sub->add_option("--steps", o->steps, "tokens to generate (0 = record the prompt only)");
   sub->add_option("--temperature", o->temperature, "sampling temperature (0 = greedy)");

@@ -4,6 +4,7 @@
 #include "cli/input_options.hpp"
 
 #include <attnviz/io/gguf.hpp>
+#include <attnviz/models/hf.hpp>
 #include <attnviz/io/printable.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/record/nonfinite.hpp>
@@ -115,11 +116,16 @@ void add_inspect(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("inspect", "print tensor shapes, tokens, per-head entropy and top attended keys");
-  sub->add_option("INPUT", o->input, "record, importable file (.safetensors, .npy, .npz, .json) or GGUF model")->required();
+  sub->add_option("INPUT", o->input, "record, importable file (.safetensors, .npy, .npz, .json), GGUF model or Hugging Face model directory")->required();
   add_import_options(sub, o->imp);
   sub->add_flag("--all-rows", o->all_rows, "print top keys for every query even of large tensors");
   set_example(sub, "attnviz inspect samples/alignment_6x7.safetensors");
   sub->callback([o] {
+    // A Hugging Face model directory: config, weights, the family's checks, tokenizer.
+    if (models::is_hf_dir(o->input)) {
+      fmt::print("{}: {}", o->input, models::describe_hf_dir(o->input));
+      return;
+    }
     // A GGUF model (detected by its magic): architecture, sizes, tensor types, tokenizer, tensors.
     if (std::ifstream in(o->input, std::ios::binary); in) {
       std::string head(4, '\0');

@@ -10,6 +10,7 @@ void add_record(CLI::App& app) {
   add_record_mnist(*sub);
   add_record_translate(*sub);
   add_record_textcls(*sub);
+  add_record_hf(*sub);   // encoder, vit (Hugging Face directories)
 }
 
 }  // namespace attnviz::cli

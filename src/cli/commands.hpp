@@ -85,6 +85,7 @@ void add_record_translate(CLI::App& record);
 void add_train_textcls(CLI::App& train);
 void add_eval_textcls(CLI::App& eval);
 void add_record_textcls(CLI::App& record);
+void add_record_hf(CLI::App& record);          // cmd_record_hf.cpp (encoder, vit)
 
 // Children of other parents, each defined in the file of the area that owns it.
 void add_bench_kernels(CLI::App& bench);      // bench_kernels.cpp (engine)

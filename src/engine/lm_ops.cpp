@@ -12,6 +12,49 @@
 
 namespace attnviz::nn {
 
+// y[:, :] (row stride ldy) = x w^T (+ b). x: [T, in], w: [out, in] (torch layout), b: [1, out].
+// Threads split the rows of x when there are many, else the output columns (rows of w), so a
+// one-token step is parallel too. The split depends only on the shape: deterministic.
+void linear_rows(const Mat& x, const Mat& w, const Mat* b, float* y, int ldy, int threads) {
+  using Out = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  const Eigen::Index T = x.rows(), N = w.rows();
+  // Below ~2M multiply-adds (~0.5 ms on one core; every per-layer product of a one-token step of a
+  // 135M model) a fork/join per product costs more than it gains, and far more on a busy machine,
+  // where a descheduled thread stalls each of the ~200 barriers of a token.
+  const double work = static_cast<double>(T) * N * x.cols();
+  int t = work < 2e6 ? 1 : threads;
+  auto run = [&](Eigen::Index r0, Eigen::Index rows, Eigen::Index c0, Eigen::Index cols) {
+    Out Y(y + r0 * ldy + c0, rows, cols, Eigen::OuterStride<>(ldy));
+    Y.noalias() = x.middleRows(r0, rows) * w.middleRows(c0, cols).transpose();
+    if (b) Y.rowwise() += b->row(0).segment(c0, cols);
+  };
+  if (t <= 1) {
+    run(0, T, 0, N);
+    return;
+  }
+  const bool by_rows = T >= 16L * t;
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int i = 0; i < t; ++i) {
+    if (by_rows) {
+      const Eigen::Index r0 = T * i / t, r1 = T * (i + 1) / t;
+      if (r1 > r0) run(r0, r1 - r0, 0, N);
+    } else {
+      // Column blocks in multiples of 16 keep each thread's GEMM on whole SIMD panels.
+      const Eigen::Index c0 = (N * i / t) / 16 * 16, c1 = i + 1 == t ? N : (N * (i + 1) / t) / 16 * 16;
+      if (c1 > c0) run(0, T, c0, c1 - c0);
+    }
+  }
+}
+
+void gelu_erf_inplace(Mat& x) {
+  // x * 0.5 * (1 + erf(x / sqrt(2))), in double inside erf for the last float bit.
+  float* p = x.data();
+  const Eigen::Index n = x.size();
+  for (Eigen::Index i = 0; i < n; ++i)
+    p[i] = static_cast<float>(0.5 * p[i] * (1.0 + std::erf(p[i] * 0.70710678118654752440)));
+}
+
+
 RopeTable::RopeTable(const RopeOptions& opt, int max_positions) : opt_(opt), max_pos_(max_positions) {
   if (opt.head_dim <= 0 || opt.head_dim % 2 != 0) throw std::invalid_argument("RoPE: head_dim must be even");
   if (!(opt.base > 0) || !(opt.scale > 0)) throw std::invalid_argument("RoPE: base and scale must be positive");

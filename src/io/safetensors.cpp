@@ -11,6 +11,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <set>
 
@@ -110,19 +111,24 @@ bool looks_like_safetensors(const std::string& head) {
   return end == head.size() && end < 8 + n;  // only whitespace as far as `head` reaches
 }
 
-StFile parse_safetensors(const std::string& bytes, const std::string& path) {
-  if (bytes.size() < 8)
-    throw InputError(path, "truncated: " + std::to_string(bytes.size()) +
+namespace {
+
+// The header (bytes[8, 8+n)) of a file of `file_size` bytes; `bytes` holds at least the header,
+// and all of the file when with_data (then every tensor is converted to float32).
+StFile parse_impl(const std::string& bytes, std::uint64_t file_size, const std::string& path, bool with_data) {
+  if (file_size < 8)
+    throw InputError(path, "truncated: " + std::to_string(file_size) +
                                " bytes, a safetensors file starts with an 8-byte header length");
   const std::uint64_t n = read_u64_le(bytes.data());
   if (n > kMaxHeader) throw InputError(path, at_offset(0, "header length <= 100 MB", std::to_string(n)));
-  if (n > bytes.size() - 8)
-    throw InputError(path, at_offset(0, "header length <= " + std::to_string(bytes.size() - 8) +
+  if (n > file_size - 8)
+    throw InputError(path, at_offset(0, "header length <= " + std::to_string(file_size - 8) +
                                             " (file size - 8)", std::to_string(n)));
   // nlohmann's tree takes up to ~8x the header's text (16 bytes per value): check before parsing.
   check_array_bytes(n * 8, path, "parsing the " + human_bytes(n) + " safetensors header");
+  if (n > bytes.size() - 8) throw InputError(path, "truncated header");
   const std::string header = bytes.substr(8, n);
-  const std::uint64_t data_size = bytes.size() - 8 - n;
+  const std::uint64_t data_size = file_size - 8 - n;
   const char* data = bytes.data() + 8 + n;
 
   // Parse the header, refusing duplicate tensor names (nlohmann would silently keep the last).
@@ -192,10 +198,13 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
       throw bad("shape " + v["shape"].dump() + " of " + t.dtype + " needs " + std::to_string(numel * esize) +
                 " bytes, data_offsets give " + std::to_string(e - b));
     spans.push_back({b, e, name});
-    // Sizes are now known to fit inside the file; the float32 copy must also fit the limit.
-    check_array_bytes(numel * 4, path, "tensor '" + name + "' (float32)");
-    t.data.resize(numel);
-    for (std::uint64_t i = 0; i < numel; ++i) t.data[i] = load_elem(data + b + i * esize, t.dtype);
+    t.file_offset = 8 + n + b;
+    if (with_data) {
+      // Sizes are now known to fit inside the file; the float32 copy must also fit the limit.
+      check_array_bytes(numel * 4, path, "tensor '" + name + "' (float32)");
+      t.data.resize(numel);
+      for (std::uint64_t i = 0; i < numel; ++i) t.data[i] = load_elem(data + b + i * esize, t.dtype);
+    }
     out.tensors.push_back(std::move(t));
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
@@ -209,6 +218,40 @@ StFile parse_safetensors(const std::string& bytes, const std::string& path) {
   out.tensors = std::move(ordered);
   return out;
 }
+
+}  // namespace
+
+StFile parse_safetensors(const std::string& bytes, const std::string& path) {
+  return parse_impl(bytes, bytes.size(), path, true);
+}
+
+StFile read_safetensors_header(const std::filesystem::path& file) {
+  const std::string path = file.string();
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(path, "cannot open file");
+  in.seekg(0, std::ios::end);
+  const std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
+  in.seekg(0);
+  std::string head(static_cast<size_t>(std::min<std::uint64_t>(size, 8)), '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  if (size >= 8) {
+    const std::uint64_t n = read_u64_le(head.data());
+    if (n <= kMaxHeader && n <= size - 8) {
+      head.resize(8 + n);
+      in.read(head.data() + 8, static_cast<std::streamsize>(n));
+      if (!in) throw InputError(path, "read error in the header");
+    }
+  }
+  return parse_impl(head, size, path, false);
+}
+
+void safetensors_to_float(const char* src, const std::string& dtype, std::size_t n, float* dst) {
+  const int esize = dtype_size(dtype);
+  if (esize == 0) throw std::invalid_argument("safetensors_to_float: dtype " + dtype);
+  for (std::size_t i = 0; i < n; ++i) dst[i] = load_elem(src + i * esize, dtype);
+}
+
+int safetensors_dtype_size(const std::string& dtype) { return dtype_size(dtype); }
 
 StFile load_safetensors(const std::filesystem::path& path) {
   return parse_safetensors(read_file(path), path.string());

@@ -139,6 +139,7 @@ LoadedLm load_lm_gguf(const std::filesystem::path& file) {
 }
 
 LoadedLm load_lm(const std::filesystem::path& path, int heads) {
+  if (std::filesystem::is_directory(path)) return load_lm_hf(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), std::filesystem::is_directory(path) ? "is a folder, not a model file" : "cannot open file");
   char head[64] = {};

@@ -53,6 +53,7 @@ std::string LmConfig::to_json() const {
   if (arch == LmArch::Llama) {
     j["rope_base"] = rope_base;
     j["rope_scale"] = rope_scale;
+    j["rope_pairs"] = rope_style == nn::RopeStyle::Adjacent ? "adjacent" : "halves";
     j["qkv_bias"] = qkv_bias;
   }
   j["tied_output"] = tied_output;
@@ -147,7 +148,7 @@ LmModel::LmModel(const LmConfig& cfg) : cfg_(cfg) {
     owned_.push_back(std::move(p));
   }
   if (cfg_.arch == LmArch::Llama)
-    rope_ = nn::RopeTable({cfg_.head_dim, cfg_.rope_base, cfg_.rope_scale, nn::RopeStyle::Adjacent}, cfg_.context);
+    rope_ = nn::RopeTable({cfg_.head_dim, cfg_.rope_base, cfg_.rope_scale, cfg_.rope_style}, cfg_.context);
   bind();
 }
 
@@ -225,40 +226,6 @@ LmCache LmModel::new_cache(int capacity) const {
 
 namespace {
 
-// y[:, :] (row stride ldy) = x w^T (+ b). x: [T, in], w: [out, in] (torch layout), b: [1, out].
-// Threads split the rows of x when there are many, else the output columns (rows of w), so a
-// one-token step is parallel too. The split depends only on the shape: deterministic.
-void linear(const Mat& x, const Mat& w, const Mat* b, float* y, int ldy, int threads) {
-  using Out = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
-  const Eigen::Index T = x.rows(), N = w.rows();
-  // Below ~2M multiply-adds (~0.5 ms on one core; every per-layer product of a one-token step of a
-  // 135M model) a fork/join per product costs more than it gains, and far more on a busy machine,
-  // where a descheduled thread stalls each of the ~200 barriers of a token.
-  const double work = static_cast<double>(T) * N * x.cols();
-  int t = work < 2e6 ? 1 : threads;
-  auto run = [&](Eigen::Index r0, Eigen::Index rows, Eigen::Index c0, Eigen::Index cols) {
-    Out Y(y + r0 * ldy + c0, rows, cols, Eigen::OuterStride<>(ldy));
-    Y.noalias() = x.middleRows(r0, rows) * w.middleRows(c0, cols).transpose();
-    if (b) Y.rowwise() += b->row(0).segment(c0, cols);
-  };
-  if (t <= 1) {
-    run(0, T, 0, N);
-    return;
-  }
-  const bool by_rows = T >= 16L * t;
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int i = 0; i < t; ++i) {
-    if (by_rows) {
-      const Eigen::Index r0 = T * i / t, r1 = T * (i + 1) / t;
-      if (r1 > r0) run(r0, r1 - r0, 0, N);
-    } else {
-      // Column blocks in multiples of 16 keep each thread's GEMM on whole SIMD panels.
-      const Eigen::Index c0 = (N * i / t) / 16 * 16, c1 = i + 1 == t ? N : (N * (i + 1) / t) / 16 * 16;
-      if (c1 > c0) run(0, T, c0, c1 - c0);
-    }
-  }
-}
-
 inline void ensure(Mat& m, Eigen::Index rows, Eigen::Index cols) {
   if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
 }
@@ -280,9 +247,9 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
   if (llama) {
     nn::rms_norm_rows(c.x, L.attn_norm->data(), cfg_.norm_eps, c.xn);
     ensure(c.q, T, QW);
-    linear(c.xn, *L.wq, L.bq, c.q.data(), QW, threads);
-    linear(c.xn, *L.wk, L.bk, kc + static_cast<size_t>(p0) * KV, KV, threads);
-    linear(c.xn, *L.wv, L.bv, vc + static_cast<size_t>(p0) * KV, KV, threads);
+    nn::linear_rows(c.xn, *L.wq, L.bq, c.q.data(), QW, threads);
+    nn::linear_rows(c.xn, *L.wk, L.bk, kc + static_cast<size_t>(p0) * KV, KV, threads);
+    nn::linear_rows(c.xn, *L.wv, L.bv, vc + static_cast<size_t>(p0) * KV, KV, threads);
     rope_.apply(c.q.data(), T, H, QW, p0);
     rope_.apply(kc + static_cast<size_t>(p0) * KV, T, Hkv, KV, p0);
     qptr = c.q.data();
@@ -290,7 +257,7 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
   } else {
     nn::layer_norm_rows(c.x, L.attn_norm->data(), L.attn_norm_b->data(), cfg_.norm_eps, c.xn);
     ensure(c.qkv, T, 3 * D);
-    linear(c.xn, *L.wqkv, L.bqkv, c.qkv.data(), 3 * D, threads);   // [T, 3D] = q | k | v
+    nn::linear_rows(c.xn, *L.wqkv, L.bqkv, c.qkv.data(), 3 * D, threads);   // [T, 3D] = q | k | v
     for (int t = 0; t < T; ++t) {
       std::copy_n(c.qkv.data() + static_cast<size_t>(t) * 3 * D + D, D, kc + static_cast<size_t>(p0 + t) * KV);
       std::copy_n(c.qkv.data() + static_cast<size_t>(t) * 3 * D + 2 * D, D, vc + static_cast<size_t>(p0 + t) * KV);
@@ -327,22 +294,22 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
   if (sink) sink->weights(L.record_name, std::move(c.w[l]), p0);
 
   ensure(c.proj, T, D);
-  linear(c.att, *L.wo, L.bo, c.proj.data(), D, threads);
+  nn::linear_rows(c.att, *L.wo, L.bo, c.proj.data(), D, threads);
   c.x.noalias() += c.proj;
 
   // --- MLP block: llama x += down(silu(gate(xn)) * up(xn)); gpt2 x += down(gelu(up(xn) + b)) + b
   if (llama) nn::rms_norm_rows(c.x, L.ffn_norm->data(), cfg_.norm_eps, c.xn);
   else nn::layer_norm_rows(c.x, L.ffn_norm->data(), L.ffn_norm_b->data(), cfg_.norm_eps, c.xn);
   ensure(c.up, T, F);
-  linear(c.xn, *L.up, L.bup, c.up.data(), F, threads);
+  nn::linear_rows(c.xn, *L.up, L.bup, c.up.data(), F, threads);
   if (llama) {
     ensure(c.gate, T, F);
-    linear(c.xn, *L.gate, nullptr, c.gate.data(), F, threads);
+    nn::linear_rows(c.xn, *L.gate, nullptr, c.gate.data(), F, threads);
     nn::swiglu_inplace(c.gate, c.up);
-    linear(c.gate, *L.down, L.bdown, c.proj.data(), D, threads);
+    nn::linear_rows(c.gate, *L.down, L.bdown, c.proj.data(), D, threads);
   } else {
     nn::gelu_tanh_inplace(c.up);
-    linear(c.up, *L.down, L.bdown, c.proj.data(), D, threads);
+    nn::linear_rows(c.up, *L.down, L.bdown, c.proj.data(), D, threads);
   }
   c.x.noalias() += c.proj;
 }
@@ -393,7 +360,7 @@ const Mat& LmModel::forward(const std::vector<int>& ids, LmCache& c, AttentionSi
   if (cfg_.arch == LmArch::Llama) nn::rms_norm_rows(xin, out_norm_->data(), cfg_.norm_eps, c.xn);
   else nn::layer_norm_rows(xin, out_norm_->data(), out_norm_b_->data(), cfg_.norm_eps, c.xn);
   ensure(c.logits, rows, V);
-  linear(c.xn, *output_, nullptr, c.logits.data(), V, threads);
+  nn::linear_rows(c.xn, *output_, nullptr, c.logits.data(), V, threads);
   return c.logits;
 }
 

@@ -123,6 +123,10 @@ LmTokenizer::LmTokenizer(LmVocab vocab) : v_(std::move(vocab)) {
       utf8_append(byte_to_unicode_[b], cp);
       unicode_to_byte_[cp] = b;
     }
+  }
+  // Merge ranks: GPT-2 always; llama-style vocabularies from tokenizer.json (HF BPE merges listed
+  // pairs by rank, where SentencePiece merges any pair whose concatenation scores best).
+  {
     ranks_.reserve(v_.merges.size());
     for (std::size_t i = 0; i < v_.merges.size(); ++i) {
       const std::string& m = v_.merges[i];
@@ -184,6 +188,13 @@ void LmTokenizer::encode_llama(const std::string& text, std::vector<int>& out) c
     const std::size_t len = sym[l].len + sym[r].len;
     auto it = ids_.find(s.substr(sym[l].start, len));
     if (it == ids_.end()) return;
+    if (!ranks_.empty()) {
+      // tokenizer.json BPE: only listed pairs merge, the lowest rank first.
+      auto m = ranks_.find(s.substr(sym[l].start, sym[l].len) + " " + s.substr(sym[r].start, sym[r].len));
+      if (m == ranks_.end()) return;
+      queue.push({l, r, -static_cast<float>(m->second), len});
+      return;
+    }
     queue.push({l, r, v_.scores[it->second], len});
   };
   for (std::size_t i = 1; i < sym.size(); ++i) try_add(static_cast<int>(i) - 1, static_cast<int>(i));

@@ -43,6 +43,12 @@ void rms_norm_rows(const Mat& x, const float* gamma, float eps, Mat& y);
 void layer_norm_rows(const Mat& x, const float* gamma, const float* beta, float eps, Mat& y);
 // gate = silu(gate) * up = gate / (1 + e^-gate) * up (SwiGLU). gate, up: [N, F].
 void swiglu_inplace(Mat& gate, const Mat& up);
+// x = x * 0.5 * (1 + erf(x / sqrt(2))) (BERT's and ViT's "gelu"), without a backward cache.
+void gelu_erf_inplace(Mat& x);
+// y (row stride ldy floats) = x w^T (+ b). x: [T, in], w: [out, in] (torch layout), b: [1, out] or null.
+// Threads split the rows of x when there are many, else the output columns; the split depends only
+// on the shape, so results are deterministic for a thread count.
+void linear_rows(const Mat& x, const Mat& w, const Mat* b, float* y, int ldy, int threads);
 // x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's "gelu_new").
 void gelu_tanh_inplace(Mat& x);
 

@@ -17,7 +17,8 @@ struct StTensor {
   std::string name;
   std::string dtype;               // dtype as stored in the file (F16, BF16, F32, F64, ...)
   std::vector<std::int64_t> shape;
-  std::vector<float> data;         // converted to float32, row-major
+  std::vector<float> data;         // converted to float32, row-major (empty from read_safetensors_header)
+  std::uint64_t file_offset = 0;   // byte offset of the tensor's stored data in the file
   std::int64_t numel() const;
 };
 
@@ -31,6 +32,13 @@ struct StFile {
 // Every size is checked against the buffer before anything is allocated.
 StFile parse_safetensors(const std::string& bytes, const std::string& path);
 StFile load_safetensors(const std::filesystem::path& path);
+// Reads and checks only the header (names, dtypes, shapes, offsets against the file size): the
+// tensors come back without data, with file_offset set, for loaders that check names and shapes
+// before they read anything large.
+StFile read_safetensors_header(const std::filesystem::path& path);
+// n stored elements of `dtype` (F16, BF16, F32, F64) at src to float32; bytes per element.
+void safetensors_to_float(const char* src, const std::string& dtype, std::size_t n, float* dst);
+int safetensors_dtype_size(const std::string& dtype);   // 0 for an unsupported dtype
 
 // Serialises as F32 (tensors keep their order). Names must be unique and non-empty.
 std::string serialize_safetensors(const StFile& file);

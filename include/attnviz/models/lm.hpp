@@ -39,6 +39,9 @@ struct LmConfig {
   float norm_eps = 1e-5f;  // RMSNorm (llama) or LayerNorm (gpt2) epsilon
   double rope_base = 10000.0;   // llama: RoPE theta base
   double rope_scale = 1.0;      // llama: linear RoPE scaling factor (positions are divided by it)
+  // llama: which elements RoPE pairs. GGUF files hold Q/K rows permuted for adjacent pairs; Hugging
+  // Face checkpoints keep rotate_half's (i, i + Dh/2).
+  nn::RopeStyle rope_style = nn::RopeStyle::Adjacent;
   bool tied_output = false;     // output projection = token embedding
   bool qkv_bias = false;        // llama: attn_q/k/v biases (Qwen2 style)
 
@@ -128,7 +131,7 @@ class LmModel : public Model {
 struct LoadedLm {
   std::unique_ptr<LmModel> model;
   std::shared_ptr<const LmTokenizer> tokenizer;   // null when the file has none
-  std::string source;   // "gguf" | "mingpt-json"
+  std::string source;   // "gguf" | "mingpt-json" | "hf-gpt2" | "hf-llama" | ...
 };
 
 // GGUF (architectures llama and gpt2). Every tensor's shape is checked against the config; the
@@ -138,7 +141,12 @@ LoadedLm load_lm_gguf(const std::filesystem::path& path);
 // ignored). Layers and sizes come from the tensor names and shapes; the head count from the
 // file's "config.n_head", else `heads` (> 0), else 3 (minGPT's gpt-nano). Throws InputError.
 LoadedLm load_lm_mingpt_json(const std::filesystem::path& path, int heads = 0);
-// Either, detected by content (GGUF magic or a JSON object).
+// A Hugging Face directory (config.json model_type gpt2, llama, mistral or qwen2; model.safetensors or
+// sharded with model.safetensors.index.json; F32/F16/BF16). Every tensor name and shape is checked
+// against config.json before any weight is read; the tokenizer comes from vocab.json + merges.txt or
+// tokenizer.json (none: prompts are token ids). Throws InputError naming the file and the tensor.
+LoadedLm load_lm_hf(const std::filesystem::path& dir);
+// Any of them: a directory is a Hugging Face one; a file is GGUF (magic) or minGPT JSON (an object).
 LoadedLm load_lm(const std::filesystem::path& path, int heads = 0);
 
 // Sampling: temperature 0 = greedy (the first maximum); otherwise softmax(logits / temperature)

@@ -14,7 +14,8 @@ struct LmVocab {
   std::vector<std::string> tokens;   // llama: pieces with '▁' for space; gpt2: byte-level unicode ("Ġthe")
   std::vector<float> scores;         // llama: merge priority (higher merges first); may be empty for gpt2
   std::vector<std::int32_t> types;   // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte; may be empty
-  std::vector<std::string> merges;   // gpt2: "a b" lines, rank = index
+  std::vector<std::string> merges;   // gpt2: "a b" lines, rank = index; llama: when given (tokenizer.json),
+                                     // only these pairs merge, by rank, instead of by score
   int bos = -1, eos = -1, unk = -1;
   bool add_bos = true;
 };

@@ -1,0 +1,75 @@
+// `attnviz record encoder|vit --model DIR`: pretrained Hugging Face encoders (BERT, RoBERTa,
+// DistilBERT; ViT image classifiers) run on a sentence (pair) or an image, every layer x head recorded.
+#include "cli/commands.hpp"
+
+#include <attnviz/data/image.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/models/encoder.hpp>
+#include <attnviz/models/hf.hpp>
+#include <attnviz/record/record.hpp>
+
+#include <fmt/core.h>
+
+#include <memory>
+
+namespace attnviz::cli {
+
+namespace {
+
+models::LoadedEncoder load_dir(const std::string& dir, bool want_vit) {
+  if (!models::is_hf_dir(dir)) throw InputError(dir, "not a Hugging Face model directory (no config.json)");
+  const std::string type = models::hf_model_type(dir);
+  if (!models::hf_is_encoder(type) || want_vit != (type == "vit"))
+    throw UsageError(fmt::format("{}: model_type '{}' — use `attnviz record {}`", dir, type,
+                                 type == "vit" ? "vit" : models::hf_is_encoder(type) ? "encoder" : "... (or generate for decoders)"));
+  return models::load_encoder_hf(dir);
+}
+
+}  // namespace
+
+void add_record_hf(CLI::App& record) {
+  struct TextOpts {
+    std::string model, text, pair, out;
+    bool has_pair = false;
+    double max_record_mib = 2048;
+  };
+  auto t = std::make_shared<TextOpts>();
+  auto* enc = record.add_subcommand("encoder", "record every layer x head of a BERT / RoBERTa / DistilBERT directory on a sentence (pair)");
+  enc->add_option("--model", t->model, "Hugging Face directory (config.json, model.safetensors, vocab.txt / tokenizer.json)")->required();
+  enc->add_option("--text", t->text, "the sentence")->required();
+  auto* p = enc->add_option("--text-pair", t->pair, "a second sentence ([SEP]-separated, token type 1)");
+  enc->add_option("-o,--out", t->out, "output record (.safetensors)")->required();
+  enc->add_option("--max-record-mib", t->max_record_mib, "refuse a record larger than this (MiB), before computing");
+  set_example(enc, "attnviz record encoder --model bert-base-uncased --text \"the cat sat on the mat\" --text-pair \"the dog slept\" -o bert.safetensors");
+  enc->callback([t, p] {
+    const models::LoadedEncoder e = load_dir(t->model, false);
+    const std::string* pair = p->count() ? &t->pair : nullptr;
+    AttentionRecord r = models::record_encoder_text(e, t->text, pair, globals().threads, t->max_record_mib);
+    r.metadata["source"] = std::filesystem::path(t->model).filename().string();
+    save_record(t->out, r);
+    const auto& c = e.model->config();
+    fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens)\n", t->out, c.layers, c.heads, r.tokens["tokens"].size(),
+               r.tokens["tokens"].size());
+  });
+
+  struct VitOpts {
+    std::string model, image, out;
+  };
+  auto v = std::make_shared<VitOpts>();
+  auto* vit = record.add_subcommand("vit", "record every layer x head of a Hugging Face ViT image classifier on an image");
+  vit->add_option("--model", v->model, "Hugging Face directory (config.json, model.safetensors, preprocessor_config.json)")->required();
+  vit->add_option("--image", v->image, "image file (PNG, JPEG, PGM/PPM, BMP)")->required();
+  vit->add_option("-o,--out", v->out, "output record (.safetensors)")->required();
+  set_example(vit, "attnviz record vit --model vit-base-patch16-224 --image cat.jpg -o vit.safetensors && attnviz render overlay vit.safetensors --method rollout -o rollout.png");
+  vit->callback([v] {
+    const models::LoadedEncoder e = load_dir(v->model, true);
+    const DecodedImage img = read_image(v->image);
+    AttentionRecord r = models::record_vit_image(e, img, globals().threads);
+    r.metadata["source"] = std::filesystem::path(v->model).filename().string();
+    r.metadata["image_file"] = std::filesystem::path(v->image).filename().string();
+    save_record(v->out, r);
+    fmt::print(stderr, "wrote {} (prediction {}, p = {})\n", v->out, r.metadata["prediction"], r.metadata["score"]);
+  });
+}
+
+}  // namespace attnviz::cli
