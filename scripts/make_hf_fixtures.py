@@ -413,36 +413,87 @@ def wordpiece(word, vocab):
     return out
 
 
-def make_bert(name="bert-tiny", D=16, H=2, L=2, F=32, P=40):
+def bert_weights(kind, V, D, H, L, F, P, types):
+    """State dict of a BertModel / RobertaModel / DistilBertModel with the family's names."""
+    w = {}
+    if kind == "distilbert":
+        e = "distilbert.embeddings."
+        w[e + "word_embeddings.weight"] = rnd(V, D, std=0.5)
+        w[e + "position_embeddings.weight"] = rnd(P, D)
+        w[e + "LayerNorm.weight"] = 1 + rnd(D, std=0.1)
+        w[e + "LayerNorm.bias"] = rnd(D, std=0.1)
+        names = {"q": "attention.q_lin", "k": "attention.k_lin", "v": "attention.v_lin", "o": "attention.out_lin",
+                 "ln1": "sa_layer_norm", "up": "ffn.lin1", "down": "ffn.lin2", "ln2": "output_layer_norm"}
+        lp = "distilbert.transformer.layer."
+    else:
+        e = kind + ".embeddings."
+        w[e + "word_embeddings.weight"] = rnd(V, D, std=0.5)
+        w[e + "position_embeddings.weight"] = rnd(P, D)
+        w[e + "token_type_embeddings.weight"] = rnd(types, D)
+        w[e + "LayerNorm.weight"] = 1 + rnd(D, std=0.1)
+        w[e + "LayerNorm.bias"] = rnd(D, std=0.1)
+        names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                 "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "up": "intermediate.dense",
+                 "down": "output.dense", "ln2": "output.LayerNorm"}
+        lp = kind + ".encoder.layer."
+    for l in range(L):
+        p = f"{lp}{l}."
+        for m in ("q", "k", "v"):
+            w[p + names[m] + ".weight"] = rnd(D, D, std=0.5)
+            w[p + names[m] + ".bias"] = rnd(D, std=0.1)
+        w[p + names["o"] + ".weight"] = rnd(D, D)
+        w[p + names["o"] + ".bias"] = rnd(D, std=0.1)
+        w[p + names["ln1"] + ".weight"] = 1 + rnd(D, std=0.1)
+        w[p + names["ln1"] + ".bias"] = rnd(D, std=0.1)
+        w[p + names["up"] + ".weight"] = rnd(F, D)
+        w[p + names["up"] + ".bias"] = rnd(F, std=0.1)
+        w[p + names["down"] + ".weight"] = rnd(D, F)
+        w[p + names["down"] + ".bias"] = rnd(D, std=0.1)
+        w[p + names["ln2"] + ".weight"] = 1 + rnd(D, std=0.1)
+        w[p + names["ln2"] + ".bias"] = rnd(D, std=0.1)
+    return w, e, lp, names
+
+
+def bert_forward(W, e, lp, names, ids, types, pos_offset, D, H, L, eps, has_types):
+    T = len(ids)
+    x = W[e + "word_embeddings.weight"][ids] + W[e + "position_embeddings.weight"][pos_offset:pos_offset + T]
+    if has_types:
+        x = x + W[e + "token_type_embeddings.weight"][types]
+    x = ln(x, W[e + "LayerNorm.weight"], W[e + "LayerNorm.bias"], eps)
+    ref = {}
+    Dh = D // H
+    for l in range(L):
+        p = f"{lp}{l}."
+        lin = lambda n, t: t @ W[p + names[n] + ".weight"].T + W[p + names[n] + ".bias"]
+        q, k, v = [lin(m, x).view(T, H, Dh).transpose(0, 1) for m in ("q", "k", "v")]
+        o, att = attention(q, k, v, False)
+        ref[f"attn.{l}"] = att
+        a1 = ln(lin("o", o.transpose(0, 1).reshape(T, D)) + x, W[p + names["ln1"] + ".weight"], W[p + names["ln1"] + ".bias"], eps)
+        h = lin("down", gelu_erf(lin("up", a1)))
+        x = ln(h + a1, W[p + names["ln2"] + ".weight"], W[p + names["ln2"] + ".bias"], eps)
+        ref[f"hidden.{l}"] = x
+    ref["hidden"] = x
+    return ref
+
+
+def make_bert(name="bert-tiny", kind="bert", D=16, H=2, L=2, F=32, P=40):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + BERT_WORDS
     V = len(vocab)
-    cfg = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": V, "hidden_size": D,
-           "num_hidden_layers": L, "num_attention_heads": H, "intermediate_size": F, "hidden_act": "gelu",
-           "max_position_embeddings": P, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-           "position_embedding_type": "absolute", "pad_token_id": 0}
-    w = {"bert.embeddings.word_embeddings.weight": rnd(V, D, std=0.5),
-         "bert.embeddings.position_embeddings.weight": rnd(P, D),
-         "bert.embeddings.token_type_embeddings.weight": rnd(2, D),
-         "bert.embeddings.LayerNorm.weight": 1 + rnd(D, std=0.1), "bert.embeddings.LayerNorm.bias": rnd(D, std=0.1)}
-    for l in range(L):
-        p = f"bert.encoder.layer.{l}."
-        for m in ("query", "key", "value"):
-            w[p + f"attention.self.{m}.weight"] = rnd(D, D, std=0.5)
-            w[p + f"attention.self.{m}.bias"] = rnd(D, std=0.1)
-        w[p + "attention.output.dense.weight"] = rnd(D, D)
-        w[p + "attention.output.dense.bias"] = rnd(D, std=0.1)
-        w[p + "attention.output.LayerNorm.weight"] = 1 + rnd(D, std=0.1)
-        w[p + "attention.output.LayerNorm.bias"] = rnd(D, std=0.1)
-        w[p + "intermediate.dense.weight"] = rnd(F, D)
-        w[p + "intermediate.dense.bias"] = rnd(F, std=0.1)
-        w[p + "output.dense.weight"] = rnd(D, F)
-        w[p + "output.dense.bias"] = rnd(D, std=0.1)
-        w[p + "output.LayerNorm.weight"] = 1 + rnd(D, std=0.1)
-        w[p + "output.LayerNorm.bias"] = rnd(D, std=0.1)
-    w["bert.pooler.dense.weight"] = rnd(D, D)   # ignored by the loader (pooler)
-    w["bert.pooler.dense.bias"] = rnd(D)
+    if kind == "distilbert":
+        cfg = {"model_type": "distilbert", "architectures": ["DistilBertModel"], "vocab_size": V, "dim": D, "n_layers": L,
+               "n_heads": H, "hidden_dim": F, "activation": "gelu", "max_position_embeddings": P,
+               "sinusoidal_pos_embds": False, "pad_token_id": 0}
+    else:
+        cfg = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": V, "hidden_size": D,
+               "num_hidden_layers": L, "num_attention_heads": H, "intermediate_size": F, "hidden_act": "gelu",
+               "max_position_embeddings": P, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+               "position_embedding_type": "absolute", "pad_token_id": 0}
+    w, e, lp, names = bert_weights(kind, V, D, H, L, F, P, 2)
+    if kind == "bert":
+        w["bert.pooler.dense.weight"] = rnd(D, D)   # ignored by the loader (pooler)
+        w["bert.pooler.dense.bias"] = rnd(D)
     write_safetensors(os.path.join(d, "model.safetensors"), w)
     write_json(os.path.join(d, "config.json"), cfg)
     with open(os.path.join(d, "vocab.txt"), "w") as f:
@@ -458,26 +509,127 @@ def make_bert(name="bert-tiny", D=16, H=2, L=2, F=32, P=40):
     ids = [vi[t] for t in toks]
     types = [0] * (len(a) + 2) + [1] * (len(b) + 1)
     W = {k: stored(v, "F32") for k, v in w.items()}
-    T = len(ids)
-    e = "bert.embeddings."
-    x = W[e + "word_embeddings.weight"][ids] + W[e + "position_embeddings.weight"][:T] + W[e + "token_type_embeddings.weight"][types]
-    x = ln(x, W[e + "LayerNorm.weight"], W[e + "LayerNorm.bias"], 1e-12)
-    ref = {"ids": torch.tensor(ids, dtype=torch.float32), "type_ids": torch.tensor(types, dtype=torch.float32)}
-    Dh = D // H
-    for l in range(L):
-        p = f"bert.encoder.layer.{l}."
-        lin = lambda n, t: t @ W[p + n + ".weight"].T + W[p + n + ".bias"]
-        q, k, v = [lin(f"attention.self.{m}", x).view(T, H, Dh).transpose(0, 1) for m in ("query", "key", "value")]
-        o, att = attention(q, k, v, False)
-        ref[f"attn.{l}"] = att
-        a1 = ln(lin("attention.output.dense", o.transpose(0, 1).reshape(T, D)) + x,
-                W[p + "attention.output.LayerNorm.weight"], W[p + "attention.output.LayerNorm.bias"], 1e-12)
-        h = lin("output.dense", gelu_erf(lin("intermediate.dense", a1)))
-        x = ln(h + a1, W[p + "output.LayerNorm.weight"], W[p + "output.LayerNorm.bias"], 1e-12)
-        ref[f"hidden.{l}"] = x
-    ref["hidden"] = x
+    ref = bert_forward(W, e, lp, names, ids, types, 0, D, H, L, 1e-12, kind == "bert")
+    ref["ids"] = torch.tensor(ids, dtype=torch.float32)
+    ref["type_ids"] = torch.tensor(types if kind == "bert" else [0] * len(ids), dtype=torch.float32)
     write_safetensors(os.path.join(OUT, name + ".ref.safetensors"), ref,
                       metadata={"text": text, "pair": pair, "tokens": json.dumps(toks, ensure_ascii=False), "ids": json.dumps(ids)})
+
+
+def make_roberta(name="roberta-tiny", D=16, H=2, L=2, F=32, P=42):
+    """RoBERTa: BERT's layers, GPT-2's byte-level BPE, positions from padding_idx + 1 = 2, one token type."""
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    vocab, merges = gpt2_vocab()
+    for t in ("<s>", "<pad>", "</s>"):
+        vocab[t] = len(vocab)
+    V = len(vocab)
+    cfg = {"model_type": "roberta", "architectures": ["RobertaModel"], "vocab_size": V, "hidden_size": D,
+           "num_hidden_layers": L, "num_attention_heads": H, "intermediate_size": F, "hidden_act": "gelu",
+           "max_position_embeddings": P, "type_vocab_size": 1, "layer_norm_eps": 1e-5, "pad_token_id": vocab["<pad>"],
+           "bos_token_id": vocab["<s>"], "eos_token_id": vocab["</s>"], "position_embedding_type": "absolute"}
+    # Positions start at pad_token_id + 1; the table must hold them.
+    P = vocab["<pad>"] + 1 + 24
+    cfg["max_position_embeddings"] = P
+    w, e, lp, names = bert_weights("roberta", V, D, H, L, F, P, 1)
+    w["lm_head.dense.weight"] = rnd(D, D)   # the masked-LM head: ignored by the loader
+    write_safetensors(os.path.join(d, "model.safetensors"), w)
+    write_json(os.path.join(d, "config.json"), cfg)
+    write_json(os.path.join(d, "vocab.json"), vocab)
+    with open(os.path.join(d, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    text, pair = "the cat sat", "on the mat"
+    ids = [vocab["<s>"]] + gpt2_encode(text, vocab, merges) + [vocab["</s>"], vocab["</s>"]] + gpt2_encode(pair, vocab, merges) + [vocab["</s>"]]
+    W = {k: stored(v, "F32") for k, v in w.items()}
+    ref = bert_forward(W, e, lp, names, ids, [0] * len(ids), vocab["<pad>"] + 1, D, H, L, 1e-5, True)
+    ref["ids"] = torch.tensor(ids, dtype=torch.float32)
+    ref["type_ids"] = torch.zeros(len(ids))
+    write_safetensors(os.path.join(OUT, name + ".ref.safetensors"), ref, metadata={"text": text, "pair": pair, "ids": json.dumps(ids)})
+
+
+def write_ppm(path, img):
+    """img: uint8 [H, W, 3] -> binary PPM (P6), which stb_image reads."""
+    h, w, _ = img.shape
+    with open(path, "wb") as f:
+        f.write(f"P6\n{w} {h}\n255\n".encode())
+        f.write(bytes(img.flatten().tolist()))
+
+
+def make_vit(name="vit-tiny", S=16, p=4, D=16, H=2, L=2, F=32, labels=3):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    G = S // p
+    P = G * G + 1
+    cfg = {"model_type": "vit", "architectures": ["ViTForImageClassification"], "image_size": S, "patch_size": p,
+           "num_channels": 3, "hidden_size": D, "num_hidden_layers": L, "num_attention_heads": H, "intermediate_size": F,
+           "hidden_act": "gelu", "layer_norm_eps": 1e-12, "qkv_bias": True,
+           "id2label": {"0": "circle", "1": "square", "2": "stripe"}, "label2id": {"circle": 0, "square": 1, "stripe": 2}}
+    pre = {"do_resize": True, "size": {"height": S, "width": S}, "resample": 2, "do_rescale": True,
+           "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3],
+           "image_processor_type": "ViTImageProcessor"}
+    w = {"vit.embeddings.cls_token": rnd(1, 1, D), "vit.embeddings.position_embeddings": rnd(1, P, D),
+         "vit.embeddings.patch_embeddings.projection.weight": rnd(D, 3, p, p, std=0.3),
+         "vit.embeddings.patch_embeddings.projection.bias": rnd(D, std=0.1)}
+    for l in range(L):
+        q = f"vit.encoder.layer.{l}."
+        w[q + "layernorm_before.weight"] = 1 + rnd(D, std=0.1)
+        w[q + "layernorm_before.bias"] = rnd(D, std=0.1)
+        for m in ("query", "key", "value"):
+            w[q + f"attention.attention.{m}.weight"] = rnd(D, D, std=0.5)
+            w[q + f"attention.attention.{m}.bias"] = rnd(D, std=0.1)
+        w[q + "attention.output.dense.weight"] = rnd(D, D)
+        w[q + "attention.output.dense.bias"] = rnd(D, std=0.1)
+        w[q + "layernorm_after.weight"] = 1 + rnd(D, std=0.1)
+        w[q + "layernorm_after.bias"] = rnd(D, std=0.1)
+        w[q + "intermediate.dense.weight"] = rnd(F, D)
+        w[q + "intermediate.dense.bias"] = rnd(F, std=0.1)
+        w[q + "output.dense.weight"] = rnd(D, F)
+        w[q + "output.dense.bias"] = rnd(D, std=0.1)
+    w["vit.layernorm.weight"] = 1 + rnd(D, std=0.1)
+    w["vit.layernorm.bias"] = rnd(D, std=0.1)
+    w["classifier.weight"] = rnd(labels, D)
+    w["classifier.bias"] = rnd(labels, std=0.1)
+    write_safetensors(os.path.join(d, "model.safetensors"), w)
+    write_json(os.path.join(d, "config.json"), cfg)
+    write_json(os.path.join(d, "preprocessor_config.json"), pre)
+
+    # An image at the model's size (the resize is the identity) and a larger one for the resize check.
+    yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    img = torch.stack([(xx * 16) % 256, (yy * 16) % 256, ((xx - 8) ** 2 + (yy - 8) ** 2 < 20).long() * 200 + 30], -1).to(torch.uint8)
+    write_ppm(os.path.join(OUT, name + ".ppm"), img.numpy())
+    B = 24
+    yy, xx = torch.meshgrid(torch.arange(B), torch.arange(B), indexing="ij")
+    big = torch.stack([(xx * 11) % 256, (yy * 7 + xx * 3) % 256, ((xx - 12) ** 2 + (yy - 9) ** 2 < 40).long() * 220 + 20], -1).to(torch.uint8)
+    write_ppm(os.path.join(OUT, name + "-24.ppm"), big.numpy())
+    # PIL-style bilinear with antialiasing (torch's antialias=True follows PIL's filter), in 0..255.
+    resized = torch.nn.functional.interpolate(big.permute(2, 0, 1)[None].to(F64), size=(S, S), mode="bilinear",
+                                              antialias=True, align_corners=False)[0]
+
+    W = {k: stored(v, "F32") for k, v in w.items()}
+    mean = torch.tensor(pre["image_mean"], dtype=F64)[:, None, None]
+    std = torch.tensor(pre["image_std"], dtype=F64)[:, None, None]
+    px = (img.permute(2, 0, 1).to(F64) / 255 - mean) / std   # [3, S, S]
+    patches = torch.nn.functional.conv2d(px[None], W["vit.embeddings.patch_embeddings.projection.weight"],
+                                         W["vit.embeddings.patch_embeddings.projection.bias"], stride=p)[0]   # [D, G, G]
+    x = torch.cat([W["vit.embeddings.cls_token"][0], patches.flatten(1).T], 0) + W["vit.embeddings.position_embeddings"][0]
+    ref = {"pixels": px.flatten(), "resized": resized.flatten()}
+    Dh = D // H
+    T = P
+    for l in range(L):
+        q = f"vit.encoder.layer.{l}."
+        lin = lambda n, t: t @ W[q + n + ".weight"].T + W[q + n + ".bias"]
+        h = ln(x, W[q + "layernorm_before.weight"], W[q + "layernorm_before.bias"], 1e-12)
+        qq, kk, vv = [lin(f"attention.attention.{m}", h).view(T, H, Dh).transpose(0, 1) for m in ("query", "key", "value")]
+        o, att = attention(qq, kk, vv, False)
+        ref[f"attn.{l}"] = att
+        x = x + lin("attention.output.dense", o.transpose(0, 1).reshape(T, D))
+        h = ln(x, W[q + "layernorm_after.weight"], W[q + "layernorm_after.bias"], 1e-12)
+        x = x + lin("output.dense", gelu_erf(lin("intermediate.dense", h)))
+        ref[f"hidden.{l}"] = x
+    ref["hidden"] = x
+    cls = ln(x[:1], W["vit.layernorm.weight"], W["vit.layernorm.bias"], 1e-12)
+    ref["logits"] = cls @ W["classifier.weight"].T + W["classifier.bias"]
+    write_safetensors(os.path.join(OUT, name + ".ref.safetensors"), ref, metadata={"image": name + ".ppm"})
 
 
 if __name__ == "__main__":
@@ -487,5 +639,8 @@ if __name__ == "__main__":
     make_llama("llama-tiny-bf16-sharded", tied=True, dtype="BF16", shards=2, rope_scaling={"type": "linear", "factor": 2.0},
                attention_bias=True)
     make_bert()
+    make_bert("distilbert-tiny", kind="distilbert")
+    make_roberta()
+    make_vit()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT) for f in fs)
     print(f"wrote {OUT} ({total} bytes)")

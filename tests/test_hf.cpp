@@ -4,6 +4,7 @@
 
 #include "test_util.hpp"
 
+#include <attnviz/data/image.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/io/safetensors.hpp>
 #include <attnviz/models/encoder.hpp>
@@ -264,4 +265,90 @@ TEST_CASE("malformed HF directories: exit 2, one line naming the file and the pr
     test::spit(d / "model.safetensors", bytes);
     refused(d, "model.safetensors", "tensor 'model.norm.weight': non-finite value at element 0");
   }
+}
+
+namespace {
+
+void check_text_encoder(const std::string& name) {
+  const models::LoadedEncoder enc = models::load_encoder_hf(hf_dir(name));
+  const StFile ref = reference(name);
+  const std::vector<int> ids = ids_of(ref), types = ids_of(ref, "type_ids");
+  models::AttentionCollector col;
+  std::vector<Mat> layers;
+  models::EncoderForwardOptions opt;
+  opt.layer_outputs = &layers;
+  const Mat h = enc.model->forward_tokens(ids, types, &col, opt);
+  const int L = enc.model->config().layers;
+  check_attention(col, ref, "encoder", L);
+  for (int l = 0; l < L; ++l) CHECK(max_diff(layers[l].data(), ref.find("hidden." + std::to_string(l))->data) < 1e-4);
+  CHECK(max_diff(h.data(), ref.find("hidden")->data) < 1e-4);
+  // The directory's tokenizer gives the ids of the script's tokenizer (pair included).
+  const std::string pair = ref.metadata.at("pair");
+  const AttentionRecord r = models::record_encoder_text(enc, ref.metadata.at("text"), &pair);
+  CHECK(nlohmann::json::parse(r.metadata.at("token_ids")).get<std::vector<int>>() == ids);
+}
+
+}  // namespace
+
+TEST_CASE("HF distilbert directory (a table difference: no token types, q_lin/sa_layer_norm names)") {
+  check_text_encoder("distilbert-tiny");
+}
+TEST_CASE("HF roberta directory (positions from padding_idx + 1, byte-level BPE, <s> a </s></s> b </s>)") {
+  check_text_encoder("roberta-tiny");
+}
+
+TEST_CASE("HF vit directory matches the PyTorch reference (patch convolution, CLS, pre-LN)") {
+  const models::LoadedEncoder enc = models::load_encoder_hf(hf_dir("vit-tiny"));
+  const StFile ref = reference("vit-tiny");
+  const DecodedImage img = read_image(hf_dir("vit-tiny.ppm"));
+  const std::vector<float> px = models::vit_preprocess(enc, img);
+  CHECK(max_diff(px.data(), ref.find("pixels")->data) < 1e-5);
+  models::AttentionCollector col;
+  Mat hidden;
+  const Mat logits = enc.model->forward_image(px, &col, {}, &hidden);
+  check_attention(col, ref, "vit", enc.model->config().layers);
+  CHECK(max_diff(hidden.data(), ref.find("hidden")->data) < 1e-4);
+  CHECK(max_diff(logits.data(), ref.find("logits")->data) < 1e-4);
+  // Shrinking 24 -> 16 pixels: PIL-style bilinear with antialiasing (torch's antialias=True is the
+  // reference; attnviz rounds to 8 bits after each pass as PIL does): within one grey level.
+  const DecodedImage big = read_image(hf_dir("vit-tiny-24.ppm"));
+  const std::vector<float> small = models::vit_preprocess(enc, big);
+  const auto& want = ref.find("resized")->data;   // [3, 16, 16] in 0..255
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const int ch = static_cast<int>(i / 256);
+    const double v = (small[i] * enc.std[ch] + enc.mean[ch]) * 255.0;
+    worst = std::max(worst, std::abs(v - want[i]));
+  }
+  INFO("resize max |diff| " << worst << " grey levels");
+  CHECK(worst <= 1.0 + 1e-3);
+}
+
+TEST_CASE("CLI: record vit keeps the image and the patch grid; overlay renders it") {
+  const fs::path tmp = test::temp_dir("vit");
+  const auto r = run_cli("record vit --model '" + hf_dir("vit-tiny").string() + "' --image '" + hf_dir("vit-tiny.ppm").string() +
+                         "' -o '" + (tmp / "v.safetensors").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const AttentionRecord rec = load_record(tmp / "v.safetensors");
+  REQUIRE(rec.image);
+  CHECK(rec.image->patch_rows == 4);
+  CHECK(rec.image->patch_cols == 4);
+  CHECK(rec.image->prefix_tokens == 1);
+  CHECK(rec.image->height == 16);
+  CHECK(rec.tokens.at("tokens").size() == 17);
+  const StFile ref = reference("vit-tiny");
+  CHECK(max_diff(rec.find("vit.layer1.self")->data.data(), ref.find("attn.1")->data) < 1e-5);
+  CHECK(rec.metadata.at("prediction").size() > 0);
+  const auto o = run_cli("render overlay '" + (tmp / "v.safetensors").string() + "' --mean-heads -o '" + (tmp / "v.png").string() + "'");
+  INFO(o.out);
+  CHECK(o.code == 0);
+  CHECK(fs::file_size(tmp / "v.png") > 100);
+  // A file that is not an image: exit 2 naming it, nothing written.
+  test::spit(tmp / "bad.png", "not an image");
+  const auto b = run_cli("record vit --model '" + hf_dir("vit-tiny").string() + "' --image '" + (tmp / "bad.png").string() +
+                         "' -o '" + (tmp / "w.safetensors").string() + "'");
+  CHECK(b.code == 2);
+  CHECK(b.out.find("bad.png") != std::string::npos);
+  CHECK(!fs::exists(tmp / "w.safetensors"));
 }
