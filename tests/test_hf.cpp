@@ -352,3 +352,19 @@ TEST_CASE("CLI: record vit keeps the image and the patch grid; overlay renders i
   CHECK(b.out.find("bad.png") != std::string::npos);
   CHECK(!fs::exists(tmp / "w.safetensors"));
 }
+
+TEST_CASE("CLI: --merge-subwords on a BERT record reads per word") {
+  const fs::path tmp = test::temp_dir("merge");
+  const auto r = run_cli("record encoder --model '" + hf_dir("bert-tiny").string() + "' --text 'the unaffable dogs' -o '" +
+                         (tmp / "b.safetensors").string() + "'");
+  REQUIRE(r.code == 0);
+  const auto i = run_cli("inspect '" + (tmp / "b.safetensors").string() + "' --merge-subwords");
+  INFO(i.out);
+  CHECK(i.code == 0);
+  // [CLS] the un ##aff ##able dog ##s [SEP] -> [CLS] the unaffable dogs [SEP]: 5 x 5
+  CHECK(i.out.find("unaffable") != std::string::npos);
+  CHECK(i.out.find("[2, 5, 5]") != std::string::npos);
+  const auto h = run_cli("render heatmap '" + (tmp / "b.safetensors").string() + "' --merge-subwords -o '" + (tmp / "h.png").string() + "'");
+  CHECK(h.code == 0);
+  CHECK(fs::exists(tmp / "h.png"));
+}

@@ -11,6 +11,7 @@ void add_bench(CLI::App& app) {
   add_bench_train(*sub);
   add_bench_render(*sub);
   add_bench_lm(*sub);
+  add_bench_encoder(*sub);
 }
 
 }  // namespace attnviz::cli

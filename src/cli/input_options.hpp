@@ -21,6 +21,8 @@ inline void add_import_options(CLI::App* sub, ImportOptions& opt) {
   sub->add_option("--tokens-key", opt.tokens_key, "JSON/npz: the key of the tokens of self-attention");
   sub->add_option("--src-key", opt.src_key, "JSON/npz: the key of the source (key-axis) tokens (e.g. article_lst)");
   sub->add_option("--tgt-key", opt.tgt_key, "JSON/npz: the key of the target (query-axis) tokens (e.g. decoded_lst)");
+  sub->add_flag("--merge-subwords", opt.merge_subwords,
+                "WordPiece/BPE pieces to words: attention summed over a word's key pieces, averaged over its query pieces");
 }
 
 }  // namespace attnviz::cli

@@ -3,6 +3,7 @@
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
+#include <attnviz/record/subwords.hpp>
 #include <attnviz/io/npy.hpp>
 #include <attnviz/io/npz.hpp>
 #include <attnviz/io/safetensors.hpp>
@@ -360,6 +361,11 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
   if (!opt.crop.empty())
     for (auto& r : out) {
       crop_record(r, opt.crop);
+      r.validate(path);
+    }
+  if (opt.merge_subwords)
+    for (auto& r : out) {
+      merge_subwords(r);
       r.validate(path);
     }
   return out;

@@ -23,6 +23,7 @@ struct ImportOptions {
   std::string tokens_key;       // JSON/npz: name of the token list of self-attention (default "tokens", ...)
   std::string src_key;          // ... of the source (key) tokens (default "source_tokens", "article_lst", ...)
   std::string tgt_key;          // ... of the target (query) tokens (default "target_tokens", "decoded_lst", ...)
+  bool merge_subwords = false;  // WordPiece / BPE pieces to words (record/subwords.hpp), after cropping
 };
 
 enum class FileKind { Safetensors, Npy, Npz, Json, Unknown };
