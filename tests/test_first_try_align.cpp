@@ -83,6 +83,19 @@ TEST_CASE("a link past the end names the flag when the file fits 1-based") {
   CHECK_NOTHROW(check_alignments_fit({parse_pharaoh_line("0-1 1-0")}, {{2, 2}}, "g.txt", zero));
 }
 
+TEST_CASE("CLI: align --score --gold-all-sure counts the gold's possible links as sure (aer.py --allSure)") {
+  auto dir = temp_dir("aer_all_sure");
+  write_pair(dir);
+  const std::string files = " --score '" + (dir / "pred.txt").string() + "' --gold '" + (dir / "gold.txt").string() + "'";
+  // By hand, gold read 1-based with every link sure: S = P = {00,11,22 | 01,10 | 00,11,12} (8 links).
+  // A = 8 links; A∩S = A∩P = 3 + 1 + 2 = 6; AER = 1 - 12/16 = 0.25 (0.2857 with sure/possible kept).
+  auto r = run_cli("align" + files + " --gold-one-indexed --gold-all-sure");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("|S|=8 ") != std::string::npos);
+  CHECK(r.out.find("|A∩S|=6 ") != std::string::npos);
+  CHECK(r.out.find("AER 0.2500") != std::string::npos);
+}
+
 TEST_CASE("CLI: align --score with --gold-one-indexed, the hint without it, and --one-indexed on a 0-based file") {
   auto dir = temp_dir("aer_cli");
   write_pair(dir);

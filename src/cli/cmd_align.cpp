@@ -75,6 +75,7 @@ void add_align(CLI::App& app) {
     AlignOptions align;
     int head = -1;
     bool keep_special = false, rank_heads = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
+    bool gold_all_sure = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("align", "word alignments (Pharaoh i-j) from attention, and precision/recall/AER against gold");
@@ -94,6 +95,8 @@ void add_align(CLI::App& app) {
   sub->add_flag("--one-indexed", o->one_indexed, "every Pharaoh file (gold, --score, output) uses 1-based indices");
   sub->add_flag("--gold-one-indexed", o->gold_one, "the --gold file is 1-based (awesome-align's and fast_align's gold)");
   sub->add_flag("--pred-one-indexed", o->pred_one, "the --score file and the output are 1-based");
+  sub->add_flag("--gold-all-sure", o->gold_all_sure,
+                "count every --gold link as sure, possible ones too (awesome-align's tools/aer.py --allSure)");
   sub->add_option("-o,--out", o->out, "write the Pharaoh lines here instead of standard output");
   sub->add_flag("--json", o->json, "print scores as JSON");
   add_import_options(sub, o->imp);
@@ -110,11 +113,18 @@ void add_align(CLI::App& app) {
       for (const auto& h : pharaoh_index_hints(all, path, opt)) fmt::print(stderr, "warning: {}\n", h);
       return all;
     };
+    auto read_gold = [&] {
+      auto gold = read_checked(o->gold, gph);
+      if (o->gold_all_sure)
+        for (auto& a : gold)
+          for (auto& l : a.links) l.sure = true;
+      return gold;
+    };
     if (!o->score.empty()) {
       if (o->gold.empty()) throw UsageError("--score needs --gold");
       if (!o->input.empty()) throw UsageError("give either INPUT or --score, not both");
       auto pred = read_checked(o->score, ph);
-      auto gold = read_checked(o->gold, gph);
+      auto gold = read_gold();
       if (pred.size() != gold.size())
         throw InputError(o->score, fmt::format("{} lines, but the gold file {} has {}", pred.size(), o->gold, gold.size()));
       print_score(score_alignments(pred, gold), o->json, fmt::format("{} sentence(s)", pred.size()));
@@ -125,7 +135,7 @@ void add_align(CLI::App& app) {
     if (o->rank_heads) {
       if (o->gold.empty()) throw UsageError("--rank-heads needs --gold");
       auto recs = import_records(o->input, o->imp);
-      auto gold = read_checked(o->gold, gph);
+      auto gold = read_gold();
       RankHeadsOptions ro{.tensors = o->tensor, .align = o->align, .keep_special = o->keep_special,
                           .input_path = o->input, .gold_path = o->gold, .gold_format = gph};
       print_ranking(rank_heads(recs, gold, ro), o->json,
@@ -163,7 +173,7 @@ void add_align(CLI::App& app) {
     if (!o->out.empty()) write_file_atomically(o->out, lines);
     else if (!(o->json && !o->gold.empty())) fmt::print("{}", lines);
     if (!o->gold.empty()) {
-      auto gold = read_checked(o->gold, gph);
+      auto gold = read_gold();
       // A single sample picked with --sample is scored against that line of a multi-line gold file.
       if (!o->all_samples && gold.size() > 1 && static_cast<size_t>(o->imp.sample) < gold.size())
         gold = {gold[o->imp.sample]};
