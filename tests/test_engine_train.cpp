@@ -7,6 +7,7 @@
 #include <attnviz/engine/nn.hpp>
 
 #include <cmath>
+#include <omp.h>
 
 #include "test_engine_util.hpp"
 #include "test_util.hpp"
@@ -205,4 +206,19 @@ TEST_CASE("parameters save to and load from safetensors by name, with shape chec
   Adam opt2(m.ps);
   opt2.load_from(os, "opt");
   CHECK(opt2.steps() == 1);
+}
+
+TEST_CASE("one thread policy: --threads wins; small-matrix work defaults to one thread") {
+  CHECK(thread_count(3) == 3);
+  CHECK(thread_count(3, Workload::SmallMatrices) == 3);
+  CHECK(thread_count(0, Workload::SmallMatrices) == 1);
+  CHECK(thread_count(0) == omp_get_max_threads());
+  const int before = threads();
+  use_threads(0, Workload::SmallMatrices);
+  CHECK(threads() == 1);
+  CHECK(omp_get_max_threads() == 1);
+  use_threads(2);
+  CHECK(threads() == 2);
+  CHECK(omp_get_max_threads() == 2);
+  use_threads(before);
 }

@@ -220,3 +220,27 @@ TEST_CASE("records hold every layer's attention, gradients, image, tokens and me
   pr[0].validate("pool");
 }
 
+
+TEST_CASE("example selection: the first N (of a class), or the first N misclassified") {
+  fs::path dir = write_task("select");
+  ImageSet test = load_mnist(dir, "test");
+  CHECK(select_examples(test, {.first = 3}) == std::vector<int>{0, 1, 2});
+  std::vector<int> of2;
+  for (int i = 0; i < test.count && of2.size() < 4; ++i)
+    if (test.labels[i] == 2) of2.push_back(i);
+  REQUIRE(of2.size() == 4);
+  CHECK(select_examples(test, {.first = 4, .klass = 2}) == of2);
+  std::vector<int> pred(test.labels.begin(), test.labels.end());
+  pred[5] = (pred[5] + 1) % 4;
+  pred[9] = (pred[9] + 1) % 4;
+  pred[11] = (pred[11] + 1) % 4;
+  CHECK(select_examples(test, {.misclassified = 2}, pred) == std::vector<int>{5, 9});
+  CHECK(select_examples(test, {.misclassified = 9}, pred) == std::vector<int>{5, 9, 11});
+  std::vector<int> wrong_of_class;   // of 5, 9, 11: those with image 9's label
+  for (int i : {5, 9, 11})
+    if (test.labels[i] == test.labels[9]) wrong_of_class.push_back(i);
+  CHECK(select_examples(test, {.misclassified = 9, .klass = test.labels[9]}, pred) == wrong_of_class);
+  CHECK_THROWS_AS(select_examples(test, {.misclassified = 2}), std::invalid_argument);
+  std::vector<int> right(test.labels.begin(), test.labels.end());
+  CHECK_THROWS_WITH_AS(select_examples(test, {.misclassified = 2}, right), "no images match the selection", UsageError);
+}

@@ -5,7 +5,7 @@
 
 #include <attnviz/error.hpp>
 #include <attnviz/io/atomic_file.hpp>
-#include <attnviz/render/escape.hpp>
+#include <attnviz/render/gallery.hpp>
 
 #include <fmt/core.h>
 
@@ -14,46 +14,6 @@
 #include <memory>
 
 namespace attnviz::cli {
-
-namespace {
-
-using render::html_escape;
-
-// One self-contained page: sections in the order they were added, a figure per item with its
-// caption and links to the vector versions. Opens from disk in any browser (no server, no scripts).
-std::string gallery_html(const DemoContext& ctx) {
-  std::string h =
-      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>attnviz gallery</title>\n"
-      "<style>body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
-      "figure{display:inline-block;vertical-align:top;margin:0 1.5em 2em 0;max-width:640px}"
-      "figure img{max-width:640px;border:1px solid #ddd}figcaption{font-size:0.9em;line-height:1.35}"
-      "h2{border-bottom:1px solid #ccc;padding-bottom:0.2em}.notes{font-family:monospace;white-space:pre}"
-      "</style></head><body>\n<h1>attnviz gallery</h1>\n";
-  std::string section;
-  for (const auto& it : ctx.items) {
-    if (it.section != section) {
-      section = it.section;
-      h += "<h2>" + html_escape(section) + "</h2>\n";
-    }
-    h += "<figure><a href=\"" + html_escape(it.image) + "\"><img src=\"" + html_escape(it.image) + "\" alt=\"" +
-         html_escape(it.title) + "\"></a><figcaption><b>" + html_escape(it.title) + "</b> " + html_escape(it.caption);
-    for (const auto& l : it.links) {
-      auto dot = l.rfind('.');
-      std::string kind = dot == std::string::npos ? "file" : l.substr(dot + 1);
-      h += " <a href=\"" + html_escape(l) + "\">[" + html_escape(kind) + "]</a>";
-    }
-    h += "</figcaption></figure>\n";
-  }
-  if (!ctx.notes.empty()) {
-    h += "<h2>Run summary</h2>\n<div class=\"notes\">";
-    for (const auto& n : ctx.notes) h += html_escape(n) + "\n";
-    h += "</div>\n";
-  }
-  h += "</body></html>\n";
-  return h;
-}
-
-}  // namespace
 
 void add_demo(CLI::App& app) {
   struct Opts {
@@ -96,7 +56,7 @@ void add_demo(CLI::App& app) {
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
       fmt::print("   {} done in {:.1f} s\n", name, s);
     }
-    write_file_atomically(ctx.out / "index.html", gallery_html(ctx));
+    write_file_atomically(ctx.out / "index.html", render::gallery_html({.items = ctx.items, .notes = ctx.notes}));
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (const auto& n : ctx.notes) fmt::print("  {}\n", n);
     fmt::print("gallery: {} ({} figures, {:.1f} s)\n", (ctx.out / "index.html").string(), ctx.items.size(), total);

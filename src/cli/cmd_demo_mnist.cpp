@@ -116,11 +116,9 @@ void demo_mnist(DemoContext& ctx) {
   ctx.notes.push_back(fmt::format("mnist: ViT test accuracy {:.2f}% ({} of {} wrong)", 100 * ev.accuracy(),
                                   ev.count - ev.correct, ev.count));
 
-  std::vector<int> first(24);
-  for (int i = 0; i < 24; ++i) first[i] = i;
+  const std::vector<int> first = models::select_examples(test, {.first = 24});
   std::vector<int> wrong;
-  for (int i = 0; i < test.count && wrong.size() < 24; ++i)
-    if (ev.predictions[i] != test.labels[i]) wrong.push_back(i);
+  if (ev.correct < ev.count) wrong = models::select_examples(test, {.misclassified = 24}, ev.predictions);
   auto recs = models::record_mnist(*vit.model, test, first, "mnist-vit");
   fs::create_directories(ctx.out / "mnist");
   save_records(ctx.out / "mnist" / "digits.safetensors", recs);
@@ -197,10 +195,9 @@ void demo_mnist(DemoContext& ctx) {
              digit_panels(precs, SaliencyMethod::Cls), oo);
   }
   // 6. Confusion matrix.
-  render_confusion(ev, fmt::format("ViT confusion matrix · {:.2f}% test accuracy", 100 * ev.accuracy()),
-                   ctx.out / "mnist" / "confusion.png");
-  render_confusion(ev, fmt::format("ViT confusion matrix · {:.2f}% test accuracy", 100 * ev.accuracy()),
-                   ctx.out / "mnist" / "confusion.svg");
+  const render::ConfusionOptions co{.title = fmt::format("ViT confusion matrix · {:.2f}% test accuracy", 100 * ev.accuracy())};
+  for (const char* ext : {"png", "svg"})
+    render::render_confusion(ev.confusion_rows(), co, ctx.out / "mnist" / (std::string("confusion.") + ext));
   ctx.items.push_back({"MNIST", "Confusion matrix",
                        "Rows: true class, columns: predicted class, cells: counts over the 10,000 test digits. The "
                        "colour scale ends at the largest off-diagonal count so the errors stand out.",

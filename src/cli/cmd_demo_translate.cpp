@@ -6,12 +6,12 @@
 #include "cli/progress.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
+#include <attnviz/engine/ops.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/train/tasks.hpp>
 #include <attnviz/render/render.hpp>
 
 #include <fmt/core.h>
-#include <omp.h>
 
 #include <filesystem>
 
@@ -76,10 +76,7 @@ SentencePair pick_sentence() {
 }  // namespace
 
 void demo_translate(DemoContext& ctx) {
-  if (globals().threads == 0) {  // small matrices: one thread is fastest (see translate.cpp)
-    omp_set_num_threads(1);
-    nn::set_threads(1);
-  }
+  nn::use_threads(globals().threads, nn::Workload::SmallMatrices);
   const std::vector<std::string> kinds = {"additive", "dot", "general", "scaled-dot"};
   const SentencePair pair = pick_sentence();
   auto heldout = generate_synthetic({.count = 200, .seed = 1000, .split = SyntheticSplit::Test});

@@ -98,46 +98,6 @@ void print_eval(const models::MnistEvalResult& r, const std::string& model, cons
 
 }  // namespace
 
-// Confusion matrix as a heatmap: integer counts in the cells; the colour scale tops out at the
-// largest off-diagonal count so the errors are visible next to the large diagonal.
-void render_confusion(const models::MnistEvalResult& r, const std::string& title, const fs::path& out) {
-  using namespace render;
-  double off = 1;
-  for (int t = 0; t < 10; ++t)
-    for (int p = 0; p < 10; ++p)
-      if (t != p) off = std::max(off, static_cast<double>(r.confusion[t][p]));
-  const Colormap& cmap = Colormap::get("viridis");
-  const ValueRange range{0, off};
-  const double cell = 38, left = 64, top = 44, grid = 10 * cell;
-  DrawList dl;
-  dl.width = left + grid + 110;
-  dl.height = top + grid + 56;
-  add_title(dl, title, dl.width, 8);
-  TextStyle small;
-  small.size = 11;
-  TextStyle axis = small;
-  axis.italic = true;
-  for (int t = 0; t < 10; ++t)
-    for (int p = 0; p < 10; ++p) {
-      const double x = left + p * cell, y = top + t * cell;
-      const long v = r.confusion[t][p];
-      Color c = cmap.at(range.to_unit(static_cast<double>(v)));
-      dl.add(Rect{x, y, cell, cell, c});
-      dl.add(Text{{x + cell / 2, y + cell / 2}, std::to_string(v), small, contrast_text_color(c), HAlign::Center,
-                  VAlign::Middle});
-    }
-  for (int k = 0; k < 10; ++k) {
-    dl.add(Text{{left - 6, top + k * cell + cell / 2}, std::to_string(k), small, kBlack, HAlign::Right, VAlign::Middle});
-    dl.add(Text{{left + k * cell + cell / 2, top + grid + 4}, std::to_string(k), small, kBlack, HAlign::Center,
-                VAlign::Top});
-  }
-  dl.add(Text{{left + grid / 2, top + grid + 24}, "predicted class", axis, kBlack, HAlign::Center, VAlign::Top});
-  dl.add(Text{{18, top + grid / 2}, "true class", axis, kBlack, HAlign::Center, VAlign::Middle, 90});
-  add_colorbar(dl, left + grid + 16, top, 14, grid, cmap, range,
-               "count (scale ends at the largest error count)");
-  paint_to_file(dl, out);
-}
-
 struct SnapshotCli {
   long every = 0;
   int probe = -1;
@@ -238,9 +198,10 @@ void add_eval_mnist(CLI::App& parent) {
       print_eval(r, o->model, o->split);
     }
     if (!o->heatmap.empty()) {
-      render_confusion(r, fmt::format("confusion matrix · {} · {:.2f}%", fs::path(o->model).filename().string(),
-                                      100 * r.accuracy()),
-                       o->heatmap);
+      render::render_confusion(r.confusion_rows(),
+                               {.title = fmt::format("confusion matrix · {} · {:.2f}%",
+                                                     fs::path(o->model).filename().string(), 100 * r.accuracy())},
+                               o->heatmap);
       if (!o->json) fmt::print("confusion heatmap written to {}\n", o->heatmap);
     }
   });
@@ -272,19 +233,10 @@ void add_record_mnist(CLI::App& parent) {
       idx = parse_index_list(o->index);
       if (idx.empty()) throw UsageError("--index lists no images");
     } else {
-      std::vector<int> cand;
-      for (int i = 0; i < set.count; ++i)
-        if (o->klass < 0 || set.labels[i] == o->klass) cand.push_back(i);
-      if (o->misclassified > 0) {
-        auto r = models::evaluate_mnist(*model, set);
-        for (int i : cand)
-          if (r.predictions[i] != set.labels[i] && static_cast<int>(idx.size()) < o->misclassified) idx.push_back(i);
-      } else {
-        int n = o->first > 0 ? o->first : 16;
-        for (int i : cand)
-          if (static_cast<int>(idx.size()) < n) idx.push_back(i);
-      }
-      if (idx.empty()) throw UsageError("no images match the selection");
+      const models::ExampleSelection sel{.first = o->first > 0 ? o->first : 16, .misclassified = o->misclassified,
+                                         .klass = o->klass};
+      idx = models::select_examples(set, sel, sel.misclassified > 0 ? models::evaluate_mnist(*model, set).predictions
+                                                                     : std::vector<int>{});
     }
     auto recs = models::record_mnist(*model, set, idx, fs::path(o->model).stem().string());
     save_records(o->out, recs);

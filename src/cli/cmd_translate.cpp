@@ -8,11 +8,11 @@
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/io/printable.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/engine/ops.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/train/tasks.hpp>
 
 #include <fmt/core.h>
-#include <omp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -68,15 +68,8 @@ ParallelCorpus load_data(const DataOptions& d, SyntheticSplit split, const Token
   return generate_synthetic({.count = d.synthetic, .seed = d.seed, .split = split});
 }
 
-// These models multiply small matrices ([32, 192] x [192, 384]): threads cost more in barriers
-// than they save, and on a loaded machine spinning OpenMP threads slow everything down. So one
-// thread unless --threads asks for more.
-void default_threads() {
-  if (globals().threads == 0) {
-    omp_set_num_threads(1);
-    nn::set_threads(1);
-  }
-}
+// Small matrices: one thread unless --threads asks for more (nn::thread_count).
+void default_threads() { nn::use_threads(globals().threads, nn::Workload::SmallMatrices); }
 
 std::string pct(double x) { return fmt::format("{:.1f}%", 100.0 * x); }
 

@@ -1,18 +1,14 @@
 // The demo's shared state: output folder, settings, and the gallery each demo section adds to.
 #pragma once
+#include <attnviz/render/gallery.hpp>
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace attnviz::cli {
 
-struct GalleryItem {
-  std::string section;             // "Samples", "MNIST", "Translation", "Text classification"
-  std::string title;
-  std::string caption;             // one or two sentences: what the picture shows and how to read it
-  std::string image;               // path relative to the output folder, shown in the page (PNG)
-  std::vector<std::string> links;  // other formats of the same figure (SVG, PDF), relative paths
-};
+using render::GalleryItem;   // {section, title, caption, image, links}
 
 struct DemoContext {
   std::filesystem::path out;       // gallery folder

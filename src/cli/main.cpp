@@ -3,12 +3,12 @@
 #include "cli/commands.hpp"
 
 #include <attnviz/error.hpp>
+#include <attnviz/engine/ops.hpp>
 #include <attnviz/io/limits.hpp>
 #include <attnviz/io/printable.hpp>
 #include <attnviz/render/render_info.hpp>
 
 #include <fmt/core.h>
-#include <omp.h>
 #include <Eigen/Core>
 
 #include <algorithm>
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   add_corpus(app);
   add_generate(app);
   app.parse_complete_callback([] {
-    if (globals().threads > 0) omp_set_num_threads(globals().threads);
+    attnviz::nn::use_threads(globals().threads);
     attnviz::set_max_array_bytes(max_mib << 20);
   });
   try {

@@ -52,7 +52,4 @@ inline train::TrainResult train_with_progress(models::MnistModel& model, const I
   return train::train_mnist(model, train, test, opt, wrap ? wrap(cb) : cb);
 }
 
-// Renders the confusion matrix of an evaluation as a heatmap (mnist.cpp).
-void render_confusion(const models::MnistEvalResult& r, const std::string& title, const std::filesystem::path& out);
-
 }  // namespace attnviz::cli

@@ -102,7 +102,7 @@ std::vector<BatchJob> batch_jobs(const BatchInputs& b, const std::string& out, b
 
 void run_batch(const std::vector<BatchJob>& jobs, const std::function<void(const BatchJob&)>& render_one) {
   const long n = static_cast<long>(jobs.size());
-  const int t = static_cast<int>(std::min<long>(globals().threads > 0 ? globals().threads : nn::threads(), n));
+  const int t = static_cast<int>(std::min<long>(nn::threads(), n));
   ProgressBar bar("render", n, !globals().quiet);
   std::vector<std::string> errors(jobs.size());
   long done = 0, failed = 0;

@@ -52,6 +52,17 @@ void for_parts(Eigen::Index n, int t, const Block& block) {
 void set_threads(int n) { g_threads = std::max(0, n); }
 int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
+int thread_count(int requested, Workload w) {
+  if (requested > 0) return requested;
+  return w == Workload::SmallMatrices ? 1 : omp_get_max_threads();
+}
+
+void use_threads(int requested, Workload w) {
+  const int n = thread_count(requested, w);
+  omp_set_num_threads(n);
+  set_threads(n);
+}
+
 std::string gemm_backend() {
 #ifdef ATTNVIZ_USE_OPENBLAS
   return std::string("OpenBLAS (") + openblas_get_config() + "; kernels: " + openblas_get_corename() + ")";

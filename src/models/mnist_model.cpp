@@ -152,6 +152,18 @@ MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch
   return r;
 }
 
+std::vector<int> select_examples(const ImageSet& set, const ExampleSelection& sel, const std::vector<int>& predictions) {
+  const bool wrong = sel.misclassified > 0;
+  if (wrong && static_cast<int>(predictions.size()) != set.count)
+    throw std::invalid_argument("select_examples: misclassified images need one prediction per image");
+  const int n = wrong ? sel.misclassified : sel.first;
+  std::vector<int> idx;
+  for (int i = 0; i < set.count && static_cast<int>(idx.size()) < n; ++i)
+    if ((sel.klass < 0 || set.labels[i] == sel.klass) && (!wrong || predictions[i] != set.labels[i])) idx.push_back(i);
+  if (idx.empty()) throw UsageError("no images match the selection");
+  return idx;
+}
+
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
                                           const std::string& model_name) {
   check_set(model, set, "recorded set");

@@ -11,6 +11,14 @@ namespace attnviz::nn {
 // Results are bitwise identical for the same thread count.
 void set_threads(int n);
 int threads();
+// The one thread-count policy (the CLI's --threads goes through it). requested > 0: that many.
+// requested 0: OpenMP's default (all cores, or OMP_NUM_THREADS), except for work made of small
+// matrices (the translators multiply [32, 192] x [192, 384]): there fork/join barriers cost more
+// than they save and spinning threads slow a loaded machine down, so 1.
+enum class Workload { General, SmallMatrices };
+int thread_count(int requested, Workload w = Workload::General);
+// Sets OpenMP's thread count and threads() to thread_count(requested, w).
+void use_threads(int requested, Workload w = Workload::General);
 // What computes the matrix products: "OpenBLAS (<config>; kernels: <core>)" when built with
 // ATTNVIZ_BLAS (OpenBLAS picks its kernels for the CPU at run time), else Eigen and its compiled-in ISA.
 std::string gemm_backend();

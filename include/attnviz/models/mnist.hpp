@@ -88,6 +88,12 @@ struct MnistEvalResult : EvalResult {
   std::vector<float> probabilities;              // [count] softmax probability of the prediction
   std::vector<std::array<long, 10>> confusion;   // [true][predicted]
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0; }
+  // The confusion matrix as rows of counts (render::layout_confusion draws it).
+  std::vector<std::vector<long>> confusion_rows() const {
+    std::vector<std::vector<long>> rows;
+    for (const auto& r : confusion) rows.emplace_back(r.begin(), r.end());
+    return rows;
+  }
   std::vector<double> per_class_accuracy() const;
 };
 MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch = 256);
@@ -98,5 +104,17 @@ MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch
 // predicted class's logit with respect to every attention tensor.
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
                                           const std::string& model_name = "");
+
+// Which images to record (`record mnist`, the demo): the first `first` images, or the first
+// `misclassified` images whose prediction is wrong; with klass >= 0 only images of that true class.
+struct ExampleSelection {
+  int first = 16;
+  int misclassified = 0;   // > 0: wrong predictions instead of the first images
+  int klass = -1;          // -1 = every class
+};
+// predictions: [set.count] (evaluate_mnist), needed only when misclassified > 0 (std::invalid_argument
+// when missing). Returns image numbers in increasing order; UsageError when none match.
+std::vector<int> select_examples(const ImageSet& set, const ExampleSelection& sel,
+                                 const std::vector<int>& predictions = {});
 
 }  // namespace attnviz::models

@@ -199,6 +199,23 @@ struct EvolutionOptions {
 // when there are no records or the matrices change shape between snapshots.
 std::vector<DrawList> evolution_frames(const std::vector<AttentionRecord>& snapshots, const EvolutionOptions& opt);
 
+// ---- confusion matrix ----
+
+struct ConfusionOptions {
+  std::string title;                 // "" = none
+  std::vector<std::string> labels;   // class names; empty = 0, 1, 2, ...
+  std::string colormap = "viridis";
+  double cell = 38;                  // points per cell
+};
+
+// counts[t][p]: how often true class t was predicted as p (square). Integer counts in the cells,
+// true class down, predicted across; the colour scale ends at the largest off-diagonal count so
+// the errors stay visible beside the large diagonal (diagonal cells saturate). Throws
+// std::invalid_argument on a ragged or empty matrix or a label count that does not match.
+DrawList layout_confusion(const std::vector<std::vector<long>>& counts, const ConfusionOptions& opt);
+void render_confusion(const std::vector<std::vector<long>>& counts, const ConfusionOptions& opt,
+                      const std::filesystem::path& out, const PaintOptions& paint = {});
+
 // ---- multi-panel figures ----
 
 // A panel of a composed figure: any DrawList with an optional caption under it.
