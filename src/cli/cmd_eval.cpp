@@ -9,6 +9,7 @@ void add_eval(CLI::App& app) {
   set_example(sub, "attnviz eval mnist --model models/vit.safetensors --json");
   add_eval_mnist(*sub);
   add_eval_translate(*sub);
+  add_eval_saliency(*sub);
   add_eval_textcls(*sub);
 }
 

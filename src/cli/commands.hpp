@@ -81,6 +81,7 @@ void add_eval_mnist(CLI::App& eval);
 void add_record_mnist(CLI::App& record);
 void add_train_translate(CLI::App& train);
 void add_eval_translate(CLI::App& eval);
+void add_eval_saliency(CLI::App& eval);   // cmd_eval_saliency.cpp (faithfulness of saliency maps)
 void add_record_translate(CLI::App& record);
 void add_train_textcls(CLI::App& train);
 void add_eval_textcls(CLI::App& eval);
