@@ -5,6 +5,7 @@
 #include "cli/input_options.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
+#include <attnviz/analysis/statistical_aligner.hpp>
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/data/corpus.hpp>
 #include <attnviz/error.hpp>
@@ -74,6 +75,9 @@ void add_align(CLI::App& app) {
     ImportOptions imp;
     AlignOptions align;
     int head = -1;
+    std::string train_corpus, eval_corpus, columns, symmetrize = "grow-diag-final-and";
+    StatAlignOptions stat;
+    bool pretokenized = false, lowercase = false;
     bool keep_special = false, rank_heads = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
     bool gold_all_sure = false;
   };
@@ -100,9 +104,28 @@ void add_align(CLI::App& app) {
   sub->add_option("-o,--out", o->out, "write the Pharaoh lines here instead of standard output");
   sub->add_flag("--json", o->json, "print scores as JSON");
   add_import_options(sub, o->imp);
+  auto* stat = sub->add_option_group("statistical aligner", "a baseline without attention (no INPUT needed)");
+  stat->add_option("--train-ibm1", o->train_corpus,
+                   "train IBM Model 1 (with fast_align's diagonal prior unless --diagonal-tension 0) on this corpus "
+                   "(TSV or 'source ||| target'), both directions, symmetrize, and write its Pharaoh alignments");
+  stat->add_option("--eval-corpus", o->eval_corpus,
+                   "also train on these pairs (TSV read with the same columns, plus the next one as gold), then write and score "
+                   "only their alignments (the usual set-up: test sentences join the unsupervised training)");
+  stat->add_option("--iterations", o->stat.iterations, "EM iterations per direction")->check(CLI::Range(0, 1000));
+  stat->add_option("--diagonal-tension", o->stat.diagonal_tension,
+                   "fast_align's lambda: how strongly links prefer the diagonal (0 = plain IBM Model 1)")
+      ->check(finite_in(0.0, 1000.0));
+  stat->add_option("--null-probability", o->stat.null_probability, "p0, the prior of aligning to nothing")
+      ->check(finite_in(1e-6, 0.999999));
+  stat->add_option("--symmetrize", o->symmetrize,
+                   "forward | reverse | intersect | union | grow-diag | grow-diag-final | grow-diag-final-and");
+  stat->add_option("--columns", o->columns, "TSV columns source,target[,gold] (1-based; default 1,2,3)");
+  stat->add_flag("--pretokenized", o->pretokenized, "the corpus is tokenized: split on spaces only");
+  stat->add_flag("--lowercase", o->lowercase, "lowercase the words before counting them");
   set_example(sub, "attnviz align samples/alignment_6x7.safetensors --gold samples/alignment_6x7.gold\n"
                    "  attnviz align rec.safetensors --gold rec.gold --rank-heads\n"
-                   "  attnviz align --score enfr.awesome-align.out --gold enfr.gold --gold-one-indexed");
+                   "  attnviz align --score enfr.awesome-align.out --gold enfr.gold --gold-one-indexed\n"
+                   "  attnviz align --train-ibm1 pairs.tsv -o ibm1.talp");
   sub->callback([o] {
     const PharaohOptions ph{.one_indexed = o->one_indexed || o->pred_one,
                             .flag = o->one_indexed ? "--one-indexed" : "--pred-one-indexed"};
@@ -120,6 +143,61 @@ void add_align(CLI::App& app) {
           for (auto& l : a.links) l.sure = true;
       return gold;
     };
+    if (!o->train_corpus.empty()) {
+      if (!o->input.empty() || !o->score.empty()) throw UsageError("--train-ibm1 takes no INPUT or --score");
+      CorpusOptions co;
+      if (!o->columns.empty()) parse_columns(o->columns, co);
+      co.pretokenized = o->pretokenized;
+      co.tokenizer.lowercase = o->lowercase;
+      co.one_indexed = gph.one_indexed;
+      ParallelCorpus corpus = read_corpus(o->train_corpus, co);
+      for (const auto& n : corpus.notes) fmt::print(stderr, "note: {}\n", n);
+      o->stat.symmetrize = parse_symmetrize(o->symmetrize);
+      o->stat.corpus_path = o->train_corpus;
+      std::vector<SentencePair> all = corpus.pairs;
+      std::string scored_path = o->train_corpus;
+      if (!o->eval_corpus.empty()) {
+        CorpusOptions eco = co;   // the same columns, but the gold column is read when present
+        if (eco.gold_column == 0) eco.gold_column = std::max(eco.source_column, eco.target_column) + 1, eco.gold_optional = true;
+        corpus = read_corpus(o->eval_corpus, eco);   // what is written and scored from here on
+        for (const auto& n : corpus.notes) fmt::print(stderr, "note: {}\n", n);
+        all.insert(all.end(), corpus.pairs.begin(), corpus.pairs.end());
+        scored_path = o->eval_corpus;
+      }
+      std::vector<Alignment> pred = train_and_align(all, o->stat);
+      pred.erase(pred.begin(), pred.end() - static_cast<std::ptrdiff_t>(corpus.pairs.size()));
+      std::string lines;
+      for (const auto& a : pred) lines += format_pharaoh(a, ph) + "\n";
+      if (!o->out.empty()) write_file_atomically(o->out, lines);
+      else if (!o->json) fmt::print("{}", lines);
+      std::vector<Alignment> gold;
+      if (!o->gold.empty()) gold = read_gold();
+      else if (corpus.has_gold())
+        for (const auto& p : corpus.pairs) gold.push_back(*p.gold);
+      const std::string what = fmt::format("IBM Model 1{}, {} iterations, {}, {} pairs of {}, trained on {} pairs",
+                                           o->stat.diagonal_tension > 0 ? fmt::format(" + diagonal prior (lambda {:g}, p0 {:g})",
+                                                                                       o->stat.diagonal_tension, o->stat.null_probability)
+                                                                        : "",
+                                           o->stat.iterations, symmetrize_name(o->stat.symmetrize), pred.size(),
+                                           scored_path, all.size());
+      if (!gold.empty()) {
+        if (gold.size() != pred.size())
+          throw InputError(o->gold, fmt::format("{} gold line(s) for {} corpus pair(s)", gold.size(), pred.size()));
+        std::vector<PairSize> dims;
+        for (const auto& p : corpus.pairs) dims.push_back({static_cast<int>(p.source.size()), static_cast<int>(p.target.size())});
+        check_alignments_fit(gold, dims, o->gold.empty() ? scored_path : o->gold, gph);
+        // With -o the scores go to standard output; without, after the alignments, to standard error.
+        if (o->out.empty() && !o->json) {
+          const AlignmentScore sc = score_alignments(pred, gold);
+          fmt::print(stderr, "precision {:.4f}  recall {:.4f}  AER {:.4f}   ({})\n", sc.precision(), sc.recall(), sc.aer(), what);
+        } else {
+          print_score(score_alignments(pred, gold), o->json, what);
+        }
+      } else if (!o->out.empty()) {
+        fmt::print("wrote {} alignment(s) to {} ({})\n", pred.size(), o->out, what);
+      }
+      return;
+    }
     if (!o->score.empty()) {
       if (o->gold.empty()) throw UsageError("--score needs --gold");
       if (!o->input.empty()) throw UsageError("give either INPUT or --score, not both");
