@@ -368,3 +368,10 @@ TEST_CASE("CLI: --merge-subwords on a BERT record reads per word") {
   CHECK(h.code == 0);
   CHECK(fs::exists(tmp / "h.png"));
 }
+
+TEST_CASE("WordPiece tokenizer.json without model.vocab: a message, not undefined behaviour (fuzz_tokenizer)") {
+  const auto dir = attnviz::test::temp_dir("wp_no_vocab");
+  attnviz::test::spit(dir / "tokenizer.json", R"({"model": {"type": "WordPiece"}})");
+  CHECK_THROWS_WITH_AS(attnviz::read_wordpiece(dir), doctest::Contains("tokenizer.json: model needs a \"vocab\" object"),
+                       attnviz::InputError);
+}

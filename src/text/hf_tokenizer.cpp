@@ -331,8 +331,10 @@ WordPieceTokenizer read_wordpiece(const fs::path& dir) {
     const json j = parse_json(tj);
     if (!j.is_object() || !j.contains("model") || !j["model"].is_object() || j["model"].value("type", "") != "WordPiece")
       throw InputError(source, "not a WordPiece tokenizer.json (model.type must be \"WordPiece\")");
-    vocab = vocab_by_id(j["model"]["vocab"], source, "model.vocab");
     const json& m = j["model"];
+    // (operator[] of a const json on a missing key is undefined behaviour: found by fuzz_tokenizer)
+    if (!m.contains("vocab")) throw InputError(source, "model needs a \"vocab\" object");
+    vocab = vocab_by_id(m["vocab"], source, "model.vocab");
     if (m.contains("continuing_subword_prefix") && m["continuing_subword_prefix"].is_string())
       opt.prefix = m["continuing_subword_prefix"].get<std::string>();
     if (m.contains("max_input_chars_per_word") && m["max_input_chars_per_word"].is_number_integer())
