@@ -123,11 +123,13 @@ TEST_CASE("source ||| target lines split on ASCII spaces only") {
   CHECK(b.size() == 2);
 }
 
-TEST_CASE("samples/real-de-gold.tsv: 27 real pairs whose hand-made gold fits the tokenizer") {
+TEST_CASE("samples/real-de-gold.tsv: 74 real pairs whose hand-made gold fits the tokenizer") {
   // The reader rejects links outside either sentence, so reading it checks every index.
   auto c = read_corpus(std::filesystem::path(ATTNVIZ_SOURCE_DIR) / "samples/real-de-gold.tsv");
-  REQUIRE(c.size() == 27);
+  REQUIRE(c.size() == 74);
   CHECK(c.has_gold());
+  std::set<std::string> english;
+  for (const auto& p : c.pairs) CHECK_MESSAGE(english.insert(join_tokens(p.source)).second, join_tokens(p.source));
   CHECK(c.pairs[15].source == V{"I", "'", "ll", "change", "it", "later"});
   CHECK(c.pairs[23].target == V{"Komprimierte", "Fehlersuchinformationen", "erzeugen", "."});
   CHECK(to_pharaoh(*c.pairs[23].gold) == "0-2 1-0 2-1 3-1 4-3");
@@ -143,5 +145,8 @@ TEST_CASE("samples/real-de-gold.tsv: 27 real pairs whose hand-made gold fits the
       for (const auto& l : p.gold->links) linked |= l.target == j;
       CHECK(linked);
     }
+    // No word pair is linked twice (a sure and a possible link for the same pair is a typo).
+    std::set<std::pair<int, int>> seen;
+    for (const auto& l : p.gold->links) CHECK(seen.insert({l.source, l.target}).second);
   }
 }
