@@ -95,6 +95,9 @@ class Painter {
  public:
   Painter(cairo_t* cr, bool raster) : cr_(cr), raster_(raster) {
     layout_.reset(pango_cairo_create_layout(cr));
+    // pango_cairo_create_layout copied the PNG's pixels-per-point scale into the context; text is
+    // laid out in points at the identity, like measure_text, so both share Pango's font sets.
+    pango_context_set_matrix(pango_layout_get_context(layout_.get()), nullptr);
     detail::set_scale_independent_fonts(pango_layout_get_context(layout_.get()));
     pango_layout_context_changed(layout_.get());
   }
@@ -184,7 +187,7 @@ class Painter {
   void draw(const Text& t) {
     if (t.text.empty()) return;
     PangoLayout* layout = layout_.get();
-    detail::setup_layout(layout, t.text, t.style);
+    const double f = detail::setup_layout(layout, t.text, t.style);  // layout units -> points
     pango_layout_set_alignment(layout, t.halign == HAlign::Center  ? PANGO_ALIGN_CENTER
                                        : t.halign == HAlign::Right ? PANGO_ALIGN_RIGHT
                                                                    : PANGO_ALIGN_LEFT);
@@ -201,9 +204,13 @@ class Painter {
     cairo_save(cr_);
     cairo_translate(cr_, t.at.x, t.at.y);
     if (t.angle != 0) cairo_rotate(cr_, -t.angle * M_PI / 180.0);
+    cairo_scale(cr_, f, f);
     cairo_move_to(cr_, -dx - x0, -dy);
     set_color(cr_, t.color);
-    pango_cairo_update_layout(cr_, layout);
+    // No pango_cairo_update_layout: the layout stays at the identity matrix and the one size it was
+    // measured at, and cairo draws the unhinted outlines through the current transformation
+    // (scale to the style's size, rotation, PNG pixels per point). Handing Pango each
+    // transformation made every (size, scale) a font set of its own (see kLayoutSize).
     pango_cairo_show_layout(cr_, layout);
     cairo_restore(cr_);
   }

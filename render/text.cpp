@@ -22,6 +22,10 @@ void set_scale_independent_fonts(PangoContext* context) {
   cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
   pango_cairo_context_set_font_options(context, fo);
   cairo_font_options_destroy(fo);
+  // Glyph positions exactly as the font says, not rounded to whole units of the layout's space: the
+  // painter lays text out in points at an identity matrix (see Painter::draw(Text)), and rounding
+  // there would snap glyphs to a 1 pt grid.
+  pango_context_set_round_glyph_positions(context, FALSE);
 }
 
 }  // namespace detail
@@ -50,11 +54,13 @@ std::string figure_text(const std::string& text, bool markup, bool one_line) {
 
 namespace detail {
 
-void setup_layout(PangoLayout* layout, const std::string& raw, const TextStyle& style) {
+double setup_layout(PangoLayout* layout, const std::string& raw, const TextStyle& style) {
   const std::string text = figure_text(raw, style.markup, style.max_width > 0);
+  // A size that is not a positive number draws nothing visible rather than dividing by zero.
+  const double f = std::isfinite(style.size) && style.size > 0 ? style.size / kLayoutSize : 1e-3;
   PangoFontDescription* fd = pango_font_description_new();
   pango_font_description_set_family(fd, style.family.c_str());
-  pango_font_description_set_absolute_size(fd, style.size * PANGO_SCALE);  // points = user units
+  pango_font_description_set_absolute_size(fd, kLayoutSize * PANGO_SCALE);  // points = user units
   pango_font_description_set_weight(fd, style.bold ? PANGO_WEIGHT_BOLD : PANGO_WEIGHT_NORMAL);
   pango_font_description_set_style(fd, style.italic ? PANGO_STYLE_ITALIC : PANGO_STYLE_NORMAL);
   pango_layout_set_font_description(layout, fd);
@@ -72,18 +78,19 @@ void setup_layout(PangoLayout* layout, const std::string& raw, const TextStyle& 
     pango_layout_set_text(layout, text.c_str(), -1);
   }
   if (style.max_width > 0) {
-    pango_layout_set_width(layout, static_cast<int>(style.max_width * PANGO_SCALE));
+    pango_layout_set_width(layout, static_cast<int>(style.max_width / f * PANGO_SCALE));
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
     pango_layout_set_wrap(layout, PANGO_WRAP_WORD);
     pango_layout_set_height(layout, -1);  // one line
   } else if (style.wrap_width > 0) {
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_NONE);
-    pango_layout_set_width(layout, static_cast<int>(style.wrap_width * PANGO_SCALE));
+    pango_layout_set_width(layout, static_cast<int>(style.wrap_width / f * PANGO_SCALE));
     pango_layout_set_wrap(layout, PANGO_WRAP_WORD_CHAR);
   } else {
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_NONE);
     pango_layout_set_width(layout, -1);
   }
+  return f;
 }
 
 }  // namespace detail
@@ -115,13 +122,13 @@ Measurer& measurer() {
 
 TextExtent measure_text(const std::string& text, const TextStyle& style) {
   Measurer& m = measurer();
-  detail::setup_layout(m.layout, text, style);
+  const double f = detail::setup_layout(m.layout, text, style);
   PangoRectangle logical;
   pango_layout_get_extents(m.layout, nullptr, &logical);
   TextExtent e;
-  e.width = logical.width / double(PANGO_SCALE);
-  e.height = logical.height / double(PANGO_SCALE);
-  e.baseline = pango_layout_get_baseline(m.layout) / double(PANGO_SCALE);
+  e.width = logical.width * f / PANGO_SCALE;
+  e.height = logical.height * f / PANGO_SCALE;
+  e.baseline = pango_layout_get_baseline(m.layout) * f / PANGO_SCALE;
   return e;
 }
 
