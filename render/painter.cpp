@@ -295,7 +295,7 @@ std::string paint_to_bytes(const DrawList& list, Format format, const PaintOptio
     SurfacePtr s = paint_image(list, opt);
     return detail::encode_png_argb32(cairo_image_surface_get_data(s.get()), cairo_image_surface_get_width(s.get()),
                                      cairo_image_surface_get_height(s.get()), cairo_image_surface_get_stride(s.get()),
-                                     opt.pixel_scale() * 72.0, opt.small_png);
+                                     opt.pixel_scale() * 72.0, opt.small_png, opt.threads);
   }
   double w = std::max(1.0, list.width), h = std::max(1.0, list.height);
   SurfacePtr s(format == Format::Svg ? cairo_svg_surface_create_for_stream(append_bytes, &bytes, w, h)

@@ -35,6 +35,8 @@ bool is_folder_target(const std::string& out) {
 
 bool in_batch() { return t_in_batch; }
 
+int render_threads() { return nn::threads(); }
+
 void add_batch_inputs(CLI::App* sub, BatchInputs& b) {
   sub->add_option("input", b.inputs,
                   "record(s) or importable file(s) (.safetensors, .npy, .npz, .json); several need -o DIR/");

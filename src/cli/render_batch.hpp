@@ -34,6 +34,9 @@ std::vector<BatchJob> batch_jobs(const BatchInputs& b, const std::string& out, b
 // a summary; throws InputError ("N of M inputs failed", exit code 2) if any failed.
 void run_batch(const std::vector<BatchJob>& jobs, const std::function<void(const BatchJob&)>& render_one);
 
+// nn::threads(): --threads, or every core.
+int render_threads();
+
 // True on a thread that is rendering one job of a batch (the one-file "wrote OUT" line is not printed).
 bool in_batch();
 
@@ -45,12 +48,14 @@ void for_each_input(const std::shared_ptr<Opt>& opt, const F& render_one) {
   const std::vector<BatchJob> jobs = batch_jobs(opt->c.batch, opt->c.out, single);
   if (single) {
     opt->c.input = jobs.front().input;
+    opt->c.paint.threads = render_threads();  // big PNGs: compressed on --threads threads
     render_one(opt);
     return;
   }
   run_batch(jobs, [&](const BatchJob& j) {
     auto one = std::make_shared<Opt>(*opt);
     one->c.input = j.input;
+    one->c.paint.threads = 1;  // the batch already keeps every core busy
     one->c.out = j.out;
     render_one(one);
   });

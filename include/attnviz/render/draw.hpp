@@ -153,6 +153,8 @@ struct PaintOptions {
   double dpi = 0;     // > 0: overrides scale as dpi / 72 (PNG only)
   bool small_png = false;  // compress PNGs with zlib (about 3x smaller files, 1.4x slower to write)
                            // instead of the fast run-length coder
+  int threads = 0;    // PNG: images of more than 4 MiB of pixels are compressed in bands on up to
+                      // this many threads (0 = every hardware thread; 1 = the calling thread only)
   double pixel_scale() const { return dpi > 0 ? dpi / 72.0 : scale; }
 };
 
