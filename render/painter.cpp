@@ -220,15 +220,24 @@ class Painter {
     if (im.rgba.size() != static_cast<size_t>(im.width) * im.height * 4)
       throw InputError("", "image op has " + std::to_string(im.rgba.size()) + " bytes, expected " +
                                std::to_string(size_t(im.width) * im.height * 4));
-    SurfacePtr s(cairo_image_surface_create(CAIRO_FORMAT_ARGB32, im.width, im.height));
+    // An opaque image (a heatmap's cell field) becomes an RGB24 surface, which pixman copies
+    // instead of blending; others are premultiplied into ARGB32.
+    bool opaque = true;
+    for (size_t i = 3; i < im.rgba.size() && opaque; i += 4) opaque = im.rgba[i] == 255;
+    SurfacePtr s(cairo_image_surface_create(opaque ? CAIRO_FORMAT_RGB24 : CAIRO_FORMAT_ARGB32, im.width, im.height));
     check(cairo_surface_status(s.get()), "creating an image");
     cairo_surface_flush(s.get());
     unsigned char* data = cairo_image_surface_get_data(s.get());
     int stride = cairo_image_surface_get_stride(s.get());
     for (int y = 0; y < im.height; ++y) {
       auto* row = reinterpret_cast<std::uint32_t*>(data + static_cast<size_t>(y) * stride);
-      for (int x = 0; x < im.width; ++x) {
-        const std::uint8_t* p = &im.rgba[(static_cast<size_t>(y) * im.width + x) * 4];
+      const std::uint8_t* p = &im.rgba[static_cast<size_t>(y) * im.width * 4];
+      if (opaque) {
+        for (int x = 0; x < im.width; ++x, p += 4)
+          row[x] = 0xFF000000u | (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2];
+        continue;
+      }
+      for (int x = 0; x < im.width; ++x, p += 4) {
         std::uint32_t a = p[3];
         auto pm = [a](std::uint32_t c) { return (c * a + 127) / 255; };  // premultiply
         row[x] = (a << 24) | (pm(p[0]) << 16) | (pm(p[1]) << 8) | pm(p[2]);

@@ -146,6 +146,38 @@ TEST_CASE("the PNG encoder round-trips through a third-party decoder (stb_image)
   }
 }
 
+TEST_CASE("heatmap over 10,000 cells: one image, cells snapped to whole half points, colours of the colormap") {
+  // 650 x 650: automatic cells would be 2400/650 = 3.69 pt; snapped to 3.5 pt, 7 whole pixels at
+  // scale 2, so every cell centre shows its own colour.
+  const int n = 650;
+  LabelledMatrix m;
+  m.values.resize(n, n);
+  for (int q = 0; q < n; ++q)
+    for (int k = 0; k < n; ++k) m.values(q, k) = static_cast<float>(((q * 7 + k * 13) % 101) / 100.0);
+  m.values(5, 9) = std::numeric_limits<float>::quiet_NaN();
+  DrawList dl = layout_heatmap(m, bare());
+  const Image* im = nullptr;
+  for (const auto& op : dl.ops)
+    if (const auto* i = std::get_if<Image>(&op)) im = i;
+  REQUIRE(im != nullptr);
+  CHECK(im->w == doctest::Approx(n * 3.5));
+  CHECK(im->h == doctest::Approx(n * 3.5));
+  PaintOptions po;
+  po.scale = 2;
+  Raster r = paint_to_raster(dl, po);
+  const Colormap& cm = Colormap::get("viridis");
+  float lo = 0, hi = 1;  // the finite values span 0..1
+  for (int q : {0, 5, 64, 333, 649})
+    for (int k : {0, 9, 100, 648, 649}) {
+      CAPTURE(q);
+      CAPTURE(k);
+      auto px = r.pixel(static_cast<int>((im->x + (k + 0.5) * 3.5) * 2), static_cast<int>((im->y + (q + 0.5) * 3.5) * 2));
+      auto want = std::isnan(m.values(q, k)) ? std::array<std::uint8_t, 3>{255, 0, 255}
+                                             : cm.at8((m.values(q, k) - lo) / (hi - lo));
+      for (int ch = 0; ch < 3; ++ch) CHECK(std::abs(int(px[ch]) - int(want[ch])) <= 1);
+    }
+}
+
 TEST_CASE("PNG encoder: a big image coded in bands on several threads decodes to the same pixels as on one") {
   // 2400 x 1800 px: 13 MB of RGB rows, so 3 bands with 3 threads. Flat rows (filter "up", coded
   // without reading them) at the top and across the band boundaries, noise (every byte a literal)
