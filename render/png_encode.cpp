@@ -110,7 +110,7 @@ class RleDeflate {
         while (r < lim && d[i + r] == c) ++r;
       counted:
         if (r >= 3) {
-          match(r);
+          match(r, c);
           i += r;
           continue;
         }
@@ -123,10 +123,17 @@ class RleDeflate {
   // n zero bytes (an "up"-filtered row equal to the one above), without reading them.
   void zeros(size_t n) {
     if (n > 0 && !(have_prev_ && prev_ == 0)) literal(0), --n;
-    for (; n >= 258; n -= 258) match(258);
-    if (n >= 3) match(n);
+    for (; n >= 258; n -= 258) match(258, 0);
+    if (n >= 3) match(n, 0);
     else
       for (; n > 0; --n) literal(0);
+  }
+
+  // Adler-32 of every byte coded so far, kept as the bytes are coded (a run of r bytes c is one
+  // step: a += r c, b += r a + c r (r + 1) / 2), so the rows are not read a second time.
+  std::uint32_t adler() {
+    reduce();
+    return static_cast<std::uint32_t>(b_ << 16 | a_);
   }
 
   // Ends the block; a non-final part is padded to a byte with an empty stored block (a sync flush),
@@ -147,10 +154,19 @@ class RleDeflate {
   void literal(unsigned char v) {
     put(c_.lit_code[v], c_.lit_bits[v]);
     prev_ = v, have_prev_ = true;
+    a_ += v, b_ += a_;
+    if (++unreduced_ == 4096) reduce();  // keeps b_ far below 2^64
   }
-  void match(size_t r) {
+  void match(size_t r, unsigned char c) {
     put(c_.len_code[r], c_.len_bits[r]);
     put(0, 5);  // distance code 0 = distance 1
+    b_ += r * a_ + c * (r * (r + 1) / 2);
+    a_ += r * c;
+    reduce();
+  }
+  void reduce() {
+    a_ %= kAdlerMod, b_ %= kAdlerMod;
+    unreduced_ = 0;
   }
   void put(std::uint32_t bits, int n) {
     acc_ |= static_cast<std::uint64_t>(bits) << nacc_;
@@ -177,6 +193,8 @@ class RleDeflate {
   int nacc_ = 0;
   unsigned char prev_ = 0;
   bool have_prev_ = false;
+  std::uint64_t a_ = 1, b_ = 0;
+  int unreduced_ = 0;
 };
 
 struct ImageView {
@@ -190,22 +208,33 @@ struct ImageView {
   }
 };
 
-// Filter "sub" into f (filter byte included): each byte minus the same byte of the pixel to the left.
-void filter_sub(const ImageView& im, int y, unsigned char* f) {
+// Byte-wise x - y of four packed bytes (no borrow between bytes).
+inline std::uint32_t bytes_minus(std::uint32_t x, std::uint32_t y) {
+  constexpr std::uint32_t H = 0x80808080u;
+  return ((x | H) - (y & ~H)) ^ ((x ^ ~y) & H);
+}
+
+// Filters row y into f (filter byte included; f has one byte to spare at the end). Opaque rows: "up"
+// (each byte minus the byte above) when more pixels equal the one above than the one to the left
+// (a row of cells crossed by label text), else "sub" (minus the pixel to the left: the first row of
+// a row of cells). Rows with alpha: "sub".
+void filter_row(const ImageView& im, int y, unsigned char* f) {
   const std::uint32_t* row = im.row(y);
-  f[0] = 1;
   unsigned char* o = f + 1;
   if (im.opaque) {
-    // Premultiplied equals straight colour when alpha is 255.
-    std::uint32_t prev = 0;
+    // Premultiplied equals straight colour when alpha is 255; 0xAARRGGBB becomes R, G, B.
+    const std::uint32_t* above = y > 0 ? im.row(y - 1) : nullptr;
+    int eq_up = 0, eq_left = 0;
+    if (above)
+      for (int x = 1; x < im.width; ++x) eq_up += row[x] == above[x], eq_left += row[x] == row[x - 1];
+    f[0] = above && eq_up > eq_left ? 2 : 1;
     for (int x = 0; x < im.width; ++x, o += 3) {
-      std::uint32_t px = row[x];
-      o[0] = static_cast<unsigned char>((px >> 16) - (prev >> 16));
-      o[1] = static_cast<unsigned char>((px >> 8) - (prev >> 8));
-      o[2] = static_cast<unsigned char>(px - prev);
-      prev = px;
+      const std::uint32_t ref = f[0] == 2 ? above[x] : x > 0 ? row[x - 1] : 0u;
+      const std::uint32_t d = __builtin_bswap32(bytes_minus(row[x], ref)) >> 8;  // R, G, B, 0 in memory
+      std::memcpy(o, &d, 4);
     }
   } else {
+    f[0] = 1;
     unsigned pr = 0, pg = 0, pb = 0, pa = 0;
     for (int x = 0; x < im.width; ++x, o += 4) {
       std::uint32_t px = row[x], a = px >> 24;
@@ -218,12 +247,6 @@ void filter_sub(const ImageView& im, int y, unsigned char* f) {
       pr = r, pg = g, pb = b, pa = a;
     }
   }
-}
-
-// Adler-32 after `n` zero bytes, without reading them.
-std::uint32_t adler_zeros(std::uint32_t adler, size_t n) {
-  const std::uint64_t a = adler & 0xFFFF, b = adler >> 16;
-  return static_cast<std::uint32_t>(((b + (n % kAdlerMod) * a) % kAdlerMod) << 16 | a);
 }
 
 // One part of the image (rows [y0, y1)) as raw deflate, with the Adler-32 and length of its filtered
@@ -240,7 +263,7 @@ struct Part {
 
 void encode_part(const ImageView& im, bool small, Part& part) {
   thread_local std::vector<unsigned char> rowbuf;
-  rowbuf.resize(im.row_bytes);
+  rowbuf.resize(im.row_bytes + 1);
   const size_t raw = im.row_bytes * static_cast<size_t>(part.y1 - part.y0);
   std::uint32_t adler = 1;
   if (!small) {
@@ -251,15 +274,13 @@ void encode_part(const ImageView& im, bool small, Part& part) {
       if (im.same_as_above(y)) {  // filter "up": the row is all zeros
         const unsigned char two = 2;
         rle.data(&two, 1);
-        adler = adler32(adler, &two, 1);
         rle.zeros(im.row_bytes - 1);
-        adler = adler_zeros(adler, im.row_bytes - 1);
       } else {
-        filter_sub(im, y, rowbuf.data());
+        filter_row(im, y, rowbuf.data());
         rle.data(rowbuf.data(), im.row_bytes);
-        adler = adler32(adler, rowbuf.data(), static_cast<uInt>(im.row_bytes));
       }
     }
+    adler = rle.adler();
     part.zlen = rle.finish(part.final);
   } else {
     // zlib level 1 (raw deflate): a real LZ77 search finds repeats in text rows too (~3x smaller).
@@ -274,7 +295,7 @@ void encode_part(const ImageView& im, bool small, Part& part) {
         rowbuf[0] = 2;
         std::memset(rowbuf.data() + 1, 0, im.row_bytes - 1);
       } else {
-        filter_sub(im, y, rowbuf.data());
+        filter_row(im, y, rowbuf.data());
       }
       adler = adler32(adler, rowbuf.data(), static_cast<uInt>(im.row_bytes));
       zs.next_in = rowbuf.data();
