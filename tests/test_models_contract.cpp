@@ -256,7 +256,7 @@ TEST_CASE("forward computes attention weights only for a sink; a sink never chan
   for (std::string arch : {"rnn", "transformer"}) {
     CAPTURE(arch);
     auto tr = tiny_translator(arch);
-    Example ex{{4, 5, 6}, {5, 4}};
+    Example ex{{4, 5, 6}, {5, 4}, {}};
     AttentionCollector ts;
     Mat l1 = tr->forward({&ex});
     Mat l2 = tr->forward({&ex}, &ts);

@@ -1,5 +1,6 @@
 // Tests of the translation models: a tiny corpus learned to exact match in seconds (RNN and
-// transformer), beam width 1 equals greedy, model file round trip, recording shapes and tokens.
+// transformer), beam width 1 equals greedy, model file round trip, recording shapes and tokens;
+// the coverage penalty and guided alignment (loss by hand, gradients, links to BPE pieces).
 #include "gradcheck.hpp"
 #include <attnviz/error.hpp>
 #include <attnviz/models/mnist.hpp>
@@ -8,6 +9,8 @@
 #include <attnviz/train/tasks.hpp>
 
 #include <doctest/doctest.h>
+
+#include <cmath>
 
 #include "test_util.hpp"
 
@@ -212,4 +215,125 @@ TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gra
     save_translator(dir / "m.safetensors", *m);
     CHECK(load_translator(dir / "m.safetensors")->config.coverage == 2.f);
   }
+}
+
+// ---- guided alignment (config.guide, train translate --guide-ibm1) ----------------------------
+
+TEST_CASE("guided alignment: loss by hand, gradient against central differences, file round trip") {
+  auto c = generate_synthetic({.count = 4, .seed = 7});
+  for (nn::Score score : {nn::Score::Additive, nn::Score::Dot}) {
+    CAPTURE(nn::score_name(score));
+    TranslatorConfig cfg;
+    cfg.attention = score;
+    cfg.embed = 6;
+    cfg.hidden = 5;
+    cfg.guide = 2.f;   // large, so its gradient is a visible part of the total
+    auto m = tiny_model(c, cfg);
+    auto data = encode_corpus(*m, c);
+    for (auto& ex : data) {   // links: target j -> source j (when it exists) and j -> 0 for odd j
+      for (int j = 0; j < static_cast<int>(ex.tgt.size()); ++j) {
+        if (j < static_cast<int>(ex.src.size())) ex.guide.links.push_back({j, j, true});
+        if (j % 2 == 1) ex.guide.links.push_back({0, j, true});
+      }
+      ex.guide.links.push_back({99, 0, true});   // outside the sentence: ignored
+    }
+    // One sentence: guide = lambda / G * sum over rows with links of -sum_i g_ji log a_ji.
+    auto rec = m->record(data[0].src, data[0].tgt);
+    const auto& w = rec.tensors[0];   // [1, T+1, S+1]
+    double expected = 0;
+    int G = 0;
+    for (int j = 0; j < static_cast<int>(data[0].tgt.size()); ++j) {
+      std::vector<int> src;
+      for (const auto& l : data[0].guide.links)
+        if (l.target == j && l.source < static_cast<int>(data[0].src.size())) src.push_back(l.source);
+      std::sort(src.begin(), src.end());
+      src.erase(std::unique(src.begin(), src.end()), src.end());
+      if (src.empty()) continue;
+      ++G;
+      for (int i : src) expected -= std::log(w.at(0, j, i)) / src.size();
+    }
+    REQUIRE(G > 0);
+    expected *= 2.0 / G;
+    m->params().zero_grad();
+    BatchResult one = m->train_batch({&data[0]}, nullptr);
+    CHECK(one.guide == doctest::Approx(expected).epsilon(1e-4));
+    // A batch of different lengths (padding on both sides): gradient of the whole loss, and of
+    // the guide's own share (total minus a run without it) against differences of the guide alone.
+    std::vector<const Example*> batch = {&data[0], &data[1], &data[2], &data[3]};
+    m->params().zero_grad();
+    m->train_batch(batch, nullptr);
+    const char* names[] = {"decoder.attn.W", "encoder.bwd.wx", "src_embed.weight", "decoder.gru.wh"};
+    std::vector<Mat> grads, guide_grads;
+    for (const char* name : names) {
+      nn::Param* p = m->params().find(name);
+      if (!p) continue;   // dot attention has no W
+      grads.push_back(p->grad);
+    }
+    m->config.guide = 0.f;
+    m->params().zero_grad();
+    CHECK(m->train_batch(batch, nullptr).guide == 0.0);
+    m->config.guide = 2.f;
+    std::vector<nn::Param*> params;
+    for (const char* name : names)
+      if (nn::Param* p = m->params().find(name)) params.push_back(p);
+    REQUIRE(params.size() == grads.size());
+    for (size_t k = 0; k < params.size(); ++k) guide_grads.push_back(grads[k] - params[k]->grad);
+    CHECK(guide_grads[0].cwiseAbs().maxCoeff() > 1e-5);
+    auto loss = [&] {
+      BatchResult r = m->train_batch(batch, nullptr);
+      return r.loss + r.penalty + r.guide;
+    };
+    auto guide = [&] { return m->train_batch(batch, nullptr).guide; };
+    for (size_t k = 0; k < params.size(); ++k) {
+      auto r = nn::check_gradient(params[k]->name, params[k]->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
+      CHECK_MESSAGE(r.ok, r.message);
+      const double atol = 0.03 * guide_grads[k].cwiseAbs().maxCoeff();
+      r = nn::check_gradient("guide " + params[k]->name, params[k]->value, guide_grads[k], guide,
+                             {.eps = 1e-2, .rtol = 5e-2, .atol = atol, .max_checks = 24});
+      CHECK_MESSAGE(r.ok, r.message);
+    }
+    auto dir = temp_dir(std::string("guided_") + nn::score_name(score));
+    save_translator(dir / "m.safetensors", *m);
+    CHECK(load_translator(dir / "m.safetensors")->config.guide == 2.f);
+  }
+}
+
+TEST_CASE("guided alignment: word links to BPE pieces; the aligner's links attached; training lowers the guide loss") {
+  auto c = generate_synthetic({.count = 300, .seed = 3});
+  TranslatorConfig cfg;
+  cfg.embed = cfg.hidden = 16;
+  cfg.guide = 1.f;
+  auto m = tiny_model(c, cfg);
+  // pieces: source "ab@@ c" "d", target "e" "f@@ g@@ h": word link (0, 1) -> 2 x 3 piece links
+  m->src_bpe = Bpe(std::vector<Bpe::Pair>{{"a", "b"}}), m->tgt_bpe = Bpe(std::vector<Bpe::Pair>{{"x", "y"}});
+  SentencePair words{{"abc", "d"}, {"e", "fgh"}, {}};
+  REQUIRE(m->src_bpe.apply(words.source).size() == 3);   // "abc" -> "ab@@" "c"; "d"
+  Alignment w;
+  w.links = {{0, 1, true}, {1, 0, true}};
+  Alignment p = links_to_pieces(*m, words, w);
+  // source pieces: ab@@ c | d -> words 0:[0,2) 1:[2,3); target: e | f@@ g@@ h -> 0:[0,1) 1:[1,4)
+  CHECK(p.links.size() == 2 * 3 + 1);
+  CHECK(p.contains(0, 1));
+  CHECK(p.contains(1, 3));
+  CHECK(p.contains(2, 0));
+  CHECK(!p.contains(2, 1));
+
+  // attach_guide on a model without BPE: the links are the aligner's, target by target
+  m->src_bpe = Bpe(), m->tgt_bpe = Bpe();
+  auto data = encode_corpus(*m, c);
+  auto links = attach_guide(*m, c, data, {.diagonal_tension = 4});
+  REQUIRE(links.size() == c.size());
+  for (size_t k = 0; k < c.size(); ++k) CHECK(data[k].guide.links == links[k].links);
+  // the aligner agrees with the synthetic gold on most links (its AER here is a few percent)
+  std::vector<Alignment> gold;
+  for (const auto& pr : c.pairs) gold.push_back(*pr.gold);
+  CHECK(score_alignments(links, gold).aer() < 0.2);
+  // training with the guide lowers it
+  std::vector<const Example*> all;
+  for (const auto& ex : data) all.push_back(&ex);
+  const double before = m->train_batch(all, nullptr).guide;
+  m->params().zero_grad();
+  train::train_translator(*m, data, {.epochs = 4, .batch = 16, .lr = 1e-2f, .warmup = 0});
+  const double after = m->train_batch(all, nullptr).guide;
+  CHECK(after < 0.75 * before);
 }

@@ -5,6 +5,7 @@
 #include "cli/input_options.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
+#include <attnviz/record/subwords.hpp>
 #include <attnviz/analysis/statistical_aligner.hpp>
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/data/corpus.hpp>
@@ -19,6 +20,22 @@
 namespace attnviz::cli {
 
 namespace {
+
+// Records of attnviz's own BPE models (metadata "subwords" = "bpe@@") hold pieces, but a gold
+// alignment counts words: such records are scored on their word-level view (as --merge-subwords).
+void per_word_for_gold(std::vector<AttentionRecord>& recs, const std::string& input) {
+  int merged = 0;
+  for (auto& r : recs) {
+    auto it = r.metadata.find("subwords");
+    if (it != r.metadata.end() && it->second == "bpe@@" && !r.metadata.count("merged_subwords")) {
+      merge_subwords(r);
+      ++merged;
+    }
+  }
+  if (merged)
+    fmt::print(stderr, "note: {}: {} record(s) of a BPE model scored per word (pieces merged, as --merge-subwords)\n",
+               input, merged);
+}
 
 void print_score(const AlignmentScore& s, bool json, const std::string& what) {
   if (json) {
@@ -213,6 +230,7 @@ void add_align(CLI::App& app) {
     if (o->rank_heads) {
       if (o->gold.empty()) throw UsageError("--rank-heads needs --gold");
       auto recs = import_records(o->input, o->imp);
+      per_word_for_gold(recs, o->input);
       auto gold = read_gold();
       RankHeadsOptions ro{.tensors = o->tensor, .align = o->align, .keep_special = o->keep_special,
                           .input_path = o->input, .gold_path = o->gold, .gold_format = gph};
@@ -223,6 +241,7 @@ void add_align(CLI::App& app) {
     std::vector<AttentionRecord> recs;
     if (o->all_samples) recs = import_records(o->input, o->imp);
     else recs.push_back(import_record(o->input, o->imp));
+    if (!o->gold.empty()) per_word_for_gold(recs, o->input);
     std::vector<SentencePair> text;
     if (!o->text.empty()) {
       text = read_bitext(o->text);

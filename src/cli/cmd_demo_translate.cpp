@@ -87,7 +87,7 @@ void demo_translate(DemoContext& ctx) {
     const double aer = r.alignment.empty() ? 0 : r.alignment[0].score.aer();
     ctx.notes.push_back(fmt::format("translate {}: held-out exact match {:.1f}%, BLEU-4 {:.1f}, AER {:.1f}% ({} sentences)",
                                     kind, 100.0 * r.exact / r.sentences, 100 * r.bleu.bleu, 100 * aer, r.sentences));
-    AttentionRecord rec = record_translation(*m, m->src_vocab.encode(pair.source), m->tgt_vocab.encode(pair.target),
+    AttentionRecord rec = record_translation(*m, m->encode_source(pair.source), m->encode_target(pair.target),
                                              &pair.source, &pair.target);
     auto am = alignment_matrix(rec);
     Alignment pred = extract_alignment(am.weights);

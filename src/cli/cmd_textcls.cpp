@@ -76,7 +76,7 @@ void refuse_changed_config(const CLI::App& sub, const models::TextClsConfig& ask
                            const std::string& path) {
   const nlohmann::json a = nlohmann::json::parse(asked.to_json()), h = nlohmann::json::parse(have.to_json());
   for (const char* opt : {"arch", "score", "embed", "hidden", "dim", "layers", "heads", "max-len", "dropout",
-                          "word-dropout"}) {
+                          "word-dropout", "bpe"}) {
     std::string key = opt;
     for (char& c : key)
       if (c == '-') c = '_';
@@ -112,6 +112,10 @@ void train_cmd(CLI::App& parent) {
   sub->add_option("--max-len", o->cfg.max_len, "word tokens kept per text")->check(positive_number());
   sub->add_option("--dropout", o->cfg.dropout, "dropout on embeddings and the pooled vector");
   sub->add_option("--word-dropout", o->cfg.word_dropout, "chance a word is replaced by <unk> while training");
+  sub->add_option("--bpe", o->cfg.bpe,
+                  "learn N byte-pair merges from the training texts (Sennrich et al. 2016; pieces 'un@@ able', "
+                  "records keep them, --merge-subwords gives words); stored in the model (0 = words)")
+      ->check(non_negative_number());
   sub->add_option("--min-count", o->min_count, "words seen fewer times in training become <unk>")
       ->check(positive_number());
   sub->add_option("--epochs", o->train.epochs, "passes over the training set")->check(positive_number());
@@ -140,8 +144,10 @@ void train_cmd(CLI::App& parent) {
     }
     TextSplit sp = src.load();
     if (!model) {
-      auto vocab = models::build_text_vocab(sp.train.texts, o->min_count);
+      Bpe bpe = o->cfg.bpe > 0 ? models::learn_text_bpe(sp.train.texts, o->cfg.bpe) : Bpe();
+      auto vocab = models::build_text_vocab(sp.train.texts, o->min_count, bpe);
       model = models::make_textcls_model(o->cfg, std::move(vocab), sp.train.labels, o->train.seed);
+      model->set_bpe(std::move(bpe));
     }
     check_labels(sp.train, *model, "train textcls");
     o->train.checkpoint = o->out;

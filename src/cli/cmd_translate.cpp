@@ -5,6 +5,7 @@
 #include "cli/progress.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
+#include <attnviz/analysis/statistical_aligner.hpp>
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/io/printable.hpp>
 #include <attnviz/error.hpp>
@@ -90,8 +91,13 @@ void add_train_translate(CLI::App& parent) {
     int heldout = 200;
     long long split_seed = -1;  // -1: hold out the file's last lines
     std::string normalize = "none";
+    bool guide_ibm1 = false;
+    StatAlignOptions guide;
+    std::string guide_sym = "grow-diag-final-and";
   };
   auto o = std::make_shared<Opts>();
+  o->guide.diagonal_tension = 0;   // plain Model 1: the better guide on real text (README)
+  o->cfg.guide = 1.f;
   auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
   add_data_options(sub, o->data, 10000, 1);
   sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text (Unicode: Ș -> ș, Ω -> ω)");
@@ -120,6 +126,20 @@ void add_train_translate(CLI::App& parent) {
                               "total); default {} for additive attention, 0 for the others", kDefaultAdditiveCoverage))
       ->check(CLI::Range(0.0, 100.0))
       ->default_str("auto");
+  sub->add_option("--bpe", o->cfg.bpe,
+                  "learn N byte-pair merges per side from the training pairs (Sennrich et al. 2016; pieces "
+                  "'un@@ able'); stored in the model, applied at eval/record time (0 = word vocabularies)")
+      ->check(non_negative_number());
+  sub->add_flag("--guide-ibm1", o->guide_ibm1,
+                "rnn: guided alignment (Chen et al. 2016, Garg et al. 2019): train the attention towards the "
+                "links of the built-in IBM Model 1 aligner (align --train-ibm1) run on the training pairs");
+  sub->add_option("--guide-weight", o->cfg.guide, "--guide-ibm1: weight of the alignment cross-entropy")
+      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
+  sub->add_option("--guide-tension", o->guide.diagonal_tension,
+                  "--guide-ibm1: the aligner's diagonal tension (0 = plain Model 1)")
+      ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
+  sub->add_option("--guide-symmetrize", o->guide_sym, "--guide-ibm1: symmetrization of the aligner's two directions")
+      ->capture_default_str();
   sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(positive_number());
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(positive_number());
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(positive_number());
@@ -147,6 +167,10 @@ void add_train_translate(CLI::App& parent) {
     o->resume_given = resume_opt->count() > 0;
     o->cfg.attention = nn::parse_score(o->attention);
     o->cfg.tokenizer.normalize = parse_normalization(o->normalize);
+    o->guide.symmetrize = parse_symmetrize(o->guide_sym);
+    if (!o->guide_ibm1) o->cfg.guide = 0.f;
+    if (o->guide_ibm1 && o->cfg.arch != "rnn")
+      throw UsageError("--guide-ibm1 trains rnn attention; the transformer has no guided alignment yet");
     const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
     // Data: generator train split (held-out sentences never appear in it), or the user's file
@@ -174,12 +198,26 @@ void add_train_translate(CLI::App& parent) {
     } else {
       std::vector<std::vector<std::string>> s, t;
       for (const auto& p : train.pairs) s.push_back(p.source), t.push_back(p.target);
+      Bpe sb, tb;
+      if (o->cfg.bpe > 0) {
+        sb = Bpe::learn(s, o->cfg.bpe), tb = Bpe::learn(t, o->cfg.bpe);
+        for (auto& x : s) x = sb.apply(x);
+        for (auto& x : t) x = tb.apply(x);
+      }
       model = make_translator(o->cfg, Vocabulary::build(s, {.min_count = o->min_count}),
                               Vocabulary::build(t, {.min_count = o->min_count}));
+      model->src_bpe = std::move(sb), model->tgt_bpe = std::move(tb);
       model->init(o->train.seed);
     }
     auto data = encode_corpus(*model, train);
     const bool quiet = globals().quiet;
+    if (o->guide_ibm1) {
+      o->guide.corpus_path = o->data.corpus;
+      attach_guide(*model, train, data, o->guide);
+      if (!quiet)
+        fmt::print(stderr, "guided alignment: IBM Model 1 links (tension {}, {}) on {} training pairs, weight {}\n",
+                   o->guide.diagonal_tension, symmetrize_name(o->guide.symmetrize), data.size(), model->config.guide);
+    }
     if (!quiet)
       fmt::print(stderr, "{}: {} training pairs, vocab {} -> {}, {} parameters\n", model->name(), data.size(),
                  model->src_vocab.size(), model->tgt_vocab.size(), model->params().count());
@@ -334,7 +372,7 @@ void add_record_translate(CLI::App& parent) {
     if (!o->text.empty()) {
       auto toks = tokenize_for(model->config, o->text);
       if (toks.empty()) throw UsageError("--text has no tokens");
-      auto src = model->src_vocab.encode(toks);
+      auto src = model->encode_source(toks);
       auto hyp = o->beam > 1 ? beam_decode(*model, src, {.width = o->beam}) : greedy_decode(*model, {src})[0];
       auto rec = record_translation(*model, src, hyp, &toks, nullptr, what);
       rec.metadata["input_text"] = o->text;

@@ -49,14 +49,24 @@ std::unique_ptr<Model> make_from_file(const std::string& kind, const std::string
     if (vocab.size() != cfg.vocab || static_cast<int>(labels.size()) != cfg.classes)
       throw InputError(path, fmt::format("config (vocab {}, classes {}) disagrees with the stored vocabulary ({}) "
                                          "or labels ({})", cfg.vocab, cfg.classes, vocab.size(), labels.size()));
-    return make_textcls_model(cfg, std::move(vocab), std::move(labels), 0);
+    auto m = make_textcls_model(cfg, std::move(vocab), std::move(labels), 0);
+    if (f.metadata.count("bpe")) m->set_bpe(Bpe::from_json(f.metadata.at("bpe"), path));
+    else if (cfg.bpe > 0)
+      throw InputError(path, "the textcls config says bpe " + std::to_string(cfg.bpe) + " but __metadata__ has no 'bpe' merges");
+    return m;
   }
   if (kind == "translator") {
     TranslatorConfig cfg = TranslatorConfig::from_json(config, path);
     auto sv = Vocabulary::from_json(need(f, "src_vocab", path, "translator model file"), path);
     auto tv = Vocabulary::from_json(need(f, "tgt_vocab", path, "translator model file"), path);
     try {
-      return make_translator(cfg, std::move(sv), std::move(tv));
+      if (cfg.bpe > 0 && (!f.metadata.count("src_bpe") || !f.metadata.count("tgt_bpe")))
+        throw InputError(path, "the translator config says bpe " + std::to_string(cfg.bpe) +
+                               " but __metadata__ has no 'src_bpe' / 'tgt_bpe' merges");
+      auto m = make_translator(cfg, std::move(sv), std::move(tv));
+      if (f.metadata.count("src_bpe")) m->src_bpe = Bpe::from_json(f.metadata.at("src_bpe"), path);
+      if (f.metadata.count("tgt_bpe")) m->tgt_bpe = Bpe::from_json(f.metadata.at("tgt_bpe"), path);
+      return m;
     } catch (const UsageError& e) {
       throw InputError(path, e.what());
     }

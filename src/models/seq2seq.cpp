@@ -18,10 +18,15 @@
 //   lambda / N * sum_b sum_i (1 - C_bi)^2,   C_bi = sum_t a_bti over the real target steps of b
 // (i runs over the source tokens and <eos>, N = target tokens in the batch). Its gradient
 // d/d a_bti = -2 lambda / N (1 - C_bi) enters each step's attention backward as `dweights`.
+// Guided alignment (config.guide = lambda_g; Chen et al. 2016, Garg et al. 2019) adds
+//   lambda_g / G * sum over guided rows (b, t) of -sum_i g_bti log a_bti
+// (g_bt: the links of target token t in Example::guide, 1/links each; G = guided rows), whose
+// gradient d/d a_bti = -lambda_g / G * g_bti / a_bti joins the coverage one in `dweights`.
 #include <attnviz/error.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/engine/ops.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace attnviz::models {
@@ -203,16 +208,54 @@ class RnnTranslator : public Translator {
           dcov(b, i) = static_cast<float>(-2.0 * lambda_n * gap);
         }
     }
+    // guided alignment: per step t, d(guide)/d(a_bt) [B, S] for the sentences with links on row t
+    double guide = 0;
+    std::vector<Mat> dguide;
+    if (config.guide > 0) {
+      std::vector<std::vector<std::vector<int>>> rows(B);   // [b][t] linked source tokens
+      int G = 0;
+      for (int b = 0; b < B; ++b) {
+        const int Tb = static_cast<int>(tgt[b]->size()), Sb = static_cast<int>(src[b]->size());
+        rows[b].resize(Tb);
+        for (const auto& l : batch[b]->guide.links)
+          if (l.source >= 0 && l.source < Sb && l.target >= 0 && l.target < Tb) rows[b][l.target].push_back(l.source);
+        for (auto& r : rows[b]) {
+          std::sort(r.begin(), r.end());
+          r.erase(std::unique(r.begin(), r.end()), r.end());
+          G += !r.empty();
+        }
+      }
+      if (G > 0) {
+        dguide.assign(T, Mat());
+        const double lg = static_cast<double>(config.guide) / G;
+        for (int t = 0; t < T; ++t)
+          for (int b = 0; b < B; ++b) {
+            if (t >= static_cast<int>(rows[b].size()) || rows[b][t].empty()) continue;
+            if (!dguide[t].size()) dguide[t] = Mat::Zero(B, e.S);
+            const double g = 1.0 / rows[b][t].size();
+            for (int i : rows[b][t]) {
+              const double a = std::max(static_cast<double>(r.att[t].w(b, i)), 1e-12);
+              guide -= lg * g * std::log(a);
+              dguide[t](b, i) = static_cast<float>(-lg * g / a);
+            }
+          }
+      }
+    }
     // ---- backward: output layer, then the decoder steps in reverse, then the encoder.
     Mat dht_all = out.backward(ce.dlogits);  // [B*T, 2H]
     Mat demb = Mat::Zero(static_cast<Eigen::Index>(B) * T, E);
     Mat dh_next = Mat::Zero(B, D), ds_next = Mat::Zero(B, D);
     Mat dw;   // this step's share of dcov: rows of sentences that have ended are zero
     for (int t = T - 1; t >= 0; --t) {
+      dw.resize(0, 0);
       if (dcov.size()) {
         dw = dcov;
         for (int b = 0; b < B; ++b)
           if (t >= steps[b]) dw.row(b).setZero();
+      }
+      if (!dguide.empty() && dguide[t].size()) {
+        if (dw.size()) dw += dguide[t];
+        else dw = dguide[t];
       }
       // h~_t = tanh(Wc [s;c] + b): undo tanh, then the combine layer
       Mat h = gather_t(r.ht, B, T, t);
@@ -220,7 +263,7 @@ class RnnTranslator : public Translator {
       Mat dpre = dh.cwiseProduct((1.f - h.array().square()).matrix());
       Mat dsc = combine.backward(r.comb_in[t], dpre);  // [B, 4H]
       Mat ds = dsc.leftCols(D) + ds_next;
-      Mat dq = attn.backward(dsc.rightCols(D), r.att[t], dcov.size() ? &dw : nullptr);  // d(query) [B, 2H]
+      Mat dq = attn.backward(dsc.rightCols(D), r.att[t], dw.size() ? &dw : nullptr);  // d(query) [B, 2H]
       if (!previous_query()) ds += dq;
       // s_t = GRU(in_t, s_{t-1})
       Mat dgx;
@@ -234,7 +277,7 @@ class RnnTranslator : public Translator {
     Mat dkeys = attn.keys_backward();               // [B*S, 2H]
     Mat dx = encoder.backward(dkeys, ds_next);      // ds_next is now d(s_0) = d(final state)
     src_emb.backward(dx);
-    return {.loss = ce.loss, .tokens = ce.count, .correct = ce.correct, .penalty = penalty};
+    return {.loss = ce.loss, .tokens = ce.count, .correct = ce.correct, .penalty = penalty, .guide = guide};
   }
 
   struct RnnState : State {

@@ -37,6 +37,7 @@ void TextClsConfig::validate() const {
   need(max_len > 0 && max_len <= 4096, "max-len must be in [1, 4096]");
   need(dropout >= 0.f && dropout < 1.f, "dropout must be in [0, 1)");
   need(word_dropout >= 0.f && word_dropout < 1.f, "word-dropout must be in [0, 1)");
+  need(bpe >= 0, "bpe must be 0 or more merges");
   need(vocab > Vocabulary::kSpecials, "empty vocabulary");
   need(classes >= 2, "at least two classes are needed");
 }
@@ -44,7 +45,7 @@ void TextClsConfig::validate() const {
 std::string TextClsConfig::to_json() const {
   json j = {{"arch", arch},     {"score", score},   {"embed", embed}, {"hidden", hidden},
             {"attn_hidden", attn_hidden}, {"dim", dim}, {"layers", layers}, {"heads", heads},
-            {"mlp", mlp},       {"max_len", max_len}, {"dropout", dropout}, {"word_dropout", word_dropout},
+            {"mlp", mlp},       {"max_len", max_len}, {"dropout", dropout}, {"word_dropout", word_dropout}, {"bpe", bpe},
             {"embed_skip", embed_skip}, {"vocab", vocab},
             {"classes", classes}};
   return j.dump();
@@ -66,6 +67,7 @@ TextClsConfig TextClsConfig::from_json(const std::string& text, const std::strin
     c.max_len = j.value("max_len", c.max_len);
     c.dropout = j.value("dropout", c.dropout);
     c.word_dropout = j.value("word_dropout", c.word_dropout);
+    c.bpe = j.value("bpe", 0);   // absent before --bpe
     c.embed_skip = j.value("embed_skip", c.embed_skip);
     c.vocab = j.at("vocab").get<int>();
     c.classes = j.at("classes").get<int>();
@@ -81,8 +83,36 @@ TextClsConfig TextClsConfig::from_json(const std::string& text, const std::strin
 }
 
 // ----------------------------------------------------------------------------- tokens, batches
+namespace {
+// A word's BPE pieces in its own spelling: cut where the case-folded word's pieces are cut (when
+// folding kept the number of code points; else the folded pieces).
+std::vector<std::string> pieces_of(const Bpe& bpe, const std::string& word) {
+  const std::string folded = fold_case(word);
+  std::vector<std::string> p = bpe.segment(folded);
+  if (utf8_length(folded) != utf8_length(word) || !utf8_valid(word)) return p;
+  size_t pos = 0;
+  for (auto& piece : p) {
+    const bool cont = piece.size() > 2 && piece.compare(piece.size() - 2, 2, "@@") == 0;
+    const size_t n = utf8_length(cont ? piece.substr(0, piece.size() - 2) : piece);
+    const size_t start = pos;
+    char32_t cp;
+    for (size_t k = 0; k < n && pos < word.size(); ++k) utf8_next(word, pos, cp);
+    piece = word.substr(start, pos - start) + (cont ? "@@" : "");
+  }
+  return p;
+}
+}  // namespace
+
 std::vector<std::string> TextClassifier::tokens(const std::string& text) const {
   std::vector<std::string> t = word_tokens(text);
+  if (!bpe_.empty()) {
+    std::vector<std::string> pieces;
+    for (const auto& w : t) {
+      auto p = pieces_of(bpe_, w);
+      pieces.insert(pieces.end(), p.begin(), p.end());
+    }
+    t = std::move(pieces);
+  }
   if (static_cast<int>(t.size()) > cfg_.max_len) t.resize(cfg_.max_len);
   if (t.empty()) t.push_back("\xE2\x88\x85");  // "∅": an empty text still has one (unknown) token
   return t;
@@ -105,7 +135,8 @@ TextBatch TextClassifier::batch(const std::vector<std::string>& texts) const {
   return b;
 }
 
-Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count) {
+namespace {
+std::vector<std::vector<std::string>> folded_words(const std::vector<std::string>& texts) {
   std::vector<std::vector<std::string>> docs;
   docs.reserve(texts.size());
   for (const auto& text : texts) {
@@ -113,7 +144,18 @@ Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count
     for (const auto& t : word_tokens(text)) d.push_back(fold_case(t));
     docs.push_back(std::move(d));
   }
+  return docs;
+}
+}  // namespace
+
+Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count, const Bpe& bpe) {
+  auto docs = folded_words(texts);
+  for (auto& d : docs) d = bpe.apply(d);
   return Vocabulary::build(docs, VocabOptions{.min_count = std::max(1, min_count)});
+}
+
+Bpe learn_text_bpe(const std::vector<std::string>& texts, int merges) {
+  return Bpe::learn(folded_words(texts), merges);
 }
 
 std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary vocab,
@@ -134,7 +176,9 @@ std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary
 
 // -------------------------------------------------------------------------------- model files
 std::map<std::string, std::string> TextClassifier::file_metadata() const {
-  return {{"vocab", vocab_.to_json()}, {"labels", json(labels_).dump()}};
+  std::map<std::string, std::string> m = {{"vocab", vocab_.to_json()}, {"labels", json(labels_).dump()}};
+  if (!bpe_.empty()) m["bpe"] = bpe_.to_json();
+  return m;
 }
 
 void save_textcls_model(const std::filesystem::path& path, const TextClassifier& model,
@@ -298,6 +342,7 @@ std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::ve
       r.metadata["arch"] = model.config().arch;
       r.metadata["attention"] = model.config().arch == "bigru" ? model.config().score : "scaled-dot";
       r.metadata["pool"] = model.pool_description();
+      if (!model.bpe().empty()) r.metadata["subwords"] = "bpe@@";   // --merge-subwords gives words
       r.metadata["text"] = item.text;
       r.metadata["source"] = item.source;
       r.metadata["prediction"] = labels[c];

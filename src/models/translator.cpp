@@ -6,6 +6,7 @@
 #include <attnviz/analysis/context_mixing.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/io/safetensors.hpp>
+#include <attnviz/record/subwords.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -45,7 +46,7 @@ std::string TranslatorConfig::to_json() const {
   return nlohmann::json{{"arch", arch}, {"attention", nn::score_name(attention)}, {"query", query},
                         {"embed", embed}, {"hidden", hidden}, {"dim", dim}, {"heads", heads},
                         {"layers", layers}, {"ff", ff}, {"max_len", max_len}, {"dropout", dropout},
-                        {"coverage", coverage}, {"lowercase", tokenizer.lowercase},
+                        {"coverage", coverage}, {"guide", guide}, {"bpe", bpe}, {"lowercase", tokenizer.lowercase},
                         {"split_punctuation", tokenizer.split_punctuation}, {"pretokenized", pretokenized},
                         {"normalize", normalization_name(tokenizer.normalize)},
                         {"strip_diacritics", tokenizer.strip_diacritics}}
@@ -68,6 +69,8 @@ TranslatorConfig TranslatorConfig::from_json(const std::string& text, const std:
     c.max_len = j.at("max_len").get<int>();
     c.dropout = j.at("dropout").get<float>();
     c.coverage = j.at("coverage").get<float>();
+    c.guide = j.value("guide", 0.f);   // absent in files before guided alignment and BPE
+    c.bpe = j.value("bpe", 0);
     c.tokenizer.lowercase = j.at("lowercase").get<bool>();
     c.tokenizer.split_punctuation = j.at("split_punctuation").get<bool>();
     c.pretokenized = j.at("pretokenized").get<bool>();
@@ -83,17 +86,27 @@ TranslatorConfig TranslatorConfig::from_json(const std::string& text, const std:
   if (c.query != "current" && c.query != "previous") throw InputError(path, "unknown attention query '" + c.query + "'");
   if (c.embed <= 0 || c.hidden <= 0 || c.dim <= 0 || c.heads <= 0 || c.layers <= 0 || c.ff <= 0 || c.max_len <= 0 ||
       c.embed > 4096 || c.hidden > 4096 || c.dim > 4096 || c.layers > 64 || c.ff > 65536 || c.max_len > 100000 ||
-      c.dim % c.heads != 0 || !(c.coverage >= 0.f && c.coverage <= 1e6f) || !(c.dropout >= 0.f && c.dropout < 1.f))
+      c.dim % c.heads != 0 || !(c.coverage >= 0.f && c.coverage <= 1e6f) ||
+      !(c.guide >= 0.f && c.guide <= 1e6f) || c.bpe < 0 || !(c.dropout >= 0.f && c.dropout < 1.f))
     throw InputError(path, "implausible model dimensions in the translator config");
   return c;
 }
 
 std::map<std::string, std::string> Translator::file_metadata() const {
-  return {{"src_vocab", src_vocab.to_json()}, {"tgt_vocab", tgt_vocab.to_json()}};
+  std::map<std::string, std::string> m = {{"src_vocab", src_vocab.to_json()}, {"tgt_vocab", tgt_vocab.to_json()}};
+  if (subwords()) m["src_bpe"] = src_bpe.to_json(), m["tgt_bpe"] = tgt_bpe.to_json();
+  return m;
+}
+
+std::vector<int> Translator::encode_source(const std::vector<std::string>& words) const {
+  return src_vocab.encode(src_bpe.apply(words));
+}
+std::vector<int> Translator::encode_target(const std::vector<std::string>& words) const {
+  return tgt_vocab.encode(tgt_bpe.apply(words));
 }
 
 AttentionRecord Translator::record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what) {
-  Example ex{src, tgt};
+  Example ex{src, tgt, {}};
   AttentionCollector sink(false, what.norms, what.mixing);
   forward({&ex}, &sink);
   AttentionRecord rec;
@@ -194,9 +207,45 @@ std::vector<Example> encode_corpus(const Translator& m, const ParallelCorpus& co
         for (auto& s : t) s = join_tokens(tokenize(s, {.lowercase = true, .split_punctuation = false}));
       return t;
     };
-    out.push_back({m.src_vocab.encode(low(p.source)), m.tgt_vocab.encode(low(p.target))});
+    out.push_back({m.encode_source(low(p.source)), m.encode_target(low(p.target)), {}});
   }
   return out;
+}
+
+namespace {
+// First piece of each word, and one past the last word's last piece: [words + 1].
+std::vector<int> piece_starts(const Bpe& bpe, const std::vector<std::string>& words) {
+  std::vector<int> starts = {0};
+  for (const auto& w : words) starts.push_back(starts.back() + (bpe.empty() ? 1 : static_cast<int>(bpe.segment(w).size())));
+  return starts;
+}
+}  // namespace
+
+Alignment links_to_pieces(const Translator& m, const SentencePair& words, const Alignment& links) {
+  if (!m.subwords()) return links;
+  auto low = [&](const std::vector<std::string>& t) {
+    std::vector<std::string> out = t;
+    if (m.config.tokenizer.lowercase)
+      for (auto& x : out) x = join_tokens(tokenize(x, {.lowercase = true, .split_punctuation = false}));
+    return out;
+  };
+  const auto s = piece_starts(m.src_bpe, low(words.source)), t = piece_starts(m.tgt_bpe, low(words.target));
+  Alignment out;
+  for (const auto& l : links.links) {
+    if (l.source < 0 || l.target < 0 || l.source + 1 >= static_cast<int>(s.size()) || l.target + 1 >= static_cast<int>(t.size()))
+      continue;
+    for (int i = s[l.source]; i < s[l.source + 1]; ++i)
+      for (int j = t[l.target]; j < t[l.target + 1]; ++j) out.links.push_back({i, j, l.sure});
+  }
+  return out;
+}
+
+std::vector<Alignment> attach_guide(const Translator& m, const ParallelCorpus& corpus, std::vector<Example>& data,
+                                    const StatAlignOptions& opt) {
+  if (data.size() != corpus.size()) throw UsageError("attach_guide: the examples are not the corpus' encoding");
+  std::vector<Alignment> links = train_and_align(corpus.pairs, opt);
+  for (size_t k = 0; k < data.size(); ++k) data[k].guide = links_to_pieces(m, corpus.pairs[k], links[k]);
+  return links;
 }
 
 // ---- training --------------------------------------------------------------------------------
@@ -356,6 +405,7 @@ AttentionRecord record_translation(Translator& m, const std::vector<int>& src, c
   if (m.config.arch == "transformer") rec.tokens["target_input"] = tin;
   rec.metadata["model"] = m.name();
   rec.metadata["attention"] = m.attention_kind();
+  if (m.subwords()) rec.metadata["subwords"] = "bpe@@";   // --merge-subwords and scoring read words
   rec.metadata["arch"] = m.config.arch;
   if (m.config.arch == "rnn") rec.metadata["query"] = m.config.query;  // which decoder state queried
   return rec;
@@ -376,7 +426,17 @@ TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus,
     if (opt.beam <= 1) hyp = greedy_decode(m, src);
     else
       for (const auto& s : src) hyp.push_back(beam_decode(m, s, {.width = opt.beam, .length_penalty = opt.length_penalty}));
-    for (auto& h : hyp) res.hypotheses.push_back(m.tgt_vocab.decode(h));
+    for (auto& h : hyp) {
+      auto pieces = m.tgt_vocab.decode(h);
+      // pieces -> words (the references are words)
+      if (m.subwords() && !pieces.empty()) {
+        pieces = merge_tokens(pieces, word_groups(pieces, "bpe@@"));
+        // a hypothesis may stop after a continuing piece: its mark goes too
+        if (std::string& last = pieces.back(); last.size() > 2 && last.compare(last.size() - 2, 2, "@@") == 0)
+          last.resize(last.size() - 2);
+      }
+      res.hypotheses.push_back(std::move(pieces));
+    }
   }
   for (size_t i = 0; i < data.size(); ++i) {
     // references as the model sees them (lowercased when the model lowercases; unknown words kept)
@@ -392,6 +452,7 @@ TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus,
     std::vector<Alignment> gold;
     for (size_t i = 0; i < data.size(); ++i) {
       AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt);
+      if (m.subwords()) merge_subwords(rec);   // gold links count words: score the word-level view
       std::vector<const AttentionTensor*> cross;
       for (const auto& t : rec.tensors)
         if (parse_tensor_name(t.name).kind == "cross") cross.push_back(&t);

@@ -18,6 +18,9 @@ bool special(const std::string& t) {
   return t.size() >= 3 && ((t.front() == '[' && t.back() == ']') || (t.front() == '<' && t.back() == '>'));
 }
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
 
 // 0 letter (or any non-ASCII byte: a UTF-8 letter most of the time), 1 digit, 2 other ASCII.
 int char_class(unsigned char c) {
@@ -32,19 +35,22 @@ std::vector<int> word_groups(const std::vector<std::string>& tokens, const std::
   std::string scheme = scheme_in;
   if (scheme.empty()) {
     for (const auto& t : tokens) {
-      if (starts_with(t, "##")) scheme = "wordpiece";
+      if (ends_with(t, "@@") && t.size() > 2) scheme = "bpe@@";
+      else if (starts_with(t, "##") && scheme != "bpe@@") scheme = "wordpiece";
       else if (starts_with(t, kDot) && scheme.empty()) scheme = "bpe";
     }
     if (scheme.empty())
-      throw UsageError("--merge-subwords: no token is a subword piece (no '##' WordPiece pieces, no '·'-marked BPE words)");
+      throw UsageError("--merge-subwords: no token is a subword piece (no '##' WordPiece pieces, no '·'-marked BPE "
+                       "words, no '@@'-continued BPE pieces)");
   }
-  if (scheme != "wordpiece" && scheme != "bpe") throw UsageError("--merge-subwords: unknown subword scheme '" + scheme + "'");
+  if (scheme != "wordpiece" && scheme != "bpe" && scheme != "bpe@@") throw UsageError("--merge-subwords: unknown subword scheme '" + scheme + "'");
   std::vector<int> g(tokens.size());
   int word = -1;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const std::string& t = tokens[i];
     bool cont = false;
-    if (i > 0 && !special(t) && !special(tokens[i - 1]) && !t.empty()) {
+    if (scheme == "bpe@@") cont = i > 0 && ends_with(tokens[i - 1], "@@");   // subword-nmt: "un@@ able"
+    else if (i > 0 && !special(t) && !special(tokens[i - 1]) && !t.empty()) {
       if (scheme == "wordpiece") cont = starts_with(t, "##");
       else if (!starts_with(t, kDot)) {
         const std::string& p = tokens[i - 1];
@@ -63,6 +69,8 @@ std::vector<std::string> merge_tokens(const std::vector<std::string>& tokens, co
     std::string t = tokens[i];
     if (starts_with(t, "##")) t = t.substr(2);
     if (starts_with(t, kDot) && t.size() > 2) t = t.substr(2);
+    // subword-nmt's mark on a piece that continues into the next one
+    if (i + 1 < tokens.size() && groups[i + 1] == groups[i] && ends_with(t, "@@")) t.resize(t.size() - 2);
     if (groups[i] >= static_cast<int>(words.size())) words.push_back(t);
     else words.back() += t;
   }

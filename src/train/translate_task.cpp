@@ -30,7 +30,9 @@ class TranslateTask : public TrainTask {
     for (int i : idx) batch.push_back(&data_[i]);
     models::BatchResult r = model_.train_batch(batch, model_.config.dropout > 0 ? &rng : nullptr);
     // reported: the cross-entropy per target token (the coverage penalty is minimised beside it)
-    return {std::isfinite(r.penalty) ? r.loss : r.penalty, r.tokens, r.correct};
+    // (and the guided-alignment loss); a non-finite one is reported so the trainer stops on it
+    const double extra = r.penalty + r.guide;
+    return {std::isfinite(extra) ? r.loss : extra, r.tokens, r.correct};
   }
 
  private:

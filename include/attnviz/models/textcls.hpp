@@ -9,6 +9,7 @@
 #include <attnviz/models/model.hpp>
 #include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
+#include <attnviz/text/bpe.hpp>
 #include <attnviz/text/tokenizer.hpp>
 
 #include <cstdint>
@@ -37,6 +38,8 @@ struct TextClsConfig {
   float word_dropout = 0.1f;      // training only: each word is replaced by <unk> with this chance
   bool embed_skip = true;         // bigru: pool over [GRU state | word embedding] (2H + E wide), so
                                   // the pooled vector also sees each word itself, not only its context
+  int bpe = 0;                    // byte-pair merges learned on the training texts (--bpe N; 0 = words);
+                                  // the merges are stored as "bpe" (TextClassifier::set_bpe)
   int vocab = 0;                  // V (set from the vocabulary)
   int classes = 0;                // C (set from the labels)
 
@@ -65,9 +68,13 @@ class TextClassifier : public Model {
   const TextClsConfig& config() const { return cfg_; }
   const Vocabulary& vocab() const { return vocab_; }
   const std::vector<std::string>& labels() const { return labels_; }
+  const Bpe& bpe() const { return bpe_; }
+  void set_bpe(Bpe bpe) { bpe_ = std::move(bpe); }
   std::string name() const { return "textcls-" + cfg_.arch; }   // model name in records
 
   // Display tokens of a text (case kept), cut to max_len; never empty (an empty text gives "∅").
+  // With BPE merges: the pieces ("Zeit@@ zone"), cut at the same code points as the case-folded
+  // word's pieces.
   std::vector<std::string> tokens(const std::string& text) const;
   TextBatch batch(const std::vector<std::string>& texts) const;
 
@@ -87,14 +94,18 @@ class TextClassifier : public Model {
   TextClsConfig cfg_;
   Vocabulary vocab_;
   std::vector<std::string> labels_;
+  Bpe bpe_;
 };
 
 // Builds (and initialises with `seed`) a model; cfg.vocab / cfg.classes are set from the arguments.
 std::unique_ptr<TextClassifier> make_textcls_model(TextClsConfig cfg, Vocabulary vocab,
                                                    std::vector<std::string> labels, std::uint64_t seed);
 
-// The model vocabulary: case-folded word tokens of the training texts seen >= min_count times.
-Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count);
+// The model vocabulary: case-folded word tokens of the training texts seen >= min_count times
+// (with `bpe`: their pieces).
+Vocabulary build_text_vocab(const std::vector<std::string>& texts, int min_count, const Bpe& bpe = {});
+// BPE merges (text/bpe.hpp) learned from the case-folded words of the texts.
+Bpe learn_text_bpe(const std::vector<std::string>& texts, int merges);
 
 // Model files: .safetensors with every parameter and metadata "attnviz.model" = "textcls",
 // "config", "vocab", "labels" (JSON), plus `extra` (data source, split, training state).

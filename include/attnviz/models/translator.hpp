@@ -9,6 +9,8 @@
 #include <attnviz/engine/nn.hpp>
 #include <attnviz/models/model.hpp>
 #include <attnviz/record/record.hpp>
+#include <attnviz/analysis/statistical_aligner.hpp>
+#include <attnviz/text/bpe.hpp>
 #include <attnviz/text/tokenizer.hpp>
 
 #include <filesystem>
@@ -41,6 +43,15 @@ struct TranslatorConfig {
   // Negative = the default for the scoring function: kDefaultAdditiveCoverage for additive, 0 for
   // the others (see README, "Measured"). Resolved by make_translator; the transformer ignores it.
   float coverage = -1.f;
+  // rnn: weight lambda_g of the guided-alignment loss (Chen et al. 2016, "Guided Alignment Training
+  // for Topic-Aware Neural Machine Translation"; Garg et al. 2019): lambda_g / G * sum over the
+  // guided target rows (b, t) of the cross-entropy -sum_i g_bti log a_bti between the link
+  // distribution g (the row's links in Example::guide, each 1/links) and the attention a; G = guided
+  // rows in the batch. 0 = off; examples without links add nothing.
+  float guide = 0.f;
+  // Byte-pair merges learned per side when the model was trained (--bpe N; 0 = word vocabularies).
+  // The merges themselves are Translator::src_bpe / tgt_bpe.
+  int bpe = 0;
   TokenizerOptions tokenizer;   // how raw text (--text, TSV) is tokenized for this model
   bool pretokenized = false;
 
@@ -49,9 +60,11 @@ struct TranslatorConfig {
   static TranslatorConfig from_json(const std::string& json, const std::string& path);
 };
 
-// Token ids without <bos>/<eos> (the models add them).
+// Token ids without <bos>/<eos> (the models add them); guide: links (source token, target token)
+// the guided-alignment loss trains the attention towards (empty = none).
 struct Example {
   std::vector<int> src, tgt;
+  Alignment guide;
 };
 
 inline constexpr float kDefaultAdditiveCoverage = 0.05f;
@@ -61,6 +74,7 @@ struct BatchResult {
   int tokens = 0;     // target tokens counted (incl. <eos>)
   int correct = 0;    // argmax == target
   double penalty = 0; // coverage penalty (already divided by the target tokens); loss + penalty is minimised
+  double guide = 0;   // guided-alignment loss (already weighted and divided by the guided rows); minimised too
 };
 
 // Kind "translator"; the file keeps both vocabularies ("src_vocab", "tgt_vocab") besides the config.
@@ -69,6 +83,12 @@ class Translator : public Model {
  public:
   TranslatorConfig config;
   Vocabulary src_vocab, tgt_vocab;
+  Bpe src_bpe, tgt_bpe;   // subword merges (none: words are tokens); stored as "src_bpe" / "tgt_bpe"
+
+  // Words -> token ids: BPE pieces when the model has merges, then the vocabulary.
+  std::vector<int> encode_source(const std::vector<std::string>& words) const;
+  std::vector<int> encode_target(const std::vector<std::string>& words) const;
+  bool subwords() const { return !src_bpe.empty() || !tgt_bpe.empty(); }
 
   std::string kind() const override { return "translator"; }
   std::string config_json() const override { return config.to_json(); }
@@ -116,6 +136,16 @@ std::unique_ptr<Translator> load_translator(const std::filesystem::path& path);
 // ---- data ------------------------------------------------------------------------------------
 
 std::vector<Example> encode_corpus(const Translator& model, const ParallelCorpus& corpus);
+
+// Word links -> links between the model's tokens: every piece of source word i with every piece
+// of target word j (identity without BPE).
+Alignment links_to_pieces(const Translator& model, const SentencePair& words, const Alignment& links);
+
+// Guided alignment's targets: the built-in statistical aligner (statistical_aligner.hpp) trained on
+// `corpus` (word level), its links mapped to the model's tokens into data[k].guide (data =
+// encode_corpus(model, corpus)). Returns the links per pair (word level).
+std::vector<Alignment> attach_guide(const Translator& model, const ParallelCorpus& corpus, std::vector<Example>& data,
+                                    const StatAlignOptions& opt);
 std::vector<std::string> tokenize_for(const TranslatorConfig& config, const std::string& text);
 
 // ---- training --------------------------------------------------------------------------------
