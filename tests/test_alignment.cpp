@@ -100,6 +100,9 @@ TEST_CASE("1-based Pharaoh files") {
   CHECK(format_pharaoh(a[0], {.one_indexed = true}) == "1-1 2?3 3?2");
   spit(dir / "z.txt", "0-1\n");
   CHECK_THROWS_WITH_AS(read_pharaoh_file(dir / "z.txt", {.one_indexed = true}), doctest::Contains("line 1"), InputError);
+  // --gold-all-sure: possible links read as sure (awesome-align's aer.py --allSure), with either base
+  CHECK(to_pharaoh(read_pharaoh_file(dir / "a.txt", {.one_indexed = true, .flag = "", .all_sure = true})[0]) == "0-0 1-2 2-1");
+  CHECK(to_pharaoh(read_pharaoh_file(dir / "a.txt", {.one_indexed = false, .flag = "", .all_sure = true})[0]) == "1-1 2-3 3-2");
 }
 
 TEST_CASE("corpus BLEU-4") {

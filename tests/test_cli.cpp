@@ -99,3 +99,20 @@ TEST_CASE("a data folder can be given by --data or ATTNVIZ_DATA") {
   r = run_cli_env("ATTNVIZ_DATA=/nonexistent/by-env", "--data /nonexistent/by-option eval mnist --model '" + model + "'");
   CHECK_MESSAGE(r.out.find("/nonexistent/by-option/") != std::string::npos, r.out);
 }
+
+TEST_CASE("train translate: --seed is the model's seed as in every train command; --init-seed its old spelling") {
+  const fs::path dir = temp_dir("translate_seed");
+  auto train = [&](const std::string& name, const std::string& seed_args) {
+    const std::string out = (dir / name).string();
+    auto r = run_cli("--threads 1 train translate --synthetic 40 --epochs 1 --batch 8 --embed 8 --hidden 8 " +
+                     seed_args + " -o '" + out + "'");
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    return slurp(out);
+  };
+  const auto a = train("a.safetensors", "--seed 5");
+  CHECK(a == train("b.safetensors", "--init-seed 5"));        // the old spelling is the same option
+  CHECK(a != train("c.safetensors", "--seed 6"));             // the model's seed changes the weights
+  CHECK(a != train("d.safetensors", "--seed 5 --data-seed 2"));  // the generator's seed changes the data
+  // eval/record translate have no model seed: there --seed stays the old spelling of --data-seed
+  CHECK(run_cli("eval translate --help").out.find("--data-seed") != std::string::npos);
+}

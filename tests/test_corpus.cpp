@@ -98,6 +98,8 @@ TEST_CASE("TSV reader: columns, gold, errors; writer round trip") {
   one.one_indexed = true;
   spit(dir / "one_idx.tsv", "a b\tc d\t1-1 2?2\n");
   CHECK(to_pharaoh(*read_corpus(dir / "one_idx.tsv", one).pairs[0].gold) == "0-0 1?1");
+  one.gold_all_sure = true;   // --gold-all-sure applies to a corpus's gold column too
+  CHECK(to_pharaoh(*read_corpus(dir / "one_idx.tsv", one).pairs[0].gold) == "0-0 1-1");
 
   auto g = generate_synthetic({.count = 20, .seed = 2});
   write_corpus_tsv(dir / "g.tsv", g);

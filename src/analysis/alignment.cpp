@@ -254,6 +254,9 @@ std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, cons
         --l.source, --l.target;
       }
   }
+  if (opt.all_sure)
+    for (auto& a : all)
+      for (auto& l : a.links) l.sure = true;
   return all;
 }
 

@@ -117,7 +117,8 @@ void add_align(CLI::App& app) {
   sub->add_flag("--gold-one-indexed", o->gold_one, "the --gold file is 1-based (awesome-align's and fast_align's gold)");
   sub->add_flag("--pred-one-indexed", o->pred_one, "the --score file and the output are 1-based");
   sub->add_flag("--gold-all-sure", o->gold_all_sure,
-                "count every --gold link as sure, possible ones too (awesome-align's tools/aer.py --allSure)");
+                "count every gold link (--gold, or a corpus's gold column) as sure, possible ones too (awesome-align's "
+                "tools/aer.py --allSure)");
   sub->add_option("-o,--out", o->out, "write the Pharaoh lines here instead of standard output");
   sub->add_flag("--json", o->json, "print scores as JSON");
   add_import_options(sub, o->imp);
@@ -147,19 +148,14 @@ void add_align(CLI::App& app) {
     const PharaohOptions ph{.one_indexed = o->one_indexed || o->pred_one,
                             .flag = o->one_indexed ? "--one-indexed" : "--pred-one-indexed"};
     const PharaohOptions gph{.one_indexed = o->one_indexed || o->gold_one,
-                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed"};
+                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed",
+                             .all_sure = o->gold_all_sure};
     auto read_checked = [](const std::string& path, const PharaohOptions& opt) {
       auto all = read_pharaoh_file(path, opt);
       for (const auto& h : pharaoh_index_hints(all, path, opt)) fmt::print(stderr, "warning: {}\n", h);
       return all;
     };
-    auto read_gold = [&] {
-      auto gold = read_checked(o->gold, gph);
-      if (o->gold_all_sure)
-        for (auto& a : gold)
-          for (auto& l : a.links) l.sure = true;
-      return gold;
-    };
+    auto read_gold = [&] { return read_checked(o->gold, gph); };
     if (!o->train_corpus.empty()) {
       if (!o->input.empty() || !o->score.empty()) throw UsageError("--train-ibm1 takes no INPUT or --score");
       CorpusOptions co;
@@ -167,6 +163,7 @@ void add_align(CLI::App& app) {
       co.pretokenized = o->pretokenized;
       co.tokenizer.lowercase = o->lowercase;
       co.one_indexed = gph.one_indexed;
+      co.gold_all_sure = o->gold_all_sure;
       ParallelCorpus corpus = read_corpus(o->train_corpus, co);
       for (const auto& n : corpus.notes) fmt::print(stderr, "note: {}\n", n);
       o->stat.symmetrize = parse_symmetrize(o->symmetrize);

@@ -1,6 +1,7 @@
 // `attnviz bench encoder`: a BERT-base-shaped encoder (12 layers, d 768, 12 heads, FFN 3072, random
 // weights in memory) on T tokens, without and with keeping every layer x head (what `record encoder`
 // writes), in ms and matmul GFLOP/s against the measured FP32 peak.
+#include "cli/bench_common.hpp"
 #include "cli/commands.hpp"
 #include "engine/bench.hpp"
 
@@ -26,25 +27,6 @@ struct BenchEncoderOptions {
   bool json = false;
 };
 
-struct KeepAll : models::AttentionSink {
-  std::map<std::string, nn::AttentionWeights> w;
-  void weights(const std::string& name, nn::AttentionWeights&& x, int) override { w[name] = std::move(x); }
-};
-
-double best_seconds(const std::function<void()>& f, double min_seconds, int max_runs = 10) {
-  f();   // warm-up
-  double best = 1e300, total = 0;
-  int runs = 0;
-  while ((total < min_seconds || runs < 2) && runs < max_runs) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, t);
-    total += t;
-    ++runs;
-  }
-  return best;
-}
 
 void run(const BenchEncoderOptions& o) {
   const int threads = globals().threads > 0 ? globals().threads : nn::threads();
@@ -79,7 +61,7 @@ void run(const BenchEncoderOptions& o) {
     };
     row(fmt::format("T={}", T), best_seconds([&] { m.forward_tokens(ids, types); }, o.min_seconds));
     row(fmt::format("T={} + record {} heads", T, c.layers * c.heads), best_seconds([&] {
-          KeepAll k;
+          KeepAllWeights k;
           m.forward_tokens(ids, types, &k);
         }, o.min_seconds));
   }

@@ -1,6 +1,7 @@
 // `attnviz bench lm`: prefill and generation throughput of a llama-shaped model with random weights
 // the size of SmolLM2-135M (generated in memory), with and without recording every head, in
 // tokens/s and matmul GFLOP/s against the measured FP32 peak; plus stories260K generation on one thread.
+#include "cli/bench_common.hpp"
 #include "cli/commands.hpp"
 #include "engine/bench.hpp"
 
@@ -33,26 +34,6 @@ struct BenchLmOptions {
   bool q8 = true;
 };
 
-// Keeps every tensor's weights (what a record would hold), as generate's recorder does.
-struct KeepAll : models::AttentionSink {
-  std::map<std::string, nn::AttentionWeights> w;
-  void weights(const std::string& name, nn::AttentionWeights&& x, int) override { w[name] = std::move(x); }
-};
-
-double seconds(const std::function<void()>& f, double min_seconds, int max_runs = 20) {
-  f();   // warm-up
-  double best = 1e300, total = 0;
-  int runs = 0;
-  while ((total < min_seconds || runs < 2) && runs < max_runs) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, t);
-    total += t;
-    ++runs;
-  }
-  return best;
-}
 
 std::string default_stories() {
   namespace fs = std::filesystem;
@@ -98,7 +79,7 @@ void run(const BenchLmOptions& o) {
     for (int& id : ids) id = rng.below(cfg.vocab);
     const double flops = m.matmul_flops(T, 0);
     models::LmCache cache = m.new_cache(T);
-    const double s = seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
+    const double s = best_seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
     row(fmt::format("prefill T={}", T), s, T, flops);
     const double mib = models::lm_record_bytes(cfg, T) / (1024.0 * 1024.0);
     if (mib > o.max_record_mib) {
@@ -108,7 +89,7 @@ void run(const BenchLmOptions& o) {
       j["rows"].push_back({{"what", fmt::format("prefill T={} + record", T)}, {"refused_mib", mib}});
       continue;
     }
-    const double sr = seconds([&] { KeepAll k; cache.length = 0; m.forward(ids, cache, &k); }, o.min_seconds, 10);
+    const double sr = best_seconds([&] { KeepAllWeights k; cache.length = 0; m.forward(ids, cache, &k); }, o.min_seconds, 10);
     row(fmt::format("prefill T={} + record", T), sr, T, flops);
   }
 
@@ -131,7 +112,7 @@ void run(const BenchLmOptions& o) {
       bytes += blocks.back().second.size();
       elems += static_cast<std::uint64_t>(w->size());
     }
-    const double sd = seconds([&] {
+    const double sd = best_seconds([&] {
       for (auto& [w, q] : blocks) ggml_dequantize(GgmlType::Q8_0, q.data(), w->data(), static_cast<std::uint64_t>(w->size()));
     }, o.min_seconds, 5);
     if (!o.json)
@@ -142,7 +123,7 @@ void run(const BenchLmOptions& o) {
     std::vector<int> ids(T);
     for (int& id : ids) id = rng.below(cfg.vocab);
     models::LmCache cache = m.new_cache(T);
-    const double s = seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
+    const double s = best_seconds([&] { cache.length = 0; m.forward(ids, cache); }, o.min_seconds, 10);
     row(fmt::format("prefill T={} (Q8_0 weights)", T), s, T, m.matmul_flops(T, 0));
   }
 

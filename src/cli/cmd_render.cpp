@@ -104,7 +104,7 @@ void add_heatmap(CLI::App& parent) {
     std::string gold, pred;
     int align_line = -1;
     bool no_values = false, no_colorbar = false, no_labels = false;
-    bool one_indexed = false, gold_one = false, pred_one = false;
+    bool one_indexed = false, gold_one = false, pred_one = false, gold_all_sure = false;
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "viridis");
@@ -120,6 +120,7 @@ void add_heatmap(CLI::App& parent) {
   sub->add_option("--align-line", o->align_line, "line of the Pharaoh files to use (default: the only line, else --sample)");
   sub->add_flag("--one-indexed", o->one_indexed, "both Pharaoh files are 1-based");
   sub->add_flag("--gold-one-indexed", o->gold_one, "the --gold file is 1-based");
+  sub->add_flag("--gold-all-sure", o->gold_all_sure, "draw every --gold link as sure, possible ones too");
   sub->add_flag("--pred-one-indexed", o->pred_one, "the --pred file is 1-based");
   sub->callback([o] { for_each_input(o, [](const std::shared_ptr<Opt>& o) {
     HeatmapOptions h = o->c.with_colours(o->h);
@@ -128,7 +129,8 @@ void add_heatmap(CLI::App& parent) {
     h.labels = !o->no_labels;
     int line = o->align_line >= 0 ? o->align_line : o->c.import.sample;
     const PharaohOptions gph{.one_indexed = o->one_indexed || o->gold_one,
-                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed"};
+                             .flag = o->one_indexed ? "--one-indexed" : "--gold-one-indexed",
+                             .all_sure = o->gold_all_sure};
     const PharaohOptions pph{.one_indexed = o->one_indexed || o->pred_one,
                              .flag = o->one_indexed ? "--one-indexed" : "--pred-one-indexed"};
     if (!o->gold.empty()) h.markers.gold = pick_alignment(o->gold, line, gph);
@@ -154,7 +156,7 @@ void add_grid(CLI::App& parent) {
     Common c;
     GridOptions g;
     std::string aer_gold, align_method = "argmax";
-    bool gold_one = false;
+    bool gold_one = false, gold_all_sure = false;
   };
   auto o = std::make_shared<Opt>();
   add_common(sub, o->c, "viridis");
@@ -164,6 +166,7 @@ void add_grid(CLI::App& parent) {
                                                      "intersect | threshold")
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
   sub->add_flag("--gold-one-indexed", o->gold_one, "the --annotate-aer file is 1-based");
+  sub->add_flag("--gold-all-sure", o->gold_all_sure, "count every --annotate-aer link as sure, possible ones too");
   sub->add_option("--tensors", o->g.tensors, "only tensors whose name contains this (e.g. encoder, cross)");
   sub->add_option("--layers", o->g.layers, "layer indices to show, comma-separated (default: all)")->delimiter(',');
   sub->add_option("--heads", o->g.heads, "head indices to show, comma-separated (default: all)")->delimiter(',');
@@ -173,7 +176,7 @@ void add_grid(CLI::App& parent) {
     GridOptions g = o->c.with_colours(o->g);
     AttentionRecord rec = import_record(o->c.input, o->c.import);
     if (!o->aer_gold.empty()) {
-      const PharaohOptions gph{.one_indexed = o->gold_one, .flag = "--gold-one-indexed"};
+      const PharaohOptions gph{.one_indexed = o->gold_one, .flag = "--gold-one-indexed", .all_sure = o->gold_all_sure};
       RankHeadsOptions ro;
       ro.tensors = g.tensors;
       ro.align.method = parse_align_method(o->align_method);
@@ -333,17 +336,10 @@ void add_render_html(CLI::App& render);       // cmd_render_html.cpp (interactiv
 void add_render_evolution(CLI::App& render);  // cmd_render_evolution.cpp (attention over training)
 
 void add_render(CLI::App& app) {
-  auto* sub = app.add_subcommand("render", "draw a record: heatmap | grid | lines | overlay | diff | text | html | evolution");
-  sub->require_subcommand(1);
-  set_example(sub, "attnviz render heatmap samples/alignment_6x7.safetensors -o heat.png");
-  add_heatmap(*sub);
-  add_grid(*sub);
-  add_lines(*sub);
-  add_overlay(*sub);
-  add_diff(*sub);
-  add_render_text(*sub);
-  add_render_html(*sub);
-  add_render_evolution(*sub);
+  add_group(app, "render", "draw a record: heatmap | grid | lines | overlay | diff | text | html | evolution",
+            "attnviz render heatmap samples/alignment_6x7.safetensors -o heat.png",
+            {add_heatmap, add_grid, add_lines, add_overlay, add_diff, add_render_text, add_render_html,
+             add_render_evolution});
 }
 
 }  // namespace attnviz::cli

@@ -34,19 +34,27 @@ struct DataOptions {
   int synthetic = 0;
   std::uint64_t seed = 1;
   std::string columns;
-  bool lowercase = false, pretokenized = false, one_indexed = false;
+  bool lowercase = false, pretokenized = false, one_indexed = false, gold_all_sure = false;
   int max_pairs = 0, max_tokens = 50;
 };
 
-void add_data_options(CLI::App* sub, DataOptions& d, int default_synthetic, std::uint64_t default_seed) {
+// `train translate` has a model seed too, so there `--seed` is the model's (as in every train
+// command) and the generator's seed is only `--data-seed`; eval/record keep `--seed` as the old
+// spelling of `--data-seed`.
+void add_data_options(CLI::App* sub, DataOptions& d, int default_synthetic, std::uint64_t default_seed,
+                      bool seed_is_data_seed) {
   d.synthetic = default_synthetic;
   d.seed = default_seed;
   sub->add_option("--corpus", d.corpus, "UTF-8 TSV source<TAB>target[<TAB>gold] (or 'source ||| target' lines)");
   sub->add_option("--synthetic", d.synthetic, "use N pairs of the built-in generator (when no --corpus)")
       ->check(positive_number());
-  sub->add_option("--seed", d.seed, "generator seed");
+  if (seed_is_data_seed)
+    sub->add_option("--data-seed,--seed", d.seed, "seed of the built-in generator (--seed: old spelling)");
+  else
+    sub->add_option("--data-seed", d.seed, "seed of the built-in generator");
   sub->add_option("--columns", d.columns, "1-based columns to read: source,target[,gold] (e.g. 1,2 for Tatoeba exports)");
   sub->add_flag("--one-indexed,--gold-one-indexed", d.one_indexed, "gold links in the corpus are 1-based");
+  sub->add_flag("--gold-all-sure", d.gold_all_sure, "count every gold link as sure, possible ones too (aer.py --allSure)");
   sub->add_option("--max-pairs", d.max_pairs, "read at most N pairs (0 = all)")->check(non_negative_number());
   sub->add_option("--max-tokens", d.max_tokens, "skip pairs with a side longer than N tokens (0 = keep all)")
       ->check(non_negative_number());
@@ -60,6 +68,7 @@ ParallelCorpus load_data(const DataOptions& d, SyntheticSplit split, const Token
     o.tokenizer = tok;
     o.pretokenized = pretokenized;
     o.one_indexed = d.one_indexed;
+    o.gold_all_sure = d.gold_all_sure;
     o.max_pairs = d.max_pairs;
     o.max_tokens = d.max_tokens;
     auto c = read_corpus(d.corpus, o);
@@ -99,7 +108,7 @@ void add_train_translate(CLI::App& parent) {
   o->guide.diagonal_tension = 0;   // plain Model 1: the better guide on real text (README)
   o->cfg.guide = 1.f;
   auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
-  add_data_options(sub, o->data, 10000, 1);
+  add_data_options(sub, o->data, 10000, 1, false);
   sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text (Unicode: Ș -> ș, Ω -> ω)");
   sub->add_option("--normalize", o->normalize,
                   "Unicode normalization before tokenizing: none | nfc | nfkc | nfkc-ro (nfkc, and Romanian "
@@ -144,8 +153,9 @@ void add_train_translate(CLI::App& parent) {
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(positive_number());
   sub->add_option("--lr", o->train.lr, "peak Adam learning rate (warm-up, then cosine decay)")->check(positive_number());
   sub->add_option("--clip", o->train.clip, "clip gradients to this global norm")->check(positive_number());
-  // --seed is the synthetic corpus generator's (add_data_options), so the model's seed keeps its name
-  sub->add_option("--init-seed", o->train.seed, "seed of the initial weights and the batch order");
+  sub->add_option("--seed,--init-seed", o->train.seed,
+                  "seed of the initial weights and the batch order (--init-seed: old spelling, kept for one "
+                  "release; the generator's seed is --data-seed)");
   sub->add_option("--heldout", o->heldout,
                   "held-out pairs evaluated after training (0 = none): the corpus file's LAST N lines (on a "
                   "length-sorted corpus, the longest sentences), or N random pairs with --split-seed")
@@ -263,7 +273,7 @@ void add_eval_translate(CLI::App& parent) {
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("translate", "exact match, BLEU-4 and alignment precision/recall/AER, one row per model");
   sub->add_option("--model", o->models, "model file(s)")->required();
-  add_data_options(sub, o->data, 500, 1000);
+  add_data_options(sub, o->data, 500, 1000, true);
   sub->add_option("--beam", o->eval.beam, "beam width (1 = greedy)")->check(positive_number());
   sub->add_option("--length-penalty", o->eval.length_penalty, "beam: score / length^alpha");
   sub->add_option("--method", o->method, "alignment extraction: argmax | itermax | intersect | threshold")
@@ -350,7 +360,7 @@ void add_record_translate(CLI::App& parent) {
   sub->add_option("--from-corpus", o->from,
                   "0-based pair indices of the corpus, or 'all' (reference target forced, gold attached)")
       ->delimiter(',');
-  add_data_options(sub, o->data, 500, 1000);
+  add_data_options(sub, o->data, 500, 1000, true);
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(positive_number());
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");

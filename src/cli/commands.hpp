@@ -63,6 +63,11 @@ Globals& globals();
 // Folder with the MNIST IDX files: --data, then $ATTNVIZ_DATA, then <source>/data/mnist, then ./data/mnist.
 std::filesystem::path mnist_dir();
 
+// A parent command (train, eval, record, bench, corpus, render): `name` with one help line and one
+// example; each of `children` adds its subcommands (cmd_groups.cpp).
+CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& help, const std::string& example,
+                    std::initializer_list<void (*)(CLI::App&)> children);
+
 void add_demo(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);

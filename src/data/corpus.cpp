@@ -168,6 +168,8 @@ ParallelCorpus read_corpus(const std::filesystem::path& path, const CorpusOption
       Alignment a;
       try {
         a = parse_pharaoh_line(gold, ps, line_no);
+        if (opt.gold_all_sure)
+          for (auto& l : a.links) l.sure = true;
       } catch (const InputError& e) {
         throw InputError(ps, e.reason() + (opt.gold_optional ? " (column 3 is read as gold; use --columns 1,2 to ignore it)" : ""));
       }

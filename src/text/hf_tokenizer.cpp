@@ -201,9 +201,7 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
 
 std::vector<std::string> WordPieceTokenizer::basic_tokens(const std::string& text) const {
   std::vector<std::string> out;
-  std::string word;
-  auto flush = [&] {
-    if (word.empty()) return;
+  auto on_word = [&](std::string&& word) {
     if (opt_.strip_accents) word = normalize_text(word, Normalization::None, true);
     // Punctuation splits after the accent strip, as BERT's _run_split_on_punc.
     std::string piece;
@@ -220,28 +218,12 @@ std::vector<std::string> WordPieceTokenizer::basic_tokens(const std::string& tex
       }
     }
     if (!piece.empty()) out.push_back(std::move(piece));
-    word.clear();
   };
-  size_t pos = 0;
-  char32_t c;
-  while (pos < text.size()) {
-    if (!utf8_next(text, pos, c)) continue;   // malformed bytes are dropped, as U+FFFD is by BERT
-    if (c == 0 || c == 0xFFFD || bert_control(c)) continue;
-    if (is_space(c)) {
-      flush();
-      continue;
-    }
-    if (opt_.lowercase) c = to_lower(c);
-    if (opt_.split_cjk && is_cjk_ideograph(c)) {
-      flush();
-      std::string one;
-      utf8_append(one, c);
-      out.push_back(std::move(one));
-      continue;
-    }
-    utf8_append(word, c);
-  }
-  flush();
+  // NUL, U+FFFD (and so malformed bytes) and control characters are dropped, as by BERT
+  split_at_spaces(
+      text, opt_.lowercase, [](char32_t c) { return c == 0 || c == 0xFFFD || bert_control(c); },
+      [&](char32_t c) { return opt_.split_cjk && is_cjk_ideograph(c); }, on_word,
+      [&](std::string&& one) { out.push_back(std::move(one)); });
   return out;
 }
 

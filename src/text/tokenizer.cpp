@@ -213,29 +213,11 @@ std::vector<std::string> tokenize(std::string_view input, const TokenizerOptions
     text = normalized;
   }
   std::vector<std::string> out;
-  std::string word;
-  auto flush = [&] {
-    if (!word.empty()) out.push_back(std::move(word)), word.clear();
-  };
-  size_t pos = 0;
-  char32_t c;
-  while (pos < text.size()) {
-    utf8_next(text, pos, c);  // malformed bytes arrive as U+FFFD and stay inside words
-    if (is_space(c)) {
-      flush();
-      continue;
-    }
-    if (opt.lowercase) c = to_lower(c);
-    if (is_cjk_ideograph(c) || (opt.split_punctuation && is_punctuation(c))) {
-      flush();
-      std::string one;
-      utf8_append(one, c);
-      out.push_back(std::move(one));
-      continue;
-    }
-    utf8_append(word, c);
-  }
-  flush();
+  // malformed bytes arrive as U+FFFD and stay inside words
+  auto push = [&](std::string&& t) { out.push_back(std::move(t)); };
+  split_at_spaces(
+      text, opt.lowercase, [](char32_t) { return false; },
+      [&](char32_t c) { return is_cjk_ideograph(c) || (opt.split_punctuation && is_punctuation(c)); }, push, push);
   return out;
 }
 

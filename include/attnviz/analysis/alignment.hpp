@@ -72,6 +72,7 @@ AlignmentScore score_alignments(const std::vector<Alignment>& predicted, const s
 struct PharaohOptions {
   bool one_indexed = false;   // indices in the file start at 1
   std::string flag;           // the CLI option that sets one_indexed (named in hints), e.g. "--gold-one-indexed"
+  bool all_sure = false;      // read every link as sure, possible ones too (awesome-align's aer.py --allSure)
 };
 // read_pharaoh + conversion from 1-based (InputError naming the line for an index 0).
 std::vector<Alignment> read_pharaoh_file(const std::filesystem::path& path, const PharaohOptions& opt = {});

@@ -37,6 +37,7 @@ struct CorpusOptions {
   TokenizerOptions tokenizer;     // how the text columns are tokenized
   bool pretokenized = false;      // split on ASCII spaces only (gold indices refer to those tokens)
   bool one_indexed = false;       // gold links are 1-based
+  bool gold_all_sure = false;     // every gold link counts as sure, possible ones too (aer.py --allSure)
   std::string one_indexed_flag = "--gold-one-indexed";  // named in the hints when the gold looks 1-based
   int max_pairs = 0;              // stop after this many pairs (0 = all)
   int max_tokens = 0;             // skip pairs with a side longer than this (0 = keep all)

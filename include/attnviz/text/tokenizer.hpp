@@ -24,6 +24,35 @@ bool is_punctuation(char32_t c);      // punctuation and symbols: split off as t
 bool is_cjk_ideograph(char32_t c);    // Han ideographs (each one is its own token)
 char32_t to_lower(char32_t c);        // Unicode simple lowercase mapping (utf8proc): Ș -> ș, Ω -> ω, Ա -> ա
 
+// Splits `text` at white space into words, lower-casing when asked: a character for which `skip(c)`
+// holds is dropped, one for which `alone(c)` holds ends the word and is a token of its own. Words go
+// to `on_word`, characters alone to `on_alone` (each gets a std::string&&). Malformed bytes arrive as
+// U+FFFD. The word splitter of every tokenizer (the built-in one, BERT's basic tokenization).
+template <class Skip, class Alone, class OnWord, class OnAlone>
+void split_at_spaces(std::string_view text, bool lowercase, Skip skip, Alone alone, OnWord on_word, OnAlone on_alone) {
+  std::string word;
+  size_t pos = 0;
+  char32_t c;
+  while (pos < text.size()) {
+    utf8_next(text, pos, c);
+    if (skip(c)) continue;
+    if (is_space(c)) {
+      if (!word.empty()) on_word(std::move(word)), word.clear();
+      continue;
+    }
+    if (lowercase) c = to_lower(c);
+    if (alone(c)) {
+      if (!word.empty()) on_word(std::move(word)), word.clear();
+      std::string one;
+      utf8_append(one, c);
+      on_alone(std::move(one));
+      continue;
+    }
+    utf8_append(word, c);
+  }
+  if (!word.empty()) on_word(std::move(word));
+}
+
 // ---- normalization (utf8proc) ----------------------------------------------------------------
 
 enum class Normalization {
