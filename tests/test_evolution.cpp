@@ -3,6 +3,8 @@
 // WebP / GIF files (frame count and canvas size read back from the containers by hand), plus the
 // `render evolution` CLI.
 #include <attnviz/error.hpp>
+#include <attnviz/data/corpus.hpp>
+#include <attnviz/io/safetensors.hpp>
 #include <attnviz/models/mnist.hpp>
 #include <attnviz/render/animation.hpp>
 #include <attnviz/render/render.hpp>
@@ -225,4 +227,74 @@ TEST_CASE("CLI: render evolution writes an animation or a strip") {
   CHECK(run_cli("render evolution " + in + " --frames 9 -o '" + (dir / "x.webp").string() + "'").code == 1);
   CHECK(run_cli("render evolution " + in + " -o '" + (dir / "x.bmp").string() + "'").code == 1);
   CHECK(!fs::exists(dir / "x.webp"));
+}
+
+namespace {
+// Every tensor of two model files holds the same bytes (the snapshots changed nothing).
+void same_parameters(const fs::path& a, const fs::path& b) {
+  const StFile x = load_safetensors(a), y = load_safetensors(b);
+  REQUIRE(x.tensors.size() == y.tensors.size());
+  for (size_t i = 0; i < x.tensors.size(); ++i) {
+    CAPTURE(x.tensors[i].name);
+    CHECK(x.tensors[i].name == y.tensors[i].name);
+    CHECK(x.tensors[i].data == y.tensors[i].data);
+  }
+}
+
+// Snapshot k's step is k * every (steps 0, every, 2 every, ...), every frame has the same tensors.
+void check_snapshots(const fs::path& file, size_t count, int every, const std::string& tensor) {
+  const auto snaps = load_records(file);
+  REQUIRE(snaps.size() == count);
+  for (size_t k = 0; k < snaps.size(); ++k) {
+    CHECK(snaps[k].metadata.at("step") == std::to_string(k * every));
+    CHECK(snaps[k].metadata.at("snapshot") == std::to_string(k));
+    REQUIRE(snaps[k].find(tensor));
+    CHECK(snaps[k].find(tensor)->data.size() == snaps[0].find(tensor)->data.size());
+  }
+  CHECK(snaps.front().find(tensor)->data != snaps.back().find(tensor)->data);   // attention moved
+}
+}  // namespace
+
+TEST_CASE("CLI: train translate and train textcls take snapshots of a probe; training unchanged") {
+  fs::path dir = temp_dir("tasks");
+  // Translator: 64 generator pairs, batches of 16 -> 4 steps; snapshots at steps 0, 2, 4.
+  const ParallelCorpus c = generate_synthetic({.count = 1, .seed = 5, .split = SyntheticSplit::Test});
+  std::string src, tgt;
+  for (const auto& w : c.pairs[0].source) src += (src.empty() ? std::string() : std::string(" ")) + w;
+  for (const auto& w : c.pairs[0].target) tgt += (tgt.empty() ? std::string() : std::string(" ")) + w;
+  const std::string tr = "train translate --synthetic 64 --arch transformer --dim 8 --heads 2 --layers 1 --ff 16 "
+                         "--epochs 1 --batch 16 --heldout 0 ";
+  auto r = run_cli(tr + "-o '" + (dir / "plain.safetensors").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run_cli(tr + "--snapshot-every 2 --probe '" + src + "' --probe-target '" + tgt + "' -o '" +
+              (dir / "snap.safetensors").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  same_parameters(dir / "plain.safetensors", dir / "snap.safetensors");
+  check_snapshots(dir / "snap.snapshots.safetensors", 3, 2, "decoder.layer0.cross");
+  const auto first = load_records(dir / "snap.snapshots.safetensors")[0];
+  CHECK(first.metadata.at("input_text") == src);
+  CHECK(first.tokens.at("target").size() == c.pairs[0].target.size() + 1);   // forced target + <eos>
+  // The animation of the probe's cross-attention: one frame per snapshot.
+  r = run_cli("render evolution '" + (dir / "snap.snapshots.safetensors").string() +
+              "' --tensor decoder.layer0.cross --mean-heads -o '" + (dir / "tr.gif").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(read_gif(slurp(dir / "tr.gif")).frames == 3);
+  CHECK(run_cli(tr + "--snapshot-every 2 -o '" + (dir / "x.safetensors").string() + "'").code == 1);   // no --probe
+  CHECK(run_cli(tr + "--probe-target 'a b' -o '" + (dir / "x.safetensors").string() + "'").code == 1);
+
+  // Text classifier: 40 texts, 8 held out -> 32 in batches of 8 -> 4 steps; snapshots at 0, 2, 4.
+  std::string tsv;
+  for (int i = 0; i < 40; ++i)
+    tsv += i % 2 ? "pets\tthe cat and the dog sleep " + std::to_string(i % 5) + "\n"
+                 : "tech\tthe cpu and the disk run " + std::to_string(i % 5) + "\n";
+  spit(dir / "texts.tsv", tsv);
+  const std::string tc = "train textcls --data '" + (dir / "texts.tsv").string() +
+                         "' --arch transformer --dim 8 --layers 1 --heads 2 --epochs 1 --batch 8 --min-count 1 ";
+  r = run_cli(tc + "-o '" + (dir / "tc_plain.safetensors").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run_cli(tc + "--snapshot-every 2 --probe 'the cat and the disk' -o '" + (dir / "tc.safetensors").string() + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  same_parameters(dir / "tc_plain.safetensors", dir / "tc.safetensors");
+  check_snapshots(dir / "tc.snapshots.safetensors", 3, 2, "encoder.layer0.self");
+  CHECK(load_records(dir / "tc.snapshots.safetensors")[1].metadata.at("text") == "the cat and the disk");
 }

@@ -1,6 +1,7 @@
 // `attnviz generate --model M`: run a pretrained decoder LM (GGUF llama/gpt2 or minGPT JSON), print
 // the text on stdout (notes on stderr) and, with -o, record every layer x head of every token.
 #include "cli/commands.hpp"
+#include "cli/record_options.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/models/lm.hpp>
@@ -27,6 +28,7 @@ struct GenerateCliOptions {
   std::string out;
   double max_record_mib = 2048;
   int heads = 0;
+  std::vector<std::string> what;   // --record
 };
 
 // A minGPT prompt: token ids separated by spaces or commas ("2 0 1 1 0 2").
@@ -68,6 +70,8 @@ void run(const GenerateCliOptions& o) {
   g.sampler.top_k = o.top_k;
   g.seed = o.seed;
   g.record = !o.out.empty();
+  g.norms = record_what(o.what).norms;
+  if (g.norms && !g.record) throw UsageError("--record norms needs -o (the record to write)");
   g.max_record_mib = o.max_record_mib;
   g.threads = globals().threads;
   if (tok) {
@@ -126,6 +130,7 @@ void add_generate(CLI::App& app) {
   sub->add_option("--seed", o->seed, "random seed (same seed, same text)");
   sub->add_option("-o,--out", o->out, "write an AttentionRecord (.safetensors) with every layer x head over all tokens");
   sub->add_option("--max-record-mib", o->max_record_mib, "refuse a record larger than this (MiB), before computing");
+  add_record_what(sub, o->what, false);
   sub->add_option("--heads", o->heads, "minGPT JSON without a config: number of heads (default: the file's, else 3)");
   set_example(sub, "attnviz generate --model ../shared/models/stories260K/stories260K.gguf --steps 200 --temperature 0 -o story.safetensors");
   sub->callback([o] { run(*o); });

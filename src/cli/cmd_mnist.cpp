@@ -2,6 +2,8 @@
 // evaluate it (accuracy, per-class accuracy, confusion matrix), and record its attention.
 #include "cli/commands.hpp"
 #include "cli/mnist_common.hpp"
+#include "cli/record_options.hpp"
+#include "cli/snapshot_options.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/data/idx.hpp>
@@ -98,12 +100,6 @@ void print_eval(const models::MnistEvalResult& r, const std::string& model, cons
 
 }  // namespace
 
-struct SnapshotCli {
-  long every = 0;
-  int probe = -1;
-  std::string out;
-};
-
 void add_train_mnist(CLI::App& parent) {
   auto o = std::make_shared<TrainCli>();
   auto* sub = parent.add_subcommand("mnist", "train a ViT (or the pooling baseline) on the MNIST IDX files");
@@ -114,16 +110,11 @@ void add_train_mnist(CLI::App& parent) {
       ->check(non_negative_number());
   sub->add_option("--resume", o->resume, "continue from this checkpoint (same options and --threads)");
   auto snap = std::make_shared<SnapshotCli>();
-  sub->add_option("--snapshot-every", snap->every, "record the --probe image's attention before training and every N "
-                                                   "optimizer steps (attention over training)")
-      ->check(positive_number());
-  sub->add_option("--probe", snap->probe, "test image number recorded at each snapshot")->check(non_negative_number());
-  sub->add_option("--snapshots", snap->out, "where the snapshots go: one record file, sample k = snapshot k, step in its "
-                                            "metadata (default: OUT with .snapshots.safetensors)");
+  add_snapshot_options(sub, *snap, "test image number recorded at each snapshot");
   set_example(sub, "attnviz train mnist --epochs 10 --out models/vit.safetensors\n"
                    "  attnviz train mnist --out vit.safetensors --snapshot-every 200 --probe 0   # then: render evolution");
   sub->callback([o, snap] {
-    if ((snap->every > 0) != (snap->probe >= 0)) throw UsageError("--snapshot-every and --probe go together");
+    check_snapshot_options(*snap);
     train::MnistTrainOptions opt = finish_recipe(*o);
     fs::path out = o->out;
     if (out.extension() != ".safetensors") throw UsageError("--out must end in .safetensors: " + out.string());
@@ -142,24 +133,18 @@ void add_train_mnist(CLI::App& parent) {
       fmt::print(stderr, "training {} ({} parameters) on {} images, testing on {}\n", cfg.to_json(),
                  model->params().count(), opt.train_limit > 0 ? std::min<long>(opt.train_limit, train.count) : train.count,
                  test.count);
-    std::vector<AttentionRecord> snapshots;
     std::function<train::Callbacks(train::Callbacks)> wrap;
-    if (snap->every > 0) {
-      if (snap->probe >= test.count)
-        throw UsageError(fmt::format("--probe {}: the test set has {} images", snap->probe, test.count));
+    if (snap->on()) {
+      const std::vector<int> probe = parse_index_list(snap->probe);
+      if (probe.size() != 1 || probe[0] < 0 || probe[0] >= test.count)
+        throw UsageError(fmt::format("--probe {}: give one test image number below {}", snap->probe, test.count));
       models::MnistModel* m = model.get();
-      const int probe = snap->probe;
       wrap = [&, m, probe](train::Callbacks cb) {
-        return train::with_snapshots(cb, snap->every, [&, m, probe] { return models::record_mnist(*m, test, {probe})[0]; },
-                                     &snapshots);
+        return with_snapshot_options(*snap, cb, [&, m, probe] { return models::record_mnist(*m, test, probe)[0]; });
       };
     }
     auto res = train_with_progress(*model, train, test, opt, quiet, wrap);
-    if (snap->every > 0) {
-      fs::path so = snap->out.empty() ? fs::path(out).replace_extension(".snapshots.safetensors") : fs::path(snap->out);
-      save_records(so, snapshots);
-      fmt::print("{} snapshots of test image {} saved to {}\n", snapshots.size(), snap->probe, so.string());
-    }
+    save_snapshot_records(*snap, out);
     const auto& last = res.epochs.back();
     const double test_accuracy = last.eval.has("accuracy") ? last.eval.get("accuracy") : 0.0;
     save_mnist_model(out, *model,
@@ -211,6 +196,7 @@ void add_record_mnist(CLI::App& parent) {
   struct Opts {
     std::string model, out, index, split = "test";
     int first = 0, misclassified = 0, klass = -1;
+    std::vector<std::string> what;   // --record
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("mnist", "record every attention matrix (and its gradient) for MNIST images");
@@ -224,9 +210,14 @@ void add_record_mnist(CLI::App& parent) {
       ->check(non_negative_number());
   sub->add_option("--class", o->klass, "only images whose true label is this digit")->check(CLI::Range(0, 9));
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
+  add_record_what(sub, o->what, true);   // the ViT only
   set_example(sub, "attnviz record mnist --model models/vit.safetensors --index 0,7,42 -o digits.safetensors");
   sub->callback([o] {
     auto model = models::load_mnist_model(o->model);
+    const models::RecordOptions what = record_what(o->what);
+    if ((what.norms || what.mixing) && model->config().arch != "vit")
+      throw UsageError("--record " + o->what.front() + " needs a ViT (" + o->model + " is the " + model->config().arch +
+                       " model)");
     ImageSet set = load_mnist(mnist_dir(), o->split);
     std::vector<int> idx;
     if (!o->index.empty()) {
@@ -238,7 +229,7 @@ void add_record_mnist(CLI::App& parent) {
       idx = models::select_examples(set, sel, sel.misclassified > 0 ? models::evaluate_mnist(*model, set).predictions
                                                                      : std::vector<int>{});
     }
-    auto recs = models::record_mnist(*model, set, idx, fs::path(o->model).stem().string());
+    auto recs = models::record_mnist(*model, set, idx, fs::path(o->model).stem().string(), what);
     save_records(o->out, recs);
     int wrong = 0;
     for (auto& r : recs) wrong += r.metadata.at("label") != r.metadata.at("prediction");

@@ -1,6 +1,7 @@
 // `attnviz record encoder|vit --model DIR`: pretrained Hugging Face encoders (BERT, RoBERTa,
 // DistilBERT; ViT image classifiers) run on a sentence (pair) or an image, every layer x head recorded.
 #include "cli/commands.hpp"
+#include "cli/record_options.hpp"
 
 #include <attnviz/data/image.hpp>
 #include <attnviz/error.hpp>
@@ -32,6 +33,7 @@ void add_record_hf(CLI::App& record) {
     std::string model, text, pair, out;
     bool has_pair = false;
     double max_record_mib = 2048;
+    std::vector<std::string> what;   // --record
   };
   auto t = std::make_shared<TextOpts>();
   auto* enc = record.add_subcommand("encoder", "record every layer x head of a BERT / RoBERTa / DistilBERT directory on a sentence (pair)");
@@ -40,11 +42,13 @@ void add_record_hf(CLI::App& record) {
   auto* p = enc->add_option("--text-pair", t->pair, "a second sentence ([SEP]-separated, token type 1)");
   enc->add_option("-o,--out", t->out, "output record (.safetensors)")->required();
   enc->add_option("--max-record-mib", t->max_record_mib, "refuse a record larger than this (MiB), before computing");
+  add_record_what(enc, t->what, false);
   set_example(enc, "attnviz record encoder --model bert-base-uncased --text \"the cat sat on the mat\" --text-pair \"the dog slept\" -o bert.safetensors");
   enc->callback([t, p] {
     const models::LoadedEncoder e = load_dir(t->model, false);
     const std::string* pair = p->count() ? &t->pair : nullptr;
-    AttentionRecord r = models::record_encoder_text(e, t->text, pair, globals().threads, t->max_record_mib);
+    AttentionRecord r = models::record_encoder_text(e, t->text, pair, globals().threads, t->max_record_mib,
+                                                       record_what(t->what));
     r.metadata["source"] = std::filesystem::path(t->model).filename().string();
     save_record(t->out, r);
     const auto& c = e.model->config();
@@ -54,17 +58,19 @@ void add_record_hf(CLI::App& record) {
 
   struct VitOpts {
     std::string model, image, out;
+    std::vector<std::string> what;   // --record
   };
   auto v = std::make_shared<VitOpts>();
   auto* vit = record.add_subcommand("vit", "record every layer x head of a Hugging Face ViT image classifier on an image");
   vit->add_option("--model", v->model, "Hugging Face directory (config.json, model.safetensors, preprocessor_config.json)")->required();
   vit->add_option("--image", v->image, "image file (PNG, JPEG, PGM/PPM, BMP)")->required();
   vit->add_option("-o,--out", v->out, "output record (.safetensors)")->required();
+  add_record_what(vit, v->what, false);
   set_example(vit, "attnviz record vit --model vit-base-patch16-224 --image cat.jpg -o vit.safetensors && attnviz render overlay vit.safetensors --method rollout -o rollout.png");
   vit->callback([v] {
     const models::LoadedEncoder e = load_dir(v->model, true);
     const DecodedImage img = read_image(v->image);
-    AttentionRecord r = models::record_vit_image(e, img, globals().threads);
+    AttentionRecord r = models::record_vit_image(e, img, globals().threads, record_what(v->what));
     r.metadata["source"] = std::filesystem::path(v->model).filename().string();
     r.metadata["image_file"] = std::filesystem::path(v->image).filename().string();
     save_record(v->out, r);

@@ -1,7 +1,9 @@
-// `attnviz stats INPUT...`: per layer x head statistics over many records (entropy, sink rate,
-// attended distance, top-k mass) as a table, --json, and a figure of one heatmap per statistic.
+// `attnviz stats INPUT...` / `stats --model M --inputs N`: per layer x head statistics over many
+// records, or over a model run on N inputs of its own data (entropy, sink rate, attended distance,
+// top-k mass) as a table, --json, and a figure of one heatmap per statistic.
 #include "cli/commands.hpp"
 #include "cli/input_options.hpp"
+#include "cli/model_records.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
@@ -52,11 +54,18 @@ void add_stats(CLI::App& app) {
     HeadStatsOptions stats;
     ImportOptions imp;
     bool json = false;
+    ModelInputs run;                 // --model
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("stats", "per layer x head statistics over many records: entropy, attention to the "
                                           "first token (sink), attended distance, top-k mass");
-  sub->add_option("INPUT", o->inputs, "record files (every sample of each) or importable attention files")->required();
+  sub->add_option("INPUT", o->inputs, "record files (every sample of each) or importable attention files");
+  sub->add_option("--model", o->run.model, "instead of records: run this model on --inputs N inputs of its own data "
+                                           "(MNIST test images, held-out pairs or texts, LM continuations)");
+  sub->add_option("--inputs", o->run.inputs, "--model: how many inputs (default 16)")->check(positive_number());
+  sub->add_option("--steps", o->run.steps, "--model, LMs: tokens generated after BOS for each input (default 32)")
+      ->check(positive_number());
+  sub->add_option("--corpus", o->run.corpus, "--model, translators: held-out TSV pairs instead of the built-in generator's");
   sub->add_option("--top-k", o->stats.top_k, "k of the top-k mass")->check(positive_number());
   sub->add_option("--tensors", o->stats.tensors, "only tensors whose name contains this");
   sub->add_option("-o,--out", o->out, "also write a figure (one heatmap per statistic, layers x heads): .png, .svg or .pdf");
@@ -64,10 +73,21 @@ void add_stats(CLI::App& app) {
   sub->add_flag("--json", o->json, "print the table as JSON");
   add_import_options(sub, o->imp);
   set_example(sub, "attnviz stats mnist_record.safetensors --top-k 3 -o stats.png\n"
-                   "  attnviz stats run1.safetensors run2.safetensors --json");
-  sub->callback([o] {
+                   "  attnviz stats run1.safetensors run2.safetensors --json\n"
+                   "  attnviz stats --model models/vit.safetensors --inputs 100 -o vit_stats.png");
+  sub->callback([o, sub] {
+    if (o->inputs.empty() == o->run.model.empty()) throw UsageError("stats: give record files or --model (not both)");
+    for (const char* opt : {"--inputs", "--steps", "--corpus"})
+      if (o->run.model.empty() && sub->count(opt)) throw UsageError(std::string("stats: ") + opt + " goes with --model");
     if (!o->out.empty()) format_from_path(o->out), Colormap::get(o->cmap);
     std::vector<AttentionRecord> recs;
+    std::string where;
+    if (!o->run.model.empty()) {
+      ModelRecords m = records_from_model(o->run);
+      recs = std::move(m.records);
+      o->stats.sources = std::move(m.sources);
+      where = o->run.model + ": " + m.description;
+    }
     for (const auto& in : o->inputs) {
       auto rs = import_records(in, o->imp);
       for (size_t k = 0; k < rs.size(); ++k) {
@@ -75,10 +95,10 @@ void add_stats(CLI::App& app) {
         recs.push_back(std::move(rs[k]));
       }
     }
-    const std::string where = o->inputs.size() == 1 ? o->inputs.front() : fmt::format("{} files", o->inputs.size());
+    if (where.empty()) where = o->inputs.size() == 1 ? o->inputs.front() : fmt::format("{} files", o->inputs.size());
     HeadStatsTable t = head_stats(recs, o->stats, where);
     if (o->json) {
-      nlohmann::json j = {{"samples", t.samples}, {"top_k", t.top_k}, {"heads", nlohmann::json::array()}};
+      nlohmann::json j = {{"samples", t.samples}, {"top_k", t.top_k}, {"source", where}, {"heads", nlohmann::json::array()}};
       for (const auto& s : t.stats)
         j["heads"].push_back({{"tensor", s.tensor}, {"layer", s.layer}, {"head", s.head}, {"entropy", s.entropy},
                               {"sink", s.sink}, {"distance", s.distance}, {"top_k_mass", s.top_k}, {"rows", s.rows}});

@@ -2,6 +2,8 @@
 // bag-of-words baseline, recording pooling weights, and writing the default dataset as TSV.
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
+#include "cli/record_options.hpp"
+#include "cli/snapshot_options.hpp"
 
 #include <attnviz/analysis/bow_baseline.hpp>
 #include <attnviz/error.hpp>
@@ -95,6 +97,7 @@ void train_cmd(CLI::App& parent) {
     int min_count = 2;
     std::string out;
     std::string resume;   // "" with a bare --resume: the model file --out
+    SnapshotCli snap;
   };
   auto o = std::make_shared<Opts>();
   o->train.epochs = 15;
@@ -130,8 +133,11 @@ void train_cmd(CLI::App& parent) {
                   "continue the training stored in this checkpoint (a bare --resume: the one in --out; same options)")
       ->expected(0, 1)
       ->default_str("");
-  set_example(sub, "attnviz train textcls --arch bigru --score additive --epochs 15 -o models/textcls.safetensors");
+  add_snapshot_options(sub, o->snap, "text recorded at each snapshot");
+  set_example(sub, "attnviz train textcls --arch bigru --score additive --epochs 15 -o models/textcls.safetensors\n"
+                   "  attnviz train textcls --arch transformer -o tc.safetensors --snapshot-every 50 --probe \"the cpu runs hot\"");
   sub->callback([o, sub] {
+    check_snapshot_options(o->snap);
     std::unique_ptr<models::TextClassifier> model;
     TextDataSource src = to_source(o->data);
     if (sub->count("--resume")) {
@@ -169,11 +175,14 @@ void train_cmd(CLI::App& parent) {
                                        e.train_accuracy, e.eval.get("accuracy"), e.eval.get("macro_f1")));
       bar.reset();
     };
+    models::TextClassifier* m = model.get();
+    cb = with_snapshot_options(o->snap, cb, [o, m] { return models::record_textcls(*m, {{o->snap.probe, -1, "probe"}})[0]; });
     try {
       train::train_textcls(*model, sp.train, sp.test, o->train, cb);
     } catch (const train::TrainingDiverged& e) {
       throw InputError(o->out, std::string(e.what()) + "; the last checkpoint is kept (try a lower --lr)");
     }
+    save_snapshot_records(o->snap, o->out);
     auto r = models::evaluate_textcls(*model, sp.test);
     fmt::print("{} ({}): test accuracy {:.4f}, macro-F1 {:.4f} (n = {}, split seed {}); saved {}\n", model->name(),
                model->config().arch == "bigru" ? model->config().score : "scaled-dot", r.classes.accuracy,
@@ -254,6 +263,7 @@ void record_cmd(CLI::App& parent) {
     std::vector<std::string> texts;
     std::string label;
     int from_test = 0, misclassified = 0;
+    std::vector<std::string> what;   // --record
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("textcls", "record the attention over words of a text classifier");
@@ -267,12 +277,17 @@ void record_cmd(CLI::App& parent) {
       ->check(non_negative_number());
   add_data_options(sub, o->data, true);
   sub->add_option("-o,--out", o->out, "record file (.safetensors, one sample per text)")->required();
+  add_record_what(sub, o->what, true);   // transformer only
   set_example(sub, "attnviz record textcls --model models/textcls.safetensors --from-test 8 -o texts.safetensors");
   sub->callback([o, sub] {
     if (o->texts.empty() && o->from_test == 0 && o->misclassified == 0)
       throw UsageError("record textcls: give --text, --from-test N or --misclassified N");
     auto loaded = models::load_textcls_model(o->model);
     auto& model = *loaded.model;
+    const models::RecordOptions what = record_what(o->what);
+    if ((what.norms || what.mixing) && model.config().arch != "transformer")
+      throw UsageError("--record " + o->what.front() + " needs a transformer classifier (" + o->model + " is " +
+                       model.config().arch + ")");
     std::vector<models::TextToRecord> items;
     int label = -1;
     if (!o->label.empty()) {
@@ -301,7 +316,7 @@ void record_cmd(CLI::App& parent) {
           }
       }
     }
-    auto records = models::record_textcls(model, items);
+    auto records = models::record_textcls(model, items, what);
     save_records(o->out, records);
     int correct = 0, known = 0;
     for (const auto& r : records)

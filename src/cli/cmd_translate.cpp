@@ -3,6 +3,8 @@
 // built-in corpus as TSV.
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
+#include "cli/record_options.hpp"
+#include "cli/snapshot_options.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/analysis/statistical_aligner.hpp>
@@ -103,6 +105,8 @@ void add_train_translate(CLI::App& parent) {
     bool guide_ibm1 = false;
     StatAlignOptions guide;
     std::string guide_sym = "grow-diag-final-and";
+    SnapshotCli snap;
+    std::string probe_target;
   };
   auto o = std::make_shared<Opts>();
   o->guide.diagonal_tension = 0;   // plain Model 1: the better guide on real text (README)
@@ -170,10 +174,16 @@ void add_train_translate(CLI::App& parent) {
                   "spelling) means OUT.ckpt")
       ->expected(0, 1)
       ->default_str("");
-  set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors");
+  add_snapshot_options(sub, o->snap, "source sentence recorded at each snapshot (with its greedy translation then, or "
+                                     "--probe-target)");
+  sub->add_option("--probe-target", o->probe_target, "target sentence forced at every snapshot (same shape in every frame)");
+  set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors\n"
+                   "  attnviz train translate --arch transformer --out tf.safetensors --snapshot-every 100 --probe \"the red car sees a dog .\"");
   auto* resume_opt = sub->get_option("--resume");
   sub->callback([o, resume_opt] {
     default_threads();
+    check_snapshot_options(o->snap);
+    if (!o->probe_target.empty() && !o->snap.on()) throw UsageError("--probe-target goes with --probe");
     o->resume_given = resume_opt->count() > 0;
     o->cfg.attention = nn::parse_score(o->attention);
     o->cfg.tokenizer.normalize = parse_normalization(o->normalize);
@@ -248,7 +258,22 @@ void add_train_translate(CLI::App& parent) {
       if (bar) bar->finish(fmt::format("loss {:.3f} token acc {}", e.train_loss, pct(e.train_accuracy)));
       bar.reset();
     };
+    Translator* m = model.get();
+    cb = with_snapshot_options(o->snap, cb, [o, m] {
+      const auto words = tokenize_for(m->config, o->snap.probe);
+      const auto src = m->src_vocab.encode(words);
+      if (o->probe_target.empty()) {
+        AttentionRecord r = record_translation(*m, src, greedy_decode(*m, {src})[0], &words, nullptr);
+        r.metadata["input_text"] = o->snap.probe;
+        return r;
+      }
+      const auto target = tokenize_for(m->config, o->probe_target);
+      AttentionRecord r = record_translation(*m, src, m->tgt_vocab.encode(target), &words, &target);
+      r.metadata["input_text"] = o->snap.probe;
+      return r;
+    });
     train::train_translator(*model, data, topt, cb);
+    save_snapshot_records(o->snap, out);
     save_translator(out, *model, {{"epochs", std::to_string(o->train.epochs)}});
     fmt::print("saved {} ({})\n", out.string(), model->name());
     if (held.size() > 0) {
@@ -364,18 +389,13 @@ void add_record_translate(CLI::App& parent) {
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(positive_number());
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
-  sub->add_option("--record", o->what, "also record (comma-separated; transformer only): norms (norm-based attention "
-                                       "<name>.norm per head and <name>.norm_sum, Kobayashi et al. 2020), mixing (value "
-                                       "zeroing encoder.layerN.self.mixing, Mohebbi et al. 2023)")
-      ->delimiter(',')->check(CLI::IsMember({"norms", "mixing"}));
+  add_record_what(sub, o->what, true);   // transformer only
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
   sub->callback([o] {
     default_threads();
     if (o->text.empty() == o->from.empty()) throw UsageError("give either --text or --from-corpus");
     auto model = load_translator(o->model);
-    RecordOptions what;
-    what.norms = std::find(o->what.begin(), o->what.end(), "norms") != o->what.end();
-    what.mixing = std::find(o->what.begin(), o->what.end(), "mixing") != o->what.end();
+    const RecordOptions what = record_what(o->what);
     if ((what.norms || what.mixing) && model->config.arch != "transformer")
       throw UsageError("--record " + o->what.front() + " needs a transformer model (" + o->model + " is " + model->name() + ")");
     std::vector<AttentionRecord> recs;

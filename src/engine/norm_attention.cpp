@@ -1,6 +1,8 @@
-// Norm-based attention (Kobayashi et al. 2020) from a MultiHeadAttention's forward cache.
+// Norm-based attention (Kobayashi et al. 2020) from a layer's value rows and output projection.
 #include <attnviz/engine/norm_attention.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace attnviz::nn {
@@ -15,6 +17,62 @@ std::vector<Mat> transformed_values(const MultiHeadAttention& mha, int b) {
   return f;
 }
 
+void value_gram(const ValueRows& v, const OutputProjection& wo, int first, int count, double* gram) {
+  // v rows first..first+count-1: [count, ld]; W_O: [H*Dh, D] (or [D, H*Dh] out_by_in) -> gram [count, H, H]
+  const int H = v.heads, Dh = v.head_dim, group = H / std::max(1, v.kv_heads);
+  if (count <= 0) return;
+  const Mat& W = *wo.weight;
+  const int D = static_cast<int>(wo.out_by_in ? W.rows() : W.cols());
+  std::vector<Mat> f(H);   // H x [count, D]
+  for (int h = 0; h < H; ++h) {
+    const int g = h / group;
+    Eigen::Map<const Mat, 0, Eigen::OuterStride<>> vh(v.data + static_cast<size_t>(first) * v.ld + g * Dh, count, Dh,
+                                                      Eigen::OuterStride<>(v.ld));
+    if (wo.out_by_in) f[h].noalias() = vh * W.middleCols(h * Dh, Dh).transpose();
+    else f[h].noalias() = vh * W.middleRows(h * Dh, Dh);
+  }
+  for (int j = 0; j < count; ++j) {
+    double* G = gram + static_cast<size_t>(first + j) * H * H;
+    for (int h = 0; h < H; ++h)
+      for (int h2 = h; h2 < H; ++h2) {
+        double s = 0;
+        const float* a = f[h].data() + static_cast<size_t>(j) * D;
+        const float* c = f[h2].data() + static_cast<size_t>(j) * D;
+        for (int d = 0; d < D; ++d) s += static_cast<double>(a[d]) * c[d];
+        G[h * H + h2] = G[h2 * H + h] = s;
+      }
+  }
+}
+
+void norm_attention_from_gram(const double* gram, const AttentionWeights& w, int b, NormAttention& out) {
+  // w: [B, H, Nq, Nk]; gram: [Nk, H, H]
+  const int H = w.H, Nq = w.Nq, Nk = w.Nk;
+  for (int h = 0; h < H; ++h) {
+    const float* a = w.at(b, h);
+    float* ph = out.per_head.at(b, h);
+    for (int j = 0; j < Nk; ++j) {
+      const float n = static_cast<float>(std::sqrt(std::max(0.0, gram[(static_cast<size_t>(j) * H + h) * H + h])));
+      for (int i = 0; i < Nq; ++i) ph[static_cast<size_t>(i) * Nk + j] = a[static_cast<size_t>(i) * Nk + j] * n;
+    }
+  }
+  // ||sum_h alpha_h f_h||^2 = alpha^T G alpha: H^2 per (query, key) instead of H * D.
+  float* s = out.summed.at(b, 0);
+  std::vector<double> alpha(H);
+  for (int i = 0; i < Nq; ++i)
+    for (int j = 0; j < Nk; ++j) {
+      const double* G = gram + static_cast<size_t>(j) * H * H;
+      for (int h = 0; h < H; ++h) alpha[h] = w.at(b, h)[static_cast<size_t>(i) * Nk + j];
+      double q = 0;
+      for (int h = 0; h < H; ++h) {
+        if (alpha[h] == 0) continue;
+        double r = 0;
+        for (int h2 = 0; h2 < H; ++h2) r += G[h * H + h2] * alpha[h2];
+        q += alpha[h] * r;
+      }
+      s[static_cast<size_t>(i) * Nk + j] = static_cast<float>(std::sqrt(std::max(0.0, q)));
+    }
+}
+
 NormAttention norm_attention(const MultiHeadAttention& mha, const AttentionWeights& w) {
   // w: [B, H, Nq, Nk]; mha.v_: [B*Nk, D]; mha.wo.weight: [D, D]
   const int B = mha.B_, Nq = mha.Nq_, Nk = mha.Nk_, H = mha.opt.heads, D = mha.opt.dim;
@@ -23,26 +81,11 @@ NormAttention norm_attention(const MultiHeadAttention& mha, const AttentionWeigh
   NormAttention out;
   out.per_head.resize(B, H, Nq, Nk);
   out.summed.resize(B, 1, Nq, Nk);
+  std::vector<double> gram(static_cast<size_t>(Nk) * H * H);
   for (int b = 0; b < B; ++b) {
-    const std::vector<Mat> f = transformed_values(mha, b);   // H x [Nk, D]
-    for (int h = 0; h < H; ++h) {
-      const Vec norms = f[h].rowwise().norm();   // [Nk]
-      const float* a = w.at(b, h);
-      float* ph = out.per_head.at(b, h);
-      for (int i = 0; i < Nq; ++i)
-        for (int j = 0; j < Nk; ++j) ph[i * Nk + j] = a[i * Nk + j] * norms[j];
-    }
-    float* s = out.summed.at(b, 0);
-    Mat sum(Nk, D);   // row j: sum_h alpha^h_ij f_h(x_j)
-    for (int i = 0; i < Nq; ++i) {
-      sum.setZero();
-      for (int h = 0; h < H; ++h) {
-        const float* a = w.at(b, h) + static_cast<size_t>(i) * Nk;
-        for (int j = 0; j < Nk; ++j)
-          if (a[j] != 0.f) sum.row(j) += a[j] * f[h].row(j);
-      }
-      for (int j = 0; j < Nk; ++j) s[i * Nk + j] = sum.row(j).norm();
-    }
+    const ValueRows v{mha.v_.data() + static_cast<size_t>(b) * Nk * D, D, H, H, D / H};
+    value_gram(v, {&mha.wo.weight.value, false}, 0, Nk, gram.data());
+    norm_attention_from_gram(gram.data(), w, b, out);
   }
   return out;
 }

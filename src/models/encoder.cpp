@@ -4,6 +4,7 @@
 
 #include <attnviz/engine/attention.hpp>
 #include <attnviz/engine/lm_ops.hpp>
+#include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/engine/rng.hpp>
 #include <attnviz/error.hpp>
@@ -148,6 +149,7 @@ void EncoderModel::layers_forward(Mat& x, const std::string& stack, AttentionSin
   const int threads = opt.threads > 0 ? opt.threads : nn::threads();
   const float eps = cfg_.norm_eps;
   Mat h(T, D), qkv(T, 3 * D), att(T, D), proj(T, D), up(T, F);
+  std::vector<double> gram;   // norm-based attention: [T, H, H] Gram matrices of the transformed values
   if (opt.layer_outputs) opt.layer_outputs->clear();
   for (int l = 0; l < cfg_.layers; ++l) {
     const std::string b = "layer" + std::to_string(l) + ".";
@@ -173,7 +175,18 @@ void EncoderModel::layers_forward(Mat& x, const std::string& stack, AttentionSin
       ko.weights = w.data.data();
     }
     nn::attention_blocked(qkv.data(), qkv.data() + D, qkv.data() + 2 * D, att.data(), ks, ko);
-    if (sink) sink->weights(stack + ".layer" + std::to_string(l) + ".self", std::move(w));
+    const std::string name = stack + ".layer" + std::to_string(l) + ".self";
+    if (sink && sink->wants_norms()) {   // norm-based attention from v (columns 2D.. of qkv) and W_O [D, D] (out, in)
+      gram.resize(static_cast<size_t>(T) * H * H);
+      nn::value_gram({qkv.data() + 2 * D, 3 * D, H, H, Dh}, {&W("attn.out.weight"), true}, 0, T, gram.data());
+      nn::NormAttention n;
+      n.per_head.resize(1, H, T, T);
+      n.summed.resize(1, 1, T, T);
+      nn::norm_attention_from_gram(gram.data(), w, 0, n);
+      sink->weights(name + ".norm", std::move(n.per_head));
+      sink->weights(name + ".norm_sum", std::move(n.summed));
+    }
+    if (sink) sink->weights(name, std::move(w));
     nn::linear_rows(att, W("attn.out.weight"), &W("attn.out.bias"), proj.data(), D, threads);
     x.noalias() += proj;
     if (!cfg_.pre_norm) nn::layer_norm_rows(x, W("attn_norm.weight").data(), W("attn_norm.bias").data(), eps, x);

@@ -17,17 +17,35 @@ namespace {
 // A sink that turns every tensor into a record tensor over one token axis.
 class RecordSink : public AttentionSink {
  public:
-  explicit RecordSink(AttentionRecord& r) : r_(r) {}
+  RecordSink(AttentionRecord& r, bool norms) : r_(r), norms_(norms) {}
   void weights(const std::string& name, nn::AttentionWeights&& w, int) override {
-    r_.tensors.push_back(w.tensor(0, name, "tokens", "tokens"));
+    AttentionTensor t = w.tensor(0, name, "tokens", "tokens");
+    if (!norms_) {
+      r_.tensors.push_back(std::move(t));
+      return;
+    }
+    // The model hands out "<name>.norm", ".norm_sum", then "<name>": keep each layer's weights first.
+    const bool extra = name.size() > 5 && (name.compare(name.size() - 5, 5, ".norm") == 0 ||
+                                           (name.size() > 9 && name.compare(name.size() - 9, 9, ".norm_sum") == 0));
+    if (extra) pending_.push_back(std::move(t));
+    else {
+      r_.tensors.push_back(std::move(t));
+      for (auto& p : pending_) r_.tensors.push_back(std::move(p));
+      pending_.clear();
+    }
   }
+  bool wants_norms() const override { return norms_; }
 
  private:
   AttentionRecord& r_;
+  bool norms_;
+  std::vector<AttentionTensor> pending_;
 };
 
-void check_size(const EncoderConfig& c, int T, double max_mib) {
-  const double mib = static_cast<double>(c.layers) * c.heads * T * static_cast<double>(T) * 4 / (1024.0 * 1024.0);
+void check_size(const EncoderConfig& c, int T, double max_mib, bool norms) {
+  // weights [L, H, T, T], and with norms also [L, H, T, T] + [L, 1, T, T]
+  const double per_layer = norms ? 2.0 * c.heads + 1 : c.heads;
+  const double mib = static_cast<double>(c.layers) * per_layer * T * static_cast<double>(T) * 4 / (1024.0 * 1024.0);
   if (mib > max_mib)
     throw UsageError(fmt::format("a record of {} layers x {} heads x {}x{} tokens needs {:.0f} MiB, above --max-record-mib {:.0f}",
                                  c.layers, c.heads, T, T, mib, max_mib));
@@ -36,7 +54,7 @@ void check_size(const EncoderConfig& c, int T, double max_mib) {
 }  // namespace
 
 AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string& text, const std::string* pair, int threads,
-                                    double max_record_mib) {
+                                    double max_record_mib, const RecordOptions& what) {
   const EncoderConfig& cfg = enc.model->config();
   std::vector<int> ids, types;
   std::vector<std::string> tokens;
@@ -69,9 +87,9 @@ AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string&
   const int T = static_cast<int>(ids.size());
   if (cfg.position_offset + T > cfg.positions)
     throw UsageError(fmt::format("{} tokens exceed the model's {} positions", T, cfg.positions - cfg.position_offset));
-  check_size(cfg, T, max_record_mib);
+  check_size(cfg, T, max_record_mib, what.norms);
   AttentionRecord r;
-  RecordSink sink(r);
+  RecordSink sink(r, what.norms);
   EncoderForwardOptions opt;
   opt.threads = threads;
   enc.model->forward_tokens(ids, types, &sink, opt);
@@ -161,11 +179,11 @@ std::vector<float> vit_preprocess(const LoadedEncoder& enc, const RgbImage& img)
   return out;
 }
 
-AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads) {
+AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads, const RecordOptions& what) {
   const EncoderConfig& c = enc.model->config();
   const std::vector<float> px = vit_preprocess(enc, img);
   AttentionRecord r;
-  RecordSink sink(r);
+  RecordSink sink(r, what.norms);
   EncoderForwardOptions opt;
   opt.threads = threads;
   const Mat logits = enc.model->forward_image(px, &sink, opt);

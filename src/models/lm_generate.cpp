@@ -19,12 +19,18 @@ namespace {
 // allocated once; leaves the step's buffer in place so the model reuses it (no per-token allocation).
 class RecordSink : public AttentionSink {
  public:
-  RecordSink(const LmConfig& cfg, int tmax) : tmax_(tmax) {
+  RecordSink(const LmConfig& cfg, int tmax, bool norms) : tmax_(tmax), norms_(norms) {
     for (int l = 0; l < cfg.layers; ++l) {
-      tensors.emplace_back("decoder.layer" + std::to_string(l) + ".self", cfg.heads, tmax, tmax, "tokens", "tokens");
-      index_[tensors.back().name] = l;
+      const std::string name = "decoder.layer" + std::to_string(l) + ".self";
+      tensors.emplace_back(name, cfg.heads, tmax, tmax, "tokens", "tokens");
+      if (norms) {
+        tensors.emplace_back(name + ".norm", cfg.heads, tmax, tmax, "tokens", "tokens");
+        tensors.emplace_back(name + ".norm_sum", 1, tmax, tmax, "tokens", "tokens");
+      }
     }
+    for (size_t i = 0; i < tensors.size(); ++i) index_[tensors[i].name] = static_cast<int>(i);
   }
+  bool wants_norms() const override { return norms_; }
   void weights(const std::string& name, nn::AttentionWeights&& w, int q0) override {
     AttentionTensor& t = tensors.at(index_.at(name));
     if (q0 + w.Nq > tmax_ || w.Nk > tmax_) throw std::logic_error("RecordSink: step beyond the record");
@@ -36,6 +42,7 @@ class RecordSink : public AttentionSink {
 
  private:
   int tmax_;
+  bool norms_;
   std::map<std::string, int> index_;
 };
 
@@ -56,7 +63,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   if (capacity > cfg.context)
     throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
                                  opt.steps, cfg.context));
-  if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib);
+  if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib, opt.norms);
   for (int id : opt.prompt)
     if (id < 0 || id >= cfg.vocab) throw UsageError(fmt::format("prompt token id {} outside the vocabulary of {}", id, cfg.vocab));
 
@@ -64,7 +71,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   res.prompt_tokens = P;
   res.ids = opt.prompt;
   res.ids.reserve(tmax);
-  std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax) : nullptr;
+  std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax, opt.norms) : nullptr;
   LmCache cache = model.new_cache(capacity);
   nn::Rng rng(opt.seed);
   std::vector<std::pair<float, int>> scratch;

@@ -3,6 +3,7 @@
 #include <attnviz/models/lm.hpp>
 
 #include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/error.hpp>
 
@@ -115,12 +116,13 @@ std::int64_t LmConfig::parameters() const {
   return n;
 }
 
-std::uint64_t lm_record_bytes(const LmConfig& cfg, int T) {
-  return static_cast<std::uint64_t>(cfg.layers) * cfg.heads * static_cast<std::uint64_t>(T) * T * sizeof(float);
+std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms) {
+  const std::uint64_t per_layer = norms ? 2ull * cfg.heads + 1 : cfg.heads;   // weights (+ .norm [H] + .norm_sum [1])
+  return static_cast<std::uint64_t>(cfg.layers) * per_layer * static_cast<std::uint64_t>(T) * T * sizeof(float);
 }
 
-void check_record_size(const LmConfig& cfg, int T, double max_mib) {
-  const double mib = static_cast<double>(lm_record_bytes(cfg, T)) / (1024.0 * 1024.0);
+void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms) {
+  const double mib = static_cast<double>(lm_record_bytes(cfg, T, norms)) / (1024.0 * 1024.0);
   if (mib > max_mib)
     throw UsageError(fmt::format("a record of {} layers x {} heads x {}x{} tokens needs {:.0f} MiB, above "
                                  "--max-record-mib {:.0f}: use fewer tokens or raise the limit",
@@ -221,6 +223,7 @@ LmCache LmModel::new_cache(int capacity) const {
   c.v.assign(cfg_.layers, Mat::Zero(capacity, KV));
   c.scores.assign(static_cast<size_t>(cfg_.heads) * capacity, 0.f);
   c.w.resize(cfg_.layers);
+  c.gram.resize(cfg_.layers);
   return c;
 }
 
@@ -290,6 +293,19 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
     ko.weights = wout;
     ko.threads = threads;
     nn::attention_blocked(qptr, kc, vc, c.att.data(), ks, ko);
+  }
+  if (sink && sink->wants_norms()) {
+    // Norm-based attention: the Gram matrices of the new keys' transformed values join the cached
+    // ones (a key's never changes), then each (query, key) costs H^2.
+    std::vector<double>& gram = c.gram[l];
+    if (gram.size() < static_cast<size_t>(c.capacity) * H * H) gram.resize(static_cast<size_t>(c.capacity) * H * H);
+    nn::value_gram({vc, KV, H, Hkv, Dh}, {L.wo, true}, p0, T, gram.data());
+    nn::NormAttention n;
+    n.per_head.resize(1, H, T, Nk);
+    n.summed.resize(1, 1, T, Nk);
+    nn::norm_attention_from_gram(gram.data(), c.w[l], 0, n);
+    sink->weights(L.record_name + ".norm", std::move(n.per_head), p0);
+    sink->weights(L.record_name + ".norm_sum", std::move(n.summed), p0);
   }
   if (sink) sink->weights(L.record_name, std::move(c.w[l]), p0);
 

@@ -165,7 +165,7 @@ std::vector<int> select_examples(const ImageSet& set, const ExampleSelection& se
 }
 
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
-                                          const std::string& model_name) {
+                                          const std::string& model_name, const RecordOptions& what) {
   check_set(model, set, "recorded set");
   for (int i : indices)
     if (i < 0 || i >= set.count)
@@ -178,7 +178,7 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
     std::vector<int> idx(indices.begin() + static_cast<long>(start),
                          indices.begin() + static_cast<long>(std::min(indices.size(), start + chunk)));
     const int n = static_cast<int>(idx.size());
-    AttentionCollector sink(true);   // weights in forward, their gradients in backward
+    AttentionCollector sink(true, what.norms, what.mixing);   // weights in forward, their gradients in backward
     Mat logits = model.forward(image_batch(set, idx), &sink);  // [n, classes]
     // d(predicted logit)/d(everything): one-hot rows (samples are independent in a batch).
     Mat d = Mat::Zero(n, logits.cols());

@@ -313,7 +313,8 @@ TextEvalResult evaluate_textcls(TextClassifier& model, const TextDataset& data, 
 }
 
 // ---------------------------------------------------------------------------------- recording
-std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts) {
+std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts,
+                                            const RecordOptions& what) {
   std::vector<AttentionRecord> out;
   const auto& labels = model.labels();
   const size_t chunk = 64;
@@ -321,7 +322,7 @@ std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::ve
     size_t to = std::min(texts.size(), from + chunk);
     std::vector<std::string> batch_texts;
     for (size_t i = from; i < to; ++i) batch_texts.push_back(texts[i].text);
-    AttentionCollector sink;   // the attention is kept by the model for attention(b)
+    AttentionCollector sink(false, what.norms, what.mixing);   // the attention is kept by the model for attention(b)
     Mat p = model.forward(model.batch(batch_texts), nullptr, &sink);   // [b, C]
     nn::softmax_rows(p);
     for (size_t i = from; i < to; ++i) {

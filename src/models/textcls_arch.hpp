@@ -66,6 +66,7 @@ class TransformerClassifier : public TextClassifier {
   int B_ = 0, T1_ = 0;                          // T1 = T + 1 (with [CLS])
   std::vector<int> lengths_;                    // [B] text lengths (without [CLS])
   std::vector<nn::AttentionWeights> weights_;   // per layer [B, H, T1, T1] (forward with a sink only)
+  std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing (when asked)
 };
 
 }  // namespace attnviz::models

@@ -1,5 +1,6 @@
 // The transformer-encoder text classifier: [CLS] + words, pre-LN blocks, classification from [CLS].
 #include "models/textcls_arch.hpp"
+#include "models/attention_extras.hpp"
 
 #include <attnviz/error.hpp>
 
@@ -61,9 +62,14 @@ Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng,
   x = drop_embed.forward(x, rng, training);
   // Weights only when asked: without a sink the kernel skips its weights pass (training never asks).
   weights_.assign(sink ? blocks.size() : 0, {});
+  extra_.assign(sink ? blocks.size() : 0, {});
   for (size_t l = 0; l < blocks.size(); ++l) {
+    Mat in = sink && sink->wants_mixing() ? x : Mat();   // value zeroing reruns the block's second half from it
     x = blocks[l].forward(x, B, T1, mask, sink ? &weights_[l] : nullptr, training ? dropout_rng : nullptr);
-    if (sink) sink->weights("encoder.layer" + std::to_string(l) + ".self", nn::AttentionWeights(weights_[l]));
+    if (!sink) continue;
+    const std::string name = "encoder.layer" + std::to_string(l) + ".self";
+    sink->weights(name, nn::AttentionWeights(weights_[l]));
+    encoder_block_extras(blocks[l], in, weights_[l], name, *sink, &extra_[l]);
   }
   x = norm.forward(x);                               // [B*T1, D]
   Mat cls(B, cfg_.dim);                              // [B, D]
@@ -86,10 +92,14 @@ std::vector<AttentionTensor> TransformerClassifier::attention(int b) const {
   const int n = lengths_.at(b) + 1;   // [CLS] + words
   std::vector<AttentionTensor> out;
   if (weights_.empty()) return out;   // the last forward had no sink
-  for (size_t l = 0; l < weights_.size(); ++l)
+  for (size_t l = 0; l < weights_.size(); ++l) {
     out.push_back(weights_[l].tensor(b, "encoder.layer" + std::to_string(l) + ".self", "tokens_cls", "tokens_cls", n, n));
+    if (l < extra_.size())
+      for (const auto& [name, t] : extra_[l]) out.push_back(t.tensor(b, name, "tokens_cls", "tokens_cls", n, n));
+  }
+  add_mixing_rollout(out, "encoder");
   // pool: the last layer's [CLS] row, mean over heads, [CLS] key dropped, renormalised.
-  const AttentionTensor& last = out.back();
+  const AttentionTensor last = weights_.back().tensor(b, "last", "", "", n, n);
   AttentionTensor pool("pool", 1, 1, n - 1, "query", "tokens");
   double sum = 0;
   for (int k = 1; k < n; ++k) {

@@ -3,7 +3,7 @@
 #include <attnviz/io/atomic_file.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/model_file.hpp>
-#include <attnviz/analysis/context_mixing.hpp>
+#include "models/attention_extras.hpp"
 #include <attnviz/models/translator.hpp>
 #include <attnviz/io/safetensors.hpp>
 #include <attnviz/record/subwords.hpp>
@@ -125,17 +125,7 @@ AttentionRecord Translator::record(const std::vector<int>& src, const std::vecto
                                                                   cross ? "target" : enc ? "source" : "target_input",
                                                                   cross || enc ? "source" : "target_input"));
       }
-  if (what.mixing) {   // the encoder's value-zeroing maps rolled out over its layers
-    std::vector<const AttentionTensor*> maps;
-    for (const auto& t : rec.tensors)
-      if (t.name.rfind("encoder.", 0) == 0 && t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".mixing") == 0)
-        maps.push_back(&t);
-    if (!maps.empty()) {
-      AttentionTensor r("encoder.mixing_rollout", 1, maps.front()->queries, maps.front()->keys, "source", "source");
-      r.set_head(0, mixing_rollout(maps));
-      rec.tensors.push_back(std::move(r));
-    }
-  }
+  if (what.mixing) add_mixing_rollout(rec.tensors, "encoder");   // the encoder's value-zeroing maps over its layers
   return rec;
 }
 

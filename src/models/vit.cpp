@@ -3,6 +3,8 @@
 #include <attnviz/error.hpp>
 #include <attnviz/models/vit.hpp>
 
+#include "models/attention_extras.hpp"
+
 #include <fmt/core.h>
 
 #include <cctype>
@@ -56,11 +58,15 @@ Mat VitModel::forward(const Mat& images, AttentionSink* sink) {
   B_ = static_cast<int>(images.rows());
   const int T = cfg_.tokens();
   w_.assign(sink ? blocks.size() : 0, {});
+  extra_.assign(sink ? blocks.size() : 0, {});
   dw_.clear();
   Mat x = embed.forward(images);  // [B*T, D]
   for (size_t l = 0; l < blocks.size(); ++l) {
+    Mat in = sink && sink->wants_mixing() ? x : Mat();   // value zeroing reruns the block's second half from it
     x = blocks[l].forward(x, B_, T, {}, sink ? &w_[l] : nullptr);
-    if (sink) sink->weights(layer_name(l), nn::AttentionWeights(w_[l]));
+    if (!sink) continue;
+    sink->weights(layer_name(l), nn::AttentionWeights(w_[l]));
+    encoder_block_extras(blocks[l], in, w_[l], layer_name(l), *sink, &extra_[l]);
   }
   Mat z(B_, cfg_.dim);            // CLS rows [B, D]
   for (int b = 0; b < B_; ++b) z.row(b) = x.row(static_cast<Eigen::Index>(b) * T);
@@ -82,17 +88,22 @@ void VitModel::backward(const Mat& dlogits, AttentionSink* sink) {
 }
 
 namespace {
-std::vector<AttentionTensor> tensors_of(const std::vector<nn::AttentionWeights>& w, int b) {
+// Each layer's tensor, followed by what was kept beside it (norms, mixing) when given.
+std::vector<AttentionTensor> tensors_of(const std::vector<nn::AttentionWeights>& w, int b,
+                                        const std::vector<NamedWeights>* extra = nullptr) {
   std::vector<AttentionTensor> out;
   for (size_t l = 0; l < w.size(); ++l) {
     if (b < 0 || b >= w[l].B) return {};
     out.push_back(w[l].tensor(b, layer_name(l), "tokens", "tokens"));
+    if (extra && l < extra->size())
+      for (const auto& [name, t] : (*extra)[l]) out.push_back(t.tensor(b, name, "tokens", "tokens"));
   }
+  if (extra) add_mixing_rollout(out, "vit");
   return out;
 }
 }  // namespace
 
-std::vector<AttentionTensor> VitModel::attention(int b) const { return tensors_of(w_, b); }
+std::vector<AttentionTensor> VitModel::attention(int b) const { return tensors_of(w_, b, &extra_); }
 std::vector<AttentionTensor> VitModel::attention_grads(int b) const { return tensors_of(dw_, b); }
 
 namespace {

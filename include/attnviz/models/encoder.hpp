@@ -63,7 +63,9 @@ class EncoderModel : public Model {
   void init_random(std::uint64_t seed, float stddev = 0.02f);
 
   // Text: ids [T] (type_ids [T] or empty = all 0) -> last hidden states [T, D]. With a sink every
-  // layer's weights go to it as "encoder.layer<L>.self" [1, H, T, T]. Throws InputError on an id
+  // layer's weights go to it as "encoder.layer<L>.self" [1, H, T, T], preceded by its norm-based
+  // attention "<name>.norm" [1, H, T, T] and "<name>.norm_sum" [1, 1, T, T] when it wants_norms()
+  // (nn::norm_attention; value zeroing is not computed for these models). Throws InputError on an id
   // outside the vocabulary, UsageError past the positions.
   Mat forward_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, AttentionSink* sink = nullptr,
                      const EncoderForwardOptions& opt = {}) const;
@@ -103,9 +105,11 @@ namespace attnviz::models {
 // <s> a </s></s> b </s>), runs the encoder and records every layer x head as
 // "encoder.layer<L>.self" [H, T, T] over the axis "tokens" (WordPiece "##" pieces as they are, BPE
 // spaces shown as '·'); metadata: model, family, token_ids, type_ids, subwords ("wordpiece" | "bpe").
-// Throws UsageError when the tokens exceed the positions or the record max_record_mib.
+// what.norms: also each layer's "<name>.norm" / ".norm_sum" right after it (what.mixing is not
+// supported for these models). Throws UsageError when the tokens exceed the positions or the
+// record max_record_mib.
 AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string& text, const std::string* pair,
-                                    int threads = 0, double max_record_mib = 2048);
+                                    int threads = 0, double max_record_mib = 2048, const RecordOptions& what = {});
 
 // Pixels in [0, 1], channels-last [height, width, channels] (1 or 3 channels; gray is repeated).
 using RgbImage = DecodedImage;
@@ -115,6 +119,6 @@ std::vector<float> vit_preprocess(const LoadedEncoder& enc, const RgbImage& img)
 // Runs the ViT and records "vit.layer<L>.self" [H, 1+P, 1+P] over the axis "tokens" (CLS, then
 // patches "r,c"), the image (gray, [0, 1], the resized model input) with its patch grid and one
 // prefix token, the predicted label and its probability.
-AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads = 0);
+AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads = 0, const RecordOptions& what = {});
 
 }  // namespace attnviz::models

@@ -64,10 +64,11 @@ struct LmTensorSpec {
 // ffn_down(+bias)}, output_norm(+bias), output.
 std::vector<LmTensorSpec> lm_tensor_table(const LmConfig& cfg);
 
-// Bytes of one record holding every layer x head weights over T tokens: L * H * T * T * 4.
-std::uint64_t lm_record_bytes(const LmConfig& cfg, int T);
+// Bytes of one record holding every layer x head weights over T tokens: L * H * T * T * 4 (with
+// norms L * (2H + 1) * T * T * 4: each layer's .norm and .norm_sum too).
+std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms = false);
 // Throws UsageError naming the size and the limit when lm_record_bytes > max_mib MiB.
-void check_record_size(const LmConfig& cfg, int T, double max_mib);
+void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms = false);
 
 // Work buffers + KV cache of one sequence (make with LmModel::new_cache). Reused across steps:
 // generation allocates nothing per token.
@@ -78,6 +79,8 @@ struct LmCache {
   Mat x, xn, q, qkv, att, proj, gate, up, logits;   // [T, ...] work rows
   std::vector<float> scores;        // decode scratch [H * capacity]
   std::vector<nn::AttentionWeights> w;   // per layer, reused when the sink leaves them in place
+  std::vector<std::vector<double>> gram; // per layer [capacity, H, H]: Gram matrices of the transformed
+                                         // values, filled only for a sink that wants_norms()
 };
 
 struct LmForwardOptions {
@@ -105,7 +108,8 @@ class LmModel : public Model {
   // Runs `ids` at positions cache.length .. cache.length + T - 1, appending their K/V to the cache.
   // Returns logits [1, V] of the last position ([T, V] with all_logits). With a sink, every layer's
   // weights go to it as "decoder.layer<L>.self" [1, H, T, cache.length + T] (query_offset = the
-  // first new position); without one no weights are computed. Throws UsageError past the capacity
+  // first new position), preceded by "<name>.norm" [1, H, ...] and "<name>.norm_sum" [1, 1, ...]
+  // (nn::norm_attention) when it wants_norms(); without one no weights are computed. Throws UsageError past the capacity
   // or the context, InputError on a token id outside the vocabulary.
   const Mat& forward(const std::vector<int>& ids, LmCache& cache, AttentionSink* sink = nullptr,
                      const LmForwardOptions& opt = {}) const;
@@ -169,6 +173,7 @@ struct GenerateOptions {
   SamplerOptions sampler;
   std::uint64_t seed = 0;
   bool record = false;             // keep every layer x head weights over all tokens
+  bool norms = false;              // with record: also each layer's .norm / .norm_sum (Kobayashi et al. 2020)
   double max_record_mib = 2048;    // a record above this is refused before anything is computed
   std::vector<int> stop_ids;       // generation ends before emitting one of these (EOS, BOS)
   int threads = 0;
@@ -181,7 +186,7 @@ struct GenerateResult {
   int prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   int decoded = 0;                 // forward steps run after the prefill
-  std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] + tokens + metadata
+  std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] (then .norm, .norm_sum) + tokens + metadata
 };
 
 // tokenizer (may be null) names the record's tokens (display()); without one tokens are the ids.

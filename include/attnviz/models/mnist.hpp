@@ -102,8 +102,9 @@ MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch
 // Records of images `indices`: every attention tensor, the image [rows, cols] with its patch grid,
 // tokens, metadata (index, label, prediction, probability, model) and the gradient of the
 // predicted class's logit with respect to every attention tensor.
+// what: also norm-based attention and value zeroing (the ViT only; the pooling model ignores it).
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
-                                          const std::string& model_name = "");
+                                          const std::string& model_name = "", const RecordOptions& what = {});
 
 // Which images to record (`record mnist`, the demo): the first `first` images, or the first
 // `misclassified` images whose prediction is wrong; with klass >= 0 only images of that true class.

@@ -151,6 +151,8 @@ struct TextToRecord {
 // One record per text: the attention tensors, tokens ("tokens", "query", and "tokens_cls" for the
 // transformer), metadata: model, arch, attention (score), text, label (name, when known),
 // prediction, probability, correct, source, classes (JSON list), pool (how it was computed).
-std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts);
+// what: also norm-based attention and value zeroing (the transformer only; the BiGRU ignores it).
+std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::vector<TextToRecord>& texts,
+                                            const RecordOptions& what = {});
 
 }  // namespace attnviz::models

@@ -17,7 +17,9 @@ class VitModel : public MnistModel {
   Mat forward(const Mat& images, AttentionSink* sink = nullptr) override;
   void backward(const Mat& dlogits, AttentionSink* sink = nullptr) override;
   // The ViT keeps each layer's weights of the last forward (T is small: 50 for MNIST) and their
-  // gradients of the last backward, for recording and grad-rollout.
+  // gradients of the last backward, for recording and grad-rollout. When the forward's sink asked
+  // for norms or mixing, attention(b) also holds "vit.layer{l}.self.norm", ".norm_sum", ".mixing"
+  // after each layer's tensor, and "vit.mixing_rollout".
   std::vector<AttentionTensor> attention(int b) const override;
   std::vector<AttentionTensor> attention_grads(int b) const override;
   void upgrade_tensors(StFile& file) const override { upgrade_vit_tensors(file); }
@@ -35,6 +37,7 @@ class VitModel : public MnistModel {
  private:
   int B_ = 0;
   std::vector<nn::AttentionWeights> w_, dw_;   // per layer [B, H, T, T]
+  std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing
 };
 
 }  // namespace attnviz::models
