@@ -261,14 +261,14 @@ void add_train_translate(CLI::App& parent) {
     Translator* m = model.get();
     cb = with_snapshot_options(o->snap, cb, [o, m] {
       const auto words = tokenize_for(m->config, o->snap.probe);
-      const auto src = m->src_vocab.encode(words);
+      const auto src = m->encode_source(words);
       if (o->probe_target.empty()) {
         AttentionRecord r = record_translation(*m, src, greedy_decode(*m, {src})[0], &words, nullptr);
         r.metadata["input_text"] = o->snap.probe;
         return r;
       }
       const auto target = tokenize_for(m->config, o->probe_target);
-      AttentionRecord r = record_translation(*m, src, m->tgt_vocab.encode(target), &words, &target);
+      AttentionRecord r = record_translation(*m, src, m->encode_target(target), &words, &target);
       r.metadata["input_text"] = o->snap.probe;
       return r;
     });
