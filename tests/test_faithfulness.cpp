@@ -38,7 +38,8 @@ TEST_CASE("perturbation test invariants on a tiny ViT") {
   REQUIRE(r.fractions.size() == 5);
   CHECK(r.fractions[2] == doctest::Approx(0.5));
   CHECK(r.images == 12);
-  REQUIRE(r.methods.size() == 5);
+  REQUIRE(r.methods.size() == 6);
+  CHECK(r.methods[5].method == "chefer");
   const double full_prob = r.methods[0].deletion.front(), blank_prob = r.methods[0].insertion.front();
   for (const auto& c : r.methods) {
     INFO(c.method);

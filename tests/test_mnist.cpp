@@ -182,6 +182,9 @@ TEST_CASE("records hold every layer's attention, gradients, image, tokens and me
   CHECK(r.tensors[1].keys == 17);
   REQUIRE(r.gradients.size() == 2);
   CHECK(r.gradients[1].name == "vit.layer1.self");
+  REQUIRE(r.relevance.size() == 2);   // the LRP relevance of each map (test_relevance checks its values)
+  CHECK(r.relevance[1].name == "vit.layer1.self");
+  CHECK(r.metadata.at("explained") == r.metadata.at("prediction"));
   CHECK(r.gradients[1].queries == 17);
   float row = 0;
   for (int k = 0; k < 17; ++k) row += r.tensors[0].at(1, 5, k);
@@ -202,7 +205,8 @@ TEST_CASE("records hold every layer's attention, gradients, image, tokens and me
   CHECK(p > 0.f);
   CHECK(p <= 1.f);
   // Every saliency method works on the recorded file, on the 4x4 patch grid.
-  for (auto method : {SaliencyMethod::Cls, SaliencyMethod::Rollout, SaliencyMethod::Flow, SaliencyMethod::GradRollout}) {
+  for (auto method : {SaliencyMethod::Cls, SaliencyMethod::Rollout, SaliencyMethod::Flow, SaliencyMethod::GradRollout,
+                      SaliencyMethod::Chefer}) {
     SaliencyOptions so;
     so.method = method;
     Mat s = patch_saliency(r, so, "r");

@@ -1,5 +1,6 @@
-// Saliency from recorded attention: CLS attention, rollout, flow (Dinic max-flow) and
-// gradient-weighted rollout, over any stack of self-attention layers.
+// Saliency from recorded attention: CLS attention, rollout, flow (Dinic max-flow),
+// gradient-weighted rollout and Chefer et al.'s relevance rollout, over any stack of self-attention
+// layers.
 #include <attnviz/error.hpp>
 #include <attnviz/analysis/saliency.hpp>
 
@@ -15,7 +16,8 @@ SaliencyMethod parse_saliency_method(const std::string& s) {
   if (s == "rollout") return SaliencyMethod::Rollout;
   if (s == "flow") return SaliencyMethod::Flow;
   if (s == "grad-rollout" || s == "grad_rollout") return SaliencyMethod::GradRollout;
-  throw UsageError("unknown saliency method '" + s + "' (cls, rollout, flow, grad-rollout)");
+  if (s == "chefer") return SaliencyMethod::Chefer;
+  throw UsageError("unknown saliency method '" + s + "' (cls, rollout, flow, grad-rollout, chefer)");
 }
 
 std::string to_string(SaliencyMethod m) {
@@ -24,6 +26,7 @@ std::string to_string(SaliencyMethod m) {
     case SaliencyMethod::Rollout: return "rollout";
     case SaliencyMethod::Flow: return "flow";
     case SaliencyMethod::GradRollout: return "grad-rollout";
+    case SaliencyMethod::Chefer: return "chefer";
   }
   return "?";
 }
@@ -186,9 +189,13 @@ std::vector<float> attention_flow(const std::vector<const AttentionTensor*>& lay
   return flow;
 }
 
-Mat grad_rollout(const std::vector<const AttentionTensor*>& layers, const std::vector<const AttentionTensor*>& grads) {
-  check_square_stack(layers, "grad-rollout");
-  if (grads.size() != layers.size()) throw InputError("", "grad-rollout: one gradient per attention layer needed");
+namespace {
+// R = (I + Ā_L) ... (I + Ā_1) with Ā_l = mean_h (grad_h ⊙ M_h)^+; M = the weights or their relevance.
+Mat weighted_rollout(const std::vector<const AttentionTensor*>& layers, const std::vector<const AttentionTensor*>& grads,
+                     const char* what) {
+  check_square_stack(layers, what);
+  if (grads.size() != layers.size())
+    throw InputError("", std::string(what) + ": one gradient per attention layer needed");
   const int n = layers[0]->queries;
   Mat r = Mat::Identity(n, n);  // [N, N]
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -202,6 +209,15 @@ Mat grad_rollout(const std::vector<const AttentionTensor*>& layers, const std::v
     r += abar * r;
   }
   return r;
+}
+}  // namespace
+
+Mat grad_rollout(const std::vector<const AttentionTensor*>& layers, const std::vector<const AttentionTensor*>& grads) {
+  return weighted_rollout(layers, grads, "grad-rollout");
+}
+
+Mat chefer_rollout(const std::vector<const AttentionTensor*>& relevance, const std::vector<const AttentionTensor*>& grads) {
+  return weighted_rollout(relevance, grads, "chefer");
 }
 
 std::vector<const AttentionTensor*> self_attention_layers(const AttentionRecord& r, const std::string& stack,
@@ -275,6 +291,20 @@ std::vector<float> token_saliency(const AttentionRecord& r, const SaliencyOption
           grads.push_back(g);
         }
         return row(grad_rollout(layers, grads));
+      }
+      case SaliencyMethod::Chefer: {
+        std::vector<const AttentionTensor*> rel, grads;
+        for (auto* t : layers) {
+          const AttentionTensor* g = r.find_gradient(t->name);
+          const AttentionTensor* rl = r.find_relevance(t->name);
+          if (!g || !rl)
+            throw InputError(path, "chefer needs the LRP relevance and the gradient of every attention map, and the "
+                                   "record has no " + std::string(g ? "relevance" : "gradient") + " for '" + t->name + "'" +
+                                   " (record with `attnviz record mnist`, which stores both)");
+          rel.push_back(rl);
+          grads.push_back(g);
+        }
+        return row(chefer_rollout(rel, grads));
       }
     }
   } catch (const InputError& e) {

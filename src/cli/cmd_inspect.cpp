@@ -79,9 +79,9 @@ void print_record(const AttentionRecord& r, bool all_rows) {
     fmt::print("image [{}, {}], patch grid {}x{}, {} prefix token(s)\n", r.image->height, r.image->width,
                r.image->patch_rows, r.image->patch_cols, r.image->prefix_tokens);
   for (const auto& t : r.tensors) {
-    fmt::print("tensor {}  [{}, {}, {}]  queries:{} keys:{}{}\n", t.name, t.heads, t.queries, t.keys,
+    fmt::print("tensor {}  [{}, {}, {}]  queries:{} keys:{}{}{}\n", t.name, t.heads, t.queries, t.keys,
                t.query_axis.empty() ? "-" : t.query_axis, t.key_axis.empty() ? "-" : t.key_axis,
-               r.find_gradient(t.name) ? "  (+gradient)" : "");
+               r.find_gradient(t.name) ? "  (+gradient)" : "", r.find_relevance(t.name) ? "  (+relevance)" : "");
     print_nonfinite(r, t);
     if (const ZeroLines z = zero_lines(t); z.rows || z.cols)
       fmt::print("  all-zero (masked padding?): {} query row(s) ({} at the end), {} key column(s) ({} at the end); "

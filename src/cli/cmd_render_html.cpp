@@ -27,6 +27,7 @@ std::vector<render::HtmlImageMap> html_image_maps(const AttentionRecord& rec, co
     SaliencyOptions so;
     so.method = parse_saliency_method(m);
     if (so.method == SaliencyMethod::GradRollout && rec.gradients.empty()) continue;
+    if (so.method == SaliencyMethod::Chefer && (rec.gradients.empty() || rec.relevance.empty())) continue;
     Mat map = patch_saliency(rec, so, path);  // [patch_rows, patch_cols]
     render::HtmlImageMap hm{m, static_cast<int>(map.rows()), static_cast<int>(map.cols()), {}};
     for (int r = 0; r < map.rows(); ++r)
@@ -57,7 +58,7 @@ void add_render_html(CLI::App& parent) {
   for (const auto& n : render::Colormap::names()) names += (names.empty() ? "" : ", ") + n;
   sub->add_option("--cmap", o->html.cmap, "colormap: " + names);
   sub->add_option("--title", o->html.title, "page title (default: the input's file name)");
-  o->maps_opt = sub->add_option("--maps", o->maps, "image records: extra overlays to compute (rollout, flow, grad-rollout; "
+  o->maps_opt = sub->add_option("--maps", o->maps, "image records: extra overlays to compute (rollout, flow, grad-rollout, chefer; "
                                      "'none' for none)")->delimiter(',');
   set_example(sub, "attnviz render html samples/alignment_6x7.safetensors -o view.html   # open it in a browser");
   sub->callback([o] {

@@ -12,8 +12,8 @@
 
 namespace attnviz::cli {
 
-// Patch-grid maps by saliency method ("rollout", "flow", "grad-rollout"; "none" is skipped, and
-// grad-rollout when the record has no gradients) for a record with an image and a patch grid;
+// Patch-grid maps by saliency method ("rollout", "flow", "grad-rollout", "chefer"; "none" is skipped,
+// and grad-rollout / chefer when the record has no gradients / relevance) for a record with an image and a patch grid;
 // empty for other records. Throws UsageError for an unknown method, InputError(path) for a record
 // without stacked self-attention.
 std::vector<render::HtmlImageMap> html_image_maps(const AttentionRecord& rec, const std::vector<std::string>& methods,

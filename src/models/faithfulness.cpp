@@ -58,7 +58,7 @@ FaithfulnessResult perturbation_test(MnistModel& model, const ImageSet& set, con
     const int n = std::min(chunk, N - from);
     std::vector<int> idx(n);
     std::iota(idx.begin(), idx.end(), from);
-    // Records carry the prediction and the attention gradients grad-rollout needs.
+    // Records carry the prediction, the attention gradients and the LRP relevance (grad-rollout, chefer).
     const std::vector<AttentionRecord> recs = record_mnist(model, set, idx);
     const Mat images = image_batch(set, idx);   // [n, H*W]
     std::vector<int> pred(n);

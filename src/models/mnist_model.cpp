@@ -165,8 +165,10 @@ std::vector<int> select_examples(const ImageSet& set, const ExampleSelection& se
 }
 
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
-                                          const std::string& model_name, const RecordOptions& what) {
+                                          const std::string& model_name, const RecordOptions& what, int explain_class) {
   check_set(model, set, "recorded set");
+  if (explain_class < -1 || explain_class >= model.config().classes)
+    throw UsageError(fmt::format("class to explain {} out of range [0, {})", explain_class, model.config().classes));
   for (int i : indices)
     if (i < 0 || i >= set.count)
       throw UsageError(fmt::format("image index {} out of range (the set has {} images)", i, set.count));
@@ -180,7 +182,8 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
     const int n = static_cast<int>(idx.size());
     AttentionCollector sink(true, what.norms, what.mixing);   // weights in forward, their gradients in backward
     Mat logits = model.forward(image_batch(set, idx), &sink);  // [n, classes]
-    // d(predicted logit)/d(everything): one-hot rows (samples are independent in a batch).
+    // d(explained logit)/d(everything): one-hot rows (samples are independent in a batch); the same
+    // rows seed the LRP relevance.
     Mat d = Mat::Zero(n, logits.cols());
     std::vector<int> pred(n);
     std::vector<float> prob(n);
@@ -189,15 +192,17 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
       float mx = logits.row(i).maxCoeff(&p);
       pred[i] = static_cast<int>(p);
       prob[i] = static_cast<float>(1.0 / (logits.row(i).array() - mx).exp().sum());
-      d(i, p) = 1.f;
+      d(i, explain_class >= 0 ? explain_class : p) = 1.f;
     }
     model.params().zero_grad();
     model.backward(d, &sink);
     model.params().zero_grad();
+    const bool relevance = model.relevance(d).size() > 0;
     for (int i = 0; i < n; ++i) {
       AttentionRecord r;
       r.tensors = model.attention(i);
       r.gradients = model.attention_grads(i);
+      r.relevance = model.attention_relevance(i);
       r.tokens["tokens"] = tokens;
       if (cfg.arch == "pool") r.tokens["query"] = {"query"};
       RecordImage im;
@@ -214,7 +219,12 @@ std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set
       r.metadata["label"] = std::to_string(set.labels[idx[i]]);
       r.metadata["prediction"] = std::to_string(pred[i]);
       r.metadata["probability"] = fmt::format("{:.6f}", prob[i]);
-      r.metadata["gradients"] = r.gradients.empty() ? "none" : "d(predicted logit)/d(attention)";
+      const int explained = explain_class >= 0 ? explain_class : pred[i];
+      r.metadata["explained"] = std::to_string(explained);
+      r.metadata["gradients"] = r.gradients.empty() ? "none" : fmt::format("d(logit {})/d(attention)", explained);
+      if (relevance)
+        r.metadata["relevance"] = fmt::format("LRP of logit {} (Chefer et al. 2021: alpha=1 beta=0 linear, "
+                                              "normalised adds and products)", explained);
       out.push_back(std::move(r));
     }
   }

@@ -1,5 +1,6 @@
 // The MNIST vision transformer on the engine's pre-LN encoder blocks, and the upgrade of files
 // written before it moved onto them (packed q|k|v projection).
+#include <attnviz/engine/relevance.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/vit.hpp>
 
@@ -8,6 +9,7 @@
 #include <fmt/core.h>
 
 #include <cctype>
+#include <stdexcept>
 
 namespace attnviz::models {
 
@@ -60,9 +62,12 @@ Mat VitModel::forward(const Mat& images, AttentionSink* sink) {
   w_.assign(sink ? blocks.size() : 0, {});
   extra_.assign(sink ? blocks.size() : 0, {});
   dw_.clear();
+  rel_.clear();
+  xs_.clear();
   Mat x = embed.forward(images);  // [B*T, D]
   for (size_t l = 0; l < blocks.size(); ++l) {
     Mat in = sink && sink->wants_mixing() ? x : Mat();   // value zeroing reruns the block's second half from it
+    if (sink) xs_.push_back(x);   // what relevance() needs besides the blocks' own caches
     x = blocks[l].forward(x, B_, T, {}, sink ? &w_[l] : nullptr);
     if (!sink) continue;
     sink->weights(layer_name(l), nn::AttentionWeights(w_[l]));
@@ -87,6 +92,23 @@ void VitModel::backward(const Mat& dlogits, AttentionSink* sink) {
     for (size_t l = 0; l < blocks.size(); ++l) sink->gradients(layer_name(l), nn::AttentionWeights(dw_[l]));
 }
 
+Mat VitModel::relevance(const Mat& R) {
+  // R: [B, classes] -> relevance of the token embeddings [B*T, D]
+  const int T = cfg_.tokens();
+  if (xs_.size() != blocks.size() || w_.size() != blocks.size())
+    throw std::logic_error("VitModel::relevance needs a forward pass with an attention sink first");
+  if (R.rows() != B_ || R.cols() != cfg_.classes)
+    throw std::invalid_argument("VitModel::relevance: R must be [B, classes] of the last forward");
+  // logits = head(norm(x_CLS)): the head by alpha = 1, beta = 0; the final LN passes it through;
+  // only the CLS rows receive relevance.
+  const Mat rz = nn::lrp_linear(head.x_, head.weight.value, R);   // [B, D]
+  Mat r = Mat::Zero(static_cast<Eigen::Index>(B_) * T, cfg_.dim);
+  for (int b = 0; b < B_; ++b) r.row(static_cast<Eigen::Index>(b) * T) = rz.row(b);
+  rel_.assign(blocks.size(), {});
+  for (int l = cfg_.depth - 1; l >= 0; --l) r = nn::lrp_encoder_block(blocks[l], xs_[l], w_[l], r, &rel_[l]);
+  return r;
+}
+
 namespace {
 // Each layer's tensor, followed by what was kept beside it (norms, mixing) when given.
 std::vector<AttentionTensor> tensors_of(const std::vector<nn::AttentionWeights>& w, int b,
@@ -105,6 +127,7 @@ std::vector<AttentionTensor> tensors_of(const std::vector<nn::AttentionWeights>&
 
 std::vector<AttentionTensor> VitModel::attention(int b) const { return tensors_of(w_, b, &extra_); }
 std::vector<AttentionTensor> VitModel::attention_grads(int b) const { return tensors_of(dw_, b); }
+std::vector<AttentionTensor> VitModel::attention_relevance(int b) const { return tensors_of(rel_, b); }
 
 namespace {
 // "<p>vit.layer<l>.<rest>" -> the length of "<p>vit.layer<l>." (0 if the name is not of that form).

@@ -465,8 +465,9 @@ void crop_record(AttentionRecord& r, const std::string& spec) {
     auto& t = r.tensors[i];
     const auto [q, k] = size[i];
     if (q == t.queries && k == t.keys) continue;
-    for (auto& g : r.gradients)
-      if (g.name == t.name) g = cropped(g, q, k);
+    for (auto* aux : {&r.gradients, &r.relevance})
+      for (auto& g : *aux)
+        if (g.name == t.name) g = cropped(g, q, k);
     t = cropped(t, q, k);
   }
   for (const auto& t : r.tensors) {
@@ -489,6 +490,7 @@ void transpose_record(AttentionRecord& r) {
   };
   for (auto& t : r.tensors) flip(t);
   for (auto& g : r.gradients) flip(g);
+  for (auto& g : r.relevance) flip(g);
 }
 
 }  // namespace attnviz

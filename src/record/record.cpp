@@ -54,6 +54,12 @@ const AttentionTensor* AttentionRecord::find_gradient(const std::string& name) c
   return nullptr;
 }
 
+const AttentionTensor* AttentionRecord::find_relevance(const std::string& name) const {
+  for (const auto& t : relevance)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 const std::vector<std::string>* AttentionRecord::axis_tokens(const std::string& axis) const {
   if (axis.empty()) return nullptr;
   auto it = tokens.find(axis);
@@ -95,13 +101,17 @@ void AttentionRecord::validate(const std::string& path) const {
     if (!names.insert(t.name).second) throw InputError(path, "duplicate tensor name '" + t.name + "'");
     check(t, "tensor");
   }
-  for (const auto& g : gradients) {
-    check(g, "gradient");
-    const AttentionTensor* t = find(g.name);
-    if (!t) throw InputError(path, "gradient '" + g.name + "' has no attention tensor of that name");
-    if (t->heads != g.heads || t->queries != g.queries || t->keys != g.keys)
-      throw InputError(path, "gradient '" + g.name + "' shape differs from its tensor's");
-  }
+  auto check_aux = [&](const std::vector<AttentionTensor>& aux, const std::string& what) {
+    for (const auto& g : aux) {
+      check(g, what.c_str());
+      const AttentionTensor* t = find(g.name);
+      if (!t) throw InputError(path, what + " '" + g.name + "' has no attention tensor of that name");
+      if (t->heads != g.heads || t->queries != g.queries || t->keys != g.keys)
+        throw InputError(path, what + " '" + g.name + "' shape differs from its tensor's");
+    }
+  };
+  check_aux(gradients, "gradient");
+  check_aux(relevance, "relevance");
   if (image) {
     if (image->height <= 0 || image->width <= 0 ||
         image->pixels.size() != static_cast<size_t>(image->height) * image->width)

@@ -71,10 +71,14 @@ StFile records_to_safetensors(const std::vector<AttentionRecord>& records) {
       axes[t.name] = {t.query_axis, t.key_axis};
       tensor_names.push_back(t.name);
     }
-    json grads = json::array();
+    json grads = json::array(), rel = json::array();
     for (const auto& g : r.gradients) {
       f.tensors.push_back(to_st(p + "grad:" + g.name, g));
       grads.push_back(g.name);
+    }
+    for (const auto& g : r.relevance) {
+      f.tensors.push_back(to_st(p + "rel:" + g.name, g));
+      rel.push_back(g.name);
     }
     if (r.image) {
       StTensor img;
@@ -91,6 +95,7 @@ StFile records_to_safetensors(const std::vector<AttentionRecord>& records) {
     f.metadata[p + "attnviz.axes"] = axes.dump();
     f.metadata[p + "attnviz.tokens"] = json(r.tokens).dump();
     if (!grads.empty()) f.metadata[p + "attnviz.gradients"] = grads.dump();
+    if (!rel.empty()) f.metadata[p + "attnviz.relevance"] = rel.dump();
     for (const auto& [k, v] : r.metadata) f.metadata[p + k] = v;
   }
   return f;
@@ -118,9 +123,12 @@ std::vector<AttentionRecord> records_from_safetensors(const StFile& f, const std
       json axes = parse_meta_json(f.metadata, p + "attnviz.axes", path);
       json image = parse_meta_json(f.metadata, p + "attnviz.image", path);
       json grads = parse_meta_json(f.metadata, p + "attnviz.gradients", path);
-      std::set<std::string> grad_names;
+      json rels = parse_meta_json(f.metadata, p + "attnviz.relevance", path);
+      std::set<std::string> grad_names, rel_names;
       if (grads.is_array())
         for (auto& g : grads) grad_names.insert(g.get<std::string>());
+      if (rels.is_array())
+        for (auto& g : rels) rel_names.insert(g.get<std::string>());
       const std::string image_name = image.is_object() ? p + image.value("tensor", std::string("image")) : "";
       for (const auto& s : f.tensors) {
         if (s.name.compare(0, p.size(), p) != 0) continue;
@@ -141,6 +149,10 @@ std::vector<AttentionRecord> records_from_safetensors(const StFile& f, const std
         }
         if (local.rfind("grad:", 0) == 0 && grad_names.count(local.substr(5))) {
           r.gradients.push_back(from_st(s, local.substr(5), path));
+          continue;
+        }
+        if (local.rfind("rel:", 0) == 0 && rel_names.count(local.substr(4))) {
+          r.relevance.push_back(from_st(s, local.substr(4), path));
           continue;
         }
         // Foreign safetensors: a 2-D tensor is one head; other ranks are left to the importers.

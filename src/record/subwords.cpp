@@ -108,6 +108,7 @@ void merge_subwords(AttentionRecord& r) {
     toks = merge_tokens(toks, groups[axis]);
   }
   r.gradients.clear();
+  r.relevance.clear();
   r.metadata["subword_groups"] = j.dump();
   r.metadata["merged_subwords"] = "attention summed over a word's key pieces, averaged over its query pieces";
 }

@@ -1,7 +1,7 @@
 // Saliency from recorded attention, generic over any record with stacked self-attention layers
 // ("vit.layer0.self" .. "vit.layerN.self", "encoder.layerN.self", ...): the last layer's CLS
-// attention, attention rollout and attention flow (Abnar & Zuidema 2020), and gradient-weighted
-// rollout (Chefer et al. 2021).
+// attention, attention rollout and attention flow (Abnar & Zuidema 2020), gradient-weighted
+// rollout and the full transformer attribution of Chefer et al. (2021, LRP relevance x gradient).
 #pragma once
 #include <attnviz/record/record.hpp>
 #include <attnviz/tensor.hpp>
@@ -11,10 +11,10 @@
 
 namespace attnviz {
 
-enum class SaliencyMethod { Cls, Rollout, Flow, GradRollout };
+enum class SaliencyMethod { Cls, Rollout, Flow, GradRollout, Chefer };
 enum class HeadFusion { Mean, Max, Min };
 
-// "cls", "rollout", "flow", "grad-rollout" (UsageError otherwise); and back.
+// "cls", "rollout", "flow", "grad-rollout", "chefer" (UsageError otherwise); and back.
 SaliencyMethod parse_saliency_method(const std::string& s);
 std::string to_string(SaliencyMethod m);
 HeadFusion parse_head_fusion(const std::string& s);  // "mean", "max", "min"
@@ -42,9 +42,16 @@ std::vector<float> attention_flow(const std::vector<const AttentionTensor*>& lay
                                   const RolloutOptions& opt = {});
 
 // Gradient-weighted rollout (Chefer et al. 2021): Ā_l = mean_h (grad_h ⊙ W_h)^+ and
-// R = I, R <- R + Ā_l R for l = 1..L. grads: same shapes as layers. [N, N].
+// R = I, R <- R + Ā_l R for l = 1..L, i.e. R = (I + Ā_L) ... (I + Ā_1), rows not renormalised.
+// grads: same shapes as layers. [N, N].
 Mat grad_rollout(const std::vector<const AttentionTensor*>& layers,
                  const std::vector<const AttentionTensor*>& grads);
+
+// Chefer et al.'s transformer attribution (their eq. 13-14): the same rollout with the LRP relevance
+// R^(l) of each attention map in place of the weights, Ā_l = mean_h (grad_h ⊙ R^(l)_h)^+.
+// relevance: [H, N, N] per layer (MnistModel::relevance, AttentionRecord::relevance). [N, N].
+Mat chefer_rollout(const std::vector<const AttentionTensor*>& relevance,
+                   const std::vector<const AttentionTensor*>& grads);
 
 struct SaliencyOptions {
   SaliencyMethod method = SaliencyMethod::Rollout;
@@ -62,7 +69,7 @@ std::vector<const AttentionTensor*> self_attention_layers(const AttentionRecord&
                                                           const std::string& path = "");
 
 // Saliency of every key token for output token opt.query, [N]. GradRollout needs the record's
-// gradients (InputError if absent). A record without layered self-attention but with one
+// gradients, Chefer its gradients and relevance (InputError if absent). A record without layered self-attention but with one
 // single-query tensor (e.g. "pool" [1, 1, P]) is explained by that tensor for every method.
 std::vector<float> token_saliency(const AttentionRecord& r, const SaliencyOptions& opt, const std::string& path = "");
 

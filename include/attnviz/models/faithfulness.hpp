@@ -15,7 +15,7 @@ struct PerturbationOptions {
   int images = 500;                // the first N images of the set
   int steps = 10;                  // fractions 0, 1/steps, ..., 1 of the patches (10% steps)
   std::uint64_t seed = 1;          // the random baseline's patch orders
-  std::vector<std::string> methods = {"random", "cls", "rollout", "flow", "grad-rollout"};
+  std::vector<std::string> methods = {"random", "cls", "rollout", "flow", "grad-rollout", "chefer"};
 };
 
 // One method's curves over the fractions x_k = k / steps of patches masked (set to 0, the MNIST

@@ -61,6 +61,15 @@ class MnistModel : public Model {
   // d(sum of dlogits . logits)/d(attention) of sample b after a backward whose sink wanted
   // gradients (empty otherwise, or if unsupported).
   virtual std::vector<AttentionTensor> attention_grads(int b) const = 0;
+  // LRP relevance (Chefer et al. 2021, nn::lrp_encoder_block) for the last forward, which must have
+  // had a sink: seeded at the logits with R [B, classes] (one one-hot row per sample for the class
+  // explained, as Chefer et al. do) and propagated back to the token embeddings. Returns the
+  // relevance there [B*T, D] (row sums per sample equal R's row sums, see relevance.hpp); empty
+  // when the architecture has none (pool).
+  virtual Mat relevance(const Mat& R) { return {}; }
+  // R^(b) of every attention map of sample b after relevance(), named as the maps ("vit.layer{l}.self",
+  // [H, T, T], axes "tokens"); empty before relevance() or when unsupported.
+  virtual std::vector<AttentionTensor> attention_relevance(int b) const { return {}; }
   // Token strings of the sequence: "CLS", "p0_0", ... ("p<row>_<col>").
   std::vector<std::string> tokens() const;
 
@@ -100,11 +109,14 @@ MnistEvalResult evaluate_mnist(MnistModel& model, const ImageSet& set, int batch
 
 // ---------------------------------------------------------------------------------------------
 // Records of images `indices`: every attention tensor, the image [rows, cols] with its patch grid,
-// tokens, metadata (index, label, prediction, probability, model) and the gradient of the
-// predicted class's logit with respect to every attention tensor.
+// tokens, metadata (index, label, prediction, probability, model, explained), the gradient of the
+// explained class's logit with respect to every attention tensor and, for the ViT, the LRP relevance
+// of every attention map for that class (AttentionRecord::relevance, MnistModel::relevance).
 // what: also norm-based attention and value zeroing (the ViT only; the pooling model ignores it).
+// explain_class: the class explained (-1 = each image's prediction; UsageError outside [0, classes)).
 std::vector<AttentionRecord> record_mnist(MnistModel& model, const ImageSet& set, const std::vector<int>& indices,
-                                          const std::string& model_name = "", const RecordOptions& what = {});
+                                          const std::string& model_name = "", const RecordOptions& what = {},
+                                          int explain_class = -1);
 
 // Which images to record (`record mnist`, the demo): the first `first` images, or the first
 // `misclassified` images whose prediction is wrong; with klass >= 0 only images of that true class.

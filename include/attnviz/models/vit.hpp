@@ -17,11 +17,14 @@ class VitModel : public MnistModel {
   Mat forward(const Mat& images, AttentionSink* sink = nullptr) override;
   void backward(const Mat& dlogits, AttentionSink* sink = nullptr) override;
   // The ViT keeps each layer's weights of the last forward (T is small: 50 for MNIST) and their
-  // gradients of the last backward, for recording and grad-rollout. When the forward's sink asked
+  // gradients of the last backward, for recording, grad-rollout and chefer. When the forward's sink asked
   // for norms or mixing, attention(b) also holds "vit.layer{l}.self.norm", ".norm_sum", ".mixing"
   // after each layer's tensor, and "vit.mixing_rollout".
   std::vector<AttentionTensor> attention(int b) const override;
   std::vector<AttentionTensor> attention_grads(int b) const override;
+  // LRP through head, final LN and the blocks (nn::lrp_encoder_block); keeps each block's R^(b).
+  Mat relevance(const Mat& R) override;
+  std::vector<AttentionTensor> attention_relevance(int b) const override;
   void upgrade_tensors(StFile& file) const override { upgrade_vit_tensors(file); }
 
   nn::PatchEmbedding embed;            // "embed"
@@ -38,6 +41,8 @@ class VitModel : public MnistModel {
   int B_ = 0;
   std::vector<nn::AttentionWeights> w_, dw_;   // per layer [B, H, T, T]
   std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing
+  std::vector<nn::AttentionWeights> w_, dw_, rel_;   // per layer [B, H, T, T]
+  std::vector<Mat> xs_;                              // with a sink: each block's input [B*T, D]
 };
 
 }  // namespace attnviz::models

@@ -49,12 +49,16 @@ TensorName parse_tensor_name(const std::string& name);
 struct AttentionRecord {
   std::vector<AttentionTensor> tensors;     // attention weights
   std::vector<AttentionTensor> gradients;   // d(output)/d(attention), same names as their tensors
+  // LRP relevance of each attention map (Chefer et al. 2021; signed, not attention), same names
+  // and shapes as their tensors; `record mnist` stores it for the ViT, saliency method "chefer" reads it.
+  std::vector<AttentionTensor> relevance;
   std::map<std::string, std::vector<std::string>> tokens;  // axis name -> token strings
   std::optional<RecordImage> image;
   std::map<std::string, std::string> metadata;              // free-form: model, attention, label, ...
 
   const AttentionTensor* find(const std::string& name) const;
   const AttentionTensor* find_gradient(const std::string& name) const;
+  const AttentionTensor* find_relevance(const std::string& name) const;
   // Tokens of an axis, or nullptr when the axis has none.
   const std::vector<std::string>* axis_tokens(const std::string& axis) const;
   // Tensors of one stack and kind ("encoder", "self"), ordered by layer.

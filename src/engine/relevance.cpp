@@ -1,0 +1,133 @@
+// LRP relevance (Chefer et al. 2021 rules) through Linear, residual adds, attention and the
+// pre-LN encoder block; the rules are listed in include/attnviz/engine/relevance.hpp.
+#include <attnviz/engine/relevance.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace attnviz::nn {
+
+namespace {
+// R / Z elementwise, 0 where Z is 0 (such an output passes no relevance).
+Mat safe_ratio(const Mat& R, const Mat& Z) {
+  return R.binaryExpr(Z, [](float r, float z) { return z != 0.f ? r / z : 0.f; });
+}
+double total(const Mat& m) { return m.cast<double>().sum(); }
+}  // namespace
+
+Mat lrp_linear(const Mat& x, const Mat& W, const Mat& R) {
+  // x: [N, in], W: [in, out], R: [N, out]
+  if (x.cols() != W.rows() || R.cols() != W.cols() || R.rows() != x.rows())
+    throw std::invalid_argument("lrp_linear: x [N, in], W [in, out] and R [N, out] do not match");
+  const Mat xp = x.cwiseMax(0.f), xn = x.cwiseMin(0.f);   // [N, in]
+  const Mat wp = W.cwiseMax(0.f), wn = W.cwiseMin(0.f);   // [in, out]
+  // z_ij = x_i^+ w_ij^+ + x_i^- w_ij^- >= 0; Z_j = sum_i z_ij.
+  Mat Z = xp * wp;
+  Z.noalias() += xn * wn;                                  // [N, out]
+  const Mat S = safe_ratio(R, Z);                          // [N, out]
+  // R_i = x_i^+ sum_j w_ij^+ S_j + x_i^- sum_j w_ij^- S_j
+  Mat Rin = xp.cwiseProduct(S * wp.transpose());
+  Rin += xn.cwiseProduct(S * wn.transpose());
+  return Rin;                                              // [N, in]
+}
+
+void lrp_add(const Mat& a, const Mat& b, const Mat& R, Mat& Ra, Mat& Rb) {
+  // a, b, R: [T, D]
+  if (a.rows() != b.rows() || a.cols() != b.cols() || R.rows() != a.rows() || R.cols() != a.cols())
+    throw std::invalid_argument("lrp_add: a, b and R must have one shape");
+  const Mat S = safe_ratio(R, a + b);
+  Ra = a.cwiseProduct(S);
+  Rb = b.cwiseProduct(S);
+  // Eq. 8-9: each part's share is |sum R_a| / (|sum R_a| + |sum R_b|) of sum R, its entries keeping
+  // their proportions.
+  const double sa = total(Ra), sb = total(Rb), sr = total(R), den = std::abs(sa) + std::abs(sb);
+  const double fa = den > 0 ? std::abs(sa) / den * sr : 0, fb = den > 0 ? std::abs(sb) / den * sr : 0;
+  Ra *= static_cast<float>(sa != 0 ? fa / sa : 0.0);
+  Rb *= static_cast<float>(sb != 0 ? fb / sb : 0.0);
+}
+
+void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& RY) {
+  // X: [n, k], Y: [k, m], R: [n, m]
+  if (X.cols() != Y.rows() || R.rows() != X.rows() || R.cols() != Y.cols())
+    throw std::invalid_argument("lrp_matmul: X [n, k], Y [k, m] and R [n, m] do not match");
+  const Mat S = safe_ratio(R, X * Y);          // [n, m]
+  RX = X.cwiseProduct(S * Y.transpose()) * 0.5f;   // [n, k]
+  RY = Y.cwiseProduct(X.transpose() * S) * 0.5f;   // [k, m]
+}
+
+AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R) {
+  // w: [B, H, Nq, Nk]; R: [B*Nq, D]; mha.q_: [B*Nq, D], k_, v_: [B*Nk, D] (head h = columns h*Dh..)
+  const int B = mha.B_, Nq = mha.Nq_, Nk = mha.Nk_, H = mha.opt.heads, D = mha.opt.dim, Dh = D / H;
+  if (w.B != B || w.H != H || w.Nq != Nq || w.Nk != Nk || R.rows() != static_cast<Eigen::Index>(B) * Nq ||
+      R.cols() != D || mha.q_.rows() != R.rows())
+    throw std::invalid_argument("lrp_attention: the weights or the relevance are not of the layer's last forward pass");
+  AttentionRelevance out;
+  out.attention.resize(B, H, Nq, Nk);
+  // out = ctx W_O + b_O
+  const Mat Rctx = lrp_linear(mha.wo.x_, mha.wo.weight.value, R);   // [B*Nq, D]
+  Mat Rq = Mat::Zero(mha.q_.rows(), D), Rk = Mat::Zero(mha.k_.rows(), D), Rv = Mat::Zero(mha.v_.rows(), D);
+  Mat RA, RV, RQ, RK;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) {
+      const Eigen::Index rq = static_cast<Eigen::Index>(b) * Nq, rk = static_cast<Eigen::Index>(b) * Nk;
+      const Mat A = ConstMatMap(w.at(b, h), Nq, Nk);               // [Nq, Nk]
+      const Mat V = mha.v_.block(rk, h * Dh, Nk, Dh);              // [Nk, Dh]
+      // ctx_h = A V
+      lrp_matmul(A, V, Rctx.block(rq, h * Dh, Nq, Dh), RA, RV);
+      MatMap(out.attention.at(b, h), Nq, Nk) = RA;
+      Rv.block(rk, h * Dh, Nk, Dh) = RV;
+      // A = softmax(S) passes RA through; S = Q K^T (times the scale, which cancels)
+      const Mat Q = mha.q_.block(rq, h * Dh, Nq, Dh), K = mha.k_.block(rk, h * Dh, Nk, Dh);
+      lrp_matmul(Q, K.transpose(), RA, RQ, RK);
+      Rq.block(rq, h * Dh, Nq, Dh) = RQ;
+      Rk.block(rk, h * Dh, Nk, Dh) = RK.transpose();
+    }
+  // q = xq W_Q + b_Q, k = xkv W_K + b_K, v = xkv W_V + b_V
+  out.query_input = lrp_linear(mha.wq.x_, mha.wq.weight.value, Rq);
+  out.kv_input = lrp_linear(mha.wk.x_, mha.wk.weight.value, Rk);
+  out.kv_input += lrp_linear(mha.wv.x_, mha.wv.weight.value, Rv);
+  return out;
+}
+
+Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWeights& w, const Mat& R,
+                      AttentionWeights* attention) {
+  // x, R: [B*T, D]; w: [B, H, T, T]
+  const MultiHeadAttention& mha = block.attn;
+  const int B = mha.B_, T = mha.Nq_;
+  if (!mha.self_ || x.rows() != static_cast<Eigen::Index>(B) * T || x.rows() != R.rows() || x.cols() != R.cols() ||
+      block.fc2.x_.rows() != x.rows())
+    throw std::invalid_argument("lrp_encoder_block: x and R are not of the block's last forward pass");
+  if (block.drop1.mask_.size() || block.drop2.mask_.size())
+    throw std::invalid_argument("lrp_encoder_block: the block's last forward used dropout (relevance needs evaluation)");
+  // The forward's intermediate sums, rebuilt from the caches.
+  const Mat a = mha.wo.apply(mha.ctx_);               // MHA(LN1(x))      [B*T, D]
+  const Mat h = x + a;                                // [B*T, D]
+  const Mat f = block.fc2.apply(block.fc2.x_);        // MLP(LN2(h))      [B*T, D]
+  // y = h + f
+  Mat Rh(x.rows(), x.cols()), Rf(x.rows(), x.cols()), Rx(x.rows(), x.cols()), Ra(x.rows(), x.cols());
+  Mat r1, r2;
+  for (int b = 0; b < B; ++b) {
+    const Eigen::Index r0 = static_cast<Eigen::Index>(b) * T;
+    lrp_add(h.middleRows(r0, T), f.middleRows(r0, T), R.middleRows(r0, T), r1, r2);
+    Rh.middleRows(r0, T) = r1;
+    Rf.middleRows(r0, T) = r2;
+  }
+  // f = FC2(act(FC1(LN2(h)))): the activation and LN2 pass relevance through.
+  Rh += lrp_linear(block.fc1.x_, block.fc1.weight.value,
+                   lrp_linear(block.fc2.x_, block.fc2.weight.value, Rf));
+  // h = x + a
+  for (int b = 0; b < B; ++b) {
+    const Eigen::Index r0 = static_cast<Eigen::Index>(b) * T;
+    lrp_add(x.middleRows(r0, T), a.middleRows(r0, T), Rh.middleRows(r0, T), r1, r2);
+    Rx.middleRows(r0, T) = r1;
+    Ra.middleRows(r0, T) = r2;
+  }
+  // a = MHA(LN1(x)): LN1 passes relevance through; q, k and v all read LN1(x).
+  AttentionRelevance ar = lrp_attention(mha, w, Ra);
+  Rx += ar.query_input;
+  Rx += ar.kv_input;
+  if (attention) *attention = std::move(ar.attention);
+  return Rx;
+}
+
+}  // namespace attnviz::nn
