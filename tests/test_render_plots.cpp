@@ -463,3 +463,31 @@ TEST_CASE("CLI: render heatmap/grid/lines/overlay, exit codes") {
   CHECK(run_cli("render heatmap " + out("junk.safetensors") + " -o " + out("bad.png")).code == 2);
   CHECK(count_files(dir) == files + 2);  // only the two inputs written above (no bad.png)
 }
+
+TEST_CASE("line chart: one polyline per series in its colour, legend, bad input refused") {
+  // Two series over x in [0, 1], y in [0, 1]: the plot area is 200 x 100 points at (58, 12).
+  LineSeries a{"a", {0, 0.5, 1}, {1, 0.5, 0}, Color::rgb8(255, 0, 0)};
+  LineSeries b{"b", {0, 1}, {0.25, 0.25}, Color::rgb8(0, 0, 255)};
+  LineChartOptions opt;
+  opt.width = 200, opt.height = 100, opt.ymin = 0, opt.ymax = 1;
+  DrawList dl = layout_line_chart({a, b}, opt);
+  int lines = 0;
+  for (const auto& op : dl.ops)
+    if (const auto* p = std::get_if<Polygon>(&op); p && !p->closed) {
+      ++lines;
+      CHECK((p->stroke == a.color || p->stroke == b.color));
+    }
+  CHECK(lines == 2);
+  // Pixels: series b's horizontal line at y = 0.25 is blue in the middle of the plot (x = 0.75,
+  // away from series a); the point (0.5, 0.5) of series a is red. PNG at 1 pixel per point.
+  Raster r = paint_to_raster(dl, {.scale = 1});
+  const double left = 58, top = 12;
+  auto px = r.pixel(static_cast<int>(left + 0.75 * 200), static_cast<int>(top + 100 - 0.25 * 100));
+  CHECK(px[2] > 150);
+  CHECK(px[0] < 100);
+  auto pa = r.pixel(static_cast<int>(left + 0.5 * 200), static_cast<int>(top + 100 - 0.5 * 100));
+  CHECK(pa[0] > 150);
+  CHECK(pa[2] < 100);
+  CHECK_THROWS_AS(layout_line_chart({}, opt), std::invalid_argument);
+  CHECK_THROWS_AS(layout_line_chart({LineSeries{"x", {0, 1}, {1}}}, opt), std::invalid_argument);
+}

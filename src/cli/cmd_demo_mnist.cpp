@@ -1,11 +1,13 @@
 // Demo section "MNIST": train (or reuse) a ViT and the pooling baseline, record test digits and
-// render attention overlays: one digit's heads + rollout, saliency methods side by side, a grid of
-// digits, the misclassified digits, the pooling maps, and the confusion matrix.
+// render attention overlays: one digit's heads + rollout, saliency methods side by side, their
+// perturbation curves (eval saliency), a grid of digits, the misclassified digits, the pooling maps,
+// and the confusion matrix.
 #include "cli/demo.hpp"
 #include "cli/mnist_common.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/data/idx.hpp>
+#include <attnviz/models/faithfulness.hpp>
 #include <attnviz/models/mnist.hpp>
 #include <attnviz/render/render.hpp>
 #include <attnviz/analysis/saliency.hpp>
@@ -150,7 +152,8 @@ void demo_mnist(DemoContext& ctx) {
       img.image = *r.image;
       img.caption = "digit " + r.metadata.at("label");
       panels.push_back(img);
-      for (auto m : {SaliencyMethod::Cls, SaliencyMethod::Rollout, SaliencyMethod::Flow, SaliencyMethod::GradRollout}) {
+      for (auto m : {SaliencyMethod::Cls, SaliencyMethod::Rollout, SaliencyMethod::Flow, SaliencyMethod::GradRollout,
+                     SaliencyMethod::Chefer}) {
         render::OverlayPanel p;
         p.image = *r.image;
         p.map = saliency_map(r, m);
@@ -159,13 +162,36 @@ void demo_mnist(DemoContext& ctx) {
       }
     }
     render::OverlayOptions oo;
-    oo.columns = 5;
-    oo.title = "four saliency methods on the same digits";
-    add_item(ctx, "methods", "Four saliency methods",
+    oo.columns = 6;
+    oo.title = "five saliency methods on the same digits";
+    add_item(ctx, "methods", "Five saliency methods",
              "Rows are test digits. cls: the last layer's CLS attention (mean of heads); rollout and flow "
              "(Abnar & Zuidema 2020) follow attention through all layers with the residual added; grad-rollout "
-             "(Chefer et al. 2021) keeps only attention whose gradient raises the predicted logit.",
+             "keeps only attention whose gradient raises the predicted logit; chefer (Chefer et al. 2021) weights "
+             "the LRP relevance of each attention map by its gradient and rolls that out.",
              panels, oo);
+  }
+  // 2b. How faithful each map is: the positive-perturbation curves of `eval saliency`.
+  {
+    models::PerturbationOptions po;
+    po.images = ctx.quick ? 100 : 500;
+    const models::FaithfulnessResult fr = models::perturbation_test(*vit.model, test, po);
+    std::vector<render::LineSeries> series;
+    for (const auto& c : fr.methods)
+      series.push_back({fmt::format("{} (AUC {:.1f})", c.method, c.auc_positive), fr.fractions, c.positive});
+    render::LineChartOptions lo;
+    lo.title = fmt::format("positive perturbation, first {} test digits (random seed {})", fr.images, po.seed);
+    lo.x_label = "fraction of patches masked, most relevant first";
+    lo.y_label = "share still predicted as before";
+    lo.ymin = 0, lo.ymax = 1;
+    for (const char* ext : {"png", "svg"})
+      render::render_line_chart(series, lo, ctx.out / "mnist" / (std::string("perturbation.") + ext));
+    ctx.items.push_back({"MNIST", "Which map to trust",
+                         "The perturbation test of Chefer et al. (2021), as `attnviz eval saliency` runs it: patches "
+                         "are masked in the order each method ranks them, most relevant first; the faster the share "
+                         "of unchanged predictions falls, the better the map (lower AUC, x100). random masks in a "
+                         "seeded random order.",
+                         "mnist/perturbation.png", {"mnist/perturbation.svg"}});
   }
   // 3. A grid of digits with the rollout, labelled true / predicted.
   add_item(ctx, "grid", "Rollout on 24 test digits",

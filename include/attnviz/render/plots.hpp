@@ -7,6 +7,7 @@
 #include <attnviz/render/colormap.hpp>
 #include <attnviz/render/draw.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -215,6 +216,27 @@ struct ConfusionOptions {
 DrawList layout_confusion(const std::vector<std::vector<long>>& counts, const ConfusionOptions& opt);
 void render_confusion(const std::vector<std::vector<long>>& counts, const ConfusionOptions& opt,
                       const std::filesystem::path& out, const PaintOptions& paint = {});
+
+// ---- line chart ----
+
+// One line of a chart: points (x[i], y[i]); non-finite points are skipped.
+struct LineSeries {
+  std::string name;              // legend entry
+  std::vector<double> x, y;      // same length
+  Color color = kTransparent;    // kTransparent = categorical_color(series index)
+};
+
+struct LineChartOptions {
+  std::string title, x_label, y_label;   // "" = none
+  double width = 420, height = 260;      // plot area in points
+  double xmin = NAN, xmax = NAN, ymin = NAN, ymax = NAN;   // NaN = from the data
+};
+
+// Axes with a grid at nice ticks, each series as a polyline with dots, a legend to the right.
+// Throws std::invalid_argument when there is no series or a series' x and y differ in length.
+DrawList layout_line_chart(const std::vector<LineSeries>& series, const LineChartOptions& opt);
+void render_line_chart(const std::vector<LineSeries>& series, const LineChartOptions& opt,
+                       const std::filesystem::path& out, const PaintOptions& paint = {});
 
 // ---- multi-panel figures ----
 
