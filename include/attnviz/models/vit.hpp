@@ -39,7 +39,6 @@ class VitModel : public MnistModel {
 
  private:
   int B_ = 0;
-  std::vector<nn::AttentionWeights> w_, dw_;   // per layer [B, H, T, T]
   std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing
   std::vector<nn::AttentionWeights> w_, dw_, rel_;   // per layer [B, H, T, T]
   std::vector<Mat> xs_;                              // with a sink: each block's input [B*T, D]
