@@ -375,3 +375,9 @@ TEST_CASE("WordPiece tokenizer.json without model.vocab: a message, not undefine
   CHECK_THROWS_WITH_AS(attnviz::read_wordpiece(dir), doctest::Contains("tokenizer.json: model needs a \"vocab\" object"),
                        attnviz::InputError);
 }
+
+TEST_CASE("tokenizer.json fields of the wrong type: a message naming the key, not a json type_error (fuzz_tokenizer)") {
+  const auto dir = attnviz::test::temp_dir("wp_bad_type");
+  attnviz::test::spit(dir / "tokenizer.json", R"({"model": {"type": true}})");
+  CHECK_THROWS_WITH_AS(attnviz::read_wordpiece(dir), doctest::Contains("\"type\" must be a string"), attnviz::InputError);
+}

@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 namespace attnviz {
 
@@ -17,6 +18,20 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+
+// j[key] as a string or bool, `fallback` when absent or null; an InputError naming the key when it
+// holds another type (json::value would throw a type_error instead: found by fuzz_tokenizer).
+template <class T>
+T field_or(const json& j, const char* key, T fallback, const std::string& path) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) throw InputError(path, fmt::format("\"{}\" must be true or false", key));
+  } else {
+    if (!it->is_string()) throw InputError(path, fmt::format("\"{}\" must be a string", key));
+  }
+  return it->template get<T>();
+}
 
 constexpr std::uint64_t kMaxTokenizerFile = 64u << 20;   // the largest real ones are ~17 MB
 
@@ -124,13 +139,13 @@ LmVocab read_tokenizer_json_bpe(const fs::path& file, const SpecialIds& special)
   const json j = parse_json(file);
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) throw InputError(path, "no \"model\" object");
   const json& m = j["model"];
-  const std::string type = m.value("type", std::string("BPE"));
+  const std::string type = field_or(m, "type", std::string("BPE"), path);
   if (type != "BPE") throw InputError(path, fmt::format("model.type '{}' is not BPE (WordPiece folders use read_wordpiece)", type));
   if (!m.contains("vocab") || !m.contains("merges") || !m["merges"].is_array())
     throw InputError(path, "model needs \"vocab\" and a \"merges\" array");
   LmVocab v;
   v.tokens = vocab_by_id(m["vocab"], path, "model.vocab");
-  const bool byte_fallback = m.value("byte_fallback", false);
+  const bool byte_fallback = field_or(m, "byte_fallback", false, path);
   v.model = byte_fallback ? "llama" : "gpt2";
   std::vector<std::string> merges;
   for (size_t i = 0; i < m["merges"].size(); ++i) merges.push_back(merge_line(m["merges"][i], i, path));
@@ -148,7 +163,7 @@ LmVocab read_tokenizer_json_bpe(const fs::path& file, const SpecialIds& special)
         types.resize(id + 1, 5);   // holes stay unused
       }
       v.tokens[id] = a["content"].get<std::string>();
-      types[id] = a.value("special", false) ? 3 : 4;
+      types[id] = field_or(a, "special", false, path) ? 3 : 4;
     }
   }
   if (byte_fallback) {
@@ -311,7 +326,7 @@ WordPieceTokenizer read_wordpiece(const fs::path& dir) {
   } else if (fs::exists(tj)) {
     source = tj.string();
     const json j = parse_json(tj);
-    if (!j.is_object() || !j.contains("model") || !j["model"].is_object() || j["model"].value("type", "") != "WordPiece")
+    if (!j.is_object() || !j.contains("model") || !j["model"].is_object() || field_or(j["model"], "type", std::string(), source) != "WordPiece")
       throw InputError(source, "not a WordPiece tokenizer.json (model.type must be \"WordPiece\")");
     const json& m = j["model"];
     // (operator[] of a const json on a missing key is undefined behaviour: found by fuzz_tokenizer)
