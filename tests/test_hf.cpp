@@ -265,6 +265,17 @@ TEST_CASE("malformed HF directories: exit 2, one line naming the file and the pr
     test::spit(d / "model.safetensors", bytes);
     refused(d, "model.safetensors", "tensor 'model.norm.weight': non-finite value at element 0");
   }
+  {
+    // Wrong-typed fields of the configs: named, not a json type_error without the file.
+    const fs::path d = copy_fixture("llama-tiny", "ropetype");
+    edit_json(d / "config.json", [](nlohmann::json& j) { j["rope_scaling"] = {{"rope_type", 3}, {"factor", 2.0}}; });
+    refused(d, "config.json", "rope_scaling.rope_type must be a string");
+  }
+  {
+    const fs::path d = copy_fixture("vit-tiny", "size");
+    edit_json(d / "preprocessor_config.json", [](nlohmann::json& j) { j["size"] = {{"height", "16"}, {"width", 16}}; });
+    refused(d, "preprocessor_config.json", "size.height must be a whole number");
+  }
 }
 
 namespace {

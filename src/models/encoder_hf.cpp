@@ -184,7 +184,12 @@ void read_preprocessor(const fs::path& dir, LoadedEncoder& out, const EncoderCon
   if (j.contains("do_resize") && j["do_resize"].is_boolean()) out.do_resize = j["do_resize"].get<bool>();
   if (j.contains("size") && j["size"].is_object()) {
     const auto& s = j["size"];
-    const int h = s.value("height", s.value("shortest_edge", cfg.image_size)), w = s.value("width", h);
+    const auto side = [&](const char* key, int fallback) {
+      if (!s.contains(key)) return fallback;
+      if (!s[key].is_number_integer()) throw InputError(p.string(), fmt::format("size.{} must be a whole number", key));
+      return s[key].get<int>();
+    };
+    const int h = side("height", side("shortest_edge", cfg.image_size)), w = side("width", h);
     if (h != cfg.image_size || w != cfg.image_size)
       throw InputError(p.string(), fmt::format("size {}x{} differs from the model's image_size {}", h, w, cfg.image_size));
   }

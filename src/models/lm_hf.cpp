@@ -110,7 +110,13 @@ LmConfig config_from(const hf::Checkpoint& ck, const std::string& model_type) {
     if (act != "silu") throw InputError(cfgp, fmt::format("hidden_act '{}' is not supported (silu)", act));
     if (ck.config().contains("rope_scaling") && !ck.config()["rope_scaling"].is_null()) {
       const auto& rs = ck.config()["rope_scaling"];
-      std::string type = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string())) : std::string();
+      // A wrong-typed field (rope_type 3, factor "2") is refused by name, not by the JSON library.
+      std::string type;
+      for (const char* key : {"type", "rope_type"})
+        if (rs.is_object() && rs.contains(key)) {
+          if (!rs[key].is_string()) throw InputError(cfgp, fmt::format("rope_scaling.{} must be a string", key));
+          type = rs[key].get<std::string>();
+        }
       if (type == "linear" && rs.contains("factor") && rs["factor"].is_number()) c.rope_scale = rs["factor"].get<double>();
       else if (type != "default")
         throw InputError(cfgp, fmt::format("rope_scaling {} is not supported (linear)", rs.dump()));
