@@ -3,18 +3,16 @@
 
 #include <omp.h>
 
-#ifdef ATTNVIZ_USE_OPENBLAS
-#include <dlfcn.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #ifdef ATTNVIZ_USE_OPENBLAS
+// Defined in blas_lazy.cpp, which loads OpenBLAS on first use; it also makes OpenBLAS single-threaded:
+// the engine splits products over its own OpenMP threads (nn::threads()), so thread counts (and the
+// results) stay the engine's and OpenBLAS's pthreads never compete with OpenMP's.
 extern "C" {
-void openblas_set_num_threads(int);
 char* openblas_get_config(void);
 char* openblas_get_corename(void);
 }
@@ -25,25 +23,6 @@ namespace attnviz::nn {
 namespace {
 int g_threads = 0;
 
-#ifdef ATTNVIZ_USE_OPENBLAS
-// OpenBLAS runs single-threaded: the engine splits products over its own OpenMP threads
-// (nn::threads()), as it did with Eigen, so thread counts (and the results) stay the engine's and
-// OpenBLAS's pthreads never compete with OpenMP's.
-//
-// openblas_set_num_threads(1) alone is not enough: OpenBLAS's library constructor has already
-// started a worker for every core but one, and each spins on sched_yield for ~2^28 cycles before
-// it sleeps (measured: ~8 ms of CPU in every 60 ms `attnviz render` on 2 cores).
-// blas_thread_shutdown_ (what OpenBLAS's own fork handler calls) joins them; single-threaded calls
-// never need a worker. Looked up at run time: the serial and OpenMP builds of libopenblas.so.0
-// (Debian alternatives) may not have it.
-// (Setting OPENBLAS_NUM_THREADS=1 from the executable's .preinit_array does not work: glibc's
-// own initializer resets the environment to the original envp before OpenBLAS reads it.)
-[[maybe_unused]] const bool g_openblas_serial = [] {
-  openblas_set_num_threads(1);
-  if (auto* shutdown = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"))) shutdown();
-  return true;
-}();
-#endif
 
 // Threads worth using for a product of m*n*k multiply-adds: below ~2 MFLOP the fork/join
 // (a few microseconds) costs more than it saves.
