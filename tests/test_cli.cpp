@@ -40,6 +40,25 @@ TEST_CASE("top-level --help lists every subcommand") {
     CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
 }
 
+TEST_CASE("only the named command's options are built, and global options may come before it") {
+  // main.cpp builds one top-level command's tree when argv names it after the global options.
+  auto r = run_cli("--threads 1 --quiet --max-mib=64 inspect --help");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("attnviz inspect") != std::string::npos);
+  r = run_cli("--data render inspect " + sample("alignment_6x7.safetensors").string());  // "render" is --data's value
+  CHECK(r.code == 0);
+  CHECK(r.out.find("alignment") != std::string::npos);
+  // An unknown word before the command, or none: the full CLI, with its own messages.
+  r = run_cli("--threads 1 --help");
+  CHECK(r.code == 0);
+  for (const char* s : {"demo", "render", "generate", "corpus"}) CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
+  r = run_cli("--bogus render heatmap x.npy");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("--bogus") != std::string::npos);
+  r = run_cli("rendr heatmap x.npy");
+  CHECK(r.code == 1);
+}
+
 TEST_CASE("every subcommand's --help shows one worked example") {
   for (const char* s : {"demo", "train", "eval", "record", "render", "align", "inspect", "bench", "corpus"}) {
     auto r = run_cli(std::string(s) + " --help");

@@ -18,6 +18,7 @@
 #endif
 #include <thread>
 #include <exception>
+#include <string_view>
 
 namespace attnviz::cli {
 
@@ -36,6 +37,42 @@ std::filesystem::path mnist_dir() {
 }
 
 void set_example(CLI::App* sub, const std::string& example) { sub->footer("\nExample:\n  " + example); }
+
+namespace {
+
+struct Command {
+  const char* name;
+  void (*add)(CLI::App&);
+};
+// In the order of `attnviz --help`.
+constexpr Command kCommands[] = {{"demo", add_demo},   {"train", add_train},     {"eval", add_eval},
+                                 {"record", add_record}, {"render", add_render}, {"align", add_align},
+                                 {"inspect", add_inspect}, {"stats", add_stats}, {"bench", add_bench},
+                                 {"corpus", add_corpus}, {"generate", add_generate}};
+
+// The command a call names, or nullptr to build them all. Building every subcommand's options
+// (~1,000 CLI11 options, each a few strings and a name lookup among its siblings) was a measurable
+// part of a 30 ms `attnviz render` process; a call runs one top-level command, so only that one's
+// tree is built. Only the global options (below) may come before the command name; anything else
+// there (no command: --help, --version; an unknown option or command) builds the whole tree, so
+// help and error messages are those of the full CLI.
+const Command* selected_command(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--data" || a == "--threads" || a == "--max-mib") {
+      ++i;  // its value
+      continue;
+    }
+    if (a == "--quiet" || a.starts_with("--data=") || a.starts_with("--threads=") || a.starts_with("--max-mib="))
+      continue;
+    for (const Command& c : kCommands)
+      if (a == c.name) return &c;
+    return nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 }  // namespace attnviz::cli
 
@@ -84,17 +121,11 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", globals().quiet, "no progress bars");
   app.footer("\nExample:\n  attnviz demo --quick --out gallery     # train small models, record, render a gallery\n"
              "  attnviz inspect samples/alignment_6x7.safetensors");
-  add_demo(app);
-  add_train(app);
-  add_eval(app);
-  add_record(app);
-  add_render(app);
-  add_align(app);
-  add_inspect(app);
-  add_stats(app);
-  add_bench(app);
-  add_corpus(app);
-  add_generate(app);
+  if (const Command* c = selected_command(argc, argv)) {
+    c->add(app);
+  } else {
+    for (const Command& c : kCommands) c.add(app);
+  }
   app.parse_complete_callback([] {
     attnviz::nn::use_threads(globals().threads);
     attnviz::set_max_array_bytes(max_mib << 20);
