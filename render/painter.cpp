@@ -9,11 +9,14 @@
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <memory>
+#include <new>
 #include <vector>
 
 namespace attnviz::render {
@@ -269,6 +272,49 @@ class Painter {
   LayoutPtr layout_;
 };
 
+// The PNG surface's pixels: a per-thread buffer reused across figures (no page faults for each new
+// figure; the surface is only used before the next call on its thread), never zero-filled
+// (Painter::paint starts by painting the background with OPERATOR_SOURCE), and asked for in
+// transparent huge pages where the kernel allows them (THP "always" or "madvise"): the first write
+// to each 4 KiB page of fresh memory traps into the kernel, and the 4.9 MB of a 64x64 labelled
+// heatmap took ~1,200 such faults, ~3 ms of a 30 ms process (measured on the AMD EPYC VM); in 2 MiB
+// pages it takes 3. Without huge pages the kernel falls back to 4 KiB pages silently.
+class PixelBuffer {
+ public:
+  PixelBuffer() = default;
+  PixelBuffer(const PixelBuffer&) = delete;
+  PixelBuffer& operator=(const PixelBuffer&) = delete;
+  ~PixelBuffer() { release(); }
+
+  unsigned char* get(std::size_t bytes) {
+    if (bytes <= size_) return data_;
+    release();
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    // Map one huge page more and unmap the ends, so the buffer starts on a 2 MiB boundary.
+    void* p = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    auto* base = static_cast<unsigned char*>(p);
+    const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(base);
+    auto* aligned = base + ((kHuge - addr % kHuge) % kHuge);
+    if (aligned > base) munmap(base, static_cast<std::size_t>(aligned - base));
+    if (aligned + size < base + size + kHuge) munmap(aligned + size, static_cast<std::size_t>(base + size + kHuge - (aligned + size)));
+    madvise(aligned, size, MADV_HUGEPAGE);  // advice only: EINVAL without THP support is fine
+    data_ = aligned;
+    size_ = size;
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_) munmap(data_, size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  unsigned char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 SurfacePtr paint_image(const DrawList& list, const PaintOptions& opt) {
   double scale = opt.pixel_scale();
   if (!(scale > 0) || scale > 64) throw UsageError("PNG scale must be in (0, 64], got " + std::to_string(scale));
@@ -281,13 +327,10 @@ SurfacePtr paint_image(const DrawList& list, const PaintOptions& opt) {
   if (static_cast<double>(w) * h > 400e6)
     throw UsageError("the PNG would be " + std::to_string(w) + "x" + std::to_string(h) +
                      " pixels; lower --scale/--dpi or use .svg/.pdf");
-  // Pixels live in a per-thread buffer reused across figures (no page faults for each new figure);
-  // the surface is only used before the next call on this thread.
-  thread_local std::vector<unsigned char> pixels;
+  thread_local PixelBuffer pixels;
   int stride = cairo_format_stride_for_width(CAIRO_FORMAT_ARGB32, w);
-  // No clearing needed: Painter::paint starts by painting the background with OPERATOR_SOURCE.
-  if (pixels.size() < static_cast<size_t>(stride) * h) pixels.resize(static_cast<size_t>(stride) * h);
-  SurfacePtr s(cairo_image_surface_create_for_data(pixels.data(), CAIRO_FORMAT_ARGB32, w, h, stride));
+  SurfacePtr s(cairo_image_surface_create_for_data(pixels.get(static_cast<size_t>(stride) * h), CAIRO_FORMAT_ARGB32,
+                                                   w, h, stride));
   check(cairo_surface_status(s.get()), "creating the PNG surface");
   ContextPtr cr(cairo_create(s.get()));
   cairo_scale(cr.get(), scale, scale);
