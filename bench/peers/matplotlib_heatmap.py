@@ -7,9 +7,13 @@ disturb the ratio less; wall-clock rates are printed too.
 
 Then whole processes, as a shell loop would run them: one `attnviz render heatmap r.npy --tokens
 tokens.txt -o out.png` against one `python3 script.py` that imports matplotlib and writes the same
-figure, each --runs times in turn; CPU time is the children's user + system time (getrusage).
+figure, --runs times, the tools taking turns run by run (so background load falls on all alike);
+median and mean wall time per process, CPU time the children's user + system time (getrusage).
+--baseline OLD_ATTNVIZ times another attnviz binary (e.g. the build before a change) in the same
+turns; --whole-process-only skips the in-process part.
 
 Usage: /usr/bin/python3 bench/peers/matplotlib_heatmap.py [--attnviz build/attnviz] [--seconds 3] [--runs 20]
+       [--baseline /tmp/attnviz.old] [--whole-process-only]
 Needs Debian's python3-matplotlib and python3-numpy.
 """
 import argparse, io, json, os, resource, subprocess, sys, tempfile, time
@@ -51,6 +55,8 @@ def main():
     ap.add_argument("--attnviz", default=os.path.join(here, "..", "..", "build", "attnviz"))
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=20, help="whole-process runs of each tool")
+    ap.add_argument("--baseline", help="another attnviz binary to time in the whole-process part, side by side")
+    ap.add_argument("--whole-process-only", action="store_true", help="skip the in-process comparison")
     args = ap.parse_args()
 
     # attnviz first, then matplotlib, then attnviz again (so background load affects both alike).
@@ -59,9 +65,13 @@ def main():
                               "--seconds", str(args.seconds)], check=True, capture_output=True, text=True).stdout
         return json.loads(out)[0]
 
-    a1 = run_attnviz()
     tokens = ["token%02d" % i for i in range(64)]
     w = attention(64, 1)
+    if args.whole_process_only:
+        args.seconds = 0.1  # the figure's geometry only
+        whole_process(args, tokens, w, run_attnviz())
+        return
+    a1 = run_attnviz()
     png = mpl_heatmap(w, tokens, a1["width_pt"], a1["height_pt"], a1["scale"])  # warm-up
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
@@ -112,19 +122,32 @@ def whole_process(args, tokens, w, a1):
             "attnviz": [args.attnviz, "render", "heatmap", npy, "--tokens", tok, "-o", os.path.join(tmp, "a.png")],
             "matplotlib": [sys.executable, script, os.path.join(tmp, "m.png")],
         }
-        res = {}
-        for name, cmd in cmds.items():
+        if args.baseline:
+            cmds["baseline"] = [args.baseline] + cmds["attnviz"][1:]
+        for cmd in cmds.values():
             subprocess.run(cmd, check=True, capture_output=True)  # warm the page cache
-            c0, t0 = children_cpu(), time.perf_counter()
-            for _ in range(args.runs):
+        runs = {name: [] for name in cmds}  # (wall, cpu) of each run
+        for _ in range(args.runs):
+            for name, cmd in cmds.items():
+                c0, t0 = children_cpu(), time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True)
-            res[name] = ((time.perf_counter() - t0) / args.runs, (children_cpu() - c0) / args.runs)
-        print("whole process, one figure each (%d runs)" % args.runs)
-        for name, (wall, cpu) in res.items():
-            print("  %-11s %8.1f ms wall  %8.1f ms CPU" % (name, 1000 * wall, 1000 * cpu))
-        print("  speed-up    %8.1fx by wall time, %.1fx by CPU time  (target >= 25x)"
-              % (res["matplotlib"][0] / res["attnviz"][0], res["matplotlib"][1] / res["attnviz"][1]))
-
+                runs[name].append((time.perf_counter() - t0, children_cpu() - c0))
+        res = {}
+        for name, r in runs.items():
+            walls, cpus = sorted(x[0] for x in r), sorted(x[1] for x in r)
+            res[name] = (walls[len(walls) // 2], sum(walls) / len(walls), cpus[len(cpus) // 2], sum(cpus) / len(cpus))
+        print("whole process, one figure each (%d runs, taking turns; median / mean)" % args.runs)
+        for name, (wall, wall_mean, cpu, cpu_mean) in res.items():
+            label = "attnviz old" if name == "baseline" else name
+            print("  %-11s %8.1f / %6.1f ms wall  %8.1f / %6.1f ms CPU" % (label, 1000 * wall, 1000 * wall_mean,
+                                                                         1000 * cpu, 1000 * cpu_mean))
+        m, a = res["matplotlib"], res["attnviz"]
+        print("  speed-up    %8.1fx by median wall time (%.1fx by mean), %.1fx by median CPU time  (target >= 25x)"
+              % (m[0] / a[0], m[1] / a[1], m[2] / a[2]))
+        if args.baseline:
+            b = res["baseline"]
+            print("  old build   %8.1fx by median wall time, %.1fx by median CPU time; new/old: %.2f wall, %.2f CPU"
+                  % (m[0] / b[0], m[2] / b[2], a[0] / b[0], a[2] / b[2]))
 
 if __name__ == "__main__":
     main()
