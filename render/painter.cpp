@@ -74,12 +74,8 @@ struct SurfaceDeleter {
 struct ContextDeleter {
   void operator()(cairo_t* c) const { cairo_destroy(c); }
 };
-struct LayoutDeleter {
-  void operator()(PangoLayout* l) const { g_object_unref(l); }
-};
 using SurfacePtr = std::unique_ptr<cairo_surface_t, SurfaceDeleter>;
 using ContextPtr = std::unique_ptr<cairo_t, ContextDeleter>;
-using LayoutPtr = std::unique_ptr<PangoLayout, LayoutDeleter>;
 
 void check(cairo_status_t st, const char* what) {
   if (st != CAIRO_STATUS_SUCCESS)
@@ -96,14 +92,7 @@ cairo_status_t append_bytes(void* closure, const unsigned char* data, unsigned i
 // Draws the ops of a list; `pixel` is device pixels per point (for PNG cell snapping).
 class Painter {
  public:
-  Painter(cairo_t* cr, bool raster) : cr_(cr), raster_(raster) {
-    layout_.reset(pango_cairo_create_layout(cr));
-    // pango_cairo_create_layout copied the PNG's pixels-per-point scale into the context; text is
-    // laid out in points at the identity, like measure_text, so both share Pango's font sets.
-    pango_context_set_matrix(pango_layout_get_context(layout_.get()), nullptr);
-    detail::set_scale_independent_fonts(pango_layout_get_context(layout_.get()));
-    pango_layout_context_changed(layout_.get());
-  }
+  Painter(cairo_t* cr, bool raster) : cr_(cr), raster_(raster), layouts_(cr, true) {}
 
   void paint(const DrawList& list) {
     set_color(cr_, list.background);
@@ -189,8 +178,7 @@ class Painter {
 
   void draw(const Text& t) {
     if (t.text.empty()) return;
-    PangoLayout* layout = layout_.get();
-    const double f = detail::setup_layout(layout, t.text, t.style);  // layout units -> points
+    const auto [layout, f] = detail::setup_layout(layouts_, t.text, t.style);  // f: layout units -> points
     pango_layout_set_alignment(layout, t.halign == HAlign::Center  ? PANGO_ALIGN_CENTER
                                        : t.halign == HAlign::Right ? PANGO_ALIGN_RIGHT
                                                                    : PANGO_ALIGN_LEFT);
@@ -269,7 +257,7 @@ class Painter {
 
   cairo_t* cr_;
   bool raster_;
-  LayoutPtr layout_;
+  detail::Layouts layouts_;
 };
 
 // The PNG surface's pixels: a per-thread buffer reused across figures (no page faults for each new
