@@ -150,6 +150,8 @@ PangoFontMap* font_map(FontPath path) {
 
 }  // namespace
 
+bool builtin_font_config_active() { return font_configs().builtin != nullptr; }
+
 FontPath font_path(const std::string& text, const TextStyle& style) {
   FontConfigs& fc = font_configs();
   if (!fc.builtin || style.markup || !family_is_sans(style.family)) return FontPath::System;

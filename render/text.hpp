@@ -20,6 +20,9 @@ enum class FontPath { Builtin = 0, System = 1 };
 // The path for `text` (as laid out, i.e. after figure_text) in `style`; see text.cpp for the rules.
 FontPath font_path(const std::string& text, const TextStyle& style);
 
+// Whether the built-in configuration is in use in this process (decided once, on first use).
+bool builtin_font_config_active();
+
 // The two Pango layouts of one cairo context, one per font path, made on first use. With
 // `identity_matrix` the context's transformation is not copied into the layouts (the painter lays
 // text out in points and draws it through cairo's transformation).
