@@ -4,12 +4,14 @@
 #include <attnviz/analysis/alignment.hpp>
 #include <attnviz/analysis/statistical_aligner.hpp>
 #include <attnviz/error.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
 
 #include <sstream>
+#include <stdexcept>
 
 using namespace attnviz;
 using namespace attnviz::test;
@@ -118,4 +120,102 @@ TEST_CASE("CLI: align --train-ibm1 on the built-in corpus writes one Pharaoh lin
   CHECK_FALSE(fs::exists(dir / "x.talp"));
   CHECK(run_cli("align --train-ibm1 '" + tsv + "' --symmetrize diag").code == 1);
   CHECK(run_cli("align --train-ibm1 '" + tsv + "' --diagonal-tension nan").code == 1);
+}
+
+// ---- attention of two directions (align --reverse, eval translate --reverse-model) -------------
+
+namespace {
+// rows x cols, row by row
+Mat mat(int rows, int cols, std::initializer_list<float> v) {
+  Mat m(rows, cols);
+  auto it = v.begin();
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) m(r, c) = *it++;
+  return m;
+}
+// forward [3 target, 3 source]: argmax links (source-target) 0-0 0-1 2-2 (target 1 also prefers
+// source 0); reverse [3 source, 3 target]: each source word's argmax target, 0-0 1-1 2-2.
+const Mat kForward = mat(3, 3, {0.6f, 0.3f, 0.1f,  //
+                                0.5f, 0.4f, 0.1f,  //
+                                0.2f, 0.2f, 0.6f});
+const Mat kReverse = mat(3, 3, {0.7f, 0.2f, 0.1f,  //
+                                0.1f, 0.8f, 0.1f,  //
+                                0.1f, 0.1f, 0.8f});
+}  // namespace
+
+TEST_CASE("symmetrize_attention: two directions' argmax links combined like the aligner's") {
+  const AlignOptions am{.method = AlignMethod::Argmax};
+  const Combine none = Combine::None;
+  // Combine::None: each model's own argmax links
+  CHECK(show(symmetrize_attention(kForward, kReverse, am, Symmetrize::Forward, none)) == "0-0 0-1 2-2");
+  CHECK(show(symmetrize_attention(kForward, kReverse, am, Symmetrize::Reverse, none)) == "0-0 1-1 2-2");
+  CHECK(show(symmetrize_attention(kForward, kReverse, am, Symmetrize::Intersect, none)) == "0-0 2-2");
+  CHECK(show(symmetrize_attention(kForward, kReverse, am, Symmetrize::Union, none)) == "0-0 0-1 1-1 2-2");
+  // grow-diag: from 0-0, the union points 0-1 (target 1 unaligned) and 1-1 (source 1 unaligned).
+  CHECK(show(symmetrize_attention(kForward, kReverse, am, Symmetrize::GrowDiagFinalAnd, none)) == "0-0 0-1 1-1 2-2");
+  // Not square: forward [2 target, 3 source] needs reverse [3, 2]; the reverse links are transposed.
+  const Mat f23 = mat(2, 3, {0.1f, 0.1f, 0.8f,  //
+                             0.7f, 0.2f, 0.1f});
+  const Mat r32 = mat(3, 2, {0.2f, 0.8f,  //
+                             0.6f, 0.4f,  //
+                             0.9f, 0.1f});
+  CHECK(show(symmetrize_attention(f23, r32, am, Symmetrize::Reverse, none)) == "1-0 2-0 0-1");
+  CHECK(show(symmetrize_attention(f23, r32, am, Symmetrize::Intersect, none)) == "2-0 0-1");
+  CHECK_THROWS_AS(symmetrize_attention(f23, f23, am, Symmetrize::Intersect), std::invalid_argument);
+  // Combine::Product (the default): forward ⊙ reverseᵀ = [[.42 .03 .01] [.10 .32 .01] [.02 .02 .48]];
+  // its rows and its columns both pick the diagonal, so target 1 moves from source 0 to source 1
+  // whatever the heuristic.
+  for (Symmetrize how : {Symmetrize::Forward, Symmetrize::Reverse, Symmetrize::Intersect, Symmetrize::GrowDiagFinalAnd})
+    CHECK(show(symmetrize_attention(kForward, kReverse, am, how)) == "0-0 1-1 2-2");
+  // [2, 3]: product [[.02 .06 .72] [.56 .08 .01]]; rows 2-0 0-1, columns 0-1 1-1 2-0
+  CHECK(show(symmetrize_attention(f23, r32, am, Symmetrize::Forward)) == "2-0 0-1");
+  CHECK(show(symmetrize_attention(f23, r32, am, Symmetrize::Reverse)) == "2-0 0-1 1-1");
+  CHECK(show(symmetrize_attention(f23, r32, am, Symmetrize::Union, Combine::Product)) == "2-0 0-1 1-1");
+  CHECK(parse_combine("none") == Combine::None);
+  CHECK(std::string(combine_name(parse_combine("product"))) == "product");
+  CHECK_THROWS_AS(parse_combine("sum"), UsageError);
+}
+
+TEST_CASE("CLI: align INPUT --reverse REV symmetrizes two records, scores them, refuses a wrong shape") {
+  const auto dir = temp_dir("align_reverse");
+  auto record = [&](const std::string& name, const Mat& w, std::vector<std::string> src, std::vector<std::string> tgt) {
+    AttentionRecord r;
+    AttentionTensor t("decoder.layer0.cross", 1, static_cast<int>(w.rows()), static_cast<int>(w.cols()), "target", "source");
+    for (int q = 0; q < w.rows(); ++q)
+      for (int k = 0; k < w.cols(); ++k) t.at(0, q, k) = w(q, k);
+    r.tensors.push_back(t);
+    r.tokens["source"] = std::move(src);
+    r.tokens["target"] = std::move(tgt);
+    save_record(dir / name, r);
+    return (dir / name).string();
+  };
+  const std::string f = record("f.safetensors", kForward, {"a", "b", "c"}, {"x", "y", "z"});
+  const std::string r = record("r.safetensors", kReverse, {"x", "y", "z"}, {"a", "b", "c"});
+  spit(dir / "gold.txt", "0-0 1-1 2-2\n");
+  auto i = run_cli("align '" + f + "' --reverse '" + r + "' --combine none --symmetrize intersect");
+  CHECK_MESSAGE(i.code == 0, i.out);
+  CHECK(i.out.find("0-0 2-2") != std::string::npos);
+  // --combine none, default grow-diag-final-and; scored: |A| = 4, |S| = 3, |A∩S| = 3 -> AER 1 - 6/7
+  const std::string gold = " --gold '" + (dir / "gold.txt").string() + "' --json";
+  auto g = run_cli("align '" + f + "' --reverse '" + r + "' --combine none" + gold);
+  CHECK_MESSAGE(g.code == 0, g.out);
+  CHECK(g.out.find("\"aer\": 0.1428") != std::string::npos);
+  CHECK(g.out.find("grow-diag-final-and") != std::string::npos);
+  auto o = run_cli("align '" + f + "' --reverse '" + r + "' --combine none --symmetrize forward");
+  CHECK(o.out.find("0-0 0-1 2-2") != std::string::npos);
+  // the default: product, then grow-diag-final-and: the gold exactly
+  auto p = run_cli("align '" + f + "' --reverse '" + r + "'" + gold);
+  CHECK_MESSAGE(p.code == 0, p.out);
+  CHECK(p.out.find("\"aer\": 0.0") != std::string::npos);
+  CHECK(p.out.find("product") != std::string::npos);
+  CHECK(run_cli("align '" + f + "' --reverse '" + r + "' --combine sum").code == 1);
+  CHECK(run_cli("align '" + f + "' --combine product").code == 1);   // --combine needs --reverse
+  // a reverse record that is not the transpose's shape: exit 2 naming it
+  const std::string bad = record("bad.safetensors", mat(3, 2, {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f}), {"x", "y"},
+                                 {"a", "b", "c"});
+  auto b = run_cli("align '" + f + "' --reverse '" + bad + "'");
+  CHECK(b.code == 2);
+  CHECK(b.out.find("bad.safetensors") != std::string::npos);
+  CHECK(run_cli("align '" + f + "' --reverse '" + r + "' --gold '" + (dir / "gold.txt").string() + "' --rank-heads").code == 1);
+  CHECK(run_cli("align '" + f + "' --reverse '" + r + "' --symmetrize diag").code == 1);
 }

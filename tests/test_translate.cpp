@@ -11,6 +11,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -27,6 +30,26 @@ std::unique_ptr<Translator> tiny_model(const ParallelCorpus& c, TranslatorConfig
   auto m = make_translator(cfg, Vocabulary::build(s), Vocabulary::build(t));
   m->init(3);
   return m;
+}
+
+// The gradient of the whole loss (grads), then of one extra term alone (term_grads: its share of
+// the gradient, the total minus a run without it) against central differences of term_loss, so a
+// wrong gradient of a small term cannot hide in the much larger cross-entropy one. Float rounding
+// of the weights limits the differences: the term's tolerance is 3% of its largest gradient entry.
+void check_loss_and_term_gradients(const std::string& term, const std::vector<nn::Param*>& params,
+                                   const std::vector<Mat>& grads, const std::vector<Mat>& term_grads,
+                                   const std::function<double()>& loss, const std::function<double()>& term_loss) {
+  REQUIRE(grads.size() == params.size());
+  REQUIRE(term_grads.size() == params.size());
+  for (size_t k = 0; k < params.size(); ++k) {
+    REQUIRE(params[k] != nullptr);
+    auto r = nn::check_gradient(params[k]->name, params[k]->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
+    CHECK_MESSAGE(r.ok, r.message);
+    const double atol = 0.03 * term_grads[k].cwiseAbs().maxCoeff();
+    r = nn::check_gradient(term + " " + params[k]->name, params[k]->value, term_grads[k], term_loss,
+                           {.eps = 1e-2, .rtol = 5e-2, .atol = atol, .max_checks = 24});
+    CHECK_MESSAGE(r.ok, r.message);
+  }
 }
 
 int train_until_exact(Translator& m, const ParallelCorpus& c, int max_epochs, float lr) {
@@ -195,21 +218,15 @@ TEST_CASE("rnn coverage penalty: default by scoring function, value by hand, gra
     m->config.coverage = 2.f;
     for (int k = 0; k < 4; ++k) cov_grads.push_back(grads[k] - m->params().find(names[k])->grad);
     CHECK(cov_grads[0].cwiseAbs().maxCoeff() > 1e-5);
-    auto loss = [&] {
-      BatchResult r = m->train_batch(batch, nullptr);
-      return r.loss + r.penalty;
-    };
-    auto penalty = [&] { return m->train_batch(batch, nullptr).penalty; };
-    for (int k = 0; k < 4; ++k) {
-      nn::Param* p = m->params().find(names[k]);
-      auto r = nn::check_gradient(names[k], p->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
-      CHECK_MESSAGE(r.ok, r.message);
-      // float rounding of the weights limits the differences: tolerance 3% of the largest entry
-      const double atol = 0.03 * cov_grads[k].cwiseAbs().maxCoeff();
-      r = nn::check_gradient(std::string("coverage ") + names[k], p->value, cov_grads[k], penalty,
-                             {.eps = 1e-2, .rtol = 5e-2, .atol = atol, .max_checks = 24});
-      CHECK_MESSAGE(r.ok, r.message);
-    }
+    std::vector<nn::Param*> params;
+    for (const char* name : names) params.push_back(m->params().find(name));
+    check_loss_and_term_gradients(
+        "coverage", params, grads, cov_grads,
+        [&] {
+          BatchResult r = m->train_batch(batch, nullptr);
+          return r.loss + r.penalty;
+        },
+        [&] { return m->train_batch(batch, nullptr).penalty; });
     // the weight is stored in the model file
     auto dir = temp_dir(std::string("rnn_coverage_") + nn::score_name(score));
     save_translator(dir / "m.safetensors", *m);
@@ -279,19 +296,13 @@ TEST_CASE("guided alignment: loss by hand, gradient against central differences,
     REQUIRE(params.size() == grads.size());
     for (size_t k = 0; k < params.size(); ++k) guide_grads.push_back(grads[k] - params[k]->grad);
     CHECK(guide_grads[0].cwiseAbs().maxCoeff() > 1e-5);
-    auto loss = [&] {
-      BatchResult r = m->train_batch(batch, nullptr);
-      return r.loss + r.penalty + r.guide;
-    };
-    auto guide = [&] { return m->train_batch(batch, nullptr).guide; };
-    for (size_t k = 0; k < params.size(); ++k) {
-      auto r = nn::check_gradient(params[k]->name, params[k]->value, grads[k], loss, {.eps = 3e-3, .max_checks = 24});
-      CHECK_MESSAGE(r.ok, r.message);
-      const double atol = 0.03 * guide_grads[k].cwiseAbs().maxCoeff();
-      r = nn::check_gradient("guide " + params[k]->name, params[k]->value, guide_grads[k], guide,
-                             {.eps = 1e-2, .rtol = 5e-2, .atol = atol, .max_checks = 24});
-      CHECK_MESSAGE(r.ok, r.message);
-    }
+    check_loss_and_term_gradients(
+        "guide", params, grads, guide_grads,
+        [&] {
+          BatchResult r = m->train_batch(batch, nullptr);
+          return r.loss + r.penalty + r.guide;
+        },
+        [&] { return m->train_batch(batch, nullptr).guide; });
     auto dir = temp_dir(std::string("guided_") + nn::score_name(score));
     save_translator(dir / "m.safetensors", *m);
     CHECK(load_translator(dir / "m.safetensors")->config.guide == 2.f);
@@ -336,4 +347,60 @@ TEST_CASE("guided alignment: word links to BPE pieces; the aligner's links attac
   train::train_translator(*m, data, {.epochs = 4, .batch = 16, .lr = 1e-2f, .warmup = 0});
   const double after = m->train_batch(all, nullptr).guide;
   CHECK(after < 0.75 * before);
+}
+
+// ---- both directions (eval translate --reverse-model) ------------------------------------------
+
+TEST_CASE("evaluate_translator with a reverse model: AER of both directions' attention symmetrized") {
+  auto c = generate_synthetic({.count = 60, .seed = 5});
+  ParallelCorpus swapped;   // target -> source, the gold transposed
+  for (const auto& p : c.pairs) {
+    Alignment g;
+    for (const auto& l : p.gold->links) g.links.push_back({l.target, l.source, l.sure});
+    swapped.pairs.push_back({p.target, p.source, g});
+  }
+  TranslatorConfig cfg;
+  cfg.embed = cfg.hidden = 16;
+  auto fwd = tiny_model(c, cfg);
+  auto rev = tiny_model(swapped, cfg);
+  train::train_translator(*fwd, encode_corpus(*fwd, c), {.epochs = 8, .batch = 8, .lr = 1e-2f, .warmup = 0});
+  train::train_translator(*rev, encode_corpus(*rev, swapped), {.epochs = 8, .batch = 8, .lr = 1e-2f, .warmup = 0});
+  const TranslationEval f = evaluate_translator(*fwd, c, {});
+  const TranslationEval r = evaluate_translator(*rev, swapped, {});
+  REQUIRE(f.alignment.size() == 1);
+  REQUIRE(r.alignment.size() == 1);
+  auto with = [&](Symmetrize how, Combine combine = Combine::None) {
+    EvalOptions o;
+    o.reverse = rev.get();
+    o.symmetrize = how;
+    o.combine = combine;
+    TranslationEval e = evaluate_translator(*fwd, c, o);
+    CHECK(e.bleu.bleu == f.bleu.bleu);   // translation is the forward model's alone
+    REQUIRE(e.alignment.size() == 1);
+    return e.alignment[0].score;
+  };
+  // forward alone: the plain evaluation; reverse alone: the reverse model's links, transposed
+  const AlignmentScore fo = with(Symmetrize::Forward), re = with(Symmetrize::Reverse);
+  CHECK(fo.predicted == f.alignment[0].score.predicted);
+  CHECK(fo.a_and_s == f.alignment[0].score.a_and_s);
+  CHECK(fo.a_and_p == f.alignment[0].score.a_and_p);
+  CHECK(re.predicted == r.alignment[0].score.predicted);
+  CHECK(re.sure == r.alignment[0].score.sure);
+  CHECK(re.a_and_s == r.alignment[0].score.a_and_s);
+  CHECK(re.a_and_p == r.alignment[0].score.a_and_p);
+  // |F ∩ R| + |F ∪ R| = |F| + |R| sentence by sentence (argmax links are distinct), and likewise
+  // for the links that are in the gold
+  const AlignmentScore in = with(Symmetrize::Intersect), un = with(Symmetrize::Union);
+  CHECK(in.predicted + un.predicted == fo.predicted + re.predicted);
+  CHECK(in.a_and_s + un.a_and_s == fo.a_and_s + re.a_and_s);
+  CHECK(in.predicted <= fo.predicted);
+  const AlignmentScore gd = with(Symmetrize::GrowDiagFinalAnd);
+  CHECK(gd.predicted >= in.predicted);
+  CHECK(gd.predicted <= un.predicted);
+  // the product matrix: its rows give one link per target word, like the forward model's argmax
+  const AlignmentScore pf = with(Symmetrize::Forward, Combine::Product);
+  CHECK(pf.predicted == fo.predicted);
+  const AlignmentScore pi = with(Symmetrize::Intersect, Combine::Product), pu = with(Symmetrize::Union, Combine::Product);
+  CHECK(pi.predicted <= pf.predicted);
+  CHECK(pu.predicted >= pf.predicted);
 }

@@ -5,9 +5,12 @@
 #include <attnviz/error.hpp>
 #include <attnviz/io/limits.hpp>
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace attnviz {
@@ -215,6 +218,36 @@ Alignment symmetrize(const Alignment& forward, const Alignment& reverse, int m, 
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i)
       if (a[at(i, j)]) out.links.push_back({i, j});
+  return out;
+}
+
+Combine parse_combine(const std::string& name) {
+  if (name == "product") return Combine::Product;
+  if (name == "none") return Combine::None;
+  throw UsageError("--combine: '" + name + "' is not one of product, none");
+}
+
+const char* combine_name(Combine c) { return c == Combine::Product ? "product" : "none"; }
+
+Alignment symmetrize_attention(const Mat& forward, const Mat& reverse, const AlignOptions& opt, Symmetrize how,
+                               Combine combine) {
+  if (reverse.rows() != forward.cols() || reverse.cols() != forward.rows())
+    throw std::invalid_argument(fmt::format("symmetrize_attention: the reverse attention is [{}, {}], the forward [{}, {}] "
+                                            "(it must be the transpose's shape)",
+                                            reverse.rows(), reverse.cols(), forward.rows(), forward.cols()));
+  Alignment f, r;
+  if (combine == Combine::Product) {
+    const Mat both = forward.cwiseProduct(reverse.transpose());
+    f = extract_alignment(both, opt);
+    for (const auto& l : extract_alignment(both.transpose(), opt).links) r.links.push_back({l.target, l.source, l.sure});
+  } else {
+    f = extract_alignment(forward, opt);
+    for (const auto& l : extract_alignment(reverse, opt).links) r.links.push_back({l.target, l.source, l.sure});
+  }
+  Alignment out = symmetrize(f, r, static_cast<int>(forward.cols()), static_cast<int>(forward.rows()), how);
+  std::sort(out.links.begin(), out.links.end(), [](const AlignmentLink& a, const AlignmentLink& b) {
+    return a.target != b.target ? a.target < b.target : a.source < b.source;
+  });
   return out;
 }
 

@@ -88,11 +88,11 @@ void print_ranking(const HeadRanking& r, bool json, const std::string& what) {
 
 void add_align(CLI::App& app) {
   struct Opts {
-    std::string input, gold, score, out, text, method = "argmax", tensor;
+    std::string input, reverse, gold, score, out, text, method = "argmax", tensor;
     ImportOptions imp;
     AlignOptions align;
     int head = -1;
-    std::string train_corpus, eval_corpus, columns, symmetrize = "grow-diag-final-and";
+    std::string train_corpus, eval_corpus, columns, symmetrize = "grow-diag-final-and", combine;
     StatAlignOptions stat;
     bool pretokenized = false, lowercase = false;
     bool keep_special = false, rank_heads = false, one_indexed = false, gold_one = false, pred_one = false, json = false, all_samples = false;
@@ -101,6 +101,13 @@ void add_align(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("align", "word alignments (Pharaoh i-j) from attention, and precision/recall/AER against gold");
   sub->add_option("INPUT", o->input, "record or importable attention file (rows = target, columns = source)");
+  sub->add_option("--reverse", o->reverse,
+                  "records of a model of the opposite direction on the same pairs (rows = INPUT's source words): "
+                  "the two are combined (--combine) and their two directions' links by --symmetrize (default "
+                  "grow-diag-final-and); subword records are merged into words first");
+  sub->add_option("--combine", o->combine,
+                  "--reverse: product (default: one matrix, INPUT's attention times REV's transposed, whose rows and "
+                  "columns give the two directions' links) | none (each record's own links)");
   sub->add_option("--method", o->method, "argmax | itermax | intersect | threshold")
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
   sub->add_option("--threshold", o->align.threshold, "threshold method: minimum weight, 0..1")->check(finite_in(0.0, 1.0));
@@ -135,8 +142,9 @@ void add_align(CLI::App& app) {
       ->check(finite_in(0.0, 1000.0));
   stat->add_option("--null-probability", o->stat.null_probability, "p0, the prior of aligning to nothing")
       ->check(finite_in(1e-6, 0.999999));
-  stat->add_option("--symmetrize", o->symmetrize,
-                   "forward | reverse | intersect | union | grow-diag | grow-diag-final | grow-diag-final-and");
+  sub->add_option("--symmetrize", o->symmetrize,
+                  "how --train-ibm1's two directions, or INPUT and --reverse, are combined: forward | reverse | "
+                  "intersect | union | grow-diag | grow-diag-final | grow-diag-final-and");
   stat->add_option("--columns", o->columns, "TSV columns source,target[,gold] (1-based; default 1,2,3)");
   stat->add_flag("--pretokenized", o->pretokenized, "the corpus is tokenized: split on spaces only");
   stat->add_flag("--lowercase", o->lowercase, "lowercase the words before counting them");
@@ -224,6 +232,10 @@ void add_align(CLI::App& app) {
     }
     if (o->input.empty()) throw UsageError("give an INPUT attention file, or --score PRED --gold GOLD");
     o->align.method = parse_align_method(o->method);
+    if (!o->reverse.empty() && o->rank_heads) throw UsageError("--rank-heads ranks the heads of one INPUT: drop --reverse");
+    if (o->reverse.empty() && !o->combine.empty()) throw UsageError("--combine combines INPUT with --reverse REV: give --reverse");
+    const Symmetrize how = parse_symmetrize(o->symmetrize);
+    const Combine combine = parse_combine(o->combine.empty() ? "product" : o->combine);
     if (o->rank_heads) {
       if (o->gold.empty()) throw UsageError("--rank-heads needs --gold");
       auto recs = import_records(o->input, o->imp);
@@ -238,6 +250,18 @@ void add_align(CLI::App& app) {
     std::vector<AttentionRecord> recs;
     if (o->all_samples) recs = import_records(o->input, o->imp);
     else recs.push_back(import_record(o->input, o->imp));
+    std::vector<AttentionRecord> rev;
+    if (!o->reverse.empty()) {
+      if (o->all_samples) rev = import_records(o->reverse, o->imp);
+      else rev.push_back(import_record(o->reverse, o->imp));
+      if (rev.size() != recs.size())
+        throw InputError(o->reverse, fmt::format("{} sample(s), but {} has {}", rev.size(), o->input, recs.size()));
+      // the two models' pieces need not agree: both directions are combined word by word
+      for (auto* rs : {&recs, &rev})
+        for (auto& r : *rs)
+          if (auto it = r.metadata.find("subwords"); it != r.metadata.end() && !r.metadata.count("merged_subwords"))
+            merge_subwords(r);
+    }
     if (!o->gold.empty()) per_word_for_gold(recs, o->input);
     std::vector<SentencePair> text;
     if (!o->text.empty()) {
@@ -257,7 +281,17 @@ void add_align(CLI::App& app) {
           throw InputError(o->text, fmt::format("pair {} has {} source and {} target tokens, but the attention is [{} target, {} source]",
                                                 k, p.source.size(), p.target.size(), m.weights.rows(), m.weights.cols()));
       }
-      pred.push_back(extract_alignment(m.weights, o->align));
+      if (rev.empty()) {
+        pred.push_back(extract_alignment(m.weights, o->align));
+      } else {
+        auto rm = alignment_matrix(rev[k], {.tensor = o->tensor, .head = o->head, .keep_special = o->keep_special});
+        if (rm.weights.rows() != m.weights.cols() || rm.weights.cols() != m.weights.rows())
+          throw InputError(o->reverse, fmt::format("sample {}: attention [{} target, {} source], but {} has [{}, {}]: the "
+                                                   "reverse model's must be the transpose (same pair, other direction)",
+                                                   k, rm.weights.rows(), rm.weights.cols(), o->input, m.weights.rows(),
+                                                   m.weights.cols()));
+        pred.push_back(symmetrize_attention(m.weights, rm.weights, o->align, how, combine));
+      }
       if (const int bad = nan_rows(m.weights))
         fmt::print(stderr, "warning: {}{}: {} of {} target row(s) of '{}' hold NaN weights and get no links\n", o->input,
                    recs.size() > 1 ? fmt::format(" sample {}", k) : "", bad, m.weights.rows(), m.tensor);
@@ -274,7 +308,10 @@ void add_align(CLI::App& app) {
       if (gold.size() != pred.size())
         throw InputError(o->gold, fmt::format("{} gold line(s) for {} aligned sample(s)", gold.size(), pred.size()));
       check_alignments_fit(gold, dims, o->gold, gph);
-      print_score(score_alignments(pred, gold), o->json, fmt::format("{}, {}", align_method_name(o->align.method), o->input));
+      print_score(score_alignments(pred, gold), o->json,
+                  rev.empty() ? fmt::format("{}, {}", align_method_name(o->align.method), o->input)
+                              : fmt::format("{}, {} and reverse {}, combined: {}, {}", align_method_name(o->align.method),
+                                            o->input, o->reverse, combine_name(combine), symmetrize_name(how)));
     }
   });
 }

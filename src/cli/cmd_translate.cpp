@@ -291,6 +291,7 @@ void add_eval_translate(CLI::App& parent) {
   struct Opts {
     DataOptions data;
     std::vector<std::string> models;
+    std::string reverse_model, symmetrize = "grow-diag-final-and", combine = "product";
     EvalOptions eval;
     std::string method = "argmax";
     bool json = false;
@@ -304,6 +305,15 @@ void add_eval_translate(CLI::App& parent) {
   sub->add_option("--method", o->method, "alignment extraction: argmax | itermax | intersect | threshold")
       ->check(CLI::IsMember({"argmax", "itermax", "intersect", "threshold"}));
   sub->add_option("--threshold", o->eval.align.threshold, "threshold method: minimum weight");
+  sub->add_option("--reverse-model", o->reverse_model,
+                  "a model of the opposite direction (trained on the same pairs with --columns swapped): AER is "
+                  "scored on both models' attention symmetrized (--symmetrize); BLEU stays each --model's");
+  sub->add_option("--combine", o->combine,
+                  "--reverse-model: product (default: one matrix, the forward attention times the reverse's "
+                  "transposed; its rows and columns give the two directions' links) | none (each model's own links)");
+  sub->add_option("--symmetrize", o->symmetrize,
+                  "--reverse-model: intersect | union | grow-diag | grow-diag-final | grow-diag-final-and (default) | "
+                  "forward | reverse");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only "
                                                         "(gold links count space-separated words)");
@@ -311,6 +321,13 @@ void add_eval_translate(CLI::App& parent) {
   sub->callback([o] {
     default_threads();
     o->eval.align.method = parse_align_method(o->method);
+    o->eval.symmetrize = parse_symmetrize(o->symmetrize);
+    o->eval.combine = parse_combine(o->combine);
+    std::unique_ptr<Translator> reverse;
+    if (!o->reverse_model.empty()) {
+      reverse = load_translator(o->reverse_model);
+      o->eval.reverse = reverse.get();
+    }
     nlohmann::json js = nlohmann::json::array();
     // Rows are labelled by file: several models of one kind (seeds, sizes) would otherwise print
     // identical labels. The file name, or the whole path when two files share a name.
@@ -340,6 +357,9 @@ void add_eval_translate(CLI::App& parent) {
                           {"brevity_penalty", r.bleu.brevity_penalty},
                           {"beam", o->eval.beam},
                           {"alignment_method", o->method},
+                          {"reverse_model", o->reverse_model.empty() ? nlohmann::json() : nlohmann::json(o->reverse_model)},
+                          {"symmetrize", o->reverse_model.empty() ? nlohmann::json() : nlohmann::json(o->symmetrize)},
+                          {"combine", o->reverse_model.empty() ? nlohmann::json() : nlohmann::json(o->combine)},
                           {"seconds", r.seconds}};
       nlohmann::json al = nlohmann::json::array();
       for (const auto& a : r.alignment)

@@ -440,19 +440,42 @@ TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus,
   if (corpus.has_gold()) {
     std::vector<std::vector<Alignment>> pred;   // [layer][sentence]
     std::vector<Alignment> gold;
+    std::vector<Example> rdata;                 // the pairs swapped, for the reverse model
+    if (opt.reverse) {
+      ParallelCorpus swapped;
+      for (const auto& p : corpus.pairs) swapped.pairs.push_back({p.target, p.source, {}});
+      rdata = encode_corpus(*opt.reverse, swapped);
+    }
+    auto cross_tensors = [](const AttentionRecord& rec) {
+      std::vector<std::string> names;
+      for (const auto& t : rec.tensors)
+        if (parse_tensor_name(t.name).kind == "cross") names.push_back(t.name);
+      return names;
+    };
     for (size_t i = 0; i < data.size(); ++i) {
       AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt);
       if (m.subwords()) merge_subwords(rec);   // gold links count words: score the word-level view
-      std::vector<const AttentionTensor*> cross;
-      for (const auto& t : rec.tensors)
-        if (parse_tensor_name(t.name).kind == "cross") cross.push_back(&t);
+      const std::vector<std::string> cross = cross_tensors(rec);
+      AttentionRecord rrec;
+      std::vector<std::string> rcross;
+      if (opt.reverse) {
+        rrec = record_translation(*opt.reverse, rdata[i].src, rdata[i].tgt);
+        if (opt.reverse->subwords()) merge_subwords(rrec);
+        rcross = cross_tensors(rrec);
+        if (rcross.empty()) throw std::invalid_argument("evaluate_translator: the reverse model recorded no cross-attention");
+      }
       if (pred.empty()) {
         pred.resize(cross.size());
-        for (auto* t : cross) res.alignment.push_back({t->name, {}});
+        for (const auto& t : cross) res.alignment.push_back({t, {}});
       }
       for (size_t l = 0; l < cross.size(); ++l) {
-        auto am = alignment_matrix(rec, {.tensor = cross[l]->name});
-        pred[l].push_back(extract_alignment(am.weights, opt.align));
+        auto am = alignment_matrix(rec, {.tensor = cross[l]});
+        if (!opt.reverse) {
+          pred[l].push_back(extract_alignment(am.weights, opt.align));
+          continue;
+        }
+        auto rm = alignment_matrix(rrec, {.tensor = rcross[std::min(l, rcross.size() - 1)]});
+        pred[l].push_back(symmetrize_attention(am.weights, rm.weights, opt.align, opt.symmetrize, opt.combine));
       }
       gold.push_back(*corpus.pairs[i].gold);
     }

@@ -4,6 +4,7 @@
 // trained by EM in both directions and symmetrized (Koehn et al. 2005: intersection, union,
 // grow-diag, grow-diag-final, grow-diag-final-and).
 #pragma once
+#include <attnviz/analysis/alignment.hpp>
 #include <attnviz/data/corpus.hpp>
 #include <attnviz/io/pharaoh.hpp>
 
@@ -41,5 +42,21 @@ DirectionalAlignments train_directions(const std::vector<SentencePair>& pairs, c
 
 // Combines a forward and a reverse alignment of one sentence pair of sizes (m source, n target).
 Alignment symmetrize(const Alignment& forward, const Alignment& reverse, int m, int n, Symmetrize how);
+
+// Attention of two models of opposite directions, symmetrized like the statistical aligner's two
+// directions: forward [n target, m source] is the source->target model's attention (rows = its
+// target words), reverse [m, n] the target->source model's on the same pair (rows = the forward's
+// source words).
+//   Combine::Product (default): one matrix, forward ⊙ reverseᵀ (a link needs weight in both
+//     directions, as awesome-align multiplies its two softmaxes); its rows give the forward links
+//     and its columns the reverse links, each extracted with `opt`.
+//   Combine::None: each model's own matrix is extracted with `opt` (forward rows, reverse rows).
+// The two directions' links are then combined by `how` (Koehn et al. 2005), as for the aligner.
+// Links are sorted by target, then source. Throws std::invalid_argument when the shapes do not match.
+enum class Combine { Product, None };
+Combine parse_combine(const std::string& name);   // "product" | "none"; throws UsageError
+const char* combine_name(Combine c);
+Alignment symmetrize_attention(const Mat& forward, const Mat& reverse, const AlignOptions& opt, Symmetrize how,
+                               Combine combine = Combine::Product);
 
 }  // namespace attnviz

@@ -183,6 +183,12 @@ struct EvalOptions {
   float length_penalty = 1.0f;
   AlignOptions align;             // how alignments are extracted from attention
   int batch = 64;
+  // A model of the opposite direction (target -> source): with gold, each pair's alignment is the
+  // two models' attention symmetrized (symmetrize_attention, layer by layer; the reverse model's
+  // last layer when it has fewer). Translation scores stay the forward model's.
+  Translator* reverse = nullptr;
+  Symmetrize symmetrize = Symmetrize::GrowDiagFinalAnd;
+  Combine combine = Combine::Product;
 };
 
 struct LayerAlignment {
