@@ -6,17 +6,18 @@
 
 namespace attnviz::render {
 
-namespace {
-std::string frame_title(const AttentionRecord& r, size_t k) {
+std::string evolution_frame_title(const AttentionRecord& r, size_t k) {
   auto get = [&](const char* key) {
     auto it = r.metadata.find(key);
     return it == r.metadata.end() ? std::string() : it->second;
   };
   const std::string step = get("step"), epoch = get("epoch");
   if (step.empty()) return fmt::format("snapshot {}", k);
+  // The snapshot of step 0 is taken before the first update: no epoch has run (older files say
+  // epoch 1 for it, the epoch it preceded).
+  if (step == "0") return "step 0 · before training";
   return epoch.empty() ? "step " + step : fmt::format("step {} · epoch {}", step, epoch);
 }
-}  // namespace
 
 std::vector<DrawList> evolution_frames(const std::vector<AttentionRecord>& snaps, const EvolutionOptions& opt) {
   if (snaps.empty()) throw UsageError("no snapshots to draw");
@@ -52,13 +53,13 @@ std::vector<DrawList> evolution_frames(const std::vector<AttentionRecord>& snaps
       ov.shared_scale = true;
       ov.colorbar = true;
       ov.panel = opt.panel;
-      ov.title = frame_title(snaps[k], k);
+      ov.title = evolution_frame_title(snaps[k], k);
       frames.push_back(layout_overlay({OverlayPanel{*snaps[k].image, maps[k], "", kBlack}}, ov));
     } else {
       HeatmapOptions h;
       h.cmap = opt.cmap.empty() ? "viridis" : opt.cmap;
       h.scale = fixed;
-      h.title = frame_title(snaps[k], k) + " · " + mats[k].title;
+      h.title = evolution_frame_title(snaps[k], k) + " · " + mats[k].title;
       h.values_max_size = 0;
       frames.push_back(layout_heatmap(mats[k], h));
     }

@@ -146,7 +146,15 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
   double grid_h = R * pitch - gap;
   double right = gx + grid_w;
   double cb_h = std::max(grid_h, 120.0);
-  std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized weight" : "attention weight";
+  // One quantity for every row (norm-based or mixing tensors only) names it; otherwise weights.
+  std::string quantity = value_quantity(rows.front()->name);
+  for (auto* t : rows)
+    if (value_quantity(t->name) != quantity) quantity = "value";
+  if (quantity.empty()) quantity = "weight";
+  else if (quantity == "value" && opt.scale.norm != Normalization::PerRow) quantity = "value (weights, norms, mixing)";
+  std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized " + quantity
+                      : quantity == "weight"                  ? "attention weight"
+                                                              : quantity;
   right += 16 + add_colorbar(out, gx + grid_w + 16, gy, 12, cb_h, cmap, range, label, non_finite);
   double bottom = gy + std::max(grid_h, cb_h + (non_finite > 0 ? 24 : 0));
   out.width = std::ceil(right + margin);

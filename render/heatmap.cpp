@@ -298,6 +298,7 @@ DrawList layout_heatmap(const LabelledMatrix& m, const HeatmapOptions& opt) {
   double legend_y = my + cb_h;
   if (opt.colorbar) {
     std::string label = !opt.colorbar_label.empty() ? opt.colorbar_label
+                        : !m.quantity.empty() ? (opt.scale.norm == Normalization::PerRow ? "row-normalized " : "") + m.quantity
                         : opt.scale.norm == Normalization::PerRow ? "row-normalized weight"
                                                                   : "attention weight";
     double used = add_colorbar(out, right + 14, my, 12, cb_h, cmap, range, label, non_finite);

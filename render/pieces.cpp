@@ -29,6 +29,17 @@ std::vector<std::string> axis_labels(const AttentionRecord& record, const std::s
 }
 }  // namespace
 
+std::string value_quantity(const std::string& name) {
+  auto ends = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends(".norm")) return "norm ‖α f(x)‖";
+  if (ends(".norm_sum")) return "norm ‖Σ α f(x) W_O‖";
+  if (ends(".mixing")) return "context mixing (value zeroing)";
+  if (ends("mixing_rollout")) return "mixing rollout (value zeroing)";
+  return "";
+}
+
 LabelledMatrix select_matrix(const AttentionRecord& record, const Selection& sel) {
   const AttentionTensor& t = select_tensor(record, sel.tensor);
   if (t.heads <= 0 || t.queries <= 0 || t.keys <= 0)
@@ -50,6 +61,7 @@ LabelledMatrix select_matrix(const AttentionRecord& record, const Selection& sel
   m.row_axis = t.query_axis.empty() ? "query" : "query: " + t.query_axis;
   m.col_axis = t.key_axis.empty() ? "key" : "key: " + t.key_axis;
   TensorName tn = parse_tensor_name(t.name);
+  m.quantity = value_quantity(t.name);
   m.title = t.name + (tn.layer >= 0 ? fmt::format(" · layer {}", tn.layer) : "") + " · " + heads;
   // Causal (decoder self-attention): said by the record, or every weight above the diagonal is 0.
   if (t.queries == t.keys && t.queries > 1) {

@@ -2,6 +2,7 @@
 // (count, steps, and training unchanged bit for bit), frames on one colour scale, and the animated
 // WebP / GIF files (frame count and canvas size read back from the containers by hand), plus the
 // `render evolution` CLI.
+#include <attnviz/analysis/saliency.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/data/corpus.hpp>
 #include <attnviz/io/safetensors.hpp>
@@ -126,6 +127,9 @@ TEST_CASE("snapshots while a tiny ViT trains: count, steps, and the training is 
   train::train_mnist(*model, train, none, opt, cb);
   REQUIRE(snaps.size() == 3);   // step 0, 3, 6
   CHECK(snaps[0].metadata.at("step") == "0");
+  CHECK(snaps[0].metadata.at("epoch") == "0");   // taken before training (it said "1")
+  CHECK(render::evolution_frame_title(snaps[0], 0) == "step 0 · before training");
+  CHECK(render::evolution_frame_title(snaps[2], 2) == "step 6 · epoch 2");
   CHECK(snaps[1].metadata.at("step") == "3");
   CHECK(snaps[2].metadata.at("step") == "6");
   CHECK(snaps[2].metadata.at("epoch") == "2");
@@ -165,6 +169,18 @@ TEST_CASE("snapshots while a tiny ViT trains: count, steps, and the training is 
   CHECK(g.height == info.height);
   CHECK_THROWS_AS(render::write_animation(frames, dir / "e.bmp", ao), UsageError);
   CHECK(!fs::exists(dir / "e.bmp"));
+}
+
+TEST_CASE("evolution frame titles: step 0 is before training, not epoch 1") {
+  AttentionRecord r;
+  CHECK(render::evolution_frame_title(r, 3) == "snapshot 3");
+  r.metadata["step"] = "0";
+  r.metadata["epoch"] = "1";   // what files written before this fix say for the first snapshot
+  CHECK(render::evolution_frame_title(r, 0) == "step 0 · before training");
+  r.metadata["step"] = "40";
+  CHECK(render::evolution_frame_title(r, 1) == "step 40 · epoch 1");
+  r.metadata.erase("epoch");
+  CHECK(render::evolution_frame_title(r, 1) == "step 40");
 }
 
 TEST_CASE("evolution frames share one colour scale") {
@@ -297,4 +313,18 @@ TEST_CASE("CLI: train translate and train textcls take snapshots of a probe; tra
   same_parameters(dir / "tc_plain.safetensors", dir / "tc.safetensors");
   check_snapshots(dir / "tc.snapshots.safetensors", 3, 2, "encoder.layer0.self");
   CHECK(load_records(dir / "tc.snapshots.safetensors")[1].metadata.at("text") == "the cat and the disk");
+}
+
+TEST_CASE("CLI: every command taking a saliency method lists every method (one list, chefer included)") {
+  for (const char* cmd : {"render evolution", "render overlay", "render text", "render html", "eval saliency"}) {
+    auto r = test::run_cli(std::string(cmd) + " --help");
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    CHECK_MESSAGE(r.out.find(saliency_method_list()) != std::string::npos, cmd);
+    CHECK_MESSAGE(r.out.find("chefer") != std::string::npos, cmd);
+  }
+  CHECK(saliency_method_names().size() == 5);
+  for (size_t i = 0; i < saliency_method_names().size(); ++i)
+    CHECK(parse_saliency_method(saliency_method_names()[i]) == static_cast<SaliencyMethod>(i));
+  CHECK(parse_saliency_method("grad_rollout") == SaliencyMethod::GradRollout);
+  CHECK_THROWS_AS(parse_saliency_method("magic"), UsageError);
 }

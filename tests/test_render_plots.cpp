@@ -491,3 +491,45 @@ TEST_CASE("line chart: one polyline per series in its colour, legend, bad input 
   CHECK_THROWS_AS(layout_line_chart({}, opt), std::invalid_argument);
   CHECK_THROWS_AS(layout_line_chart({LineSeries{"x", {0, 1}, {1}}}, opt), std::invalid_argument);
 }
+
+namespace {
+bool has_text(const attnviz::render::DrawList& dl, const std::string& s) {
+  for (const auto& op : dl.ops)
+    if (auto* t = std::get_if<attnviz::render::Text>(&op); t && t->text == s) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("colourbars name what is drawn: norm-based and value-zeroing tensors are not 'attention weight'") {
+  using namespace attnviz::render;
+  AttentionRecord rec;
+  for (const char* name : {"encoder.layer0.self", "encoder.layer0.self.norm", "encoder.layer0.self.norm_sum",
+                           "encoder.layer0.self.mixing", "encoder.mixing_rollout"}) {
+    AttentionTensor t(name, 1, 2, 2);
+    t.data = {0.5f, 0.5f, 0.25f, 0.75f};
+    rec.tensors.push_back(t);
+  }
+  CHECK(value_quantity("encoder.layer0.self") == "");
+  const std::pair<const char*, const char*> want[] = {{"encoder.layer0.self", "attention weight"},
+                                                     {"encoder.layer0.self.norm", "norm ‖α f(x)‖"},
+                                                     {"encoder.layer0.self.norm_sum", "norm ‖Σ α f(x) W_O‖"},
+                                                     {"encoder.layer0.self.mixing", "context mixing (value zeroing)"},
+                                                     {"encoder.mixing_rollout", "mixing rollout (value zeroing)"}};
+  for (const auto& [name, label] : want) {
+    Selection sel;
+    sel.tensor = name;
+    DrawList dl = layout_heatmap(select_matrix(rec, sel), HeatmapOptions{});
+    CHECK_MESSAGE(has_text(dl, label), name);
+    if (std::string(label) != "attention weight") CHECK_FALSE(has_text(dl, "attention weight"));
+  }
+  // Grid: one kind of tensor names it; a mixture says so.
+  GridOptions g;
+  g.tensors = "self.mixing";
+  CHECK(has_text(layout_grid(rec, g), "context mixing (value zeroing)"));
+  g.tensors = "self.norm";
+  CHECK(has_text(layout_grid(rec, g), "value (weights, norms, mixing)"));
+  g.tensors = "";
+  CHECK(has_text(layout_grid(rec, g), "value (weights, norms, mixing)"));
+  DrawList only_weights = layout_grid(AttentionRecord{{rec.tensors[0]}}, {});
+  CHECK(has_text(only_weights, "attention weight"));
+}

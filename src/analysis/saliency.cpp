@@ -11,13 +11,29 @@
 
 namespace attnviz {
 
+const std::vector<std::string>& saliency_method_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (SaliencyMethod m : {SaliencyMethod::Cls, SaliencyMethod::Rollout, SaliencyMethod::Flow,
+                             SaliencyMethod::GradRollout, SaliencyMethod::Chefer})
+      n.push_back(to_string(m));
+    return n;
+  }();
+  return names;
+}
+
+std::string saliency_method_list() {
+  std::string s;
+  for (const auto& n : saliency_method_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
 SaliencyMethod parse_saliency_method(const std::string& s) {
-  if (s == "cls") return SaliencyMethod::Cls;
-  if (s == "rollout") return SaliencyMethod::Rollout;
-  if (s == "flow") return SaliencyMethod::Flow;
-  if (s == "grad-rollout" || s == "grad_rollout") return SaliencyMethod::GradRollout;
-  if (s == "chefer") return SaliencyMethod::Chefer;
-  throw UsageError("unknown saliency method '" + s + "' (cls, rollout, flow, grad-rollout, chefer)");
+  if (s == "grad_rollout") return SaliencyMethod::GradRollout;   // the old spelling
+  const auto& names = saliency_method_names();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (s == names[i]) return static_cast<SaliencyMethod>(i);
+  throw UsageError("unknown saliency method '" + s + "' (" + saliency_method_list() + ")");
 }
 
 std::string to_string(SaliencyMethod m) {

@@ -2,6 +2,7 @@
 // deletion/insertion of every saliency method and a random baseline on an MNIST ViT.
 #include "cli/commands.hpp"
 
+#include <attnviz/analysis/saliency.hpp>
 #include <attnviz/data/idx.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/faithfulness.hpp>
@@ -10,6 +11,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <memory>
 
 namespace attnviz::cli {
@@ -27,14 +29,15 @@ void add_eval_saliency(CLI::App& parent) {
   sub->add_option("--images", o->p.images, "the first N images of the split")->check(positive_number());
   sub->add_option("--steps", o->p.steps, "fractions of patches 0, 1/steps, ..., 1 (10 = 10% steps)")->check(CLI::Range(1, 1000));
   sub->add_option("--seed", o->p.seed, "seed of the random baseline's patch orders");
-  sub->add_option("--methods", o->p.methods, "comma-separated: random, cls, rollout, flow, grad-rollout, chefer")->delimiter(',');
+  sub->add_option("--methods", o->p.methods, "comma-separated: random, " + saliency_method_list())->delimiter(',');
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
   sub->add_flag("--json", o->json, "print JSON (curves included)");
   set_example(sub, "attnviz eval saliency --model models/vit.safetensors --images 500 --json");
   sub->callback([o] {
     for (const auto& m : o->p.methods)
-      if (m != "random" && m != "cls" && m != "rollout" && m != "flow" && m != "grad-rollout" && m != "chefer")
-        throw UsageError("--methods: unknown method '" + m + "' (random, cls, rollout, flow, grad-rollout, chefer)");
+      if (m != "random" && std::find(saliency_method_names().begin(), saliency_method_names().end(), m) ==
+                               saliency_method_names().end())
+        throw UsageError("--methods: unknown method '" + m + "' (random, " + saliency_method_list() + ")");
     auto model = models::load_mnist_model(o->model);
     ImageSet set = load_mnist(mnist_dir(), o->split);
     auto r = models::perturbation_test(*model, set, o->p);

@@ -235,8 +235,8 @@ void add_overlay(CLI::App& parent) {
   add_common(sub, o->c, "inferno");
   add_head_selection(sub, o->sel, "the last self-attention layer");
   sub->add_option("--query", o->sel.query, "query token whose attention is shown (0 = CLS)")->check(non_negative_number());
-  sub->add_option("--method", o->method, "which map: cls, rollout, flow, grad-rollout, chefer (cls = the chosen query's "
-                                         "attention in one layer; chefer = LRP relevance x gradient, Chefer et al. 2021)");
+  sub->add_option("--method", o->method, "which map: " + saliency_method_list() + " (cls = the chosen query's attention in "
+                                         "one layer; chefer = LRP relevance x gradient, Chefer et al. 2021)");
   sub->add_flag("--all", o->all, "one panel per sample of the file, with true/predicted labels");
   sub->add_option("--limit", o->limit, "at most this many samples with --all")->check(positive_number());
   sub->add_flag("--strip", o->strip, "one image: [image | each head | mean of heads] side by side");

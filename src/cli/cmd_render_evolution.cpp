@@ -33,8 +33,8 @@ void add_render_evolution(CLI::App& parent) {
   sub->add_option("-t,--tensor", o->ev.sel.tensor, "records without an image: tensor to draw (default: the first)");
   sub->add_option("--head", o->ev.sel.head, "head to draw")->check(non_negative_number());
   sub->add_flag("--mean-heads", o->ev.sel.mean_heads, "average over heads");
-  sub->add_option("--method", o->method, "images: cls (the last layer's CLS attention, mean over heads), rollout, flow, "
-                                         "grad-rollout");
+  sub->add_option("--method", o->method, "images: " + saliency_method_list() + " (cls = the last layer's CLS attention, "
+                                         "mean over heads)");
   sub->add_option("--frames", o->frames, "snapshots to show, comma-separated (default: all in an animation, up to "
                                          "--strip-max evenly spaced in a strip)")->delimiter(',');
   sub->add_option("--strip-max", o->strip_max, "snapshots in a strip by default")->check(positive_number());

@@ -58,8 +58,8 @@ void add_render_html(CLI::App& parent) {
   for (const auto& n : render::Colormap::names()) names += (names.empty() ? "" : ", ") + n;
   sub->add_option("--cmap", o->html.cmap, "colormap: " + names);
   sub->add_option("--title", o->html.title, "page title (default: the input's file name)");
-  o->maps_opt = sub->add_option("--maps", o->maps, "image records: extra overlays to compute (rollout, flow, grad-rollout, chefer; "
-                                     "'none' for none)")->delimiter(',');
+  o->maps_opt = sub->add_option("--maps", o->maps, "image records: extra overlays to compute (" +
+                                     saliency_method_list() + "; 'none' for none)")->delimiter(',');
   set_example(sub, "attnviz render html samples/alignment_6x7.safetensors -o view.html   # open it in a browser");
   sub->callback([o] {
     std::string ext = std::filesystem::path(o->out).extension().string();

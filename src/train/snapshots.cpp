@@ -19,7 +19,7 @@ Callbacks with_snapshots(Callbacks cb, long every, std::function<AttentionRecord
   Callbacks w = cb;
   w.on_start = [cb, take](int first_epoch, long first_step) {
     if (cb.on_start) cb.on_start(first_epoch, first_step);
-    if (first_epoch == 0 && first_step == 0) take(0, 1);
+    if (first_epoch == 0 && first_step == 0) take(0, 0);   // before the first update: epoch 0
   };
   w.on_step = [cb, take, every](const StepInfo& s) {
     if (cb.on_step) cb.on_step(s);

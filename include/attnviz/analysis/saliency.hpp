@@ -14,7 +14,11 @@ namespace attnviz {
 enum class SaliencyMethod { Cls, Rollout, Flow, GradRollout, Chefer };
 enum class HeadFusion { Mean, Max, Min };
 
-// "cls", "rollout", "flow", "grad-rollout", "chefer" (UsageError otherwise); and back.
+// Every method's name, in enum order: "cls", "rollout", "flow", "grad-rollout", "chefer" (the one
+// list option help and error messages are built from), and that list joined by ", ".
+const std::vector<std::string>& saliency_method_names();
+std::string saliency_method_list();
+// One of those names (UsageError otherwise); and back.
 SaliencyMethod parse_saliency_method(const std::string& s);
 std::string to_string(SaliencyMethod m);
 HeadFusion parse_head_fusion(const std::string& s);  // "mean", "max", "min"

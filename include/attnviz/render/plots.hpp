@@ -34,7 +34,14 @@ struct LabelledMatrix {
   std::string title;                     // e.g. "decoder.layer0.cross · head 1"
   std::string row_axis, col_axis;        // axis titles, e.g. "query: target", "key: source" ("" = none)
   bool causal = false;                   // square and causal: cells above the diagonal are masked
+  std::string quantity;                  // what the values are (value_quantity); "" = attention weights
 };
+
+// What a tensor of that name holds, for colourbar labels: "norm ‖α f(x)‖" for "<name>.norm",
+// "norm ‖Σ α f(x) W_O‖" for ".norm_sum" (Kobayashi et al. 2020), "context mixing (value zeroing)" for
+// ".mixing" and "mixing rollout (value zeroing)" for "<stack>.mixing_rollout"; "" (attention
+// weights) otherwise.
+std::string value_quantity(const std::string& tensor_name);
 
 // The selected matrix of a record, with tokens of its axes and a title naming tensor, layer and
 // head. Throws UsageError for an unknown tensor name (listing the names) or head out of range.
@@ -199,6 +206,10 @@ struct EvolutionOptions {
 // snapshot's matrix), titled from the metadata "step" / "epoch" when present. Throws UsageError
 // when there are no records or the matrices change shape between snapshots.
 std::vector<DrawList> evolution_frames(const std::vector<AttentionRecord>& snapshots, const EvolutionOptions& opt);
+// The title of snapshot k: "step S · epoch E" (E = epochs begun, 1-based), "step 0 · before
+// training" for the snapshot taken before the first update, "step S" without an epoch, "snapshot k"
+// without a step.
+std::string evolution_frame_title(const AttentionRecord& snapshot, size_t k);
 
 // ---- confusion matrix ----
 
