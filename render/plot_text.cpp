@@ -59,11 +59,12 @@ Color header_color(const TextViewItem& it) {
   return it.label == it.prediction ? kOk : kWrong;
 }
 
-std::string norm_caption(TextNorm n) {
+std::string norm_caption(TextNorm n, const std::string& quantity) {
+  const std::string q = quantity.empty() ? "attention weight" : quantity;
   switch (n) {
-    case TextNorm::Sentence: return "attention weight / largest in its sentence";
-    case TextNorm::Global: return "attention weight / largest in the figure";
-    case TextNorm::None: return "attention weight";
+    case TextNorm::Sentence: return q + " / largest in its sentence";
+    case TextNorm::Global: return q + " / largest in the figure";
+    case TextNorm::None: return q;
   }
   return "";
 }
@@ -236,7 +237,7 @@ DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptio
     for (double t : {0.0, 0.5, 1.0})
       list.add(Text{{kMargin + lw * t, y + lh + 2}, format_value(t), ls, kBlack,
                     t == 0.0 ? HAlign::Left : t == 1.0 ? HAlign::Right : HAlign::Center, VAlign::Top});
-    list.add(Text{{kMargin + lw + 10, y + lh / 2}, norm_caption(opt.norm) + " · " + opt.cmap, ls, kGrey, HAlign::Left,
+    list.add(Text{{kMargin + lw + 10, y + lh / 2}, norm_caption(opt.norm, opt.quantity) + " · " + opt.cmap, ls, kGrey, HAlign::Left,
                   VAlign::Middle});
     y += lh + 2 + measure_text("0", ls).height;
   }
@@ -288,7 +289,7 @@ std::string text_view_html(const std::vector<TextViewItem>& items, const TextVie
     h += "</div>\n";
   }
   if (opt.legend) {
-    h += "<p class=\"legend\">shade: " + html_escape(norm_caption(opt.norm)) + " (" + html_escape(opt.cmap) + ") &nbsp;";
+    h += "<p class=\"legend\">shade: " + html_escape(norm_caption(opt.norm, opt.quantity)) + " (" + html_escape(opt.cmap) + ") &nbsp;";
     for (int s = 0; s <= 10; ++s) {
       Color c = token_shade(s / 10.0, opt);
       h += fmt::format("<span class=\"t\" style=\"background:{};color:{}\">{}</span>", css_color(c),

@@ -1,5 +1,6 @@
 // Tests of the text classifiers: a keyword task learnt with attention on the keyword, every pooling
 // score, the transformer, model files, bitwise resume, recording, and the CLI end to end.
+#include <attnviz/analysis/saliency.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/textcls.hpp>
 #include <attnviz/train/tasks.hpp>
@@ -229,4 +230,116 @@ TEST_CASE("data.* metadata of a corrupt model file: the message names the file a
     CHECK_MESSAGE(msg.find(key) != std::string::npos, msg);
     CHECK(msg.find("stoi") == std::string::npos);
   }
+}
+
+TEST_CASE("transformer classifier: Chefer relevance is conserved and recorded with --record relevance") {
+  TextDataset train = keyword_data(240, 3);
+  auto m = small_model("transformer", "", train);
+  train_textcls(*m, train, {}, fast_training(4));
+  // Without a forward with a sink there is nothing to explain.
+  CHECK_THROWS_AS(m->explain({0}), std::logic_error);
+  AttentionCollector sink;
+  const std::vector<std::string> texts = {"my old compiler is here", "the judge", "a court and a compiler today"};
+  m->forward(m->batch(texts), nullptr, &sink);
+  REQUIRE(m->explain({0, 1, 0}));
+  // Conservation: per text, the embeddings' relevance sums to the head's (lrp_linear of the one-hot
+  // seed, 1 here: every head column has inputs of both signs); padding rows receive none.
+  const Mat rin = m->input_relevance();
+  const int T1 = 7;   // [CLS] + the longest text (6 words)
+  REQUIRE(rin.rows() == 3 * T1);
+  for (int b = 0; b < 3; ++b) CHECK(rin.middleRows(b * T1, T1).cast<double>().sum() == doctest::Approx(1.0).epsilon(1e-4));
+  CHECK(rin.middleRows(T1 + 3, T1 - 3).cwiseAbs().maxCoeff() == doctest::Approx(0.0));   // "the judge": rows 3..5 pad
+  // Linear in the seed: the attention maps' relevance of text 0 for class 0 sums (over the layer)
+  // to the same as in a batch of its own.
+  auto rel = m->attention_relevance(0);
+  auto grads = m->attention_grads(0);
+  REQUIRE(rel.size() == 1);
+  REQUIRE(grads.size() == 1);
+  CHECK(rel[0].name == "encoder.layer0.self");
+  CHECK(rel[0].queries == 6);
+  CHECK(m->attention_relevance(1)[0].queries == 3);
+  m->forward(m->batch({texts[0]}), nullptr, &sink);
+  REQUIRE(m->explain({0}));
+  auto rel1 = m->attention_relevance(0), grads1 = m->attention_grads(0);
+  for (size_t i = 0; i < rel[0].data.size(); ++i) {
+    CHECK(rel1[0].data[i] == doctest::Approx(rel[0].data[i]).epsilon(1e-4).scale(1e-6));
+    CHECK(grads1[0].data[i] == doctest::Approx(grads[0].data[i]).epsilon(1e-4).scale(1e-6));
+  }
+  auto recs = record_textcls(*m, {{texts[0], 0, "text"}}, {.relevance = true});
+  const auto& r = recs.at(0);
+  REQUIRE(r.relevance.size() == 1);
+  REQUIRE(r.gradients.size() == 1);
+  CHECK(r.metadata.at("relevance").find("LRP of logit") == 0);
+  SaliencyOptions so;
+  so.method = SaliencyMethod::Chefer;
+  auto s = token_saliency(r, so);
+  REQUIRE(s.size() == 6);
+  // The keyword "compiler" (token 3 after [CLS]) carries the most relevance among the words.
+  int best = 1;
+  for (int k = 2; k < 6; ++k)
+    if (s[k] > s[best]) best = k;
+  CHECK(best == 3);
+  // Without the option: no gradients, no relevance.
+  CHECK(record_textcls(*m, {{texts[0], 0, "text"}}).at(0).relevance.empty());
+}
+
+TEST_CASE("CLI: record textcls --record relevance on a transformer, render text --method chefer") {
+  auto dir = test::temp_dir("textcls_chefer_cli");
+  TextDataset ds = keyword_data(150, 9);
+  write_text_tsv(dir / "kw.tsv", ds);
+  auto model = (dir / "m.safetensors").string();
+  auto r = test::run_cli("--quiet train textcls --data '" + (dir / "kw.tsv").string() +
+                         "' --arch transformer --dim 16 --layers 2 --heads 2 --epochs 2 --batch 16 --min-count 1 -o '" +
+                         model + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto rec = (dir / "r.safetensors").string();
+  r = test::run_cli("record textcls '" + model + "' --text 'the judge was here' --text 'a compiler' --record relevance -o '" +
+                    rec + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  auto recs = load_records(rec);
+  REQUIRE(recs.size() == 2);
+  for (const auto& x : recs) {
+    REQUIRE(x.relevance.size() == 2);   // one per layer, named and shaped as the weights
+    REQUIRE(x.gradients.size() == 2);
+    const AttentionTensor* w = x.find("encoder.layer1.self");
+    REQUIRE(w);
+    const AttentionTensor* rl = x.find_relevance("encoder.layer1.self");
+    REQUIRE(rl);
+    CHECK(rl->queries == w->queries);
+    CHECK(rl->keys == w->keys);
+    // Only the [CLS] row of the last layer receives relevance (the head reads [CLS] alone).
+    for (int h = 0; h < rl->heads; ++h)
+      for (int q = 1; q < rl->queries; ++q)
+        for (int k = 0; k < rl->keys; ++k) CHECK(rl->at(h, q, k) == 0.f);
+    CHECK(x.metadata.at("relevance").find("LRP of logit " + x.metadata.at("prediction")) == 0);
+  }
+  CHECK(recs[0].find_relevance("encoder.layer0.self")->queries == 5);   // [CLS] + 4 words
+  for (const char* m : {"chefer", "grad-rollout", "rollout"}) {
+    auto out = (dir / (std::string("t_") + m + ".png")).string();
+    r = test::run_cli("render text '" + rec + "' --method " + m + " -o '" + out + "'");
+    CHECK_MESSAGE(r.code == 0, r.out);
+    CHECK(std::filesystem::file_size(out) > 500);
+  }
+  {   // the legend says what shades the words
+    auto html = (dir / "t.html").string();
+    r = test::run_cli("render text '" + rec + "' --method chefer -o '" + html + "'");
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    const std::string page = test::slurp(html);
+    CHECK(page.find("chefer saliency / largest in its sentence") != std::string::npos);
+    CHECK(page.find("attention weight / largest") == std::string::npos);
+  }
+  // Without --record relevance, chefer names what is missing (input error, 2); an unknown method is
+  // a usage error (1); --record relevance on the BiGRU is refused (1).
+  auto plain = (dir / "p.safetensors").string();
+  REQUIRE(test::run_cli("record textcls '" + model + "' --text 'a compiler' -o '" + plain + "'").code == 0);
+  CHECK(load_records(plain)[0].relevance.empty());
+  r = test::run_cli("render text '" + plain + "' --method chefer -o '" + (dir / "x.png").string() + "'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("relevance") != std::string::npos);
+  CHECK(test::run_cli("render text '" + rec + "' --method magic -o '" + (dir / "y.png").string() + "'").code == 1);
+  auto gru = (dir / "g.safetensors").string();
+  REQUIRE(test::run_cli("--quiet train textcls --data '" + (dir / "kw.tsv").string() +
+                        "' --embed 8 --hidden 8 --epochs 1 --min-count 1 -o '" + gru + "'").code == 0);
+  CHECK(test::run_cli("record textcls '" + gru + "' --text 'a compiler' --record relevance -o '" +
+                      (dir / "z.safetensors").string() + "'").code == 1);
 }

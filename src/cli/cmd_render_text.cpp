@@ -2,6 +2,7 @@
 #include "cli/commands.hpp"
 #include "cli/input_options.hpp"
 
+#include <attnviz/analysis/saliency.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/record/import.hpp>
 #include <attnviz/render/render.hpp>
@@ -20,7 +21,7 @@ void add_render_text(CLI::App& parent) {
     render::TextSelection sel;
     render::TextViewOptions view;
     render::PaintOptions paint;
-    std::string norm = "sentence";
+    std::string norm = "sentence", method;
     std::vector<int> samples;
     int max_items = 12;
     bool no_reverse = false, no_fade = false;
@@ -38,6 +39,11 @@ void add_render_text(CLI::App& parent) {
                                      "tensor whose weights shade the tokens (default: pool, or the only tensor)");
   sub->add_option("--head", o->sel.head, "head of that tensor (-1 = mean over heads)");
   sub->add_option("--query", o->sel.query, "query row (0 = the pooling query, or [CLS] in a self-attention tensor)");
+  sub->add_option("--method", o->method,
+                  "shade by a saliency over the stacked self-attention layers instead of one tensor: " +
+                      saliency_method_list() +
+                      " (chefer and grad-rollout need a record made with --record relevance); the [CLS] token of "
+                      "a classifier's tokens_cls axis is left out");
   sub->add_option("--cmap", o->view.cmap, "colormap (magma, viridis, inferno, plasma, cividis, gray, coolwarm)");
   sub->add_flag("--no-reverse", o->no_reverse, "high weights take the colormap's high end instead of its low end");
   sub->add_flag("--no-fade", o->no_fade, "use the plain colormap (low weights are not faded to white)");
@@ -68,7 +74,27 @@ void add_render_text(CLI::App& parent) {
     for (int s : pick) {
       if (s < 0 || s >= static_cast<int>(records.size()))
         throw UsageError(fmt::format("render text: sample {} out of range ({} has {})", s, o->input, records.size()));
-      items.push_back(render::text_item(records[s], o->sel));
+      if (o->method.empty()) {
+        items.push_back(render::text_item(records[s], o->sel));
+        continue;
+      }
+      SaliencyOptions so;
+      so.method = parse_saliency_method(o->method);
+      so.query = o->sel.query;
+      so.head = o->sel.head;
+      const auto layers = self_attention_layers(records[s], "", o->input);
+      render::TextSelection sel = o->sel;
+      sel.tensor = layers.front()->name;   // tokens, label and prediction; the weights are replaced
+      render::TextViewItem item = render::text_item(records[s], sel);
+      const std::vector<float> sal = token_saliency(records[s], so, o->input);
+      item.weights.assign(sal.begin(), sal.end());
+      if (layers.front()->key_axis == "tokens_cls" && !item.tokens.empty()) {   // [CLS] first: not a word
+        item.tokens.erase(item.tokens.begin());
+        item.weights.erase(item.weights.begin());
+      }
+      item.note += (item.note.empty() ? "" : " · ") + o->method;
+      o->view.quantity = o->method + " saliency";
+      items.push_back(std::move(item));
     }
     if (items.empty()) throw InputError(o->input, "no samples to draw");
     render::render_text(items, o->view, o->out, o->paint);

@@ -277,7 +277,7 @@ void record_cmd(CLI::App& parent) {
       ->check(non_negative_number());
   add_data_options(sub, o->data, true);
   sub->add_option("-o,--out", o->out, "record file (.safetensors, one sample per text)")->required();
-  add_record_what(sub, o->what, true);   // transformer only
+  add_record_what(sub, o->what, true, true);   // transformer only
   set_example(sub, "attnviz record textcls --model models/textcls.safetensors --from-test 8 -o texts.safetensors");
   sub->callback([o, sub] {
     if (o->texts.empty() && o->from_test == 0 && o->misclassified == 0)
@@ -285,7 +285,7 @@ void record_cmd(CLI::App& parent) {
     auto loaded = models::load_textcls_model(o->model);
     auto& model = *loaded.model;
     const models::RecordOptions what = record_what(o->what);
-    if ((what.norms || what.mixing) && model.config().arch != "transformer")
+    if ((what.norms || what.mixing || what.relevance) && model.config().arch != "transformer")
       throw UsageError("--record " + o->what.front() + " needs a transformer classifier (" + o->model + " is " +
                        model.config().arch + ")");
     std::vector<models::TextToRecord> items;

@@ -325,11 +325,21 @@ std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::ve
     AttentionCollector sink(false, what.norms, what.mixing);   // the attention is kept by the model for attention(b)
     Mat p = model.forward(model.batch(batch_texts), nullptr, &sink);   // [b, C]
     nn::softmax_rows(p);
+    bool explained = false;
+    if (what.relevance) {   // explain each text's predicted class
+      std::vector<int> pred(static_cast<size_t>(p.rows()));
+      for (Eigen::Index i = 0; i < p.rows(); ++i) p.row(i).maxCoeff(&pred[static_cast<size_t>(i)]);
+      explained = model.explain(pred);
+    }
     for (size_t i = from; i < to; ++i) {
       const int b = static_cast<int>(i - from);
       const auto& item = texts[i];
       AttentionRecord r;
       r.tensors = model.attention(b);
+      if (explained) {
+        r.gradients = model.attention_grads(b);
+        r.relevance = model.attention_relevance(b);
+      }
       r.tokens["tokens"] = model.tokens(item.text);
       r.tokens["query"] = {"pool"};
       if (model.config().arch == "transformer") {
@@ -349,6 +359,11 @@ std::vector<AttentionRecord> record_textcls(TextClassifier& model, const std::ve
       r.metadata["prediction"] = labels[c];
       r.metadata["probability"] = std::to_string(pm);
       r.metadata["classes"] = json(labels).dump();
+      if (explained) {
+        r.metadata["gradients"] = "d(logit " + labels[c] + ")/d(attention)";
+        r.metadata["relevance"] = "LRP of logit " + labels[c] +
+                                  " (Chefer et al. 2021: alpha=1 beta=0 linear, normalised adds and products)";
+      }
       json probs = json::object();
       for (size_t k = 0; k < labels.size(); ++k) probs[labels[k]] = p(b, static_cast<Eigen::Index>(k));
       r.metadata["probabilities"] = probs.dump();

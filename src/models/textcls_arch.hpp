@@ -54,6 +54,10 @@ class TransformerClassifier : public TextClassifier {
   void backward(const Mat& dlogits) override;
   std::vector<AttentionTensor> attention(int b) const override;
   std::string pool_description() const override;
+  bool explain(const std::vector<int>& klass) override;
+  std::vector<AttentionTensor> attention_grads(int b) const override;
+  std::vector<AttentionTensor> attention_relevance(int b) const override;
+  Mat input_relevance() const override { return rin_; }
 
   nn::Embedding embed;
   nn::PositionalEmbedding pos;
@@ -66,6 +70,9 @@ class TransformerClassifier : public TextClassifier {
   int B_ = 0, T1_ = 0;                          // T1 = T + 1 (with [CLS])
   std::vector<int> lengths_;                    // [B] text lengths (without [CLS])
   std::vector<nn::AttentionWeights> weights_;   // per layer [B, H, T1, T1] (forward with a sink only)
+  std::vector<Mat> xs_;                         // per layer: the block's input [B*T1, D] (with a sink)
+  std::vector<nn::AttentionWeights> grads_, rel_;   // per layer [B, H, T1, T1] after explain()
+  Mat rin_;                                     // [B*T1, D] relevance of the embeddings after explain()
   std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing (when asked)
 };
 

@@ -2,7 +2,10 @@
 #include "models/textcls_arch.hpp"
 #include "models/attention_extras.hpp"
 
+#include <attnviz/engine/relevance.hpp>
 #include <attnviz/error.hpp>
+
+#include <stdexcept>
 
 namespace attnviz::models {
 
@@ -63,8 +66,13 @@ Mat TransformerClassifier::forward(const TextBatch& batch, nn::Rng* dropout_rng,
   // Weights only when asked: without a sink the kernel skips its weights pass (training never asks).
   weights_.assign(sink ? blocks.size() : 0, {});
   extra_.assign(sink ? blocks.size() : 0, {});
+  xs_.clear();
+  grads_.clear();
+  rel_.clear();
+  rin_ = Mat();
   for (size_t l = 0; l < blocks.size(); ++l) {
     Mat in = sink && sink->wants_mixing() ? x : Mat();   // value zeroing reruns the block's second half from it
+    if (sink) xs_.push_back(x);                          // what explain() needs besides the blocks' caches
     x = blocks[l].forward(x, B, T1, mask, sink ? &weights_[l] : nullptr, training ? dropout_rng : nullptr);
     if (!sink) continue;
     const std::string name = "encoder.layer" + std::to_string(l) + ".self";
@@ -86,6 +94,52 @@ void TransformerClassifier::backward(const Mat& dlogits) {
   for (size_t l = blocks.size(); l-- > 0;) dx = blocks[l].backward(dx);
   dx = drop_embed.backward(dx);
   embed.backward(pos.backward(dx));
+}
+
+bool TransformerClassifier::explain(const std::vector<int>& klass) {
+  // klass: [B] class per text of the last forward
+  if (xs_.size() != blocks.size() || weights_.size() != blocks.size())
+    throw std::logic_error("TransformerClassifier::explain needs a forward pass with an attention sink first");
+  if (static_cast<int>(klass.size()) != B_) throw std::invalid_argument("TransformerClassifier::explain: one class per text");
+  Mat seed = Mat::Zero(B_, cfg_.classes);   // [B, C] one-hot rows: d(logit)/d(logits) and the LRP seed
+  for (int b = 0; b < B_; ++b) {
+    if (klass[b] < 0 || klass[b] >= cfg_.classes) throw std::invalid_argument("TransformerClassifier::explain: class out of range");
+    seed(b, klass[b]) = 1.f;
+  }
+  // Gradients: the backward of backward(), keeping d(logit)/d(weights) per layer.
+  grads_.assign(blocks.size(), {});
+  params_.zero_grad();
+  Mat dcls = drop_pool.backward(head.backward(seed));                 // [B, D]
+  Mat dx = Mat::Zero(static_cast<Eigen::Index>(B_) * T1_, cfg_.dim);  // [B*T1, D]
+  for (int b = 0; b < B_; ++b) dx.row(static_cast<Eigen::Index>(b) * T1_) = dcls.row(b);
+  dx = norm.backward(dx);
+  for (size_t l = blocks.size(); l-- > 0;) dx = blocks[l].backward(dx, &grads_[l]);
+  params_.zero_grad();
+  // Relevance: the head by alpha = 1, beta = 0 (its input is the [CLS] rows after the final LN,
+  // which passes relevance through), then every block from the top.
+  const Mat rz = nn::lrp_linear(head.x_, head.weight.value, seed);    // [B, D]
+  Mat r = Mat::Zero(static_cast<Eigen::Index>(B_) * T1_, cfg_.dim);   // [B*T1, D]
+  for (int b = 0; b < B_; ++b) r.row(static_cast<Eigen::Index>(b) * T1_) = rz.row(b);
+  rel_.assign(blocks.size(), {});
+  for (size_t l = blocks.size(); l-- > 0;) r = nn::lrp_encoder_block(blocks[l], xs_[l], weights_[l], r, &rel_[l]);
+  rin_ = std::move(r);
+  return true;
+}
+
+namespace {
+std::vector<AttentionTensor> layer_tensors(const std::vector<nn::AttentionWeights>& w, int b, int n) {
+  std::vector<AttentionTensor> out;
+  for (size_t l = 0; l < w.size(); ++l)
+    out.push_back(w[l].tensor(b, "encoder.layer" + std::to_string(l) + ".self", "tokens_cls", "tokens_cls", n, n));
+  return out;
+}
+}  // namespace
+
+std::vector<AttentionTensor> TransformerClassifier::attention_grads(int b) const {
+  return layer_tensors(grads_, b, lengths_.at(b) + 1);
+}
+std::vector<AttentionTensor> TransformerClassifier::attention_relevance(int b) const {
+  return layer_tensors(rel_, b, lengths_.at(b) + 1);
 }
 
 std::vector<AttentionTensor> TransformerClassifier::attention(int b) const {

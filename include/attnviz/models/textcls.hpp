@@ -89,6 +89,20 @@ class TextClassifier : public Model {
   virtual std::vector<AttentionTensor> attention(int b) const = 0;
   // How the "pool" tensor was obtained (metadata of records).
   virtual std::string pool_description() const = 0;
+  // Chefer et al. (2021) for the last forward (evaluation, with a sink): explain class klass[b] of
+  // text b. One backward pass from that logit gives d(logit)/d(attention) of every layer, and the
+  // LRP rules of engine/relevance.hpp from the same logit give the relevance R^(l) of every
+  // attention map. Parameter gradients are left zeroed. Returns false when the architecture has no
+  // such rules (the BiGRU); throws std::logic_error without a forward with a sink.
+  virtual bool explain(const std::vector<int>& klass) { (void)klass; return false; }
+  // After explain(): gradients and relevance of text b, named and cropped as attention(b)'s
+  // "encoder.layer{l}.self" tensors; empty otherwise.
+  virtual std::vector<AttentionTensor> attention_grads(int b) const { (void)b; return {}; }
+  virtual std::vector<AttentionTensor> attention_relevance(int b) const { (void)b; return {}; }
+  // After explain(): the relevance of the token embeddings [B*(T+1), D]; per text it sums to the
+  // relevance the head passes on (1 when the explained logit's head column has inputs of its
+  // sign, the rules conserve it from there). Empty otherwise.
+  virtual Mat input_relevance() const { return {}; }
 
  protected:
   TextClsConfig cfg_;

@@ -50,6 +50,7 @@ struct TextViewOptions {
   double font_size = 12;
   std::string title;        // figure title ("" = none)
   bool legend = true;       // a shade scale at the bottom
+  std::string quantity;     // what the weights are, for the legend ("" = "attention weight")
 };
 
 // Shade at t in [0, 1] (after normalisation): c = cmap(reverse ? 1 - t : t), then, with fade,
