@@ -53,6 +53,42 @@ TEST_CASE("multi-head self-attention: gradients, masks, recording changes nothin
   CHECK(t.at(1, 1, 0) == w.at(1, 1)[1 * T + 0]);
 }
 
+TEST_CASE("multi-head self-attention: the packed q|k|v projection equals three Linears; both backward forms agree") {
+  Rng rng(3);
+  for (int dense : {0, 64}) {   // the blocked kernel and the dense path
+    MultiHeadAttention mha({.dim = 8, .heads = 2, .dense_max_keys = dense});
+    mha.init(rng);
+    normal_init(mha.wq.bias.value, rng, 0.1f);
+    normal_init(mha.wk.bias.value, rng, 0.1f);
+    normal_init(mha.wv.bias.value, rng, 0.1f);
+    ParamSet ps;
+    mha.collect(ps, "attn");
+    const int B = 2, T = 5;
+    const Mat x = randn(B * T, 8, rng);
+    const Mat y = mha.forward(x, B, T);
+    CHECK(mha.xq() == x);
+    CHECK(mha.xkv() == x);
+    CHECK((Mat(mha.q()) - mha.wq.apply(x)).cwiseAbs().maxCoeff() < 1e-5f);
+    CHECK((Mat(mha.k()) - mha.wk.apply(x)).cwiseAbs().maxCoeff() < 1e-5f);
+    CHECK((Mat(mha.v()) - mha.wv.apply(x)).cwiseAbs().maxCoeff() < 1e-5f);
+    const Mat dy = randn(B * T, 8, rng);
+    ps.zero_grad();
+    const Mat dx = mha.backward(dy);
+    std::vector<Mat> grads;
+    for (const Param* p : ps.params()) grads.push_back(p->grad);
+    mha.forward(Mat(x), B, T);   // the rvalue overload: the same numbers
+    CHECK((Mat(mha.q()) - mha.wq.apply(x)).cwiseAbs().maxCoeff() < 1e-5f);
+    ps.zero_grad();
+    Mat dxkv;
+    const Mat dxq = mha.backward(dy, dxkv);
+    CHECK(dxkv.rows() == x.rows());
+    CHECK((dxq + dxkv - dx).cwiseAbs().maxCoeff() < 1e-5f);
+    for (size_t i = 0; i < grads.size(); ++i) CHECK((ps.params()[i]->grad - grads[i]).cwiseAbs().maxCoeff() < 1e-6f);
+    CHECK(dx.allFinite());
+    CHECK(y.allFinite());
+  }
+}
+
 TEST_CASE("multi-head cross-attention gradients (different key width and lengths)") {
   Rng rng(2);
   MultiHeadAttention mha({.dim = 8, .heads = 4, .kv_dim = 6, .score = Score::Dot});
@@ -234,7 +270,7 @@ TEST_CASE("multi-head attention: d(loss)/d(weights) matches central differences,
           for (int i = 0; i < T; ++i)
             for (int j = 0; j < T; ++j)
               if (visible(b, i, j))
-                ctx.block(b * T + i, h * Dh, 1, Dh) += a((b * H + h) * T + i, j) * mha.v_.block(b * T + j, h * Dh, 1, Dh);
+                ctx.block(b * T + i, h * Dh, 1, Dh) += a((b * H + h) * T + i, j) * mha.v().block(b * T + j, h * Dh, 1, Dh);
       Mat out = ctx * mha.wo.weight.value;
       out.rowwise() += mha.wo.bias.value.row(0);
       return out;

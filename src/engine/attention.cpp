@@ -90,11 +90,46 @@ KernelOptions kernel_options(const MultiHeadAttentionOptions& o, const AttnMask&
 }
 }  // namespace
 
+namespace {
+// [a | b | c] of the projections' weights or biases, side by side.
+Mat side_by_side(std::initializer_list<const Mat*> parts) {
+  Eigen::Index cols = 0;
+  for (const Mat* p : parts) cols += p->cols();
+  Mat out(parts.begin()[0]->rows(), cols);
+  Eigen::Index c = 0;
+  for (const Mat* p : parts) {
+    out.middleCols(c, p->cols()) = *p;
+    c += p->cols();
+  }
+  return out;
+}
+}  // namespace
+
 Mat MultiHeadAttention::forward(const Mat& x, int B, int T, const AttnMask& mask, AttentionWeights* weights) {
-  // x: [B*T, D]
-  Mat y = forward(x, x, B, T, T, mask, weights);
+  return forward(Mat(x), B, T, mask, weights);
+}
+
+Mat MultiHeadAttention::forward(Mat&& x, int B, int T, const AttnMask& mask, AttentionWeights* weights) {
+  // x: [B*T, D] -> qp_ = x [wq | wk | wv] + [bq | bk | bv]: [B*T, 3D], one GEMM
+  if (x.rows() != static_cast<Eigen::Index>(B) * T)
+    throw std::invalid_argument("MultiHeadAttention: input rows do not match B*N");
+  if (x.cols() != wq.weight.value.rows() || x.cols() != wk.weight.value.rows())
+    throw std::invalid_argument("MultiHeadAttention: input has " + std::to_string(x.cols()) + " columns, expected " +
+                                std::to_string(wq.weight.value.rows()));
+  B_ = B; Nq_ = Nk_ = T;
   self_ = true;
-  return y;
+  mask_ = mask;
+  x_ = std::move(x);
+  const Mat w = side_by_side({&wq.weight.value, &wk.weight.value, &wv.weight.value});
+  if (opt.bias) {
+    qp_.resize(x_.rows(), w.cols());
+    qp_.rowwise() = side_by_side({&wq.bias.value, &wk.bias.value, &wv.bias.value}).row(0);
+    matmul(x_, w, qp_, true);
+  } else {
+    matmul(x_, w, qp_);
+  }
+  kvp_.resize(0, 0);
+  return attend(B, T, T, weights);
 }
 
 Mat MultiHeadAttention::forward(const Mat& xq, const Mat& xkv, int B, int Nq, int Nk, const AttnMask& mask,
@@ -105,9 +140,14 @@ Mat MultiHeadAttention::forward(const Mat& xq, const Mat& xkv, int B, int Nq, in
   B_ = B; Nq_ = Nq; Nk_ = Nk;
   self_ = false;
   mask_ = mask;
-  q_ = wq.forward(xq);
-  k_ = wk.forward(xkv);
-  v_ = wv.forward(xkv);
+  x_.resize(0, 0);
+  qp_ = wq.forward(xq);
+  const Mat k = wk.forward(xkv), v = wv.forward(xkv);
+  kvp_ = side_by_side({&k, &v});
+  return attend(B, Nq, Nk, weights);
+}
+
+Mat MultiHeadAttention::attend(int B, int Nq, int Nk, AttentionWeights* weights) {
   const int H = opt.heads, Dh = opt.dim / opt.heads;
   KernelOptions ko = kernel_options(opt, mask_, B);
   lse_.assign(static_cast<size_t>(B) * H * Nq, 0.f);
@@ -116,7 +156,7 @@ Mat MultiHeadAttention::forward(const Mat& xq, const Mat& xkv, int B, int Nq, in
     weights->resize(B, H, Nq, Nk);
     ko.weights = weights->data.data();
   }
-  ctx_.resize(q_.rows(), opt.dim);
+  ctx_.resize(static_cast<Eigen::Index>(B) * Nq, opt.dim);
   dense_ = Nk <= opt.dense_max_keys;
   if (dense_) {
     dense_forward(ko);
@@ -124,21 +164,24 @@ Mat MultiHeadAttention::forward(const Mat& xq, const Mat& xkv, int B, int Nq, in
     return wo.forward(ctx_);
   }
   KernelShape ks{B, H, Nq, Nk, Dh};
-  attention_blocked(q_.data(), k_.data(), v_.data(), ctx_.data(), ks, ko);
+  ks.ldq = static_cast<int>(q().outerStride());
+  ks.ldk = ks.ldv = static_cast<int>(k().outerStride());
+  attention_blocked(q().data(), k().data(), v().data(), ctx_.data(), ks, ko);
   return wo.forward(ctx_);
 }
 
 void MultiHeadAttention::dense_forward(const KernelOptions& ko) {
   // Per (b, h): A = softmax(scale q k^T) [Nq, Nk] with hidden keys at -inf, ctx = A v [Nq, Dh].
   const int B = B_, Nq = Nq_, Nk = Nk_, H = opt.heads, Dh = opt.dim / opt.heads;
+  const ConstStrided qs = q(), ks = k(), vs = v();
   dense_w_.resize(static_cast<Eigen::Index>(B) * H * Nq, Nk);
   detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 4.0 * B * H * Nq * Nk * Dh,
                         [&](Eigen::Index i0, Eigen::Index i1) {
     for (Eigen::Index bh = i0; bh < i1; ++bh) {
       const Eigen::Index b = bh / H, h = bh % H;
-      auto q = q_.block(b * Nq, h * Dh, Nq, Dh);   // [Nq, Dh]
-      auto k = k_.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
-      auto v = v_.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
+      auto q = qs.block(b * Nq, h * Dh, Nq, Dh);   // [Nq, Dh]
+      auto k = ks.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
+      auto v = vs.block(b * Nk, h * Dh, Nk, Dh);   // [Nk, Dh]
       MatMap a(dense_w_.data() + bh * Nq * Nk, Nq, Nk);
       a.noalias() = (q * k.transpose()) * ko.scale;
       const int len = ko.key_lengths ? std::clamp(ko.key_lengths[b], 0, Nk) : Nk;
@@ -152,21 +195,27 @@ void MultiHeadAttention::dense_forward(const KernelOptions& ko) {
   });
 }
 
-void MultiHeadAttention::dense_backward(const Mat& dctx, Mat& dq, Mat& dk, Mat& dv) const {
+void MultiHeadAttention::dense_backward(const Mat& dctx, float* dqp, float* dkp, float* dvp, Eigen::Index ldq,
+                                        Eigen::Index ldkv) const {
   // Per (b, h), the forward in reverse:
   //   ctx = A v          =>  dA = dctx v^T, dv = A^T dctx
   //   A = softmax(S)     =>  dS = A * (dA - rowsum(A * dA))
   //   S = scale q k^T    =>  dq = scale dS k, dk = scale dS^T q
-  const int B = B_, Nq = Nq_, Nk = Nk_, H = opt.heads, Dh = opt.dim / opt.heads;
+  const int B = B_, Nq = Nq_, Nk = Nk_, H = opt.heads, D = opt.dim, Dh = D / H;
   const float scale = opt.score == Score::ScaledDot ? 1.f / std::sqrt(static_cast<float>(Dh)) : 1.f;
+  using Strided = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  const ConstStrided qs = q(), ks = k(), vs = v();
+  Strided dq(dqp, static_cast<Eigen::Index>(B) * Nq, D, Eigen::OuterStride<>(ldq));
+  Strided dk(dkp, static_cast<Eigen::Index>(B) * Nk, D, Eigen::OuterStride<>(ldkv));
+  Strided dv(dvp, static_cast<Eigen::Index>(B) * Nk, D, Eigen::OuterStride<>(ldkv));
   detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 8.0 * B * H * Nq * Nk * Dh,
                         [&](Eigen::Index i0, Eigen::Index i1) {
     Mat da(Nq, Nk), ds(Nq, Nk);
     for (Eigen::Index bh = i0; bh < i1; ++bh) {
       const Eigen::Index b = bh / H, h = bh % H;
-      auto q = q_.block(b * Nq, h * Dh, Nq, Dh);
-      auto k = k_.block(b * Nk, h * Dh, Nk, Dh);
-      auto v = v_.block(b * Nk, h * Dh, Nk, Dh);
+      auto q = qs.block(b * Nq, h * Dh, Nq, Dh);
+      auto k = ks.block(b * Nk, h * Dh, Nk, Dh);
+      auto v = vs.block(b * Nk, h * Dh, Nk, Dh);
       auto dc = dctx.block(b * Nq, h * Dh, Nq, Dh);
       ConstMatMap a(dense_w_.data() + bh * Nq * Nk, Nq, Nk);
       da.noalias() = dc * v.transpose();
@@ -183,17 +232,14 @@ void MultiHeadAttention::dense_backward(const Mat& dctx, Mat& dq, Mat& dk, Mat& 
 
 Mat MultiHeadAttention::backward(const Mat& dy, AttentionWeights* dweights) {
   if (!self_) throw std::logic_error("MultiHeadAttention::backward(dy) after a cross-attention forward");
-  Mat dxkv;
-  Mat dx = backward(dy, dxkv, dweights);
-  dx += dxkv;
-  return dx;
+  return backward_impl(dy, nullptr, dweights);
 }
 
 namespace {
 // d(loss)/d(weights) of every (batch, head): ctx = A v  =>  dA = dctx v^T, 0 on hidden keys.
 // dctx: [B*Nq, H*Dh], v: [B*Nk, H*Dh] -> dw [B, H, Nq, Nk]
-void weights_gradient(const Mat& dctx, const Mat& v, int B, int H, int Nq, int Nk, const AttnMask& mask,
-                      AttentionWeights& dw) {
+void weights_gradient(const Mat& dctx, const MultiHeadAttention::ConstStrided& v, int B, int H, int Nq, int Nk,
+                      const AttnMask& mask, AttentionWeights& dw) {
   const int Dh = static_cast<int>(v.cols()) / H;
   dw.resize(B, H, Nq, Nk);
   detail::parallel_rows(static_cast<Eigen::Index>(B) * H, 2.0 * B * H * Nq * Nk * Dh,
@@ -211,24 +257,63 @@ void weights_gradient(const Mat& dctx, const Mat& v, int B, int H, int Nq, int N
     }
   });
 }
+
+// Parameter gradients of the projections that produced columns [c0, c0 + out) of the packed
+// projection from x: dW += x^T dp, db += column sums of dp.
+void add_projection_grads(Linear& l, const Mat& dw, const RowVec& db, Eigen::Index c0) {
+  const Eigen::Index out = l.weight.value.cols();
+  l.weight.grad += dw.middleCols(c0, out);
+  if (l.has_bias) l.bias.grad.row(0) += db.segment(c0, out);
+}
 }  // namespace
 
 Mat MultiHeadAttention::backward(const Mat& dy, Mat& dxkv, AttentionWeights* dweights) {
-  // Undo wo, then the kernel, then the three projections.
+  return backward_impl(dy, &dxkv, dweights);
+}
+
+Mat MultiHeadAttention::backward_impl(const Mat& dy, Mat* dxkv, AttentionWeights* dweights) {
+  // Undo wo, then the kernel, then the projections.
   Mat dctx = wo.backward(dy);
-  const int H = opt.heads, Dh = opt.dim / opt.heads;
-  if (dweights) weights_gradient(dctx, v_, B_, H, Nq_, Nk_, mask_, *dweights);
+  const int H = opt.heads, D = opt.dim, Dh = D / H;
+  if (dweights) weights_gradient(dctx, v(), B_, H, Nq_, Nk_, mask_, *dweights);
   KernelOptions ko = kernel_options(opt, mask_, B_);
   KernelShape ks{B_, H, Nq_, Nk_, Dh};
-  Mat dq(q_.rows(), opt.dim), dk(k_.rows(), opt.dim), dv(v_.rows(), opt.dim);
-  if (dense_)
-    dense_backward(dctx, dq, dk, dv);
-  else
-    attention_backward(q_.data(), k_.data(), v_.data(), ctx_.data(), dctx.data(), lse_.data(), dq.data(),
-                       dk.data(), dv.data(), ks, ko);
-  Mat dxq = wq.backward(dq);
-  dxkv = wk.backward(dk);
-  dxkv += wv.backward(dv);
+  // The gradients of q, k, v in the layouts of q(), k(), v(): dp [B*Nq, 3D] (self) or dq [B*Nq, D]
+  // and dkv [B*Nk, 2D] (cross).
+  Mat dp(qp_.rows(), qp_.cols()), dkv(kvp_.rows(), kvp_.cols());
+  float* dq = dp.data();
+  float* dk = self_ ? dp.data() + D : dkv.data();
+  float* dv = dk + D;
+  const Eigen::Index ldq = dp.cols(), ldkv = self_ ? dp.cols() : dkv.cols();
+  if (dense_) {
+    dense_backward(dctx, dq, dk, dv, ldq, ldkv);
+  } else {
+    ks.ldq = static_cast<int>(ldq);
+    ks.ldk = ks.ldv = static_cast<int>(ldkv);
+    attention_backward(q().data(), k().data(), v().data(), ctx_.data(), dctx.data(), lse_.data(), dq, dk, dv, ks, ko);
+  }
+  if (!self_) {
+    const Mat dxq = wq.backward(dp);
+    *dxkv = wk.backward(Mat(dkv.leftCols(D)));
+    *dxkv += wv.backward(Mat(dkv.rightCols(D)));
+    return dxq;
+  }
+  // Self: dW = x^T dp in one GEMM, split over wq | wk | wv.
+  Mat dw;
+  matmul_tn(x_, dp, dw);
+  const RowVec db = opt.bias ? RowVec(dp.colwise().sum()) : RowVec::Zero(dp.cols());
+  add_projection_grads(wq, dw, db, 0);
+  add_projection_grads(wk, dw, db, D);
+  add_projection_grads(wv, dw, db, 2 * D);
+  if (!dxkv) {   // dx = dp [wq | wk | wv]^T, one GEMM
+    Mat dx;
+    matmul_nt(dp, side_by_side({&wq.weight.value, &wk.weight.value, &wv.weight.value}), dx);
+    return dx;
+  }
+  // The query and key/value parts separately (the caller asked for both).
+  Mat dxq;
+  matmul_nt(Mat(dp.leftCols(D)), wq.weight.value, dxq);
+  matmul_nt(Mat(dp.rightCols(2 * D)), side_by_side({&wk.weight.value, &wv.weight.value}), *dxkv);
   return dxq;
 }
 

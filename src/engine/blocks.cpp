@@ -9,7 +9,9 @@
 namespace attnviz::nn {
 
 namespace {
-Mat act_forward(Activation a, Gelu& g, Relu& r, const Mat& x) { return a == Activation::Gelu ? g.forward(x) : r.forward(x); }
+Mat act_forward(Activation a, Gelu& g, Relu& r, Mat&& x) {
+  return a == Activation::Gelu ? g.forward(std::move(x)) : r.forward(x);
+}
 Mat act_backward(Activation a, Gelu& g, Relu& r, const Mat& dy) { return a == Activation::Gelu ? g.backward(dy) : r.backward(dy); }
 Mat drop_forward(Dropout& d, const Mat& x, Rng* rng) {
   if (rng) return d.forward(x, *rng, true);

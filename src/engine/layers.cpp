@@ -40,14 +40,24 @@ Mat Linear::apply(const Mat& x) const {
     throw std::invalid_argument("Linear: input has " + std::to_string(x.cols()) + " columns, expected " +
                                 std::to_string(weight.value.rows()));
   Mat y;
-  matmul(x, weight.value, y);
-  if (has_bias) y.rowwise() += bias.value.row(0);
+  if (has_bias) {   // y starts as the bias rows and the GEMM adds x W into it (no zero fill, no second pass)
+    y.resize(x.rows(), weight.value.cols());
+    y.rowwise() = bias.value.row(0);
+    matmul(x, weight.value, y, true);
+  } else {
+    matmul(x, weight.value, y);
+  }
   return y;
 }
 
 Mat Linear::forward(const Mat& x) {
   x_ = x;
   return apply(x);
+}
+
+Mat Linear::forward(Mat&& x) {
+  x_ = std::move(x);
+  return apply(x_);
 }
 
 Mat Linear::backward(const Mat& dy) { return backward(x_, dy); }
@@ -111,14 +121,20 @@ Mat LayerNorm::backward(const Mat& dy) {
 }
 
 // ------------------------------------------------------------------------------------ activations
-Mat Gelu::forward(const Mat& x) {
-  x_ = x;
-  Mat y(x.rows(), x.cols());
-  const Eigen::Index C = x.cols();
-  parallel_rows(x.rows(), 30.0 * x.size(), [&](Eigen::Index r0, Eigen::Index r1) {
-    auto xs = x.middleRows(r0, r1 - r0).array();
-    y.middleRows(r0, r1 - r0).array() = xs * 0.5f * (1.f + (xs * float(M_SQRT1_2)).erf());
-    (void)C;
+Mat Gelu::forward(const Mat& x) { return forward(Mat(x)); }
+
+Mat Gelu::forward(Mat&& x) {
+  // y = x Phi(x) with Phi(x) = 0.5 (1 + erf(x / sqrt 2)); keeps x and 1 + erf(x / sqrt 2) for backward
+  // (so backward computes no erf).
+  x_ = std::move(x);
+  const Eigen::Index R = x_.rows(), C = x_.cols();
+  e_.resize(R, C);
+  Mat y(R, C);
+  parallel_rows(R, 30.0 * x_.size(), [&](Eigen::Index r0, Eigen::Index r1) {
+    auto xs = x_.middleRows(r0, r1 - r0).array();
+    auto e = e_.middleRows(r0, r1 - r0).array();
+    e = 1.f + (xs * float(M_SQRT1_2)).erf();
+    y.middleRows(r0, r1 - r0).array() = xs * 0.5f * e;
   });
   return y;
 }
@@ -129,7 +145,7 @@ Mat Gelu::backward(const Mat& dy) {
   const float inv_sqrt_2pi = 0.3989422804014327f;
   parallel_rows(dy.rows(), 40.0 * dy.size(), [&](Eigen::Index r0, Eigen::Index r1) {
     auto xs = x_.middleRows(r0, r1 - r0).array();
-    auto cdf = 0.5f * (1.f + (xs * float(M_SQRT1_2)).erf());
+    auto cdf = 0.5f * e_.middleRows(r0, r1 - r0).array();
     auto pdf = inv_sqrt_2pi * (-0.5f * xs.square()).exp();
     dx.middleRows(r0, r1 - r0).array() = dy.middleRows(r0, r1 - r0).array() * (cdf + xs * pdf);
   });

@@ -8,12 +8,12 @@
 namespace attnviz::nn {
 
 std::vector<Mat> transformed_values(const MultiHeadAttention& mha, int b) {
-  // mha.v_: [B*Nk, D]; W_O: [D, D] -> H x [Nk, D]
+  // mha.v(): [B*Nk, D]; W_O: [D, D] -> H x [Nk, D]
   const int Nk = mha.Nk_, H = mha.opt.heads, Dh = mha.opt.dim / H;
   const Mat& Wo = mha.wo.weight.value;
   std::vector<Mat> f(H);
   for (int h = 0; h < H; ++h)
-    f[h].noalias() = mha.v_.block(static_cast<Eigen::Index>(b) * Nk, h * Dh, Nk, Dh) * Wo.middleRows(h * Dh, Dh);
+    f[h].noalias() = mha.v().block(static_cast<Eigen::Index>(b) * Nk, h * Dh, Nk, Dh) * Wo.middleRows(h * Dh, Dh);
   return f;
 }
 
@@ -74,16 +74,17 @@ void norm_attention_from_gram(const double* gram, const AttentionWeights& w, int
 }
 
 NormAttention norm_attention(const MultiHeadAttention& mha, const AttentionWeights& w) {
-  // w: [B, H, Nq, Nk]; mha.v_: [B*Nk, D]; mha.wo.weight: [D, D]
+  // w: [B, H, Nq, Nk]; mha.v(): [B*Nk, D] (row stride v().outerStride()); mha.wo.weight: [D, D]
   const int B = mha.B_, Nq = mha.Nq_, Nk = mha.Nk_, H = mha.opt.heads, D = mha.opt.dim;
-  if (w.B != B || w.H != H || w.Nq != Nq || w.Nk != Nk || mha.v_.rows() != static_cast<Eigen::Index>(B) * Nk)
+  if (w.B != B || w.H != H || w.Nq != Nq || w.Nk != Nk || mha.v().rows() != static_cast<Eigen::Index>(B) * Nk)
     throw std::invalid_argument("norm_attention: the weights are not those of the layer's last forward pass");
   NormAttention out;
   out.per_head.resize(B, H, Nq, Nk);
   out.summed.resize(B, 1, Nq, Nk);
   std::vector<double> gram(static_cast<size_t>(Nk) * H * H);
   for (int b = 0; b < B; ++b) {
-    const ValueRows v{mha.v_.data() + static_cast<size_t>(b) * Nk * D, D, H, H, D / H};
+    const auto vs = mha.v();
+    const ValueRows v{vs.data() + static_cast<size_t>(b) * Nk * vs.outerStride(), static_cast<int>(vs.outerStride()), H, H, D / H};
     value_gram(v, {&mha.wo.weight.value, false}, 0, Nk, gram.data());
     norm_attention_from_gram(gram.data(), w, b, out);
   }

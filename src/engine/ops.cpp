@@ -37,6 +37,10 @@ int gemm_threads(Eigen::Index m, Eigen::Index n, Eigen::Index k, Eigen::Index sp
 // depends only on n and t, so every run with the same threads computes the same numbers.
 template <class Block>
 void for_parts(Eigen::Index n, int t, const Block& block) {
+  if (t <= 1) {
+    block(Eigen::Index(0), n);
+    return;
+  }
 #pragma omp parallel for num_threads(t) schedule(static)
   for (int i = 0; i < t; ++i) {
     const Eigen::Index begin = n * i / t, end = n * (i + 1) / t;
@@ -71,11 +75,44 @@ std::string gemm_backend() {
 #endif
 }
 
+#ifdef ATTNVIZ_USE_OPENBLAS
+namespace {
+// Row-major sgemm with beta = 0 (overwrite) or 1 (accumulate): Eigen's `c.noalias() = a * b`
+// under EIGEN_USE_BLAS zero-fills c and then calls sgemm with beta = 1 (a memset of every product).
+// Through the Fortran sgemm_ that Eigen calls too: the row-major C = op(A) op(B) is the
+// column-major C^T = op(B)^T op(A)^T, so the operands swap places.
+void sgemm(bool ta, bool tb, Eigen::Index m, Eigen::Index n, Eigen::Index k, const float* a, Eigen::Index lda,
+           const float* b, Eigen::Index ldb, float* c, Eigen::Index ldc, bool accumulate) {
+  const char opa = ta ? 'T' : 'N', opb = tb ? 'T' : 'N';
+  const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  const int LDA = static_cast<int>(lda), LDB = static_cast<int>(ldb), LDC = static_cast<int>(ldc);
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+  sgemm_(&opb, &opa, &N, &M, &K, &one, b, &LDB, a, &LDA, &beta, c, &LDC);
+}
+}  // namespace
+#endif
+
+namespace {
+// Inside another parallel region (the trainer's batch slices) nested regions run on one thread:
+// one product then beats the same product cut into parts run one after the other.
+int outer_threads(Eigen::Index m, Eigen::Index n, Eigen::Index k, Eigen::Index split) {
+  return omp_in_parallel() ? 1 : gemm_threads(m, n, k, split);
+}
+}  // namespace
+
 void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
   // a: [M, K], b: [K, N], c: [M, N]
-  const Eigen::Index M = a.rows(), N = b.cols();
+  const Eigen::Index M = a.rows(), N = b.cols(), K = a.cols();
   if (!accumulate) c.resize(M, N);
-  int t = gemm_threads(M, N, a.cols(), M);
+  int t = outer_threads(M, N, K, M);
+#ifdef ATTNVIZ_USE_OPENBLAS
+  if (M > 0 && N > 0 && K > 0) {
+    for_parts(M, t, [&](Eigen::Index r0, Eigen::Index rows) {
+      sgemm(false, false, rows, N, K, a.data() + r0 * K, K, b.data(), N, c.data() + r0 * N, N, accumulate);
+    });
+    return;
+  }
+#endif
   if (t == 1) {
     if (accumulate) c.noalias() += a * b;
     else c.noalias() = a * b;
@@ -89,9 +126,17 @@ void matmul(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
 
 void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
   // a: [K, M], b: [K, N], c: [M, N]; split over the columns of c so no thread sums into another's.
-  const Eigen::Index M = a.cols(), N = b.cols();
+  const Eigen::Index M = a.cols(), N = b.cols(), K = a.rows();
   if (!accumulate) c.resize(M, N);
-  int t = gemm_threads(M, N, a.rows(), N);
+  int t = outer_threads(M, N, K, N);
+#ifdef ATTNVIZ_USE_OPENBLAS
+  if (M > 0 && N > 0 && K > 0) {
+    for_parts(N, t, [&](Eigen::Index c0, Eigen::Index cols) {
+      sgemm(true, false, M, cols, K, a.data(), M, b.data() + c0, N, c.data() + c0, N, accumulate);
+    });
+    return;
+  }
+#endif
   if (t == 1) {
     if (accumulate) c.noalias() += a.transpose() * b;
     else c.noalias() = a.transpose() * b;
@@ -105,9 +150,17 @@ void matmul_tn(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
 
 void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
   // a: [M, K], b: [N, K], c: [M, N]
-  const Eigen::Index M = a.rows(), N = b.rows();
+  const Eigen::Index M = a.rows(), N = b.rows(), K = a.cols();
   if (!accumulate) c.resize(M, N);
-  int t = gemm_threads(M, N, a.cols(), M);
+  int t = outer_threads(M, N, K, M);
+#ifdef ATTNVIZ_USE_OPENBLAS
+  if (M > 0 && N > 0 && K > 0) {
+    for_parts(M, t, [&](Eigen::Index r0, Eigen::Index rows) {
+      sgemm(false, true, rows, N, K, a.data() + r0 * K, K, b.data(), K, c.data() + r0 * N, N, accumulate);
+    });
+    return;
+  }
+#endif
   if (t == 1) {
     if (accumulate) c.noalias() += a * b.transpose();
     else c.noalias() = a * b.transpose();

@@ -56,36 +56,36 @@ void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& RY) {
 }
 
 AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R) {
-  // w: [B, H, Nq, Nk]; R: [B*Nq, D]; mha.q_: [B*Nq, D], k_, v_: [B*Nk, D] (head h = columns h*Dh..)
+  // w: [B, H, Nq, Nk]; R: [B*Nq, D]; mha.q(): [B*Nq, D], k(), v(): [B*Nk, D] (head h = columns h*Dh..)
   const int B = mha.B_, Nq = mha.Nq_, Nk = mha.Nk_, H = mha.opt.heads, D = mha.opt.dim, Dh = D / H;
   if (w.B != B || w.H != H || w.Nq != Nq || w.Nk != Nk || R.rows() != static_cast<Eigen::Index>(B) * Nq ||
-      R.cols() != D || mha.q_.rows() != R.rows())
+      R.cols() != D || mha.q().rows() != R.rows())
     throw std::invalid_argument("lrp_attention: the weights or the relevance are not of the layer's last forward pass");
   AttentionRelevance out;
   out.attention.resize(B, H, Nq, Nk);
   // out = ctx W_O + b_O
   const Mat Rctx = lrp_linear(mha.wo.x_, mha.wo.weight.value, R);   // [B*Nq, D]
-  Mat Rq = Mat::Zero(mha.q_.rows(), D), Rk = Mat::Zero(mha.k_.rows(), D), Rv = Mat::Zero(mha.v_.rows(), D);
+  Mat Rq = Mat::Zero(mha.q().rows(), D), Rk = Mat::Zero(mha.k().rows(), D), Rv = Mat::Zero(mha.v().rows(), D);
   Mat RA, RV, RQ, RK;
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {
       const Eigen::Index rq = static_cast<Eigen::Index>(b) * Nq, rk = static_cast<Eigen::Index>(b) * Nk;
       const Mat A = ConstMatMap(w.at(b, h), Nq, Nk);               // [Nq, Nk]
-      const Mat V = mha.v_.block(rk, h * Dh, Nk, Dh);              // [Nk, Dh]
+      const Mat V = mha.v().block(rk, h * Dh, Nk, Dh);              // [Nk, Dh]
       // ctx_h = A V
       lrp_matmul(A, V, Rctx.block(rq, h * Dh, Nq, Dh), RA, RV);
       MatMap(out.attention.at(b, h), Nq, Nk) = RA;
       Rv.block(rk, h * Dh, Nk, Dh) = RV;
       // A = softmax(S) passes RA through; S = Q K^T (times the scale, which cancels)
-      const Mat Q = mha.q_.block(rq, h * Dh, Nq, Dh), K = mha.k_.block(rk, h * Dh, Nk, Dh);
+      const Mat Q = mha.q().block(rq, h * Dh, Nq, Dh), K = mha.k().block(rk, h * Dh, Nk, Dh);
       lrp_matmul(Q, K.transpose(), RA, RQ, RK);
       Rq.block(rq, h * Dh, Nq, Dh) = RQ;
       Rk.block(rk, h * Dh, Nk, Dh) = RK.transpose();
     }
   // q = xq W_Q + b_Q, k = xkv W_K + b_K, v = xkv W_V + b_V
-  out.query_input = lrp_linear(mha.wq.x_, mha.wq.weight.value, Rq);
-  out.kv_input = lrp_linear(mha.wk.x_, mha.wk.weight.value, Rk);
-  out.kv_input += lrp_linear(mha.wv.x_, mha.wv.weight.value, Rv);
+  out.query_input = lrp_linear(mha.xq(), mha.wq.weight.value, Rq);
+  out.kv_input = lrp_linear(mha.xkv(), mha.wk.weight.value, Rk);
+  out.kv_input += lrp_linear(mha.xkv(), mha.wv.weight.value, Rv);
   return out;
 }
 

@@ -104,10 +104,21 @@ struct MultiHeadAttention {
   int B_ = 0, Nq_ = 0, Nk_ = 0;
   bool self_ = true;
   AttnMask mask_;
-  Mat q_, k_, v_, ctx_;   // [B*Nq, D], [B*Nk, D], [B*Nk, D], [B*Nq, D]
+  // Projections. Self-attention: one GEMM x [wq | wk | wv] into qp_ [B*T, 3D] (q | k | v side by
+  // side, a wider product than three), kvp_ empty, x_ the input. Cross: qp_ [B*Nq, D], kvp_
+  // [B*Nk, 2D] (k | v); the inputs are wq.x_ and wk.x_. Read them through q(), k(), v(), xq(), xkv().
+  Mat qp_, kvp_, x_, ctx_;   // ctx_: [B*Nq, D]
   std::vector<float> lse_;  // [B, H, Nq] (blocked kernel)
   bool dense_ = false;      // the last forward took the dense path
   Mat dense_w_;             // dense path: weights [B*H*Nq, Nk]
+
+  using ConstStrided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  // The last forward's projections, head h = columns h*Dh .. (row strides: see qp_ / kvp_).
+  ConstStrided q() const { return {qp_.data(), qp_.rows(), opt.dim, Eigen::OuterStride<>(qp_.cols())}; }
+  ConstStrided k() const { return kv_part(0); }
+  ConstStrided v() const { return kv_part(1); }
+  const Mat& xq() const { return self_ ? x_ : wq.x_; }    // the query input of the last forward
+  const Mat& xkv() const { return self_ ? x_ : wk.x_; }   // the key/value input
 
   MultiHeadAttention() = default;
   explicit MultiHeadAttention(const MultiHeadAttentionOptions& opt);
@@ -116,6 +127,7 @@ struct MultiHeadAttention {
   // Self-attention: x [B*T, D] -> [B*T, D]. weights (optional): filled [B, H, T, T].
   Mat forward(const Mat& x, int B, int T, const AttnMask& mask = {},
               AttentionWeights* weights = nullptr);
+  Mat forward(Mat&& x, int B, int T, const AttnMask& mask = {}, AttentionWeights* weights = nullptr);  // keeps x uncopied
   // Cross-attention: xq [B*Nq, D], xkv [B*Nk, kv_dim] -> [B*Nq, D]; weights [B, H, Nq, Nk].
   Mat forward(const Mat& xq, const Mat& xkv, int B, int Nq, int Nk, const AttnMask& mask = {},
               AttentionWeights* weights = nullptr);
@@ -127,8 +139,16 @@ struct MultiHeadAttention {
   Mat backward(const Mat& dy, Mat& dxkv, AttentionWeights* dweights = nullptr);
 
  private:
+  ConstStrided kv_part(int which) const {   // 0 = k, 1 = v
+    const Mat& m = self_ ? qp_ : kvp_;
+    const Eigen::Index off = static_cast<Eigen::Index>(self_ ? which + 1 : which) * opt.dim;
+    return {m.data() + off, m.rows(), opt.dim, Eigen::OuterStride<>(m.cols())};
+  }
+  Mat attend(int B, int Nq, int Nk, AttentionWeights* weights);
+  Mat backward_impl(const Mat& dy, Mat* dxkv, AttentionWeights* dweights);
   void dense_forward(const KernelOptions& ko);
-  void dense_backward(const Mat& dctx, Mat& dq, Mat& dk, Mat& dv) const;
+  // dq, dk, dv: row-major with row strides ldq, ldkv (the layouts of q() and k()/v()).
+  void dense_backward(const Mat& dctx, float* dq, float* dk, float* dv, Eigen::Index ldq, Eigen::Index ldkv) const;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ struct Linear {
   void init(Rng& rng, Init kind = Init::XavierUniform);   // bias starts at zero
   void collect(ParamSet& set, const std::string& prefix);
   Mat forward(const Mat& x);                     // x: [N, in] -> [N, out]; caches x
+  Mat forward(Mat&& x);                          // the same, keeping x without a copy
   Mat backward(const Mat& dy);                   // dy: [N, out] -> dx [N, in]
   // Stateless variants for step-by-step use (caller keeps x per step).
   Mat apply(const Mat& x) const;                 // no cache
@@ -54,8 +55,9 @@ struct LayerNorm {
 
 // GELU, exact erf form: x * 0.5 * (1 + erf(x / sqrt(2))) (PyTorch's default nn.GELU()).
 struct Gelu {
-  Mat x_;
+  Mat x_, e_;   // cache: x and 1 + erf(x / sqrt 2)
   Mat forward(const Mat& x);
+  Mat forward(Mat&& x);   // keeps x without a copy
   Mat backward(const Mat& dy);
 };
 
