@@ -13,16 +13,7 @@ using namespace attnviz::test;
 namespace {
 // run_cli with one environment assignment ("NAME=value") before the program.
 RunResult run_cli_env(const std::string& assignment, const std::string& args) {
-  const std::string cmd = "env '" + assignment + "' '" + ATTNVIZ_EXE + "' " + args + " 2>&1";
-  RunResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_shell("env '" + assignment + "' '" + ATTNVIZ_EXE + "' " + args + " 2>&1");
 }
 }  // namespace
 

@@ -55,14 +55,7 @@ json run_browser(const fs::path& dir, const std::vector<std::pair<std::string, f
                     "' --chromium '" + chromium + "' --out '" + (dir / "shots").string() + "'";
   for (const auto& [kind, page] : pages) cmd += " '" + kind + "=" + page.string() + "'";
   cmd += " 2>'" + (dir / "stderr.txt").string() + "'";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto [code, out] = test::run_shell(cmd);
   std::string err = test::slurp(dir / "stderr.txt");
   if (code == 77) skip(err);
   INFO(err);

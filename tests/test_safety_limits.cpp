@@ -32,13 +32,7 @@ Timed run_limited(const fs::path& file) {
   // prlimit wraps the attnviz binary (run_cli pastes its arguments after the executable, so the
   // limit is set through a shell one level up).
   const std::string cmd = "prlimit --as=4294967296 '" + std::string(ATTNVIZ_EXE) + "' inspect '" + file.string() + "' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) t.r.out.append(buf, n);
-  const int status = ::pclose(p);
-  t.r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  t.r = run_shell(cmd);
   t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return t;
 }

@@ -31,14 +31,8 @@ bool loaded(const char* soname) {
 
 // The shared libraries `attnviz` would load, as ld.so lists them (what ldd prints).
 std::string needed_libraries() {
-  std::string cmd = std::string("LD_TRACE_LOADED_OBJECTS=1 '") + ATTNVIZ_EXE + "' 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  REQUIRE(::pclose(p) == 0);
+  const auto [code, out] = test::run_shell(std::string("LD_TRACE_LOADED_OBJECTS=1 '") + ATTNVIZ_EXE + "' 2>&1");
+  REQUIRE(code == 0);
   return out;
 }
 

@@ -30,9 +30,9 @@ struct RunResult {
   std::string out;      // stdout + stderr
 };
 
-// Runs `attnviz ARGS` through the shell (args are pasted as given: quote them yourself).
-inline RunResult run_cli(const std::string& args) {
-  std::string cmd = std::string("'") + ATTNVIZ_EXE + "' " + args + " 2>&1";
+// Runs a shell command line: its exit code (-1 if it did not exit normally or could not start) and
+// its standard output (add 2>&1 to the command for standard error too).
+inline RunResult run_shell(const std::string& cmd) {
   RunResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -42,6 +42,11 @@ inline RunResult run_cli(const std::string& args) {
   int status = ::pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs `attnviz ARGS` through the shell (args are pasted as given: quote them yourself).
+inline RunResult run_cli(const std::string& args) {
+  return run_shell(std::string("'") + ATTNVIZ_EXE + "' " + args + " 2>&1");
 }
 
 inline std::string slurp(const fs::path& p) {
