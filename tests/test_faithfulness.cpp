@@ -23,6 +23,25 @@ TEST_CASE("trapezoid AUC x100 by hand") {
   CHECK(trapezoid_auc({1}) == 0);
 }
 
+TEST_CASE("top patches: blank share and ink share by hand") {
+  // A 4x4 image in 2x2 patches (0 1 / 2 3): ink 1 in patch 0, 3 in patch 3, patches 1 and 2 blank.
+  std::vector<float> img(16, 0.f);
+  img[0] = 1.f;                  // row 0, col 0: patch 0
+  img[2 * 4 + 2] = 2.f, img[3 * 4 + 3] = 1.f;   // rows 2-3, cols 2-3: patch 3
+  TopPatches t = top_patches(img.data(), 4, 2, 2, {3, 1, 0, 2}, 2);
+  CHECK(t.blank == doctest::Approx(0.5));   // patch 3 has ink, patch 1 is blank
+  CHECK(t.ink == doctest::Approx(0.75));    // 3 of the 4 units of ink
+  t = top_patches(img.data(), 4, 2, 2, {1, 2, 0, 3}, 2);
+  CHECK(t.blank == doctest::Approx(1.0));
+  CHECK(t.ink == doctest::Approx(0.0));
+  t = top_patches(img.data(), 4, 2, 2, {0, 3, 1, 2}, 4);
+  CHECK(t.blank == doctest::Approx(0.5));
+  CHECK(t.ink == doctest::Approx(1.0));
+  std::vector<float> empty(16, 0.f);
+  CHECK(top_patches(empty.data(), 4, 2, 2, {0, 1, 2, 3}, 1).ink == 0);
+  CHECK(top_patches(img.data(), 4, 2, 2, {0, 1, 2, 3}, 0).blank == 0);
+}
+
 TEST_CASE("perturbation test invariants on a tiny ViT") {
   MnistConfig cfg;
   cfg.patch = 7, cfg.dim = 16, cfg.depth = 2, cfg.heads = 2, cfg.mlp = 32;
@@ -52,6 +71,8 @@ TEST_CASE("perturbation test invariants on a tiny ViT") {
     CHECK(c.deletion.back() == doctest::Approx(blank_prob));
     CHECK(c.auc_positive == doctest::Approx(trapezoid_auc(c.positive)));
     for (double y : c.positive) CHECK((y >= 0 && y <= 1));
+    CHECK((c.top_blank >= 0 && c.top_blank <= 1));
+    CHECK((c.top_ink >= 0 && c.top_ink <= 1));
   }
   // The random baseline is reproducible by seed.
   opt.methods = {"random"};

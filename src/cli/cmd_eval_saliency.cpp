@@ -47,6 +47,7 @@ void add_eval_saliency(CLI::App& parent) {
       for (const auto& c : r.methods)
         j["methods"].push_back({{"method", c.method}, {"auc_positive", c.auc_positive}, {"auc_negative", c.auc_negative},
                                 {"auc_deletion", c.auc_deletion}, {"auc_insertion", c.auc_insertion},
+                                {"top_blank", c.top_blank}, {"top_ink", c.top_ink},
                                 {"positive", c.positive}, {"negative", c.negative}, {"deletion", c.deletion},
                                 {"insertion", c.insertion}});
       fmt::print("{}\n", j.dump(2));
@@ -54,10 +55,14 @@ void add_eval_saliency(CLI::App& parent) {
     }
     fmt::print("{} {} images (accuracy {:.2f}%), {} steps, random seed {}; AUC x100 over the fraction of patches\n",
                r.images, o->split, 100 * r.accuracy, o->p.steps, o->p.seed);
-    fmt::print("{:<14} {:>10} {:>10} {:>10} {:>10}\n", "method", "positive↓", "negative↑", "deletion↓", "insertion↑");
+    fmt::print("{:<14} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}\n", "method", "positive↓", "negative↑", "deletion↓",
+               "insertion↑", "top blank", "top ink");
     for (const auto& c : r.methods)
-      fmt::print("{:<14} {:>10.2f} {:>10.2f} {:>10.2f} {:>10.2f}\n", c.method, c.auc_positive, c.auc_negative,
-                 c.auc_deletion, c.auc_insertion);
+      fmt::print("{:<14} {:>10.2f} {:>10.2f} {:>10.2f} {:>10.2f} {:>10.1f}% {:>8.1f}%\n", c.method, c.auc_positive,
+                 c.auc_negative, c.auc_deletion, c.auc_insertion, 100 * c.top_blank, 100 * c.top_ink);
+    fmt::print("top blank / top ink: of the patches masked at the first step (the top {:.0f}%), the share that are blank "
+               "(masking them changes nothing) and the share of the digit's ink they hold\n",
+               100 * r.fractions[std::min<size_t>(1, r.fractions.size() - 1)]);
   });
 }
 

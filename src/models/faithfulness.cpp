@@ -31,6 +31,23 @@ void for_patch_pixels(int p, int side, int patch, int width, const std::function
 
 }  // namespace
 
+TopPatches top_patches(const float* image, int width, int side, int patch, const std::vector<int>& order, int count) {
+  TopPatches t;
+  count = std::min<int>(count, static_cast<int>(order.size()));
+  if (count <= 0) return t;
+  double total = 0, top = 0;
+  for (int p = 0; p < side * side; ++p) for_patch_pixels(p, side, patch, width, [&](int px) { total += image[px]; });
+  for (int k = 0; k < count; ++k) {
+    double ink = 0;
+    for_patch_pixels(order[k], side, patch, width, [&](int px) { ink += image[px]; });
+    t.blank += ink == 0;
+    top += ink;
+  }
+  t.blank /= count;
+  t.ink = total > 0 ? top / total : 0;
+  return t;
+}
+
 FaithfulnessResult perturbation_test(MnistModel& model, const ImageSet& set, const PerturbationOptions& opt) {
   const MnistConfig& cfg = model.config();
   if (cfg.arch != "vit") throw UsageError("the perturbation test needs a ViT (patch attention); the model is '" + cfg.arch + "'");
@@ -82,6 +99,11 @@ FaithfulnessResult perturbation_test(MnistModel& model, const ImageSet& set, con
                            [&](int a, int b) { return s.data()[a] > s.data()[b]; });
         }
       }
+      const int first = static_cast<int>(std::lround(res.fractions[std::min(1, S - 1)] * P));
+      for (int i = 0; i < n; ++i) {
+        const TopPatches t = top_patches(images.row(i).data(), W, side, patch, order[i], first);
+        res.methods[m].top_blank += t.blank, res.methods[m].top_ink += t.ink;
+      }
       // Variants: positive/deletion (S), negative (S), insertion (S) for each image.
       Mat batch(static_cast<Eigen::Index>(n) * 3 * S, images.cols());
       for (int i = 0; i < n; ++i)
@@ -117,6 +139,7 @@ FaithfulnessResult perturbation_test(MnistModel& model, const ImageSet& set, con
   for (auto& c : res.methods) {
     for (auto* v : {&c.positive, &c.negative, &c.deletion, &c.insertion})
       for (double& y : *v) y /= std::max(1, N);
+    c.top_blank /= std::max(1, N), c.top_ink /= std::max(1, N);
     c.auc_positive = trapezoid_auc(c.positive);
     c.auc_negative = trapezoid_auc(c.negative);
     c.auc_deletion = trapezoid_auc(c.deletion);
