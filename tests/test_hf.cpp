@@ -106,9 +106,12 @@ TEST_CASE("HF qwen2-style directory: BF16 shards, q/k/v biases, tied output, lin
   check_lm("llama-tiny-bf16-sharded");
 }
 
-TEST_CASE("HF bert directory matches the PyTorch reference (token types, post-LN, erf GELU)") {
-  const models::LoadedEncoder enc = models::load_encoder_hf(hf_dir("bert-tiny"));
-  const StFile ref = reference("bert-tiny");
+namespace {
+// Loads a text encoder directory and checks it against the PyTorch reference: attention, every
+// layer's output, and the directory's tokenizer. Returns the encoder for further checks.
+models::LoadedEncoder check_text_encoder(const std::string& name) {
+  models::LoadedEncoder enc = models::load_encoder_hf(hf_dir(name));
+  const StFile ref = reference(name);
   const std::vector<int> ids = ids_of(ref), types = ids_of(ref, "type_ids");
   models::AttentionCollector col;
   std::vector<Mat> layers;
@@ -119,6 +122,18 @@ TEST_CASE("HF bert directory matches the PyTorch reference (token types, post-LN
   check_attention(col, ref, "encoder", L);
   for (int l = 0; l < L; ++l) CHECK(max_diff(layers[l].data(), ref.find("hidden." + std::to_string(l))->data) < 1e-4);
   CHECK(max_diff(h.data(), ref.find("hidden")->data) < 1e-4);
+  // The directory's tokenizer gives the ids of the script's tokenizer (pair included).
+  const std::string pair = ref.metadata.at("pair");
+  const AttentionRecord r = models::record_encoder_text(enc, ref.metadata.at("text"), &pair);
+  CHECK(nlohmann::json::parse(r.metadata.at("token_ids")).get<std::vector<int>>() == ids);
+  return enc;
+}
+}  // namespace
+
+TEST_CASE("HF bert directory matches the PyTorch reference (token types, post-LN, erf GELU)") {
+  const models::LoadedEncoder enc = check_text_encoder("bert-tiny");
+  const StFile ref = reference("bert-tiny");
+  const std::vector<int> ids = ids_of(ref), types = ids_of(ref, "type_ids");
   // WordPiece with BERT's basic tokenization gives the script's tokens.
   REQUIRE(enc.wordpiece);
   const std::string pair = ref.metadata.at("pair");
@@ -278,28 +293,6 @@ TEST_CASE("malformed HF directories: exit 2, one line naming the file and the pr
   }
 }
 
-namespace {
-
-void check_text_encoder(const std::string& name) {
-  const models::LoadedEncoder enc = models::load_encoder_hf(hf_dir(name));
-  const StFile ref = reference(name);
-  const std::vector<int> ids = ids_of(ref), types = ids_of(ref, "type_ids");
-  models::AttentionCollector col;
-  std::vector<Mat> layers;
-  models::EncoderForwardOptions opt;
-  opt.layer_outputs = &layers;
-  const Mat h = enc.model->forward_tokens(ids, types, &col, opt);
-  const int L = enc.model->config().layers;
-  check_attention(col, ref, "encoder", L);
-  for (int l = 0; l < L; ++l) CHECK(max_diff(layers[l].data(), ref.find("hidden." + std::to_string(l))->data) < 1e-4);
-  CHECK(max_diff(h.data(), ref.find("hidden")->data) < 1e-4);
-  // The directory's tokenizer gives the ids of the script's tokenizer (pair included).
-  const std::string pair = ref.metadata.at("pair");
-  const AttentionRecord r = models::record_encoder_text(enc, ref.metadata.at("text"), &pair);
-  CHECK(nlohmann::json::parse(r.metadata.at("token_ids")).get<std::vector<int>>() == ids);
-}
-
-}  // namespace
 
 TEST_CASE("HF distilbert directory (a table difference: no token types, q_lin/sa_layer_norm names)") {
   check_text_encoder("distilbert-tiny");
