@@ -13,26 +13,10 @@ GFLOP counts 4*N*N*d*H per forward (batch 1), as `attnviz bench kernels` does.
 import argparse
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
-import time
 
-from peer_common import blas_library
-
-
-def best_time(fn, min_seconds):
-    fn()  # warm-up
-    best, total, runs = float("inf"), 0.0, 0
-    while total < min_seconds or runs < 2:
-        t0 = time.perf_counter()
-        fn()
-        t = time.perf_counter() - t0
-        best, total, runs = min(best, t), total + t, runs + 1
-        if runs >= 30:
-            break
-    return best
+from peer_common import best_time, blas_library, find_attnviz
 
 
 def main():
@@ -73,19 +57,13 @@ def main():
 
         ref = plain()
         row = {"n": n, "gflop": gflop}
-        row["torch_plain_s"] = best_time(plain, args.min_seconds)
+        row["torch_plain_s"] = best_time(plain, args.min_seconds, 30)
         if sdpa is not None:
             assert torch.allclose(fused(), ref, atol=1e-4), "SDPA and plain disagree"
-            row["torch_fused_s"] = best_time(fused, args.min_seconds)
+            row["torch_fused_s"] = best_time(fused, args.min_seconds, 30)
         rows.append(row)
 
-    exe = args.attnviz
-    if exe is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        root = os.path.dirname(os.path.dirname(here))
-        cands = [os.path.join(root, d, "attnviz") for d in sorted(os.listdir(root)) if d.startswith("build")]
-        cands = [c for c in cands if os.access(c, os.X_OK)] + [shutil.which("attnviz") or ""]
-        exe = next((c for c in cands if c), None)
+    exe = find_attnviz(args.attnviz)
     peak = None
     if exe:
         out = subprocess.run([exe, "--threads", str(args.threads), "bench", "kernels", "--json", "--no-models",

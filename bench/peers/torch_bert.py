@@ -11,14 +11,12 @@ Usage: /usr/bin/python3 bench/peers/torch_bert.py [--attnviz build/attnviz] [--s
        [--threads 2] [--min-seconds 2] [--json]
 Needs Debian's python3-torch (and libopenblas0-pthread, or PyTorch runs on the slow reference BLAS).
 """
-import argparse
 import json
 import math
 import subprocess
 import sys
 
-from peer_common import blas_library
-from torch_llama import best_time, find_attnviz
+from peer_common import best_time, blas_library, find_attnviz, model_bench_args
 
 LAYERS, DIM, HEADS, FFN, VOCAB, POS = 12, 768, 12, 3072, 30522, 512
 
@@ -54,14 +52,8 @@ def forward(torch, m, ids, types):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--attnviz", default=None)
-    ap.add_argument("--sizes", default="128,512")
-    ap.add_argument("--threads", type=int, default=2, help="attnviz threads (PyTorch runs 1 and 2)")
-    ap.add_argument("--min-seconds", type=float, default=2.0)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    args = model_bench_args(__doc__)
+    sizes = args.sizes
 
     import torch
     blas = blas_library(torch)

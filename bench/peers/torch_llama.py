@@ -12,29 +12,14 @@ Usage: /usr/bin/python3 bench/peers/torch_llama.py [--attnviz build/attnviz] [--
        [--threads 2] [--min-seconds 2] [--json]
 Needs Debian's python3-torch (and libopenblas0-pthread, or PyTorch runs on the slow reference BLAS).
 """
-import argparse
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
-import time
 
-from peer_common import blas_library
+from peer_common import best_time, blas_library, find_attnviz, model_bench_args
 
 LAYERS, DIM, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB, ROPE_BASE = 30, 576, 9, 3, 64, 1536, 49152, 100000.0
-
-
-def best_time(fn, min_seconds, max_runs=10):
-    fn()  # warm-up
-    best, total, runs = float("inf"), 0.0, 0
-    while (total < min_seconds or runs < 2) and runs < max_runs:
-        t0 = time.perf_counter()
-        fn()
-        t = time.perf_counter() - t0
-        best, total, runs = min(best, t), total + t, runs + 1
-    return best
 
 
 def matmul_flops(T):
@@ -89,25 +74,9 @@ def forward(torch, m, ids):
     return F.linear(rms(x[-1:], m["out_norm"]), m["emb"])[0], weights
 
 
-def find_attnviz(path):
-    if path:
-        return path
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
-    cands = [os.path.join(root, d, "attnviz") for d in sorted(os.listdir(root)) if d.startswith("build")]
-    cands = [c for c in cands if os.access(c, os.X_OK)] + [shutil.which("attnviz") or ""]
-    return next((c for c in cands if c), None)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--attnviz", default=None)
-    ap.add_argument("--sizes", default="128,512")
-    ap.add_argument("--threads", type=int, default=2, help="attnviz threads (PyTorch runs 1 and 2)")
-    ap.add_argument("--min-seconds", type=float, default=2.0)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    args = model_bench_args(__doc__)
+    sizes = args.sizes
 
     import torch
     blas = blas_library(torch)
