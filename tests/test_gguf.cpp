@@ -506,12 +506,7 @@ TEST_CASE("gguf: describe_gguf lists architecture, sizes, types and tensors") {
 
 namespace {
 
-// ../shared/models next to the checkout (or $ATTNVIZ_MODELS).
-std::filesystem::path models_dir() {
-  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
-  return source_dir().parent_path() / "shared" / "models";
-}
-const std::filesystem::path kStories = models_dir() / "stories260K" / "stories260K.gguf";
+const std::filesystem::path kStories = shared_models_dir() / "stories260K" / "stories260K.gguf";
 const bool kHaveStories = std::filesystem::exists(kStories);
 
 }  // namespace

@@ -22,9 +22,7 @@ namespace {
 
 // ../shared/models beside the checkout (or $ATTNVIZ_MODELS); exits 77 (CTest SKIP) when absent.
 fs::path models_or_skip() {
-  fs::path p;
-  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) p = env;
-  else p = attnviz::test::source_dir().parent_path() / "shared" / "models";
+  const fs::path p = attnviz::test::shared_models_dir();
   if (!fs::exists(p / "gpt-nano-sort") || !fs::exists(p / "stories260K")) {
     std::cerr << "SKIPPED: pretrained test models not found at " << p
               << " (set ATTNVIZ_MODELS to the shared/models folder)\n";

@@ -16,11 +16,7 @@ using namespace attnviz::test;
 
 namespace {
 
-std::filesystem::path models_dir() {
-  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
-  return source_dir().parent_path() / "shared" / "models";
-}
-const std::filesystem::path kStories = models_dir() / "stories260K" / "stories260K.gguf";
+const std::filesystem::path kStories = shared_models_dir() / "stories260K" / "stories260K.gguf";
 const bool kHaveStories = std::filesystem::exists(kStories);
 
 LmTokenizer stories_tokenizer() {

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,6 +25,11 @@ inline fs::path temp_dir(const std::string& name) {
 
 inline fs::path source_dir() { return fs::path(ATTNVIZ_SOURCE_DIR); }
 inline fs::path sample(const std::string& name) { return source_dir() / "samples" / name; }
+// The shared pretrained test models (../shared/models beside the checkout, or $ATTNVIZ_MODELS).
+inline fs::path shared_models_dir() {
+  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
+  return source_dir().parent_path() / "shared" / "models";
+}
 
 struct RunResult {
   int code = -1;        // exit code

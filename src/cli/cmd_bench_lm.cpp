@@ -35,11 +35,7 @@ struct BenchLmOptions {
 };
 
 
-std::string default_stories() {
-  namespace fs = std::filesystem;
-  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) return (fs::path(env) / "stories260K" / "stories260K.gguf").string();
-  return (fs::path(ATTNVIZ_SOURCE_DIR).parent_path() / "shared" / "models" / "stories260K" / "stories260K.gguf").string();
-}
+std::string default_stories() { return (shared_models_dir() / "stories260K" / "stories260K.gguf").string(); }
 
 void run(const BenchLmOptions& o) {
   const int threads = globals().threads > 0 ? globals().threads : nn::threads();

@@ -18,15 +18,6 @@
 namespace attnviz::cli {
 
 namespace {
-// $ATTNVIZ_MODELS, else ../shared/models beside the checkout.
-std::filesystem::path find_models() {
-  namespace fs = std::filesystem;
-  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) return env;
-  return fs::path(ATTNVIZ_SOURCE_DIR).parent_path() / "shared" / "models";
-}
-}  // namespace
-
-namespace {
 // The head whose rows put the most weight on one chosen key: mean over queries of
 // w[q, key(q)], for queries where that key exists. Heads are found by measuring on the
 // generated text, so the section works for any model given with --model, not only stories260K.
@@ -59,7 +50,7 @@ void demo_lm(DemoContext& ctx) {
   namespace fs = std::filesystem;
   fs::path model = ctx.lm_model;
   if (model.empty()) {
-    model = find_models() / "stories260K" / "stories260K.gguf";
+    model = shared_models_dir() / "stories260K" / "stories260K.gguf";
     if (!fs::exists(model)) {
       ctx.notes.push_back("LLM section skipped: no " + model.string() +
                           " (pass --model FILE.gguf, or set ATTNVIZ_MODELS to a folder with stories260K/stories260K.gguf)");

@@ -63,6 +63,10 @@ Globals& globals();
 // Folder with the MNIST IDX files: --data, then $ATTNVIZ_DATA, then <source>/data/mnist, then ./data/mnist.
 std::filesystem::path mnist_dir();
 
+// The shared pretrained models (stories260K, gpt-nano-sort): $ATTNVIZ_MODELS, else ../shared/models
+// beside the source checkout.
+std::filesystem::path shared_models_dir();
+
 // A parent command (train, eval, record, bench, corpus, render): `name` with one help line and one
 // example; each of `children` adds its subcommands (cmd_groups.cpp).
 CLI::App* add_group(CLI::App& app, const std::string& name, const std::string& help, const std::string& example,

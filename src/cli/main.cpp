@@ -36,6 +36,11 @@ std::filesystem::path mnist_dir() {
   return fs::path("data") / "mnist";
 }
 
+std::filesystem::path shared_models_dir() {
+  if (const char* env = std::getenv("ATTNVIZ_MODELS"); env && *env) return env;
+  return std::filesystem::path(ATTNVIZ_SOURCE_DIR).parent_path() / "shared" / "models";
+}
+
 void set_example(CLI::App* sub, const std::string& example) { sub->footer("\nExample:\n  " + example); }
 
 namespace {
