@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <queue>
+#include <stdexcept>
 
 namespace attnviz {
 
@@ -234,6 +235,53 @@ Mat grad_rollout(const std::vector<const AttentionTensor*>& layers, const std::v
 
 Mat chefer_rollout(const std::vector<const AttentionTensor*>& relevance, const std::vector<const AttentionTensor*>& grads) {
   return weighted_rollout(relevance, grads, "chefer");
+}
+
+Mat gradient_weighted_heads(const AttentionTensor& m, const AttentionTensor& g) {
+  if (g.heads != m.heads || g.queries != m.queries || g.keys != m.keys)
+    throw InputError("", "gradient of '" + m.name + "' does not have its tensor's shape");
+  Mat abar = Mat::Zero(m.queries, m.keys);   // [Nq, Nk]
+  for (int h = 0; h < m.heads; ++h) abar += g.head(h).cwiseProduct(m.head(h)).cwiseMax(0.f);
+  if (m.heads > 0) abar /= static_cast<float>(m.heads);
+  return abar;
+}
+
+Mat normalize_self_relevance(const Mat& r) {
+  if (r.rows() != r.cols()) throw std::invalid_argument("normalize_self_relevance: the map must be square");
+  Mat rhat = r - Mat::Identity(r.rows(), r.cols());   // [N, N]
+  for (Eigen::Index i = 0; i < rhat.rows(); ++i) {
+    const double s = rhat.row(i).cast<double>().sum();
+    if (s != 0) rhat.row(i) /= static_cast<float>(s);
+  }
+  return rhat + Mat::Identity(r.rows(), r.cols());
+}
+
+EncoderDecoderRelevance encoder_decoder_relevance(const std::vector<Mat>& encoder, const std::vector<Mat>& decoder_self,
+                                                  const std::vector<Mat>& decoder_cross) {
+  if (decoder_self.size() != decoder_cross.size() || decoder_self.empty())
+    throw std::invalid_argument("encoder_decoder_relevance: one self and one cross map per decoder layer needed");
+  const Eigen::Index T = decoder_cross[0].rows(), S = decoder_cross[0].cols();
+  EncoderDecoderRelevance r;
+  r.source = Mat::Identity(S, S);
+  r.target = Mat::Identity(T, T);
+  r.target_source = Mat::Zero(T, S);
+  for (const Mat& a : encoder) {   // eq. 6 on the source
+    if (a.rows() != S || a.cols() != S) throw std::invalid_argument("encoder_decoder_relevance: encoder maps must be [S, S]");
+    r.source += a * r.source;
+  }
+  const Mat src = normalize_self_relevance(r.source);   // R̄^ss: fixed once the encoder is done
+  for (size_t l = 0; l < decoder_self.size(); ++l) {
+    const Mat& as = decoder_self[l];
+    const Mat& ac = decoder_cross[l];
+    if (as.rows() != T || as.cols() != T || ac.rows() != T || ac.cols() != S)
+      throw std::invalid_argument("encoder_decoder_relevance: decoder maps must be [T, T] and [T, S]");
+    // eq. 6-7: the target's self-attention mixes the target tokens and what they took from the source
+    r.target += as * r.target;
+    r.target_source += as * r.target_source;
+    // eq. 10
+    r.target_source += normalize_self_relevance(r.target).transpose() * ac * src;
+  }
+  return r;
 }
 
 std::vector<const AttentionTensor*> self_attention_layers(const AttentionRecord& r, const std::string& stack,

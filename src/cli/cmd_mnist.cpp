@@ -210,11 +210,15 @@ void add_record_mnist(CLI::App& parent) {
       ->check(non_negative_number());
   sub->add_option("--class", o->klass, "only images whose true label is this digit")->check(CLI::Range(0, 9));
   sub->add_option("--split", o->split, "test or train")->check(CLI::IsMember({"test", "train"}));
-  add_record_what(sub, o->what, true);   // the ViT only
+  // relevance: accepted for the spelling shared with `record textcls|translate`; the ViT records
+  // its gradients and relevance anyway (render overlay / eval saliency --method chefer rely on it).
+  add_record_what(sub, o->what, true, true);   // the ViT only
   set_example(sub, "attnviz record mnist --model models/vit.safetensors --index 0,7,42 -o digits.safetensors");
   sub->callback([o] {
     auto model = models::load_mnist_model(o->model);
     const models::RecordOptions what = record_what(o->what);
+    if (what.relevance && model->config().arch != "vit")   // the model file cannot give it: exit 2
+      throw InputError(o->model, "--record relevance needs a ViT; this is the " + model->config().arch + " model");
     if ((what.norms || what.mixing) && model->config().arch != "vit")
       throw UsageError("--record " + o->what.front() + " needs a ViT (" + o->model + " is the " + model->config().arch +
                        " model)");

@@ -315,6 +315,9 @@ void add_eval_translate(CLI::App& parent) {
                   "--reverse-model: intersect | union | grow-diag | grow-diag-final | grow-diag-final-and (default) | "
                   "forward | reverse");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_flag("--relevance", o->eval.relevance,
+                "also score the relevance maps decoder.relevance_cross and decoder.lrp_relevance_cross (Chefer, Gur & "
+                "Wolf 2021; transformer models only)");
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only "
                                                         "(gold links count space-separated words)");
   set_example(sub, "attnviz eval translate --model models/additive.safetensors --model models/dot.safetensors --synthetic 500");
@@ -344,6 +347,8 @@ void add_eval_translate(CLI::App& parent) {
       const auto& path = o->models[mi];
       const std::string label = printable_for_terminal(labels[mi]);
       auto model = load_translator(path);
+      if (o->eval.relevance && model->config.arch != "transformer")
+        throw InputError(path, "--relevance needs a transformer translator; this model is " + model->name());
       auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer,
                               model->config.pretokenized || o->data.pretokenized);
       auto r = evaluate_translator(*model, corpus, o->eval);
@@ -409,13 +414,15 @@ void add_record_translate(CLI::App& parent) {
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only");
   sub->add_option("--beam", o->beam, "beam width for --text (1 = greedy)")->check(positive_number());
   sub->add_option("-o,--out", o->out, "output record (.safetensors)");
-  add_record_what(sub, o->what, true);   // transformer only
+  add_record_what(sub, o->what, true, true);   // transformer only
   set_example(sub, "attnviz record translate --model models/additive.safetensors --text \"the red car sees a dog .\" -o rec.safetensors");
   sub->callback([o] {
     default_threads();
     if (o->text.empty() == o->from.empty()) throw UsageError("give either --text or --from-corpus");
     auto model = load_translator(o->model);
     const RecordOptions what = record_what(o->what);
+    if (what.relevance && model->config.arch != "transformer")   // the model file cannot give it: exit 2
+      throw InputError(o->model, "--record relevance needs a transformer translator; this model is " + model->name());
     if ((what.norms || what.mixing) && model->config.arch != "transformer")
       throw UsageError("--record " + o->what.front() + " needs a transformer model (" + o->model + " is " + model->name() + ")");
     std::vector<AttentionRecord> recs;

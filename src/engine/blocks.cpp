@@ -95,16 +95,16 @@ Mat DecoderBlock::forward(const Mat& y, const Mat& memory, int B, int T, int S, 
   return h2 + drop_forward(drop3, f, dropout_rng);
 }
 
-Mat DecoderBlock::backward(const Mat& dout, Mat& dmemory) {
+Mat DecoderBlock::backward(const Mat& dout, Mat& dmemory, DecoderWeights dweights) {
   // out = h2 + MLP(LN3(h2))
   Mat dh2 = dout;
   dh2 += ln3.backward(fc1.backward(act_backward(opt.activation, gelu, relu, fc2.backward(drop3.backward(dout)))));
   // h2 = h1 + Cross(LN2(h1), memory)
   Mat dh1 = dh2;
-  dh1 += ln2.backward(cross_attn.backward(drop2.backward(dh2), dmemory));
+  dh1 += ln2.backward(cross_attn.backward(drop2.backward(dh2), dmemory, dweights.cross));
   // h1 = y + Self(LN1(y))
   Mat dy = dh1;
-  dy += ln1.backward(self_attn.backward(drop1.backward(dh1)));
+  dy += ln1.backward(self_attn.backward(drop1.backward(dh1), dweights.self));
   return dy;
 }
 

@@ -1,5 +1,5 @@
 // LRP relevance (Chefer et al. 2021 rules) through Linear, residual adds, attention and the
-// pre-LN encoder block; the rules are listed in include/attnviz/engine/relevance.hpp.
+// pre-LN encoder and decoder blocks; the rules are listed in include/attnviz/engine/relevance.hpp.
 #include <attnviz/engine/relevance.hpp>
 
 #include <cmath>
@@ -128,6 +128,58 @@ Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWe
   Rx += ar.kv_input;
   if (attention) *attention = std::move(ar.attention);
   return Rx;
+}
+
+namespace {
+// y = a + b split sequence by sequence (T rows each): Ra, Rb [B*T, D].
+void lrp_add_rows(const Mat& a, const Mat& b, const Mat& R, int B, int T, Mat& Ra, Mat& Rb) {
+  Ra.resize(a.rows(), a.cols());
+  Rb.resize(a.rows(), a.cols());
+  Mat r1, r2;
+  for (int s = 0; s < B; ++s) {
+    const Eigen::Index r0 = static_cast<Eigen::Index>(s) * T;
+    lrp_add(a.middleRows(r0, T), b.middleRows(r0, T), R.middleRows(r0, T), r1, r2);
+    Ra.middleRows(r0, T) = r1;
+    Rb.middleRows(r0, T) = r2;
+  }
+}
+}  // namespace
+
+DecoderRelevance lrp_decoder_block(const DecoderBlock& block, const Mat& y, const AttentionWeights& ws,
+                                   const AttentionWeights& wc, const Mat& R) {
+  // y, R: [B*T, D]; ws: [B, H, T, T]; wc: [B, H, T, S]
+  const MultiHeadAttention &sa = block.self_attn, &ca = block.cross_attn;
+  const int B = sa.B_, T = sa.Nq_;
+  if (!sa.self_ || ca.self_ || ca.B_ != B || ca.Nq_ != T || y.rows() != static_cast<Eigen::Index>(B) * T ||
+      y.rows() != R.rows() || y.cols() != R.cols() || block.fc2.x_.rows() != y.rows())
+    throw std::invalid_argument("lrp_decoder_block: y and R are not of the block's last forward pass");
+  if (block.drop1.mask_.size() || block.drop2.mask_.size() || block.drop3.mask_.size())
+    throw std::invalid_argument("lrp_decoder_block: the block's last forward used dropout (relevance needs evaluation)");
+  // The forward's intermediate sums, rebuilt from the caches.
+  const Mat a = sa.wo.apply(sa.ctx_);            // Self(LN1(y))            [B*T, D]
+  const Mat h1 = y + a;
+  const Mat c = ca.wo.apply(ca.ctx_);            // Cross(LN2(h1), memory)  [B*T, D]
+  const Mat h2 = h1 + c;
+  const Mat f = block.fc2.apply(block.fc2.x_);   // MLP(LN3(h2))            [B*T, D]
+  Mat Rh2, Rf, Rh1, Rc, Ry, Ra;
+  // out = h2 + f; f = FC2(act(FC1(LN3(h2)))), the activation and LN3 passing relevance through.
+  lrp_add_rows(h2, f, R, B, T, Rh2, Rf);
+  Rh2 += lrp_linear(block.fc1.x_, block.fc1.weight.value, lrp_linear(block.fc2.x_, block.fc2.weight.value, Rf));
+  // h2 = h1 + c; c's query input is LN2(h1) (passed through to h1), its keys and values the memory.
+  lrp_add_rows(h1, c, Rh2, B, T, Rh1, Rc);
+  DecoderRelevance out;
+  AttentionRelevance cr = lrp_attention(ca, wc, Rc);
+  Rh1 += cr.query_input;
+  out.memory = std::move(cr.kv_input);
+  out.cross = std::move(cr.attention);
+  // h1 = y + a; a = Self(LN1(y)): q, k and v all read LN1(y).
+  lrp_add_rows(y, a, Rh1, B, T, Ry, Ra);
+  AttentionRelevance sr = lrp_attention(sa, ws, Ra);
+  Ry += sr.query_input;
+  Ry += sr.kv_input;
+  out.target_input = std::move(Ry);
+  out.self = std::move(sr.attention);
+  return out;
 }
 
 }  // namespace attnviz::nn

@@ -7,6 +7,8 @@
 #include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/relevance.hpp>
+#include <attnviz/analysis/saliency.hpp>
 
 #include <cmath>
 
@@ -103,8 +105,9 @@ class TransformerTranslator : public Translator {
   }
 
   // Decoder over input prefixes ins (each starting with <bos>), padded to T. Returns [B*T, D].
+  // inputs (optional): each decoder block's input [B*T, D] (for the LRP relevance).
   Mat decode(const Memory& m, const std::vector<std::vector<int>>& ins, int T, std::vector<AttentionWeights>* self_w,
-             std::vector<AttentionWeights>* cross_w, Rng* drop) {
+             std::vector<AttentionWeights>* cross_w, Rng* drop, std::vector<Mat>* inputs = nullptr) {
     const int B = m.B;
     check_len(T);
     std::vector<int> ids(static_cast<size_t>(B) * T, Vocabulary::kPad), lengths(B);
@@ -119,6 +122,7 @@ class TransformerTranslator : public Translator {
       DecoderWeights w;
       if (self_w) w.self = &(*self_w)[l];
       if (cross_w) w.cross = &(*cross_w)[l];
+      if (inputs) inputs->push_back(y);
       y = dec[l].forward(y, m.mem, B, T, m.S, {.key_lengths = lengths, .causal = true}, {.key_lengths = m.lengths}, w, drop);
     }
     return dec_ln.forward(y);
@@ -238,6 +242,102 @@ class TransformerTranslator : public Translator {
       for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".cross", dec[l].cross_attn, cw[l]);
     }
     return out.forward(h);
+  }
+
+  std::vector<std::vector<AttentionTensor>> relevance(const std::vector<const Example*>& batch) override {
+    // A teacher-forced forward keeping every block's input and weights, then per target step t one
+    // backward (the attention gradients) and one LRP pass (the maps' relevance) from the logit of
+    // each sentence's token at step t, all sentences at once (they do not interact).
+    std::vector<const std::vector<int>*> src;
+    for (auto* ex : batch) src.push_back(&ex->src);
+    std::vector<AttentionWeights> ew, sw, cw;
+    std::vector<Mat> enc_in, dec_in;
+    Memory m = encode(src, &ew, nullptr, &enc_in);
+    const int B = m.B, S = m.S, L = static_cast<int>(dec.size()), Le = static_cast<int>(enc.size());
+    int T = 0;
+    std::vector<std::vector<int>> ins;
+    std::vector<int> tlen;   // target steps per sentence: the tokens + <eos>
+    for (auto* ex : batch) {
+      ins.push_back({Vocabulary::kBos});
+      ins.back().insert(ins.back().end(), ex->tgt.begin(), ex->tgt.end());
+      tlen.push_back(static_cast<int>(ins.back().size()));
+      T = std::max(T, tlen.back());
+    }
+    Mat h = decode(m, ins, T, &sw, &cw, nullptr, &dec_in);
+    out.forward(h);                                      // caches the head's input for LRP
+    std::vector<std::vector<AttentionTensor>> res(B);
+    std::vector<Mat> rel_cross(B), rel_self(B), lrp_cross(B), lrp_self(B);   // [T_b, S_b], [T_b, T_b]
+    for (int b = 0; b < B; ++b) {
+      rel_cross[b] = lrp_cross[b] = Mat::Zero(tlen[b], m.lengths[b]);
+      rel_self[b] = lrp_self[b] = Mat::Zero(tlen[b], tlen[b]);
+    }
+    std::vector<AttentionWeights> ge(Le), gs(L), gc(L), re(Le);
+    for (int t = 0; t < T; ++t) {
+      Mat seed = Mat::Zero(static_cast<Eigen::Index>(B) * T, out.weight.value.cols());   // [B*T, V]
+      for (int b = 0; b < B; ++b)
+        if (t < tlen[b]) {
+          const auto& y = batch[b]->tgt;
+          seed(static_cast<Eigen::Index>(b) * T + t, t < static_cast<int>(y.size()) ? y[t] : Vocabulary::kEos) = 1.f;
+        }
+      // Gradients of that logit with respect to every attention map.
+      Mat dy = dec_ln.backward(out.backward(seed));
+      Mat dmem = Mat::Zero(m.mem.rows(), m.mem.cols());
+      for (int l = L - 1; l >= 0; --l) {
+        Mat dm;
+        dy = dec[l].backward(dy, dm, {.self = &gs[l], .cross = &gc[l]});
+        dmem += dm;
+      }
+      Mat dx = enc_ln.backward(dmem);
+      for (int l = Le - 1; l >= 0; --l) dx = enc[l].backward(dx, &ge[l]);
+      // LRP: the head by alpha = 1, beta = 0 (the final LayerNorms pass relevance through), the
+      // decoder blocks from the top (their memory parts summed), then the encoder blocks.
+      Mat r = nn::lrp_linear(out.x_, out.weight.value, seed);   // [B*T, D]
+      Mat rmem = Mat::Zero(m.mem.rows(), m.mem.cols());
+      std::vector<nn::DecoderRelevance> rd(L);
+      for (int l = L - 1; l >= 0; --l) {
+        rd[l] = nn::lrp_decoder_block(dec[l], dec_in[l], sw[l], cw[l], r);
+        r = rd[l].target_input;
+        rmem += rd[l].memory;
+      }
+      for (int l = Le - 1; l >= 0; --l) rmem = nn::lrp_encoder_block(enc[l], enc_in[l], ew[l], rmem, &re[l]);
+      for (int b = 0; b < B; ++b) {
+        if (t >= tlen[b]) continue;
+        const int Sb = m.lengths[b], Tb = tlen[b];
+        // Ā per map from the weights (ICCV 2021 eq. 5) and from their LRP relevance (CVPR 2021 eq. 13).
+        std::vector<Mat> ae, as, ac, le, ls, lc;
+        for (int l = 0; l < Le; ++l) {
+          const AttentionTensor g = ge[l].tensor(b, "g", "", "", Sb, Sb);
+          ae.push_back(gradient_weighted_heads(ew[l].tensor(b, "w", "", "", Sb, Sb), g));
+          le.push_back(gradient_weighted_heads(re[l].tensor(b, "r", "", "", Sb, Sb), g));
+        }
+        for (int l = 0; l < L; ++l) {
+          const AttentionTensor g1 = gs[l].tensor(b, "g", "", "", Tb, Tb), g2 = gc[l].tensor(b, "g", "", "", Tb, Sb);
+          as.push_back(gradient_weighted_heads(sw[l].tensor(b, "w", "", "", Tb, Tb), g1));
+          ac.push_back(gradient_weighted_heads(cw[l].tensor(b, "w", "", "", Tb, Sb), g2));
+          ls.push_back(gradient_weighted_heads(rd[l].self.tensor(b, "r", "", "", Tb, Tb), g1));
+          lc.push_back(gradient_weighted_heads(rd[l].cross.tensor(b, "r", "", "", Tb, Sb), g2));
+        }
+        const EncoderDecoderRelevance a = encoder_decoder_relevance(ae, as, ac), lr = encoder_decoder_relevance(le, ls, lc);
+        rel_cross[b].row(t) = a.target_source.row(t);
+        rel_self[b].row(t) = a.target.row(t);
+        lrp_cross[b].row(t) = lr.target_source.row(t);
+        lrp_self[b].row(t) = lr.target.row(t);
+      }
+    }
+    params_.zero_grad();
+    auto tensor = [](const std::string& name, const Mat& v, const char* qa, const char* ka) {
+      AttentionTensor x(name, 1, static_cast<int>(v.rows()), static_cast<int>(v.cols()), qa, ka);
+      for (int i = 0; i < x.queries; ++i)
+        for (int j = 0; j < x.keys; ++j) x.at(0, i, j) = v(i, j);
+      return x;
+    };
+    for (int b = 0; b < B; ++b) {
+      res[b].push_back(tensor("decoder.relevance_cross", rel_cross[b], "target", "source"));
+      res[b].push_back(tensor("decoder.relevance_self", rel_self[b], "target", "target_input"));
+      res[b].push_back(tensor("decoder.lrp_relevance_cross", lrp_cross[b], "target", "source"));
+      res[b].push_back(tensor("decoder.lrp_relevance_self", lrp_self[b], "target", "target_input"));
+    }
+    return res;
   }
 };
 

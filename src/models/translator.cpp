@@ -126,7 +126,15 @@ AttentionRecord Translator::record(const std::vector<int>& src, const std::vecto
                                                                   cross || enc ? "source" : "target_input"));
       }
   if (what.mixing) add_mixing_rollout(rec.tensors, "encoder");   // the encoder's value-zeroing maps over its layers
+  if (what.relevance) {
+    auto maps = relevance({&ex});   // [1][4]: kept alive while its tensors are moved out
+    for (auto& t : maps.at(0)) rec.tensors.push_back(std::move(t));
+  }
   return rec;
+}
+
+std::vector<std::vector<AttentionTensor>> Translator::relevance(const std::vector<const Example*>&) {
+  throw InputError("", "relevance (Chefer et al. 2021) needs a transformer translator; this model is " + name());
 }
 
 void save_translator(const std::filesystem::path& path, const Translator& m,
@@ -449,11 +457,15 @@ TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus,
     auto cross_tensors = [](const AttentionRecord& rec) {
       std::vector<std::string> names;
       for (const auto& t : rec.tensors)
-        if (parse_tensor_name(t.name).kind == "cross") names.push_back(t.name);
+        if (parse_tensor_name(t.name).kind == "cross" || t.name == "decoder.relevance_cross" ||
+            t.name == "decoder.lrp_relevance_cross")
+          names.push_back(t.name);
       return names;
     };
+    RecordOptions what;
+    what.relevance = opt.relevance;
     for (size_t i = 0; i < data.size(); ++i) {
-      AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt);
+      AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt, nullptr, nullptr, what);
       if (m.subwords()) merge_subwords(rec);   // gold links count words: score the word-level view
       const std::vector<std::string> cross = cross_tensors(rec);
       AttentionRecord rrec;

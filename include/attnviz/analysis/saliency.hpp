@@ -57,6 +57,30 @@ Mat grad_rollout(const std::vector<const AttentionTensor*>& layers,
 Mat chefer_rollout(const std::vector<const AttentionTensor*>& relevance,
                    const std::vector<const AttentionTensor*>& grads);
 
+// One layer's gradient-weighted head average (Chefer, Gur & Wolf, ICCV 2021, eq. 5):
+// Ā = mean_h (grad_h ⊙ M_h)^+, M = the attention weights (or their LRP relevance). [Nq, Nk].
+Mat gradient_weighted_heads(const AttentionTensor& m, const AttentionTensor& grad);
+
+// Their eq. 8-9, the normalisation of a self-relevance map before it enters a cross-attention
+// update: R^ = R - I, each row of R^ divided by its sum, + I. A row of R^ summing to 0 (nothing
+// mixed into that token yet) stays 0, i.e. the row of I. r: [N, N].
+Mat normalize_self_relevance(const Mat& r);
+
+// Their encoder-decoder relevance (ICCV 2021, Section 3): R^ss = I [S, S], R^tt = I [T, T],
+// R^ts = 0 [T, S]; every encoder self-attention layer (eq. 6): R^ss += Ā R^ss; then every decoder
+// layer, its causal self-attention (eq. 6-7): R^tt += Ā R^tt, R^ts += Ā R^ts; and its cross-
+// attention (eq. 10): R^ts += (R̄^tt)^T Ā R̄^ss with R̄ = normalize_self_relevance (eq. 11,
+// R^tt += Ā R^st, adds nothing: the encoder never sees the target, R^st = 0).
+// encoder: Ā per encoder layer [S, S]; decoder_self: [T, T] and decoder_cross: [T, S] per decoder
+// layer, bottom to top (gradient_weighted_heads of the maps for one explained output).
+struct EncoderDecoderRelevance {
+  Mat source;          // R^ss [S, S]
+  Mat target;          // R^tt [T, T]
+  Mat target_source;   // R^ts [T, S]
+};
+EncoderDecoderRelevance encoder_decoder_relevance(const std::vector<Mat>& encoder, const std::vector<Mat>& decoder_self,
+                                                  const std::vector<Mat>& decoder_cross);
+
 struct SaliencyOptions {
   SaliencyMethod method = SaliencyMethod::Rollout;
   std::string stack;   // which stack of "<stack>.layerN.self" tensors; "" = the first one found

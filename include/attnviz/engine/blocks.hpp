@@ -72,8 +72,10 @@ struct DecoderBlock {
   // cross_mask: source key lengths. Returns [B*T, D].
   Mat forward(const Mat& y, const Mat& memory, int B, int T, int S, const AttnMask& self_mask,
               const AttnMask& cross_mask, DecoderWeights weights = {}, Rng* dropout_rng = nullptr);
-  // Returns dy; sets dmemory [B*S, memory_dim] (sum it over layers yourself).
-  Mat backward(const Mat& dout, Mat& dmemory);
+  // Returns dy; sets dmemory [B*S, memory_dim] (sum it over layers yourself). dweights (optional
+  // sinks): d(loss)/d(attention weights) of the self-attention [B, H, T, T] and of the
+  // cross-attention [B, H, T, S] (MultiHeadAttention::backward: total derivatives, 0 on hidden keys).
+  Mat backward(const Mat& dout, Mat& dmemory, DecoderWeights dweights = {});
 };
 
 // GRU cell, PyTorch gate order (r, z, n):

@@ -50,4 +50,21 @@ AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionW
 Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWeights& w, const Mat& R,
                       AttentionWeights* attention = nullptr);
 
+struct DecoderRelevance {
+  Mat target_input;           // [B*T, D]: relevance of the block's input y
+  Mat memory;                 // [B*S, memory_dim]: of the encoder memory (sum it over layers yourself)
+  AttentionWeights self;      // [B, H, T, T]: R^(b) of the causal self-attention weights
+  AttentionWeights cross;     // [B, H, T, S]: R^(b) of the cross-attention weights
+};
+
+// A pre-LN DecoderBlock after its forward pass on y [B*T, D] (evaluation: no dropout) that produced
+// the weights ws [B, H, T, T] and wc [B, H, T, S]; R: relevance of the block output [B*T, D].
+//   out = h2 + MLP(LN3(h2)): add split per sequence, FC2, activation, FC1, LN3; the parts of h2 summed;
+//   h2 = h1 + Cross(LN2(h1), memory): add split, lrp_attention; its query part goes to h1, its
+//        key/value part to the memory;
+//   h1 = y + Self(LN1(y)): add split, lrp_attention, LN1; the parts of y summed.
+// Conserving like its parts: sum target_input + sum memory = sum R when no Linear column drops any.
+DecoderRelevance lrp_decoder_block(const DecoderBlock& block, const Mat& y, const AttentionWeights& ws,
+                                   const AttentionWeights& wc, const Mat& R);
+
 }  // namespace attnviz::nn

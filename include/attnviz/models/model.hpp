@@ -37,9 +37,10 @@ class AttentionSink {
 struct RecordOptions {
   bool norms = false;   // norm-based attention "<name>.norm" / "<name>.norm_sum" (models on nn::MultiHeadAttention)
   bool mixing = false;  // value zeroing "<name>.mixing" (self-attention of models on nn::EncoderBlock)
-  // Chefer et al. (2021): attention gradients and the LRP relevance of every attention map
-  // (AttentionRecord::gradients / ::relevance; the transformer classifier and translator; the
-  // MNIST ViT always records them).
+  // Chefer et al. (2021): the transformer classifier records the attention gradients and the LRP
+  // relevance of every attention map (AttentionRecord::gradients / ::relevance); the MNIST ViT
+  // records them with or without this; the transformer translator adds its relevance maps
+  // "decoder.relevance_cross" etc. (Translator::relevance).
   bool relevance = false;
 };
 

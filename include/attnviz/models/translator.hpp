@@ -104,6 +104,18 @@ class Translator : public Model {
   // dropout_rng: nullptr = no dropout.
   virtual BatchResult train_batch(const std::vector<const Example*>& batch, nn::Rng* dropout_rng) = 0;
 
+  // Relevance maps of Chefer, Gur & Wolf (ICCV 2021, "Generic Attention-model Explainability for
+  // Interpreting Bi-Modal and Encoder-Decoder Transformers"; analysis::encoder_decoder_relevance)
+  // for a teacher-forced batch. The output explained at target step t is the logit of the batch's
+  // target token at t (y_t, <eos> after the last one): row t of every map comes from its own
+  // gradients. Per sentence: "decoder.relevance_cross" [1, T+1, S+1] (R^ts, target -> source),
+  // "decoder.relevance_self" [1, T+1, T+1] (R^tt over the decoder inputs <bos> y_1 ..), both with
+  // Ā = mean_h (grad ⊙ A)^+ of the attention weights (their eq. 5), and "decoder.lrp_relevance_cross"
+  // / "_self", the same rules with the LRP relevance of each map (nn::lrp_decoder_block /
+  // lrp_encoder_block, Chefer et al. CVPR 2021) in place of the weights. The transformer only:
+  // the RNN throws InputError.
+  virtual std::vector<std::vector<AttentionTensor>> relevance(const std::vector<const Example*>& batch);
+
   // Step-by-step decoding over R rows (sentences or beam hypotheses).
   struct State {
     virtual ~State() = default;
@@ -116,7 +128,8 @@ class Translator : public Model {
   // "decoder.layerL.cross" [H, T+1, S+1] (rows: target tokens + <eos>, columns: source tokens +
   // <eos>), and for the transformer "encoder.layerL.self" and "decoder.layerL.self" too; with
   // what.norms the transformer adds "<name>.norm" and "<name>.norm_sum" after each of them, with
-  // what.mixing "encoder.layerL.self.mixing" (value zeroing) after each encoder layer.
+  // what.mixing "encoder.layerL.self.mixing" (value zeroing) after each encoder layer, with
+  // what.relevance the four relevance() maps at the end.
   AttentionRecord record(const std::vector<int>& src, const std::vector<int>& tgt, const RecordOptions& what = {});
 
   std::string attention_kind() const;   // "additive", ..., or "scaled-dot" for the transformer
@@ -189,6 +202,9 @@ struct EvalOptions {
   Translator* reverse = nullptr;
   Symmetrize symmetrize = Symmetrize::GrowDiagFinalAnd;
   Combine combine = Combine::Product;
+  // With gold: also score Translator::relevance()'s "decoder.relevance_cross" and
+  // "decoder.lrp_relevance_cross" (the transformer only; InputError otherwise).
+  bool relevance = false;
 };
 
 struct LayerAlignment {
