@@ -22,6 +22,14 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
     if (!opt.layers.empty() && !wanted(opt.layers, parse_tensor_name(t.name).layer)) continue;
     rows.push_back(&t);
   }
+  // Without --tensors, the attention weights only when the record has any: norms, mixing and
+  // relevance maps live on other scales and would wash the weights out of a shared colour bar
+  // (pick them with --tensors).
+  if (opt.tensors.empty() &&
+      std::any_of(rows.begin(), rows.end(), [](const AttentionTensor* t) { return value_quantity(t->name).empty(); }))
+    rows.erase(std::remove_if(rows.begin(), rows.end(),
+                              [](const AttentionTensor* t) { return !value_quantity(t->name).empty(); }),
+               rows.end());
   if (rows.empty()) {
     std::string known;
     for (const auto& t : record.tensors) known += (known.empty() ? "" : ", ") + t.name;
@@ -151,7 +159,7 @@ DrawList layout_grid(const AttentionRecord& record, const GridOptions& opt) {
   for (auto* t : rows)
     if (value_quantity(t->name) != quantity) quantity = "value";
   if (quantity.empty()) quantity = "weight";
-  else if (quantity == "value" && opt.scale.norm != Normalization::PerRow) quantity = "value (weights, norms, mixing)";
+  else if (quantity == "value" && opt.scale.norm != Normalization::PerRow) quantity = "value (mixed kinds)";
   std::string label = opt.scale.norm == Normalization::PerRow ? "row-normalized " + quantity
                       : quantity == "weight"                  ? "attention weight"
                                                               : quantity;

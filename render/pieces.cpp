@@ -37,6 +37,12 @@ std::string value_quantity(const std::string& name) {
   if (ends(".norm_sum")) return "norm ‖Σ α f(x) W_O‖";
   if (ends(".mixing")) return "context mixing (value zeroing)";
   if (ends("mixing_rollout")) return "mixing rollout (value zeroing)";
+  // Relevance maps (Chefer et al. 2021): the translator's "decoder.relevance_cross/_self" and the
+  // LMs' "decoder.relevance" roll out gradient x attention; "decoder.lrp_relevance_*" roll out
+  // gradient x LRP relevance.
+  const std::string last = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+  if (last.rfind("lrp_relevance", 0) == 0) return "relevance (LRP ⊙ ∇A, rolled out)";
+  if (last.rfind("relevance", 0) == 0) return "relevance (∇A ⊙ A, rolled out)";
   return "";
 }
 

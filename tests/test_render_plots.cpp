@@ -504,7 +504,8 @@ TEST_CASE("colourbars name what is drawn: norm-based and value-zeroing tensors a
   using namespace attnviz::render;
   AttentionRecord rec;
   for (const char* name : {"encoder.layer0.self", "encoder.layer0.self.norm", "encoder.layer0.self.norm_sum",
-                           "encoder.layer0.self.mixing", "encoder.mixing_rollout"}) {
+                           "encoder.layer0.self.mixing", "encoder.mixing_rollout", "decoder.relevance_cross",
+                           "decoder.lrp_relevance_self", "decoder.relevance"}) {
     AttentionTensor t(name, 1, 2, 2);
     t.data = {0.5f, 0.5f, 0.25f, 0.75f};
     rec.tensors.push_back(t);
@@ -514,7 +515,10 @@ TEST_CASE("colourbars name what is drawn: norm-based and value-zeroing tensors a
                                                      {"encoder.layer0.self.norm", "norm ‖α f(x)‖"},
                                                      {"encoder.layer0.self.norm_sum", "norm ‖Σ α f(x) W_O‖"},
                                                      {"encoder.layer0.self.mixing", "context mixing (value zeroing)"},
-                                                     {"encoder.mixing_rollout", "mixing rollout (value zeroing)"}};
+                                                     {"encoder.mixing_rollout", "mixing rollout (value zeroing)"},
+                                                     {"decoder.relevance_cross", "relevance (∇A ⊙ A, rolled out)"},
+                                                     {"decoder.lrp_relevance_self", "relevance (LRP ⊙ ∇A, rolled out)"},
+                                                     {"decoder.relevance", "relevance (∇A ⊙ A, rolled out)"}};
   for (const auto& [name, label] : want) {
     Selection sel;
     sel.tensor = name;
@@ -527,9 +531,20 @@ TEST_CASE("colourbars name what is drawn: norm-based and value-zeroing tensors a
   g.tensors = "self.mixing";
   CHECK(has_text(layout_grid(rec, g), "context mixing (value zeroing)"));
   g.tensors = "self.norm";
-  CHECK(has_text(layout_grid(rec, g), "value (weights, norms, mixing)"));
+  CHECK(has_text(layout_grid(rec, g), "value (mixed kinds)"));
+  // Without --tensors: only the attention weights (the other kinds would share their colour bar).
   g.tensors = "";
-  CHECK(has_text(layout_grid(rec, g), "value (weights, norms, mixing)"));
+  const DrawList all = layout_grid(rec, g);
+  CHECK(has_text(all, "attention weight"));
+  CHECK_FALSE(has_text(all, "value (mixed kinds)"));
+  AttentionRecord derived_only;
+  for (const auto& t : rec.tensors)
+    if (!value_quantity(t.name).empty()) derived_only.tensors.push_back(t);
+  CHECK(has_text(layout_grid(derived_only, g), "value (mixed kinds)"));   // nothing else to show
+  g.tensors = "relevance";
+  CHECK(has_text(layout_grid(rec, g), "value (mixed kinds)"));   // two relevance kinds
+  g.tensors = "relevance_cross";
+  CHECK(has_text(layout_grid(rec, g), "relevance (∇A ⊙ A, rolled out)"));
   DrawList only_weights = layout_grid(AttentionRecord{{rec.tensors[0]}}, {});
   CHECK(has_text(only_weights, "attention weight"));
 }
