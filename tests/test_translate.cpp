@@ -404,3 +404,44 @@ TEST_CASE("evaluate_translator with a reverse model: AER of both directions' att
   CHECK(pi.predicted <= pf.predicted);
   CHECK(pu.predicted >= pf.predicted);
 }
+
+TEST_CASE("train translate: guided alignment is the rnn default (aligner at tension 4); --no-guide turns it off") {
+  const fs::path dir = temp_dir("translate_guide_default");
+  const std::string common = "--threads 1 train translate --synthetic 60 --epochs 1 --batch 8 --embed 8 --hidden 8 --heldout 0 ";
+  auto train = [&](const std::string& name, const std::string& args) {
+    const std::string out = (dir / name).string();
+    auto r = run_cli(common + args + " -o '" + out + "'");
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    return std::make_pair(r.out, out);
+  };
+  // the default recipe: the aligner's links at its own default tension (4), weight 1
+  const auto [said, path] = train("default.safetensors", "");
+  CHECK_MESSAGE(said.find("guided alignment (--no-guide: off): the aligner's links (IBM Model 1, diagonal tension 4, "
+                          "grow-diag-final-and) on 60 training pairs, weight 1") != std::string::npos, said);
+  CHECK(load_translator(path)->config.guide == kDefaultGuideWeight);
+  CHECK(StatAlignOptions{}.diagonal_tension == 4.0);   // the guide's default tension is the aligner's
+  // --guide-ibm1 is the old spelling of the default: the same model, byte for byte
+  CHECK(slurp(path) == slurp(train("old.safetensors", "--guide-ibm1").second));
+  // --guide-tension 0 (plain Model 1) gives other links, so another model
+  const auto [said0, path0] = train("t0.safetensors", "--guide-tension 0");
+  CHECK(said0.find("diagonal tension 0,") != std::string::npos);
+  CHECK(slurp(path0) != slurp(path));
+  // --no-guide and --guide-weight 0: no aligner, no guide loss, the same unguided model
+  const auto [said_off, off] = train("off.safetensors", "--no-guide");
+  CHECK(said_off.find("guided alignment") == std::string::npos);
+  CHECK(load_translator(off)->config.guide == 0.f);
+  CHECK(slurp(off) != slurp(path));
+  CHECK(slurp(off) == slurp(train("w0.safetensors", "--guide-weight 0").second));
+  // guide options with --no-guide: a usage error (exit 1), naming the option
+  auto r = run_cli(common + "--no-guide --guide-tension 0 -o '" + (dir / "x.safetensors").string() + "'");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.out.find("--guide-tension") != std::string::npos, r.out);
+  // the transformer has no guided alignment: off by default, refused when asked for
+  const std::string tf = "--arch transformer --dim 8 --heads 2 --layers 1 --ff 8 ";
+  const auto [said_tf, tf_path] = train("tf.safetensors", tf);
+  CHECK(said_tf.find("guided alignment") == std::string::npos);
+  CHECK(load_translator(tf_path)->config.guide == 0.f);
+  r = run_cli(common + tf + "--guide-ibm1 -o '" + (dir / "y.safetensors").string() + "'");
+  CHECK(r.code == 1);
+  CHECK_MESSAGE(r.out.find("transformer has no guided alignment") != std::string::npos, r.out);
+}

@@ -6,6 +6,7 @@
 #include "cli/progress.hpp"
 
 #include <attnviz/analysis/alignment.hpp>
+#include <attnviz/analysis/statistical_aligner.hpp>
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/models/translator.hpp>
 #include <attnviz/train/tasks.hpp>
@@ -38,11 +39,13 @@ std::unique_ptr<Translator> get_model(DemoContext& ctx, const std::string& kind)
   auto corpus = generate_synthetic({.count = count, .seed = 1, .split = SyntheticSplit::Train});
   std::vector<std::vector<std::string>> s, t;
   for (const auto& p : corpus.pairs) s.push_back(p.source), t.push_back(p.target);
-  TranslatorConfig cfg;
+  TranslatorConfig cfg;   // the default recipe of `train translate`: coverage by score, guided alignment
   cfg.attention = nn::parse_score(kind);
+  cfg.guide = kDefaultGuideWeight;
   auto m = make_translator(cfg, Vocabulary::build(s), Vocabulary::build(t));
   m->init(1);
   auto data = encode_corpus(*m, corpus);
+  attach_guide(*m, corpus, data, {});   // the aligner at its defaults (diagonal tension 4)
   train::TranslateTrainOptions o;
   o.epochs = epochs;
   std::unique_ptr<ProgressBar> bar;

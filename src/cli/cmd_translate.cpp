@@ -102,15 +102,14 @@ void add_train_translate(CLI::App& parent) {
     int heldout = 200;
     long long split_seed = -1;  // -1: hold out the file's last lines
     std::string normalize = "none";
-    bool guide_ibm1 = false;
-    StatAlignOptions guide;
+    bool guide_ibm1 = true;   // rnn default; --no-guide turns it off (the transformer has none)
+    StatAlignOptions guide;   // diagonal tension 4: the aligner's default (align --train-ibm1)
     std::string guide_sym = "grow-diag-final-and";
     SnapshotCli snap;
     std::string probe_target;
   };
   auto o = std::make_shared<Opts>();
-  o->guide.diagonal_tension = 0;   // plain Model 1: the better guide on real text (README)
-  o->cfg.guide = 1.f;
+  o->cfg.guide = kDefaultGuideWeight;
   auto* sub = parent.add_subcommand("translate", "train a translation model (RNN with one of four attentions, or transformer)");
   add_data_options(sub, o->data, 10000, 1, false);
   sub->add_flag("--lowercase", o->cfg.tokenizer.lowercase, "lowercase the text (Unicode: Ș -> ș, Ω -> ω)");
@@ -143,15 +142,17 @@ void add_train_translate(CLI::App& parent) {
                   "learn N byte-pair merges per side from the training pairs (Sennrich et al. 2016; pieces "
                   "'un@@ able'); stored in the model, applied at eval/record time (0 = word vocabularies)")
       ->check(non_negative_number());
-  sub->add_flag("--guide-ibm1", o->guide_ibm1,
-                "rnn: guided alignment (Chen et al. 2016, Garg et al. 2019): train the attention towards the "
-                "links of the built-in IBM Model 1 aligner (align --train-ibm1) run on the training pairs");
-  sub->add_option("--guide-weight", o->cfg.guide, "--guide-ibm1: weight of the alignment cross-entropy")
+  auto* guide_flag = sub->add_flag(
+      "--guide-ibm1,!--no-guide", o->guide_ibm1,
+      "rnn, on by default: guided alignment (Chen et al. 2016, Garg et al. 2019): train the attention towards the "
+      "links of the built-in aligner (align --train-ibm1: IBM Model 1 with the diagonal prior) run on the training "
+      "pairs; --no-guide: train without it (--guide-ibm1: old spelling of the default)");
+  auto* guide_weight = sub->add_option("--guide-weight", o->cfg.guide, "guided alignment: weight of the alignment cross-entropy (0 = off)")
       ->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  sub->add_option("--guide-tension", o->guide.diagonal_tension,
-                  "--guide-ibm1: the aligner's diagonal tension (0 = plain Model 1)")
+  auto* guide_tension = sub->add_option("--guide-tension", o->guide.diagonal_tension,
+                  "guided alignment: the aligner's diagonal tension (0 = plain Model 1)")
       ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
-  sub->add_option("--guide-symmetrize", o->guide_sym, "--guide-ibm1: symmetrization of the aligner's two directions")
+  auto* guide_sym = sub->add_option("--guide-symmetrize", o->guide_sym, "guided alignment: symmetrization of the aligner's two directions")
       ->capture_default_str();
   sub->add_option("--epochs", o->train.epochs, "passes over the training data")->check(positive_number());
   sub->add_option("--batch", o->train.batch, "sentence pairs per step")->check(positive_number());
@@ -180,7 +181,7 @@ void add_train_translate(CLI::App& parent) {
   set_example(sub, "attnviz train translate --synthetic 20000 --attention dot --out models/dot.safetensors\n"
                    "  attnviz train translate --arch transformer --out tf.safetensors --snapshot-every 100 --probe \"the red car sees a dog .\"");
   auto* resume_opt = sub->get_option("--resume");
-  sub->callback([o, resume_opt] {
+  sub->callback([o, resume_opt, guide_flag, guide_weight, guide_tension, guide_sym] {
     default_threads();
     check_snapshot_options(o->snap);
     if (!o->probe_target.empty() && !o->snap.on()) throw UsageError("--probe-target goes with --probe");
@@ -188,9 +189,17 @@ void add_train_translate(CLI::App& parent) {
     o->cfg.attention = nn::parse_score(o->attention);
     o->cfg.tokenizer.normalize = parse_normalization(o->normalize);
     o->guide.symmetrize = parse_symmetrize(o->guide_sym);
+    // The guide is the rnn default; the transformer has none (asking for it by name is refused).
+    const bool guide_named = guide_flag->count() > 0 && o->guide_ibm1;
+    if (o->cfg.arch != "rnn") {
+      if (guide_named) throw UsageError("--guide-ibm1 trains rnn attention; the transformer has no guided alignment yet");
+      o->guide_ibm1 = false;
+    }
+    if (!o->guide_ibm1 && guide_flag->count() > 0)
+      for (const auto* opt : {guide_weight, guide_tension, guide_sym})
+        if (opt->count() > 0) throw UsageError(opt->get_name() + " sets up guided alignment, which --no-guide turns off");
+    if (o->cfg.guide == 0.f) o->guide_ibm1 = false;   // --guide-weight 0: off as well
     if (!o->guide_ibm1) o->cfg.guide = 0.f;
-    if (o->guide_ibm1 && o->cfg.arch != "rnn")
-      throw UsageError("--guide-ibm1 trains rnn attention; the transformer has no guided alignment yet");
     const fs::path out = o->out, ckpt = fs::path(o->out + ".ckpt");
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
     // Data: generator train split (held-out sentences never appear in it), or the user's file
@@ -235,7 +244,9 @@ void add_train_translate(CLI::App& parent) {
       o->guide.corpus_path = o->data.corpus;
       attach_guide(*model, train, data, o->guide);
       if (!quiet)
-        fmt::print(stderr, "guided alignment: IBM Model 1 links (tension {}, {}) on {} training pairs, weight {}\n",
+        fmt::print(stderr,
+                   "guided alignment (--no-guide: off): the aligner's links (IBM Model 1, diagonal tension {:g}, {}) on {} "
+                   "training pairs, weight {:g}\n",
                    o->guide.diagonal_tension, symmetrize_name(o->guide.symmetrize), data.size(), model->config.guide);
     }
     if (!quiet)

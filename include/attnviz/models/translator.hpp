@@ -68,6 +68,9 @@ struct Example {
 };
 
 inline constexpr float kDefaultAdditiveCoverage = 0.05f;
+// Weight of the guided-alignment loss in the default recipe of `train translate` (rnn), whose
+// links come from the built-in aligner at its defaults (StatAlignOptions: diagonal tension 4).
+inline constexpr float kDefaultGuideWeight = 1.f;
 
 struct BatchResult {
   double loss = 0;    // mean cross-entropy per target token
