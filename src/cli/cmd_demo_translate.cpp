@@ -111,8 +111,9 @@ void demo_translate(DemoContext& ctx) {
                  "dots the argmax alignment. Note one word becoming two (grandfather: gross vater) and two becoming "
                  "one (bus stop: haltestelle), the particle \"up\" sent to the clause end (auf) and the verb-final "
                  "subordinate clause (mag); the dropped article \"a\" has only a possible link. The additive "
-                 "model is trained with the coverage penalty (every source word attended about once), so the "
-                 "articles look at \"the\", not at their noun; argmax keeps only one of \"bus stop\".");
+                 "model is trained with the coverage penalty (every source word attended about once) and guided "
+                 "alignment towards the built-in aligner's links, so the articles look at \"the\", not at their "
+                 "noun; argmax keeps only one of \"bus stop\".");
       LinesOptions lo;
       lo.title = "RNN translator, additive attention: target -> source";
       add_figure(ctx, layout_lines(rec, "decoder.layer0.cross", lo), "translate_lines", "Translation: token lines",
