@@ -13,6 +13,8 @@
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/error.hpp>
 
+#include "engine/isa.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -489,8 +491,10 @@ int64_t disabled_for(const std::string& isa) {
 
 std::once_flag g_isa_once;
 
-// Applies ATTNVIZ_ISA (if set) once, before the first kernel call.
-void init_isa() {
+}  // namespace
+
+// Applies ATTNVIZ_ISA (if set) once, before the first kernel call (of any dispatched kernel).
+void detail::init_kernel_isa() {
   std::call_once(g_isa_once, [] {
     if (const char* e = std::getenv("ATTNVIZ_ISA"); e && *e) {
       try {
@@ -502,20 +506,22 @@ void init_isa() {
   });
 }
 
+namespace {
+
 int lanes() {
-  init_isa();
+  detail::init_kernel_isa();
   return HWY_DYNAMIC_DISPATCH(Lanes)();
 }
 
 }  // namespace
 
 void set_kernel_isa(const std::string& isa) {
-  init_isa();
+  detail::init_kernel_isa();
   hwy::DisableTargets(disabled_for(isa));
 }
 
 std::string kernel_isa() {
-  init_isa();
+  detail::init_kernel_isa();
   const int64_t t = HWY_DYNAMIC_DISPATCH(Target)();
   if (t == HWY_AVX3 || t == HWY_AVX3_DL) return "avx512";
   if (t == HWY_AVX2) return "avx2";

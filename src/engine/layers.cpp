@@ -3,8 +3,6 @@
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/engine/optim.hpp>
 
-#include <unsupported/Eigen/SpecialFunctions>
-
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -105,8 +103,15 @@ Mat LayerNorm::backward(const Mat& dy) {
   // dgamma += sum dy*xhat; dbeta += sum dy;
   // dx = rstd * (g - mean(g) - xhat * mean(g*xhat)), g = dy * gamma
   const Eigen::Index N = dy.rows(), D = dy.cols();
-  gamma.grad.row(0) += dy.cwiseProduct(xhat_).colwise().sum();
-  beta.grad.row(0) += dy.colwise().sum();
+  {   // row by row (contiguous; a column-wise sum of the row-major matrices walks with stride D)
+    RowVec dg = RowVec::Zero(D), db = RowVec::Zero(D);
+    for (Eigen::Index i = 0; i < N; ++i) {
+      dg += dy.row(i).cwiseProduct(xhat_.row(i));
+      db += dy.row(i);
+    }
+    gamma.grad.row(0) += dg;
+    beta.grad.row(0) += db;
+  }
   Mat dx(N, D);
   parallel_rows(N, 8.0 * N * D, [&](Eigen::Index r0, Eigen::Index r1) {
     RowVec g(D);
@@ -124,32 +129,21 @@ Mat LayerNorm::backward(const Mat& dy) {
 Mat Gelu::forward(const Mat& x) { return forward(Mat(x)); }
 
 Mat Gelu::forward(Mat&& x) {
-  // y = x Phi(x) with Phi(x) = 0.5 (1 + erf(x / sqrt 2)); keeps x and 1 + erf(x / sqrt 2) for backward
-  // (so backward computes no erf).
-  x_ = std::move(x);
-  const Eigen::Index R = x_.rows(), C = x_.cols();
-  e_.resize(R, C);
-  Mat y(R, C);
-  parallel_rows(R, 30.0 * x_.size(), [&](Eigen::Index r0, Eigen::Index r1) {
-    auto xs = x_.middleRows(r0, r1 - r0).array();
-    auto e = e_.middleRows(r0, r1 - r0).array();
-    e = 1.f + (xs * float(M_SQRT1_2)).erf();
-    y.middleRows(r0, r1 - r0).array() = xs * 0.5f * e;
+  // y = x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)), in place in x's buffer; the derivative
+  // Phi(x) + x phi(x) comes out of the same pass (one exp for both) and is kept for backward.
+  Mat y = std::move(x);
+  dydx_.resize(y.rows(), y.cols());
+  const Eigen::Index C = y.cols();
+  parallel_rows(y.rows(), 10.0 * y.size(), [&](Eigen::Index r0, Eigen::Index r1) {
+    gelu_erf(y.data() + r0 * C, y.data() + r0 * C, dydx_.data() + r0 * C, (r1 - r0) * C);
   });
   return y;
 }
 
 Mat Gelu::backward(const Mat& dy) {
-  // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-  Mat dx(dy.rows(), dy.cols());
-  const float inv_sqrt_2pi = 0.3989422804014327f;
-  parallel_rows(dy.rows(), 40.0 * dy.size(), [&](Eigen::Index r0, Eigen::Index r1) {
-    auto xs = x_.middleRows(r0, r1 - r0).array();
-    auto cdf = 0.5f * e_.middleRows(r0, r1 - r0).array();
-    auto pdf = inv_sqrt_2pi * (-0.5f * xs.square()).exp();
-    dx.middleRows(r0, r1 - r0).array() = dy.middleRows(r0, r1 - r0).array() * (cdf + xs * pdf);
-  });
-  return dx;
+  if (dy.rows() != dydx_.rows() || dy.cols() != dydx_.cols())
+    throw std::invalid_argument("Gelu::backward: dy does not match the last forward's shape");
+  return dy.cwiseProduct(dydx_);
 }
 
 Mat Relu::forward(const Mat& x) {

@@ -174,20 +174,7 @@ void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate) {
 
 void softmax_rows(Mat& x) { softmax_rows(MatMap(x.data(), x.rows(), x.cols())); }
 
-void softmax_rows(MatMap x) {
-  // Per row: exp(x - max) / sum, with Eigen's vectorised exp (attention rows of the ViT's dense
-  // path spend most of their softmax time here).
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    auto r = x.row(i);
-    const float m = r.maxCoeff();
-    if (m == -std::numeric_limits<float>::infinity()) {
-      r.setZero();
-      continue;
-    }
-    r = (r.array() - m).exp().matrix();
-    r /= r.sum();
-  }
-}
+// softmax_rows(MatMap): simd_math.cpp (SIMD exp, run-time ISA dispatch).
 
 Mat log_softmax_rows(const Mat& logits) {
   Mat out = logits;  // [M, N]

@@ -55,7 +55,7 @@ struct LayerNorm {
 
 // GELU, exact erf form: x * 0.5 * (1 + erf(x / sqrt(2))) (PyTorch's default nn.GELU()).
 struct Gelu {
-  Mat x_, e_;   // cache: x and 1 + erf(x / sqrt 2)
+  Mat dydx_;   // cache: the derivative at the last forward's inputs (backward is one product)
   Mat forward(const Mat& x);
   Mat forward(Mat&& x);   // keeps x without a copy
   Mat backward(const Mat& dy);

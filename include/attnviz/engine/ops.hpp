@@ -35,6 +35,10 @@ void matmul_nt(const Mat& a, const Mat& b, Mat& c, bool accumulate = false);
 // Row-wise softmax in place, x: [M, N]; rows that are all -inf become all zeros (never NaN).
 void softmax_rows(Mat& x);
 void softmax_rows(MatMap x);
+// Exact-erf GELU element-wise over n floats: y = x Phi(x) and, unless dydx is null, its derivative
+// Phi(x) + x phi(x) (Phi, phi: the standard normal's CDF and density). y may be x (in place).
+// SIMD for the CPU (run-time dispatch); |y - exact| <= 1e-6 max(1, |x|).
+void gelu_erf(const float* x, float* y, float* dydx, Eigen::Index n);
 // Row-wise log-softmax (log-sum-exp with the row max subtracted), logits: [M, N] -> [M, N].
 Mat log_softmax_rows(const Mat& logits);
 
