@@ -5,7 +5,10 @@
 #include <attnviz/error.hpp>
 #include <attnviz/engine/nn.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "test_engine_util.hpp"
 
@@ -336,4 +339,44 @@ TEST_CASE("recorded weights become a valid AttentionRecord tensor") {
   rec.tensors.push_back(w.tensor(0, "encoder.layer0.self", "src", "src"));
   rec.validate("memory");
   CHECK(rec.tensors[0].data.size() == 2 * 3 * 3);
+}
+
+TEST_CASE("multi-head attention: the dense path at the ViT's shape (50 tokens, head dim 16) on every ISA") {
+  // The fused dense kernel pads keys and head dims to the vector width (16, 8 or 4 floats): 50 keys
+  // leave a remainder on every width, head dim 16 none, and key lengths 17 and 0 hide keys.
+  const char* env = std::getenv("ATTNVIZ_ISA");
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  for (const char* isa : {"avx512", "avx2", "portable"}) {
+    if ((std::string(isa) == "avx512" && !avx512) || (std::string(isa) == "avx2" && !avx2)) continue;
+    set_kernel_isa(isa);
+    for (bool causal : {false, true}) {
+      INFO("isa " << isa << " causal " << causal);
+      Rng rng(11);
+      MultiHeadAttention blocked({.dim = 64, .heads = 4}), dense({.dim = 64, .heads = 4, .dense_max_keys = 64});
+      blocked.init(rng);
+      ParamSet pb, pd;
+      blocked.collect(pb, "attn");
+      dense.collect(pd, "attn");
+      for (size_t i = 0; i < pb.params().size(); ++i) pd.params()[i]->value = pb.params()[i]->value;
+      const int B = 3, T = 50;
+      Mat x = randn(B * T, 64, rng, 2.f), R = randn(B * T, 64, rng);
+      AttnMask mask{{50, 17, 0}, causal};
+      AttentionWeights wb, wd;
+      Mat yb = blocked.forward(x, B, T, mask, &wb);
+      Mat yd = dense.forward(x, B, T, mask, &wd);
+      REQUIRE(dense.dense_);
+      CHECK((yb - yd).cwiseAbs().maxCoeff() < 1e-5f * std::max(1.f, yb.cwiseAbs().maxCoeff()));
+      REQUIRE(wd.data.size() == wb.data.size());
+      float worst = 0.f;
+      for (size_t i = 0; i < wd.data.size(); ++i) worst = std::max(worst, std::abs(wd.data[i] - wb.data[i]));
+      CHECK(worst < 2e-6f);
+      for (int i = 0; i < T; ++i)   // hidden keys get weight 0 exactly
+        for (int j = 17; j < T; ++j) CHECK(wd.at(1, 2)[i * T + j] == 0.f);
+      Mat dxb = blocked.backward(R), dxd = dense.backward(R);
+      CHECK((dxb - dxd).cwiseAbs().maxCoeff() < 1e-4f * std::max(1.f, dxb.cwiseAbs().maxCoeff()));
+    }
+  }
+  set_kernel_isa(env && *env ? env : "best");
 }

@@ -23,17 +23,27 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// The last n < Lanes floats of a row through a stack buffer: Highway 1.0's MaskedLoad on SSE4 and
-// the portable target is an aligned full-vector load, which may read past the row (or fault).
+// The last n < Lanes floats of a row. AVX2 and AVX-512 have masked loads and stores that do not
+// touch the lanes outside the mask; Highway 1.0's MaskedLoad on SSE4 and the portable target is a
+// full aligned load, which may read past the row (or fault), so those go through a stack buffer.
 HWY_INLINE VF LoadTail(DF d, const float* p, size_t n, float fill) {
+#if HWY_TARGET <= HWY_AVX2
+  const auto m = hn::FirstN(d, n);
+  return hn::IfThenElse(m, hn::MaskedLoad(m, d, p), hn::Set(d, fill));
+#else
   HWY_ALIGN float buf[HWY_MAX_BYTES / sizeof(float)];
   for (size_t j = 0; j < hn::Lanes(d); ++j) buf[j] = j < n ? p[j] : fill;
   return hn::Load(d, buf);
+#endif
 }
 HWY_INLINE void StoreTail(DF d, VF v, float* p, size_t n) {
+#if HWY_TARGET <= HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, n), d, p);
+#else
   HWY_ALIGN float buf[HWY_MAX_BYTES / sizeof(float)];
   hn::Store(v, d, buf);
   for (size_t j = 0; j < n; ++j) p[j] = buf[j];
+#endif
 }
 
 // Softmax of one row of n floats in place; a row whose max is -inf becomes zeros.
