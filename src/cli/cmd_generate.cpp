@@ -9,6 +9,7 @@
 #include <attnviz/text/lm_tokenizer.hpp>
 
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
@@ -29,6 +30,7 @@ struct GenerateCliOptions {
   double max_record_mib = 2048;
   int heads = 0;
   std::vector<std::string> what;   // --record
+  int explain_step = 0;
 };
 
 // A minGPT prompt: token ids separated by spaces or commas ("2 0 1 1 0 2").
@@ -72,6 +74,10 @@ void run(const GenerateCliOptions& o) {
   g.record = !o.out.empty();
   g.norms = record_what(o.what).norms;
   if (g.norms && !g.record) throw UsageError("--record norms needs -o (the record to write)");
+  g.relevance = record_what(o.what).relevance;
+  if (g.relevance && !g.record) throw UsageError("--record relevance needs -o (the record to write)");
+  if (o.explain_step != 0 && !g.relevance) throw UsageError("--explain-step needs --record relevance");
+  g.explain_step = o.explain_step;
   g.max_record_mib = o.max_record_mib;
   g.threads = globals().threads;
   if (tok) {
@@ -112,6 +118,10 @@ void run(const GenerateCliOptions& o) {
   if (r.record) {
     r.record->metadata["source"] = std::filesystem::path(o.model).filename().string();
     save_record(o.out, *r.record);
+    if (g.relevance)
+      fmt::print(stderr, "relevance (grad-rollout, decoder.relevance): {} generated token(s) explained in {:.1f} ms\n",
+                 r.record->metadata.count("relevance_rows") ? nlohmann::json::parse(r.record->metadata["relevance_rows"]).size() : 0,
+                 r.relevance_seconds * 1e3);
     fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens)\n", o.out, cfg.layers, cfg.heads, r.ids.size(),
                r.ids.size());
   }
@@ -130,7 +140,12 @@ void add_generate(CLI::App& app) {
   sub->add_option("--seed", o->seed, "random seed (same seed, same text)");
   sub->add_option("-o,--out", o->out, "write an AttentionRecord (.safetensors) with every layer x head over all tokens");
   sub->add_option("--max-record-mib", o->max_record_mib, "refuse a record larger than this (MiB), before computing");
-  add_record_what(sub, o->what, false);
+  add_record_what(sub, o->what, false, true,
+                  "decoder.relevance [1, T, T]: grad-rollout relevance of the earlier tokens for each generated "
+                  "token, Chefer et al. 2021");
+  sub->add_option("--explain-step", o->explain_step,
+                  "with --record relevance: explain only the k-th generated token (1-based; 0 = every generated "
+                  "token, one backward pass each)")->check(non_negative_number());
   sub->add_option("--heads", o->heads, "minGPT JSON without a config: number of heads (default: the file's, else 3)");
   set_example(sub, "attnviz generate --model ../shared/models/stories260K/stories260K.gguf --steps 200 --temperature 0 -o story.safetensors");
   sub->callback([o] { run(*o); });

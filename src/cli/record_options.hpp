@@ -12,13 +12,16 @@ namespace attnviz::cli {
 
 // with_mixing: the model can also give value zeroing (models on the engine's encoder blocks);
 // with_relevance: attention gradients and LRP relevance (Chefer et al. 2021).
+// relevance_help: what "relevance" means for this command when it differs (decoder LMs: grad-rollout).
 inline void add_record_what(CLI::App* sub, std::vector<std::string>& what, bool with_mixing,
-                            bool with_relevance = false) {
+                            bool with_relevance = false, const char* relevance_help = nullptr) {
   std::string help = "also record (comma-separated): norms (norm-based attention <name>.norm per head and "
                      "<name>.norm_sum over heads, Kobayashi et al. 2020)";
   if (with_mixing)
     help += ", mixing (value zeroing <stack>.layerN.self.mixing and <stack>.mixing_rollout, Mohebbi et al. 2023)";
-  if (with_relevance)
+  if (with_relevance && relevance_help)
+    help += std::string(", relevance (") + relevance_help + ")";
+  else if (with_relevance)
     help += ", relevance (the gradient and the LRP relevance of every attention map for saliency method chefer, "
             "Chefer et al. 2021)";
   std::vector<std::string> allowed = {"norms"};

@@ -1,4 +1,5 @@
-// The five OpenBLAS functions attnviz calls (Eigen's sgemm_/sgemv_ under EIGEN_USE_BLAS, and three
+// The seven OpenBLAS functions attnviz calls (Eigen's sgemm_/sgemv_ and, for the float64 products of
+// the LM relevance and its tests, dgemm_/dgemv_ under EIGEN_USE_BLAS, and three
 // openblas_* queries), forwarded to libopenblas.so.0 loaded on the first call instead of at start-up.
 // Linked normally, OpenBLAS (with libgfortran and libquadmath) cost every process ~2.5-3.7 ms of CPU
 // before main: loading and relocating ~30 MB of libraries, then a library constructor that starts
@@ -26,6 +27,8 @@ namespace {
 struct Blas {
   decltype(&sgemm_) sgemm = nullptr;
   decltype(&sgemv_) sgemv = nullptr;
+  decltype(&dgemm_) dgemm = nullptr;
+  decltype(&dgemv_) dgemv = nullptr;
   decltype(&openblas_set_num_threads) set_num_threads = nullptr;
   decltype(&openblas_get_config) get_config = nullptr;
   decltype(&openblas_get_corename) get_corename = nullptr;
@@ -64,6 +67,8 @@ const Blas& blas() {
     }
     b.sgemm = symbol<decltype(&sgemm_)>(lib, "sgemm_");
     b.sgemv = symbol<decltype(&sgemv_)>(lib, "sgemv_");
+    b.dgemm = symbol<decltype(&dgemm_)>(lib, "dgemm_");
+    b.dgemv = symbol<decltype(&dgemv_)>(lib, "dgemv_");
     b.set_num_threads = symbol<decltype(&openblas_set_num_threads)>(lib, "openblas_set_num_threads");
     b.get_config = symbol<decltype(&openblas_get_config)>(lib, "openblas_get_config");
     b.get_corename = symbol<decltype(&openblas_get_corename)>(lib, "openblas_get_corename");
@@ -89,6 +94,17 @@ int sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int
 int sgemv_(const char* t, const int* m, const int* n, const float* alpha, const float* a, const int* lda,
            const float* x, const int* incx, const float* beta, float* y, const int* incy) {
   return blas().sgemv(t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+}
+
+int dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+           const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+           const int* ldc) {
+  return blas().dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a, const int* lda,
+           const double* x, const int* incx, const double* beta, double* y, const int* incy) {
+  return blas().dgemv(t, m, n, alpha, a, lda, x, incx, beta, y, incy);
 }
 
 void openblas_set_num_threads(int n) { blas().set_num_threads(n); }

@@ -2,6 +2,7 @@
 // generated tokens (the record's memory is checked before anything is computed).
 #include <attnviz/error.hpp>
 #include <attnviz/models/lm.hpp>
+#include <attnviz/models/lm_relevance.hpp>
 #include <attnviz/text/lm_tokenizer.hpp>
 
 #include <fmt/core.h>
@@ -64,6 +65,10 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
     throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
                                  opt.steps, cfg.context));
   if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib, opt.norms);
+  if (opt.relevance && !opt.record) throw UsageError("relevance needs a record (-o)");
+  if (opt.relevance && (opt.steps == 0 || opt.explain_step < 0 || opt.explain_step > opt.steps))
+    throw UsageError(fmt::format("relevance explains generated tokens: needs --steps >= 1 and --explain-step in "
+                                 "0..{} (0 = every one), not {}", opt.steps, opt.explain_step));
   for (int id : opt.prompt)
     if (id < 0 || id >= cfg.vocab) throw UsageError(fmt::format("prompt token id {} outside the vocabulary of {}", id, cfg.vocab));
 
@@ -124,6 +129,11 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
     r.metadata["generated_tokens"] = std::to_string(T - P);
     r.metadata["temperature"] = fmt::format("{}", opt.sampler.temperature);
     if (opt.sampler.temperature > 0) r.metadata["seed"] = std::to_string(opt.seed);
+    if (opt.relevance) {
+      t0 = std::chrono::steady_clock::now();
+      record_lm_relevance(model, res.ids, P, opt.explain_step, opt.threads, r);
+      res.relevance_seconds = since(t0);
+    }
     res.record = std::move(r);
   }
   return res;

@@ -175,6 +175,10 @@ struct GenerateOptions {
   bool record = false;             // keep every layer x head weights over all tokens
   bool norms = false;              // with record: also each layer's .norm / .norm_sum (Kobayashi et al. 2020)
   double max_record_mib = 2048;    // a record above this is refused before anything is computed
+  // with record: "decoder.relevance" [1, T, T], grad-rollout relevance of the earlier tokens for each
+  // generated token (record_lm_relevance in models/lm_relevance.hpp; one backward per explained token)
+  bool relevance = false;
+  int explain_step = 0;            // with relevance: 0 = every generated token, k = only the k-th (1-based)
   std::vector<int> stop_ids;       // generation ends before emitting one of these (EOS, BOS)
   int threads = 0;
   // Called for each generated token as soon as it is chosen (prev = the token before it).
@@ -186,6 +190,7 @@ struct GenerateResult {
   int prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   int decoded = 0;                 // forward steps run after the prefill
+  double relevance_seconds = 0;    // the relevance's forward + backward passes (relevance only)
   std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] (then .norm, .norm_sum) + tokens + metadata
 };
 

@@ -1,0 +1,74 @@
+// Why did a decoder LM generate this token: a backward pass of the LM over a whole token sequence
+// (no KV cache: the sequence is recomputed once, keeping what the backward needs) for the logit of
+// one token at one position, giving the gradient of every attention map, and from it the
+// grad-rollout relevance of every earlier token (Chefer, Gur & Wolf 2021, ICCV, "Generic
+// Attention-model Explainability": Ā = mean_h (∇A ⊙ A)^+, R ← R + Ā R, causal).
+#pragma once
+#include <attnviz/models/lm.hpp>
+
+#include <vector>
+
+namespace attnviz::models {
+
+// The explained output: the logit of `token` at `position` (the model's prediction of the token
+// after `position`; for a generated sequence token = ids[position + 1]).
+struct LmExplainTarget {
+  int position = 0;
+  int token = 0;
+};
+
+// Tests only: adds `delta` to one attention weight A[layer][head](query, key) after the softmax
+// (a finite-difference probe of d(logit)/dA).
+struct LmAttentionPerturbation {
+  int layer = 0, head = 0, query = 0, key = 0;
+  double delta = 0;
+};
+
+struct LmRelevanceOptions {
+  bool float64 = false;             // compute in double (tests); default float32
+  bool keep_gradients = false;      // return every map's gradient (tests; L*H*n*n values per target)
+  int threads = 0;                  // 0 = nn::threads(); targets are split over threads
+  const LmAttentionPerturbation* perturb = nullptr;
+};
+
+struct LmExplanation {
+  LmExplainTarget target;
+  double logit = 0;                 // the explained logit (the forward's value)
+  // Grad-rollout row of `position` over positions 0..position: R = (I + Ā_L) ... (I + Ā_1),
+  // Ā_l = mean over query heads of (dlogit/dA ⊙ A)^+ restricted to the causal triangle; rows not
+  // renormalised, so the entry of the position itself is >= 1.
+  std::vector<double> relevance;
+  // keep_gradients: per layer [H, n, n] row-major (n = position + 1), dlogit/dA on the causal
+  // triangle (key <= query), 0 above it.
+  std::vector<std::vector<double>> gradients;
+};
+
+// One forward over `ids`, then one backward per target (the rows 0..position only: causal).
+// Throws UsageError on an empty sequence, past the context, or a target outside the sequence or
+// the vocabulary; InputError on a token id outside the vocabulary.
+std::vector<LmExplanation> lm_explain(const LmModel& model, const std::vector<int>& ids,
+                                      const std::vector<LmExplainTarget>& targets,
+                                      const LmRelevanceOptions& opt = {});
+
+// Forward only: the target's logit (with opt.perturb applied; finite differences in tests).
+double lm_target_logit(const LmModel& model, const std::vector<int>& ids, const LmExplainTarget& target,
+                       const LmRelevanceOptions& opt = {});
+
+}  // namespace attnviz::models
+
+namespace attnviz {
+struct AttentionRecord;
+}
+
+namespace attnviz::models {
+
+// Adds "decoder.relevance" [1, T, T] (axes "tokens") to a generation record over ids (prompt +
+// generated): row t (t >= prompt_tokens - 1) is the grad-rollout relevance of positions 0..t for
+// the logit of the generated token ids[t + 1] at position t; the other rows (prompt predictions,
+// the last token, steps not asked for) are 0. explain_step k >= 1 explains only the k-th generated
+// token (row prompt_tokens + k - 2), 0 every generated token. Metadata: "relevance_method",
+// "relevance_rows" (JSON list of the explained rows), "relevance_logits" (their logits).
+void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int prompt_tokens, int explain_step,
+                         int threads, AttentionRecord& record);
+
+}  // namespace attnviz::models

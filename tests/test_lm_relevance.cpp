@@ -1,0 +1,320 @@
+// Decoder-LM relevance (models/lm_relevance.hpp): the attention-map gradients of the recomputed
+// forward against central finite differences in float64 on tiny random llamas (grouped-query
+// attention, RoPE in both pairings, Qwen-style q/k/v biases) and a tiny gpt2; the recomputed forward
+// against the KV-cache forward; grad-rollout against its definition; the generation record; the CLI
+// on a tiny gpt2 fixture and (suite "models") on stories260K.
+#include "test_util.hpp"
+
+#include <attnviz/engine/rng.hpp>
+#include <attnviz/error.hpp>
+#include <attnviz/models/lm.hpp>
+#include <attnviz/models/lm_relevance.hpp>
+#include <attnviz/record/record.hpp>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <memory>
+
+using namespace attnviz;
+using namespace attnviz::models;
+namespace fs = std::filesystem;
+using test::run_cli;
+
+namespace {
+
+struct KeepSink : AttentionSink {
+  std::map<std::string, nn::AttentionWeights> w;
+  void weights(const std::string& name, nn::AttentionWeights&& x, int) override { w[name] = x; }
+};
+
+struct Variant {
+  const char* name;
+  LmArch arch;
+  nn::RopeStyle rope;
+  bool qkv_bias;
+};
+
+// A tiny random LM whose norms, biases and attention are all far from trivial.
+std::unique_ptr<LmModel> tiny(const Variant& v) {
+  LmConfig c;
+  c.arch = v.arch, c.name = "tiny", c.layers = 2, c.dim = 16, c.ffn = 24, c.vocab = 30, c.context = 32;
+  c.heads = 4, c.kv_heads = v.arch == LmArch::Llama ? 2 : 4, c.head_dim = 4;
+  c.rope_style = v.rope;
+  c.qkv_bias = v.qkv_bias;
+  c.rope_base = 100.0;   // the rotation angles vary visibly over 6 positions
+  auto m = std::make_unique<LmModel>(c);
+  m->init_random(7, 0.4f);
+  nn::Rng rng(99);
+  for (nn::Param* p : m->params().params()) {
+    const bool bias = p->name.size() > 5 && p->name.compare(p->name.size() - 5, 5, ".bias") == 0;
+    const bool norm = p->name.find("_norm.") != std::string::npos;
+    if (bias || norm)
+      for (Eigen::Index i = 0; i < p->value.size(); ++i) p->value.data()[i] += rng.normal(0.f, 0.2f);
+  }
+  return m;
+}
+
+const Variant kVariants[] = {
+    {"llama GQA adjacent", LmArch::Llama, nn::RopeStyle::Adjacent, false},
+    {"llama GQA halves + qkv bias", LmArch::Llama, nn::RopeStyle::Halves, true},
+    {"gpt2", LmArch::Gpt2, nn::RopeStyle::Adjacent, false},
+};
+
+}  // namespace
+
+TEST_CASE("LM relevance: the recomputed forward equals the KV-cache forward (logits of every position)") {
+  for (const Variant& v : kVariants) {
+    CAPTURE(v.name);
+    const auto mp = tiny(v);
+    const LmModel& m = *mp;
+    const std::vector<int> ids = {1, 5, 7, 2, 9, 3};
+    LmCache cache = m.new_cache(6);
+    LmForwardOptions fo;
+    fo.all_logits = true;
+    const Mat logits = m.forward(ids, cache, nullptr, fo);
+    for (const bool f64 : {true, false})
+      for (int t = 0; t < 6; ++t)
+        for (int tok : {0, 4, 29}) {
+          LmRelevanceOptions o;
+          o.float64 = f64;
+          CHECK(lm_target_logit(m, ids, {t, tok}, o) == doctest::Approx(logits(t, tok)).epsilon(1e-4).scale(1.0));
+        }
+  }
+}
+
+TEST_CASE("LM relevance: attention-map gradients against central finite differences (float64)") {
+  // The explained logit is a smooth function of each attention weight A[l][h](i, j) (added after the
+  // softmax); a central difference with step 1e-5 has truncation error ~1e-10 * |d3 logit| and
+  // rounding error ~1e-16 / 1e-5 = 1e-11, so 1e-7 absolute + 1e-6 relative leaves a wide margin while
+  // a wrong rule (a missed RoPE, GQA group, norm term, softmax term) is off by >= 1e-2.
+  for (const Variant& v : kVariants) {
+    CAPTURE(v.name);
+    const auto mp = tiny(v);
+    const LmModel& m = *mp;
+    const LmConfig& c = m.config();
+    const std::vector<int> ids = {1, 5, 7, 2, 9, 3};
+    const LmExplainTarget tg{4, 11};
+    LmRelevanceOptions o;
+    o.float64 = true;
+    o.keep_gradients = true;
+    const LmExplanation e = lm_explain(m, ids, {tg}, o)[0];
+    const int n = 5;
+    REQUIRE(e.gradients.size() == static_cast<size_t>(c.layers));
+    double largest = 0;
+    int checked = 0;
+    for (int l = 0; l < c.layers; ++l)
+      for (int h = 0; h < c.heads; ++h)
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) {
+            const double g = e.gradients[l][(static_cast<size_t>(h) * n + i) * n + j];
+            if (j > i) {
+              CHECK(g == 0.0);
+              continue;
+            }
+            CAPTURE(l);
+            CAPTURE(h);
+            CAPTURE(i);
+            CAPTURE(j);
+            const double d = 1e-5;
+            LmAttentionPerturbation p{l, h, i, j, d};
+            LmRelevanceOptions po;
+            po.float64 = true;
+            po.perturb = &p;
+            const double up = lm_target_logit(m, ids, tg, po);
+            p.delta = -d;
+            const double down = lm_target_logit(m, ids, tg, po);
+            const double fd = (up - down) / (2 * d);
+            CHECK(std::abs(g - fd) <= 1e-7 + 1e-6 * std::abs(fd));
+            largest = std::max(largest, std::abs(fd));
+            ++checked;
+          }
+    CHECK(checked == c.layers * c.heads * n * (n + 1) / 2);
+    CHECK(largest > 0.05);   // the test sees real gradients, not zeros
+    // Causality: a weight of a later query changes nothing at position 4.
+    LmAttentionPerturbation late{0, 1, 5, 2, 0.5};
+    LmRelevanceOptions po;
+    po.float64 = true;
+    po.perturb = &late;
+    CHECK(lm_target_logit(m, ids, tg, po) == lm_target_logit(m, ids, tg, {true}));
+
+    // float32 (what generate uses) against float64: the same gradients to 1e-4 of the largest
+    // (float32 rounding ~6e-8 per operation, a few hundred operations deep on O(1) values).
+    LmRelevanceOptions f32;
+    f32.keep_gradients = true;
+    const LmExplanation e32 = lm_explain(m, ids, {tg}, f32)[0];
+    double worst = 0, top = 0;
+    for (int l = 0; l < c.layers; ++l)
+      for (size_t k = 0; k < e.gradients[l].size(); ++k) {
+        worst = std::max(worst, std::abs(e.gradients[l][k] - e32.gradients[l][k]));
+        top = std::max(top, std::abs(e.gradients[l][k]));
+      }
+    CHECK(worst <= 1e-4 * top);
+  }
+}
+
+TEST_CASE("LM relevance: grad-rollout from the gradients and the model's own weights; first row one-hot") {
+  for (const Variant& v : kVariants) {
+    CAPTURE(v.name);
+    const auto mp = tiny(v);
+    const LmModel& m = *mp;
+    const LmConfig& c = m.config();
+    const std::vector<int> ids = {1, 5, 7, 2, 9, 3};
+    LmCache cache = m.new_cache(6);
+    KeepSink sink;
+    m.forward(ids, cache, &sink);
+    LmRelevanceOptions o;
+    o.float64 = true;
+    o.keep_gradients = true;
+    const std::vector<LmExplanation> ex = lm_explain(m, ids, {{0, 3}, {3, 8}, {5, 2}}, o);
+    for (const LmExplanation& e : ex) {
+      const int t = e.target.position, n = t + 1, T = 6;
+      CAPTURE(t);
+      // R = (I + Ā_L) ... (I + Ā_1), Ā_l = mean_h (∇A ⊙ A)^+; row t, written out as a matrix product.
+      Eigen::MatrixXd R = Eigen::MatrixXd::Identity(n, n);
+      for (int l = 0; l < c.layers; ++l) {
+        const nn::AttentionWeights& w = sink.w.at("decoder.layer" + std::to_string(l) + ".self");
+        Eigen::MatrixXd Ab = Eigen::MatrixXd::Zero(n, n);
+        for (int h = 0; h < c.heads; ++h)
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j)
+              Ab(i, j) += std::max(0.0, e.gradients[l][(static_cast<size_t>(h) * n + i) * n + j] *
+                                            w.at(0, h)[static_cast<size_t>(i) * T + j]) / c.heads;
+        R = (Eigen::MatrixXd::Identity(n, n) + Ab) * R;
+      }
+      REQUIRE(e.relevance.size() == static_cast<size_t>(n));
+      for (int j = 0; j < n; ++j) CHECK(e.relevance[j] == doctest::Approx(R(t, j)).epsilon(1e-5));
+      CHECK(e.relevance[t] >= 1.0);
+    }
+    CHECK(ex[0].relevance.size() == 1);   // the first token sees only itself
+  }
+}
+
+TEST_CASE("LM relevance: generation record decoder.relevance; --explain-step; usage errors") {
+  const auto mp = tiny(kVariants[0]);
+  const LmModel& m = *mp;
+  GenerateOptions g;
+  g.prompt = {1};
+  g.steps = 4;
+  g.record = g.relevance = true;
+  const GenerateResult r = generate(m, g);
+  REQUIRE(r.record);
+  REQUIRE(r.ids.size() == 5);
+  const AttentionTensor* t = r.record->find("decoder.relevance");
+  REQUIRE(t);
+  CHECK(t->heads == 1);
+  CHECK(t->queries == 5);
+  CHECK(t->keys == 5);
+  CHECK(t->query_axis == "tokens");
+  CHECK(nlohmann::json::parse(r.record->metadata.at("relevance_rows")) == nlohmann::json({0, 1, 2, 3}));
+  // Row 0 is the one-hot identity: the first token explains the second alone.
+  CHECK(t->at(0, 0, 0) >= 1.f);
+  for (int j = 1; j < 5; ++j) CHECK(t->at(0, 0, j) == 0.f);
+  LmRelevanceOptions o;
+  o.float64 = true;
+  for (int q = 0; q < 5; ++q)
+    for (int k = 0; k < 5; ++k) {
+      CHECK(std::isfinite(t->at(0, q, k)));
+      if (k > q || q == 4) CHECK(t->at(0, q, k) == 0.f);   // causal; the last token explains nothing
+    }
+  for (int q = 0; q < 4; ++q) {
+    const LmExplanation e = lm_explain(m, r.ids, {{q, r.ids[q + 1]}}, o)[0];
+    for (int k = 0; k <= q; ++k) CHECK(t->at(0, q, k) == doctest::Approx(e.relevance[k]).epsilon(1e-4));
+  }
+  r.record->validate("generated");
+
+  // Only the 2nd generated token (row 1); a 2-token prompt shifts the rows by one.
+  g.explain_step = 2;
+  const GenerateResult r2 = generate(m, g);
+  CHECK(nlohmann::json::parse(r2.record->metadata.at("relevance_rows")) == nlohmann::json({1}));
+  g.prompt = {1, 5};
+  g.explain_step = 0;
+  const GenerateResult r3 = generate(m, g);
+  CHECK(nlohmann::json::parse(r3.record->metadata.at("relevance_rows")) == nlohmann::json({1, 2, 3, 4}));
+  const AttentionTensor* t3 = r3.record->find("decoder.relevance");
+  for (int k = 0; k < 6; ++k) CHECK(t3->at(0, 0, k) == 0.f);   // a prompt prediction: not explained
+
+  g.explain_step = 5;
+  CHECK_THROWS_AS(generate(m, g), UsageError);
+  g.explain_step = 0;
+  g.record = false;
+  CHECK_THROWS_AS(generate(m, g), UsageError);
+  g.record = true;
+  g.steps = 0;
+  CHECK_THROWS_AS(generate(m, g), UsageError);
+}
+
+TEST_CASE("LM relevance CLI: generate --record relevance on the tiny gpt2 fixture; render heatmap draws it") {
+  const fs::path hf = test::source_dir() / "tests" / "data" / "hf";
+  const fs::path tmp = test::temp_dir("lm_relevance_cli");
+  const std::string rec = (tmp / "g.safetensors").string();
+  auto r = run_cli("generate --model '" + (hf / "gpt2-tiny").string() +
+                   "' --prompt 'Hello the cat' --steps 4 --temperature 0 --record relevance -o '" + rec + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("4 generated token(s) explained") != std::string::npos);
+  const AttentionRecord a = load_record(rec);
+  const AttentionTensor* t = a.find("decoder.relevance");
+  REQUIRE(t);
+  CHECK(t->queries == t->keys);
+  CHECK(t->queries == static_cast<int>(a.tokens.at("tokens").size()));
+  for (float x : t->data) CHECK(std::isfinite(x));
+  r = run_cli("render heatmap '" + rec + "' --tensor decoder.relevance -o '" + (tmp / "h.png").string() + "'");
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(fs::file_size(tmp / "h.png") > 1000);
+  // Usage errors: no record to write, a step beyond --steps, --explain-step without relevance.
+  CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance").code == 1);
+  CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance --explain-step 2 -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
+  CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --explain-step 1 -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
+  CHECK(!fs::exists(tmp / "x.safetensors"));
+}
+
+namespace {
+fs::path models_dir() {
+  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
+  return test::source_dir().parent_path() / "shared" / "models";
+}
+const fs::path kStories = models_dir() / "stories260K" / "stories260K.gguf";
+const bool kHaveStories = fs::exists(kStories);
+}  // namespace
+
+// Needs ../shared/models: skipped by doctest in the main run when absent; CTest's entry
+// test_lm_relevance_models runs it with --no-skip and exits 77 (CTest: Skipped) when the file is missing.
+TEST_CASE("LM relevance CLI: stories260K, every generated token explained" * doctest::test_suite("models") *
+          doctest::skip(!kHaveStories)) {
+  if (!kHaveStories) {
+    MESSAGE("SKIP: " << kStories << " not found (see ../shared/models/README.md)");
+    std::exit(77);
+  }
+  const fs::path tmp = test::temp_dir("lm_relevance_stories");
+  const std::string rec = (tmp / "s.safetensors").string();
+  auto r = run_cli("generate --model '" + kStories.string() +
+                   "' --prompt 'Once upon a time' --steps 30 --temperature 0 --record relevance -o '" + rec + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const AttentionRecord a = load_record(rec);
+  const AttentionTensor* t = a.find("decoder.relevance");
+  REQUIRE(t);
+  const int T = static_cast<int>(a.tokens.at("tokens").size());
+  const int P = std::stoi(a.metadata.at("prompt_tokens"));
+  CHECK(t->heads == 1);
+  CHECK(t->queries == T);
+  CHECK(t->keys == T);
+  CHECK(nlohmann::json::parse(a.metadata.at("relevance_rows")).size() == static_cast<size_t>(T - P));
+  for (int q = 0; q < T; ++q)
+    for (int k = 0; k < T; ++k) {
+      const float x = t->at(0, q, k);
+      CHECK(std::isfinite(x));
+      CHECK(x >= 0.f);
+      if (k > q) CHECK(x == 0.f);
+      if (k == q && q >= P - 1 && q < T - 1) CHECK(x >= 1.f);
+    }
+  r = run_cli("render heatmap '" + rec + "' --tensor decoder.relevance -o '" + (tmp / "h.png").string() + "'");
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(fs::file_size(tmp / "h.png") > 1000);
+}
