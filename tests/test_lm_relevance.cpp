@@ -68,7 +68,8 @@ const Variant kVariants[] = {
 
 TEST_CASE("LM relevance: the recomputed forward equals the KV-cache forward (logits of every position)") {
   for (const Variant& v : kVariants) {
-    CAPTURE(v.name);
+    const std::string variant = v.name;
+    CAPTURE(variant);
     const auto mp = tiny(v);
     const LmModel& m = *mp;
     const std::vector<int> ids = {1, 5, 7, 2, 9, 3};
@@ -92,7 +93,8 @@ TEST_CASE("LM relevance: attention-map gradients against central finite differen
   // rounding error ~1e-16 / 1e-5 = 1e-11, so 1e-7 absolute + 1e-6 relative leaves a wide margin while
   // a wrong rule (a missed RoPE, GQA group, norm term, softmax term) is off by >= 1e-2.
   for (const Variant& v : kVariants) {
-    CAPTURE(v.name);
+    const std::string variant = v.name;
+    CAPTURE(variant);
     const auto mp = tiny(v);
     const LmModel& m = *mp;
     const LmConfig& c = m.config();
@@ -158,7 +160,8 @@ TEST_CASE("LM relevance: attention-map gradients against central finite differen
 
 TEST_CASE("LM relevance: grad-rollout from the gradients and the model's own weights; first row one-hot") {
   for (const Variant& v : kVariants) {
-    CAPTURE(v.name);
+    const std::string variant = v.name;
+    CAPTURE(variant);
     const auto mp = tiny(v);
     const LmModel& m = *mp;
     const LmConfig& c = m.config();
