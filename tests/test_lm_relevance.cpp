@@ -277,11 +277,7 @@ TEST_CASE("LM relevance CLI: generate --record relevance on the tiny gpt2 fixtur
 }
 
 namespace {
-fs::path models_dir() {
-  if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
-  return test::source_dir().parent_path() / "shared" / "models";
-}
-const fs::path kStories = models_dir() / "stories260K" / "stories260K.gguf";
+const fs::path kStories = test::shared_models_dir() / "stories260K" / "stories260K.gguf";
 const bool kHaveStories = fs::exists(kStories);
 }  // namespace
 
