@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -140,4 +141,46 @@ TEST_CASE("stories260K: attnviz generate --steps 200 --temperature 0 prints llam
   const auto ids = nlohmann::json::parse(r.metadata.at("token_ids")).get<std::vector<int>>();
   CHECK(ids.size() == 201);
   CHECK(ids[0] == 1);
+}
+
+TEST_CASE("stories260K: generate --record mixing writes value zeroing per layer and its rollout; render heatmap draws them") {
+  const fs::path dir = models_or_skip() / "stories260K";
+  const fs::path tmp = attnviz::test::temp_dir("stories_mixing");
+  const fs::path out = tmp / "greedy.txt", rec = tmp / "story.safetensors";
+  const std::string cmd = std::string("'") + ATTNVIZ_EXE + "' generate --model '" + (dir / "stories260K.gguf").string() +
+                          "' --steps 200 --temperature 0 --record mixing -o '" + rec.string() + "' > '" + out.string() +
+                          "' 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  // Recording the mixing leaves the generated text as it is.
+  CHECK(attnviz::test::slurp(out) == attnviz::test::slurp(dir / "expected_greedy200.txt"));
+  const AttentionRecord r = load_record(rec);
+  REQUIRE(r.tensors.size() == 11);   // 5 x (weights, .mixing) + the rollout
+  for (int l = 0; l < 5; ++l) {
+    CAPTURE(l);
+    const AttentionTensor* c = r.find("decoder.layer" + std::to_string(l) + ".self.mixing");
+    REQUIRE(c);
+    REQUIRE(c->heads == 1);
+    REQUIRE(c->queries == 201);
+    REQUIRE(c->keys == 201);
+    int bad_rows = 0, above = 0;
+    for (int i = 0; i < 201; ++i) {
+      double s = 0;
+      for (int j = 0; j < 201; ++j) {
+        s += c->at(0, i, j);
+        if (j > i && c->at(0, i, j) != 0.f) ++above;
+      }
+      if (std::abs(s - 1.0) > 1e-4) ++bad_rows;
+    }
+    CHECK(bad_rows == 0);
+    CHECK(above == 0);
+  }
+  REQUIRE(r.find("decoder.mixing_rollout"));
+  for (const std::string t : {"decoder.layer4.self.mixing", "decoder.mixing_rollout"}) {
+    const fs::path png = tmp / (t + ".png");
+    const std::string draw = std::string("'") + ATTNVIZ_EXE + "' render heatmap '" + rec.string() + "' --tensor " + t +
+                             " -o '" + png.string() + "' 2>/dev/null";
+    CHECK(std::system(draw.c_str()) == 0);
+    CHECK(fs::exists(png));
+    CHECK(fs::file_size(png) > 1000);
+  }
 }

@@ -291,8 +291,8 @@ TEST_CASE("CLI: --record norms writes the tensors (generate, record encoder, rec
   CHECK(r.code == 0);
   CHECK(fs::file_size(tmp / "h.png") > 1000);
   CHECK(fs::file_size(tmp / "grid.png") > 1000);
-  // Asking for norms without a record to write is a usage error; mixing is not offered for these models.
+  // Asking for norms without a record to write is a usage error, and so is a kind the command does not record.
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record norms").code == 1);
-  CHECK(run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text hi --record mixing -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
+  CHECK(run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text hi --record relevance -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
   CHECK(!fs::exists(tmp / "x.safetensors"));
 }

@@ -73,7 +73,9 @@ void run(const GenerateCliOptions& o) {
   g.seed = o.seed;
   g.record = !o.out.empty();
   g.norms = record_what(o.what).norms;
-  if (g.norms && !g.record) throw UsageError("--record norms needs -o (the record to write)");
+  g.mixing = record_what(o.what).mixing;
+  if ((g.norms || g.mixing) && !g.record)
+    throw UsageError(fmt::format("--record {} needs -o (the record to write)", g.mixing ? "mixing" : "norms"));
   g.relevance = record_what(o.what).relevance;
   if (g.relevance && !g.record) throw UsageError("--record relevance needs -o (the record to write)");
   if (o.explain_step != 0 && !g.relevance) throw UsageError("--explain-step needs --record relevance");
@@ -140,7 +142,8 @@ void add_generate(CLI::App& app) {
   sub->add_option("--seed", o->seed, "random seed (same seed, same text)");
   sub->add_option("-o,--out", o->out, "write an AttentionRecord (.safetensors) with every layer x head over all tokens");
   sub->add_option("--max-record-mib", o->max_record_mib, "refuse a record larger than this (MiB), before computing");
-  add_record_what(sub, o->what, false, true,
+  // mixing: each token re-runs each layer's MLP half once per earlier token
+  add_record_what(sub, o->what, true, true,
                   "decoder.relevance [1, T, T]: grad-rollout relevance of the earlier tokens for each generated "
                   "token, Chefer et al. 2021");
   sub->add_option("--explain-step", o->explain_step,

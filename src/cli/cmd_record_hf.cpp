@@ -42,7 +42,7 @@ void add_record_hf(CLI::App& record) {
   auto* p = enc->add_option("--text-pair", t->pair, "a second sentence ([SEP]-separated, token type 1)");
   enc->add_option("-o,--out", t->out, "output record (.safetensors)")->required();
   enc->add_option("--max-record-mib", t->max_record_mib, "refuse a record larger than this (MiB), before computing");
-  add_record_what(enc, t->what, false);
+  add_record_what(enc, t->what, true);   // mixing: T^2 rows through each layer's second half
   set_example(enc, "attnviz record encoder --model bert-base-uncased --text \"the cat sat on the mat\" --text-pair \"the dog slept\" -o bert.safetensors");
   enc->callback([t, p] {
     const models::LoadedEncoder e = load_dir(t->model, false);
@@ -65,7 +65,7 @@ void add_record_hf(CLI::App& record) {
   vit->add_option("--model", v->model, "Hugging Face directory (config.json, model.safetensors, preprocessor_config.json)")->required();
   vit->add_option("--image", v->image, "image file (PNG, JPEG, PGM/PPM, BMP)")->required();
   vit->add_option("-o,--out", v->out, "output record (.safetensors)")->required();
-  add_record_what(vit, v->what, false);
+  add_record_what(vit, v->what, true);
   set_example(vit, "attnviz record vit --model vit-base-patch16-224 --image cat.jpg -o vit.safetensors && attnviz render overlay vit.safetensors --method rollout -o rollout.png");
   vit->callback([v] {
     const models::LoadedEncoder e = load_dir(v->model, true);

@@ -1,34 +1,87 @@
-// Value zeroing (Mohebbi et al. 2023) for the engine's pre-LN encoder block.
+// Value zeroing (Mohebbi et al. 2023): one implementation on a block's residual sums, value rows,
+// output projection and row-wise rest; the engine's pre-LN encoder block on top of it.
 #include <attnviz/engine/context_mixing.hpp>
-#include <attnviz/engine/norm_attention.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace attnviz::nn {
 
 namespace {
-// The block's MLP half on h [N, D]: h + FC2(act(FC1(LN2(h)))), on copies of the layers (their
-// forward caches; the block's own caches stay as its forward left them).
-Mat mlp_half(const EncoderBlock& block, const Mat& h) {
-  LayerNorm ln2 = block.ln2;
-  Linear fc1 = block.fc1, fc2 = block.fc2;
-  Mat a = fc1.forward(ln2.forward(h));
-  if (block.opt.activation == Activation::Gelu) {
-    Gelu g;
-    a = g.forward(a);
-  } else {
-    Relu r;
-    a = r.forward(a);
+double cosine(const float* a, const float* b, int n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int d = 0; d < n; ++d) {
+    ab += static_cast<double>(a[d]) * b[d];
+    aa += static_cast<double>(a[d]) * a[d];
+    bb += static_cast<double>(b[d]) * b[d];
   }
-  return h + fc2.forward(a);
-}
-
-double cosine(const Eigen::Ref<const Mat>& a, const Eigen::Ref<const Mat>& b) {
-  const double na = a.norm(), nb = b.norm();
-  return na > 0 && nb > 0 ? static_cast<double>(a.cwiseProduct(b).sum()) / (na * nb) : 1.0;
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 1.0;
 }
 }  // namespace
+
+AttentionWeights value_zeroing(const Mat& s, const AttentionWeights& w, int b, const ValueRows& v,
+                               const OutputProjection& wo, const BlockRest& rest, int batch_rows) {
+  // s: [Nq, D]; w: [B, H, Nq, Nk]; v: Nk value rows; -> [1, 1, Nq, Nk]
+  const int H = w.H, Nq = w.Nq, Nk = w.Nk, D = static_cast<int>(s.cols());
+  const int Dwo = static_cast<int>(wo.out_by_in ? wo.weight->rows() : wo.weight->cols());
+  if (b < 0 || b >= w.B || s.rows() != Nq || H != v.heads || D != Dwo || batch_rows <= 0)
+    throw std::invalid_argument("value_zeroing: the residual sums, weights, values and output projection do not match");
+  AttentionWeights out;
+  out.resize(1, 1, Nq, Nk);
+  if (Nq == 0 || Nk == 0) return out;
+  Mat y(Nq, D);
+  rest(s, y);                                  // the block's own outputs, through the same rest()
+  float* c = out.at(0, 0);
+  std::fill(c, c + static_cast<size_t>(Nq) * Nk, 0.f);
+
+  Mat sz(batch_rows, D), yz(batch_rows, D);
+  std::vector<std::pair<int, int>> who;        // (i, j) of each batch row
+  who.reserve(batch_rows);
+  auto flush = [&]() {
+    if (who.empty()) return;
+    const int n = static_cast<int>(who.size());
+    const Mat in = sz.topRows(n);
+    yz.resize(n, D);
+    rest(in, yz);
+    for (int r = 0; r < n; ++r) {
+      const auto [i, j] = who[r];
+      c[static_cast<size_t>(i) * Nk + j] = static_cast<float>(std::max(0.0, 1.0 - cosine(y.row(i).data(), yz.row(r).data(), D)));
+    }
+    who.clear();
+  };
+  // Keys in chunks so that the transformed values of a long sequence need not all be held at once.
+  const int chunk = 64;
+  for (int j0 = 0; j0 < Nk; j0 += chunk) {
+    const int nj = std::min(chunk, Nk - j0);
+    const std::vector<Mat> f = transformed_values(v, wo, j0, nj);   // H x [nj, D]
+    for (int jj = 0; jj < nj; ++jj) {
+      const int j = j0 + jj;
+      for (int i = 0; i < Nq; ++i) {
+        bool any = false;
+        for (int h = 0; h < H && !any; ++h) any = w.at(b, h)[static_cast<size_t>(i) * Nk + j] != 0.f;
+        if (!any) continue;                    // i does not see j: zeroing v_j leaves y_i as it is
+        if (static_cast<int>(who.size()) == batch_rows) flush();
+        auto row = sz.row(static_cast<Eigen::Index>(who.size()));
+        row = s.row(i);
+        for (int h = 0; h < H; ++h) {
+          const float a = w.at(b, h)[static_cast<size_t>(i) * Nk + j];
+          if (a != 0.f) row -= a * f[h].row(jj);
+        }
+        who.emplace_back(i, j);
+      }
+    }
+  }
+  flush();
+  for (int i = 0; i < Nq; ++i) {
+    float* r = c + static_cast<size_t>(i) * Nk;
+    double sum = 0;
+    for (int j = 0; j < Nk; ++j) sum += r[j];
+    if (sum > 0)
+      for (int j = 0; j < Nk; ++j) r[j] = static_cast<float>(r[j] / sum);
+  }
+  return out;
+}
 
 AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const AttentionWeights& w) {
   // x: [B*T, D]; w: [B, H, T, T]
@@ -37,38 +90,30 @@ AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const At
   if (mha.B_ != B || mha.Nq_ != T || mha.Nk_ != T || w.Nk != T || H != mha.opt.heads ||
       x.rows() != static_cast<Eigen::Index>(B) * T || x.cols() != D)
     throw std::invalid_argument("value_zeroing: x and the weights are not those of the block's last forward pass");
-  // h = x + MHA(LN1(x)) with the attention output rebuilt from the cached context.
-  const Mat h = x + mha.wo.apply(mha.ctx_);   // [B*T, D]
+  // The block's second half h + FC2(act(FC1(LN2(h)))) on copies of its layers (their forward
+  // caches; the block's own stay as its forward left them).
+  const BlockRest rest = [&block](const Mat& h, Mat& y) {
+    LayerNorm ln2 = block.ln2;
+    Linear fc1 = block.fc1, fc2 = block.fc2;
+    Mat a = fc1.forward(ln2.forward(h));
+    if (block.opt.activation == Activation::Gelu) {
+      Gelu g;
+      a = g.forward(a);
+    } else {
+      Relu r;
+      a = r.forward(a);
+    }
+    y = h + fc2.forward(a);
+  };
+  const Mat s = x + mha.wo.apply(mha.ctx_);   // [B*T, D]: x + MHA(LN1(x)) from the cached context
+  const auto vs = mha.v();                    // [B*T, D]
   AttentionWeights out;
   out.resize(B, 1, T, T);
   for (int b = 0; b < B; ++b) {
-    const Mat hb = h.middleRows(static_cast<Eigen::Index>(b) * T, T);   // [T, D]
-    const Mat y = mlp_half(block, hb);                                   // [T, D]
-    const std::vector<Mat> f = transformed_values(mha, b);              // H x [T, D]
-    float* c = out.at(b, 0);
-    Mat hz(T, D);
-    for (int j = 0; j < T; ++j) {
-      // Row i loses sum_h alpha^h_ij f_h(x_j).
-      hz = hb;
-      bool any = false;
-      for (int hh = 0; hh < H; ++hh) {
-        const float* a = w.at(b, hh);
-        for (int i = 0; i < T; ++i)
-          if (a[i * T + j] != 0.f) hz.row(i) -= a[i * T + j] * f[hh].row(j), any = true;
-      }
-      if (!any) {
-        for (int i = 0; i < T; ++i) c[i * T + j] = 0.f;
-        continue;
-      }
-      const Mat yz = mlp_half(block, hz);
-      for (int i = 0; i < T; ++i) c[i * T + j] = static_cast<float>(std::max(0.0, 1.0 - cosine(y.row(i), yz.row(i))));
-    }
-    for (int i = 0; i < T; ++i) {
-      double s = 0;
-      for (int j = 0; j < T; ++j) s += c[i * T + j];
-      if (s > 0)
-        for (int j = 0; j < T; ++j) c[i * T + j] = static_cast<float>(c[i * T + j] / s);
-    }
+    const ValueRows v{vs.data() + static_cast<size_t>(b) * T * vs.outerStride(), static_cast<int>(vs.outerStride()), H, H, D / H};
+    const AttentionWeights c = value_zeroing(s.middleRows(static_cast<Eigen::Index>(b) * T, T), w, b, v,
+                                             {&mha.wo.weight.value, false}, rest);
+    std::copy(c.data.begin(), c.data.end(), out.at(b, 0));
   }
   return out;
 }

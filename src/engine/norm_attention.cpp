@@ -8,22 +8,18 @@
 namespace attnviz::nn {
 
 std::vector<Mat> transformed_values(const MultiHeadAttention& mha, int b) {
-  // mha.v(): [B*Nk, D]; W_O: [D, D] -> H x [Nk, D]
-  const int Nk = mha.Nk_, H = mha.opt.heads, Dh = mha.opt.dim / H;
-  const Mat& Wo = mha.wo.weight.value;
-  std::vector<Mat> f(H);
-  for (int h = 0; h < H; ++h)
-    f[h].noalias() = mha.v().block(static_cast<Eigen::Index>(b) * Nk, h * Dh, Nk, Dh) * Wo.middleRows(h * Dh, Dh);
-  return f;
+  // mha.v(): [B*Nk, D] (row stride v().outerStride()); W_O: [D, D] -> H x [Nk, D]
+  const int Nk = mha.Nk_, H = mha.opt.heads;
+  const auto vs = mha.v();
+  return transformed_values({vs.data(), static_cast<int>(vs.outerStride()), H, H, mha.opt.dim / H},
+                            {&mha.wo.weight.value, false}, b * Nk, Nk);
 }
 
-void value_gram(const ValueRows& v, const OutputProjection& wo, int first, int count, double* gram) {
-  // v rows first..first+count-1: [count, ld]; W_O: [H*Dh, D] (or [D, H*Dh] out_by_in) -> gram [count, H, H]
+std::vector<Mat> transformed_values(const ValueRows& v, const OutputProjection& wo, int first, int count) {
+  // v rows first..first+count-1: [count, ld]; W_O: [H*Dh, D] (or [D, H*Dh] out_by_in) -> H x [count, D]
   const int H = v.heads, Dh = v.head_dim, group = H / std::max(1, v.kv_heads);
-  if (count <= 0) return;
   const Mat& W = *wo.weight;
-  const int D = static_cast<int>(wo.out_by_in ? W.rows() : W.cols());
-  std::vector<Mat> f(H);   // H x [count, D]
+  std::vector<Mat> f(H);
   for (int h = 0; h < H; ++h) {
     const int g = h / group;
     Eigen::Map<const Mat, 0, Eigen::OuterStride<>> vh(v.data + static_cast<size_t>(first) * v.ld + g * Dh, count, Dh,
@@ -31,6 +27,15 @@ void value_gram(const ValueRows& v, const OutputProjection& wo, int first, int c
     if (wo.out_by_in) f[h].noalias() = vh * W.middleCols(h * Dh, Dh).transpose();
     else f[h].noalias() = vh * W.middleRows(h * Dh, Dh);
   }
+  return f;
+}
+
+void value_gram(const ValueRows& v, const OutputProjection& wo, int first, int count, double* gram) {
+  // v rows first..first+count-1 -> gram [count, H, H] at rows first..
+  const int H = v.heads;
+  if (count <= 0) return;
+  const int D = static_cast<int>(wo.out_by_in ? wo.weight->rows() : wo.weight->cols());
+  const std::vector<Mat> f = transformed_values(v, wo, first, count);   // H x [count, D]
   for (int j = 0; j < count; ++j) {
     double* G = gram + static_cast<size_t>(first + j) * H * H;
     for (int h = 0; h < H; ++h)

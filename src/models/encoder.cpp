@@ -3,6 +3,7 @@
 #include <attnviz/models/encoder.hpp>
 
 #include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/lm_ops.hpp>
 #include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
@@ -186,25 +187,46 @@ void EncoderModel::layers_forward(Mat& x, const std::string& stack, AttentionSin
       sink->weights(name + ".norm", std::move(n.per_head));
       sink->weights(name + ".norm_sum", std::move(n.summed));
     }
-    if (sink) sink->weights(name, std::move(w));
     nn::linear_rows(att, W("attn.out.weight"), &W("attn.out.bias"), proj.data(), D, threads);
-    x.noalias() += proj;
-    if (!cfg_.pre_norm) nn::layer_norm_rows(x, W("attn_norm.weight").data(), W("attn_norm.bias").data(), eps, x);
-
-    in = &x;
-    if (cfg_.pre_norm) {
-      nn::layer_norm_rows(x, W("ffn_norm.weight").data(), W("ffn_norm.bias").data(), eps, h);
-      in = &h;
+    x.noalias() += proj;   // the residual sums s the block's rest starts from
+    if (sink && sink->wants_mixing()) {
+      // Value zeroing: every (query, key) pair re-runs the block's rest on one row (T^2 rows).
+      Mat hz, upz, projz;
+      const nn::BlockRest rest = [&](const Mat& s, Mat& y) {
+        y = s;
+        block_rest(l, y, hz, upz, projz, threads);
+      };
+      sink->weights(name + ".mixing", nn::value_zeroing(x, w, 0, {qkv.data() + 2 * D, 3 * D, H, H, Dh},
+                                                        {&W("attn.out.weight"), true}, rest));
     }
-    nn::linear_rows(*in, W("ffn.up.weight"), &W("ffn.up.bias"), up.data(), F, threads);
-    if (cfg_.act == EncoderAct::GeluErf) nn::gelu_erf_inplace(up);
-    else if (cfg_.act == EncoderAct::GeluTanh) nn::gelu_tanh_inplace(up);
-    else up = up.cwiseMax(0.f);
-    nn::linear_rows(up, W("ffn.down.weight"), &W("ffn.down.bias"), proj.data(), D, threads);
-    x.noalias() += proj;
-    if (!cfg_.pre_norm) nn::layer_norm_rows(x, W("ffn_norm.weight").data(), W("ffn_norm.bias").data(), eps, x);
+    if (sink) sink->weights(name, std::move(w));
+    block_rest(l, x, h, up, proj, threads);
     if (opt.layer_outputs) opt.layer_outputs->push_back(x);
   }
+}
+
+void EncoderModel::block_rest(int l, Mat& x, Mat& h, Mat& up, Mat& proj, int threads) const {
+  // x: the residual sums s = x + Attn(.) [n, D] -> the block's output, in place.
+  // Post-LN (BERT): x = LN1(s); x = LN2(x + FFN(x)). Pre-LN (ViT): x = s + FFN(LN2(s)).
+  const std::string b = "layer" + std::to_string(l) + ".";
+  auto W = [&](const char* n) -> const Mat& { return weight(b + n); };
+  const int n = static_cast<int>(x.rows()), D = cfg_.dim, F = cfg_.ffn;
+  const float eps = cfg_.norm_eps;
+  if (!cfg_.pre_norm) nn::layer_norm_rows(x, W("attn_norm.weight").data(), W("attn_norm.bias").data(), eps, x);
+  const Mat* in = &x;
+  if (cfg_.pre_norm) {
+    nn::layer_norm_rows(x, W("ffn_norm.weight").data(), W("ffn_norm.bias").data(), eps, h);
+    in = &h;
+  }
+  if (up.rows() != n || up.cols() != F) up.resize(n, F);
+  if (proj.rows() != n || proj.cols() != D) proj.resize(n, D);
+  nn::linear_rows(*in, W("ffn.up.weight"), &W("ffn.up.bias"), up.data(), F, threads);
+  if (cfg_.act == EncoderAct::GeluErf) nn::gelu_erf_inplace(up);
+  else if (cfg_.act == EncoderAct::GeluTanh) nn::gelu_tanh_inplace(up);
+  else up = up.cwiseMax(0.f);
+  nn::linear_rows(up, W("ffn.down.weight"), &W("ffn.down.bias"), proj.data(), D, threads);
+  x.noalias() += proj;
+  if (!cfg_.pre_norm) nn::layer_norm_rows(x, W("ffn_norm.weight").data(), W("ffn_norm.bias").data(), eps, x);
 }
 
 Mat EncoderModel::forward_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, AttentionSink* sink,

@@ -4,6 +4,8 @@
 #include <attnviz/text/hf_tokenizer.hpp>
 #include <attnviz/text/lm_tokenizer.hpp>
 
+#include "models/attention_extras.hpp"
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -17,16 +19,16 @@ namespace {
 // A sink that turns every tensor into a record tensor over one token axis.
 class RecordSink : public AttentionSink {
  public:
-  RecordSink(AttentionRecord& r, bool norms) : r_(r), norms_(norms) {}
+  RecordSink(AttentionRecord& r, const RecordOptions& what) : r_(r), norms_(what.norms), mixing_(what.mixing) {}
   void weights(const std::string& name, nn::AttentionWeights&& w, int) override {
     AttentionTensor t = w.tensor(0, name, "tokens", "tokens");
-    if (!norms_) {
-      r_.tensors.push_back(std::move(t));
-      return;
-    }
-    // The model hands out "<name>.norm", ".norm_sum", then "<name>": keep each layer's weights first.
-    const bool extra = name.size() > 5 && (name.compare(name.size() - 5, 5, ".norm") == 0 ||
-                                           (name.size() > 9 && name.compare(name.size() - 9, 9, ".norm_sum") == 0));
+    // The model hands out "<name>.norm", ".norm_sum", ".mixing", then "<name>": keep each layer's
+    // weights first.
+    auto ends = [&](const char* suffix) {
+      const size_t n = std::char_traits<char>::length(suffix);
+      return name.size() > n && name.compare(name.size() - n, n, suffix) == 0;
+    };
+    const bool extra = ends(".norm") || ends(".norm_sum") || ends(".mixing");
     if (extra) pending_.push_back(std::move(t));
     else {
       r_.tensors.push_back(std::move(t));
@@ -35,17 +37,19 @@ class RecordSink : public AttentionSink {
     }
   }
   bool wants_norms() const override { return norms_; }
+  bool wants_mixing() const override { return mixing_; }
 
  private:
   AttentionRecord& r_;
-  bool norms_;
+  bool norms_, mixing_;
   std::vector<AttentionTensor> pending_;
 };
 
-void check_size(const EncoderConfig& c, int T, double max_mib, bool norms) {
-  // weights [L, H, T, T], and with norms also [L, H, T, T] + [L, 1, T, T]
-  const double per_layer = norms ? 2.0 * c.heads + 1 : c.heads;
-  const double mib = static_cast<double>(c.layers) * per_layer * T * static_cast<double>(T) * 4 / (1024.0 * 1024.0);
+void check_size(const EncoderConfig& c, int T, double max_mib, const RecordOptions& what) {
+  // weights [L, H, T, T], with norms also [L, H, T, T] + [L, 1, T, T], with mixing [L, 1, T, T] + the rollout
+  const double per_layer = (what.norms ? 2.0 * c.heads + 1 : c.heads) + (what.mixing ? 1 : 0);
+  const double maps = c.layers * per_layer + (what.mixing ? 1 : 0);
+  const double mib = maps * T * static_cast<double>(T) * 4 / (1024.0 * 1024.0);
   if (mib > max_mib)
     throw UsageError(fmt::format("a record of {} layers x {} heads x {}x{} tokens needs {:.0f} MiB, above --max-record-mib {:.0f}",
                                  c.layers, c.heads, T, T, mib, max_mib));
@@ -87,12 +91,13 @@ AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string&
   const int T = static_cast<int>(ids.size());
   if (cfg.position_offset + T > cfg.positions)
     throw UsageError(fmt::format("{} tokens exceed the model's {} positions", T, cfg.positions - cfg.position_offset));
-  check_size(cfg, T, max_record_mib, what.norms);
+  check_size(cfg, T, max_record_mib, what);
   AttentionRecord r;
-  RecordSink sink(r, what.norms);
+  RecordSink sink(r, what);
   EncoderForwardOptions opt;
   opt.threads = threads;
   enc.model->forward_tokens(ids, types, &sink, opt);
+  if (what.mixing) add_mixing_rollout(r.tensors, "encoder");
   r.tokens["tokens"] = tokens;
   r.metadata["model"] = cfg.name;
   r.metadata["architecture"] = encoder_family_name(cfg.family);
@@ -183,10 +188,11 @@ AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, 
   const EncoderConfig& c = enc.model->config();
   const std::vector<float> px = vit_preprocess(enc, img);
   AttentionRecord r;
-  RecordSink sink(r, what.norms);
+  RecordSink sink(r, what);
   EncoderForwardOptions opt;
   opt.threads = threads;
   const Mat logits = enc.model->forward_image(px, &sink, opt);
+  if (what.mixing) add_mixing_rollout(r.tensors, "vit");
   const int G = c.grid(), S = c.image_size;
   std::vector<std::string> tokens{"[CLS]"};
   for (int y = 0; y < G; ++y)

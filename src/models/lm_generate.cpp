@@ -5,6 +5,8 @@
 #include <attnviz/models/lm_relevance.hpp>
 #include <attnviz/text/lm_tokenizer.hpp>
 
+#include "models/attention_extras.hpp"
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -20,7 +22,7 @@ namespace {
 // allocated once; leaves the step's buffer in place so the model reuses it (no per-token allocation).
 class RecordSink : public AttentionSink {
  public:
-  RecordSink(const LmConfig& cfg, int tmax, bool norms) : tmax_(tmax), norms_(norms) {
+  RecordSink(const LmConfig& cfg, int tmax, bool norms, bool mixing) : tmax_(tmax), norms_(norms), mixing_(mixing) {
     for (int l = 0; l < cfg.layers; ++l) {
       const std::string name = "decoder.layer" + std::to_string(l) + ".self";
       tensors.emplace_back(name, cfg.heads, tmax, tmax, "tokens", "tokens");
@@ -28,10 +30,12 @@ class RecordSink : public AttentionSink {
         tensors.emplace_back(name + ".norm", cfg.heads, tmax, tmax, "tokens", "tokens");
         tensors.emplace_back(name + ".norm_sum", 1, tmax, tmax, "tokens", "tokens");
       }
+      if (mixing) tensors.emplace_back(name + ".mixing", 1, tmax, tmax, "tokens", "tokens");
     }
     for (size_t i = 0; i < tensors.size(); ++i) index_[tensors[i].name] = static_cast<int>(i);
   }
   bool wants_norms() const override { return norms_; }
+  bool wants_mixing() const override { return mixing_; }
   void weights(const std::string& name, nn::AttentionWeights&& w, int q0) override {
     AttentionTensor& t = tensors.at(index_.at(name));
     if (q0 + w.Nq > tmax_ || w.Nk > tmax_) throw std::logic_error("RecordSink: step beyond the record");
@@ -43,7 +47,7 @@ class RecordSink : public AttentionSink {
 
  private:
   int tmax_;
-  bool norms_;
+  bool norms_, mixing_;
   std::map<std::string, int> index_;
 };
 
@@ -64,7 +68,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   if (capacity > cfg.context)
     throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
                                  opt.steps, cfg.context));
-  if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib, opt.norms);
+  if (opt.record) check_record_size(model.config(), tmax, opt.max_record_mib, opt.norms, opt.mixing);
   if (opt.relevance && !opt.record) throw UsageError("relevance needs a record (-o)");
   if (opt.relevance && (opt.steps == 0 || opt.explain_step < 0 || opt.explain_step > opt.steps))
     throw UsageError(fmt::format("relevance explains generated tokens: needs --steps >= 1 and --explain-step in "
@@ -76,7 +80,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   res.prompt_tokens = P;
   res.ids = opt.prompt;
   res.ids.reserve(tmax);
-  std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax, opt.norms) : nullptr;
+  std::unique_ptr<RecordSink> sink = opt.record ? std::make_unique<RecordSink>(cfg, tmax, opt.norms, opt.mixing) : nullptr;
   LmCache cache = model.new_cache(capacity);
   nn::Rng rng(opt.seed);
   std::vector<std::pair<float, int>> scratch;
@@ -117,6 +121,9 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
         for (int i = 0; i < T; ++i) std::memcpy(&c.at(h, i, 0), &t.at(h, i, 0), sizeof(float) * T);
       r.tensors.push_back(std::move(c));
     }
+    // The per-step rows are those of one causal pass over all T tokens (a row sees only keys <= its
+    // position), so the rollout over the layers is that of the whole sequence.
+    if (opt.mixing) add_mixing_rollout(r.tensors, "decoder");
     std::vector<std::string> names;
     for (int id : res.ids) names.push_back(tok && id < tok->size() ? tok->display(id) : std::to_string(id));
     r.tokens["tokens"] = std::move(names);

@@ -3,6 +3,7 @@
 #include <attnviz/models/lm.hpp>
 
 #include <attnviz/engine/attention.hpp>
+#include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/norm_attention.hpp>
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/error.hpp>
@@ -116,13 +117,15 @@ std::int64_t LmConfig::parameters() const {
   return n;
 }
 
-std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms) {
-  const std::uint64_t per_layer = norms ? 2ull * cfg.heads + 1 : cfg.heads;   // weights (+ .norm [H] + .norm_sum [1])
-  return static_cast<std::uint64_t>(cfg.layers) * per_layer * static_cast<std::uint64_t>(T) * T * sizeof(float);
+std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms, bool mixing) {
+  // weights (+ .norm [H] + .norm_sum [1]) (+ .mixing [1], and the rollout once)
+  const std::uint64_t per_layer = (norms ? 2ull * cfg.heads + 1 : cfg.heads) + (mixing ? 1 : 0);
+  const std::uint64_t maps = static_cast<std::uint64_t>(cfg.layers) * per_layer + (mixing ? 1 : 0);
+  return maps * static_cast<std::uint64_t>(T) * T * sizeof(float);
 }
 
-void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms) {
-  const double mib = static_cast<double>(lm_record_bytes(cfg, T, norms)) / (1024.0 * 1024.0);
+void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms, bool mixing) {
+  const double mib = static_cast<double>(lm_record_bytes(cfg, T, norms, mixing)) / (1024.0 * 1024.0);
   if (mib > max_mib)
     throw UsageError(fmt::format("a record of {} layers x {} heads x {}x{} tokens needs {:.0f} MiB, above "
                                  "--max-record-mib {:.0f}: use fewer tokens or raise the limit",
@@ -238,7 +241,7 @@ inline void ensure(Mat& m, Eigen::Index rows, Eigen::Index cols) {
 void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sink, int threads) const {
   // x: [T, D] residual stream at positions p0 .. p0+T-1; K/V rows p0.. of this layer's cache get written.
   const Layer& L = *layers_[l];
-  const int D = cfg_.dim, H = cfg_.heads, Hkv = cfg_.kv_heads, Dh = cfg_.head_dim, F = cfg_.ffn;
+  const int D = cfg_.dim, H = cfg_.heads, Hkv = cfg_.kv_heads, Dh = cfg_.head_dim;
   const int QW = H * Dh, KV = Hkv * Dh, Nk = p0 + T;
   const bool llama = cfg_.arch == LmArch::Llama;
   float* kc = c.k[l].data();   // [capacity, KV]
@@ -294,6 +297,10 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
     ko.threads = threads;
     nn::attention_blocked(qptr, kc, vc, c.att.data(), ks, ko);
   }
+  ensure(c.proj, T, D);
+  nn::linear_rows(c.att, *L.wo, L.bo, c.proj.data(), D, threads);
+  c.x.noalias() += c.proj;   // the residual sums s the MLP half starts from
+
   if (sink && sink->wants_norms()) {
     // Norm-based attention: the Gram matrices of the new keys' transformed values join the cached
     // ones (a key's never changes), then each (query, key) costs H^2.
@@ -307,27 +314,41 @@ void LmModel::layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sin
     sink->weights(L.record_name + ".norm", std::move(n.per_head), p0);
     sink->weights(L.record_name + ".norm_sum", std::move(n.summed), p0);
   }
+  if (sink && sink->wants_mixing()) {
+    // Value zeroing: each new query row re-runs its MLP half once for every cached key it sees
+    // (T*(T+1)/2 rows for a prefill of T tokens, Nk rows for one generation step).
+    Mat xn, up, gate, proj;
+    const nn::BlockRest rest = [&](const Mat& s, Mat& y) {
+      y = s;
+      mlp_residual(l, y, xn, up, gate, proj, threads);
+    };
+    sink->weights(L.record_name + ".mixing", nn::value_zeroing(c.x, c.w[l], 0, {vc, KV, H, Hkv, Dh}, {L.wo, true}, rest), p0);
+  }
   if (sink) sink->weights(L.record_name, std::move(c.w[l]), p0);
 
-  ensure(c.proj, T, D);
-  nn::linear_rows(c.att, *L.wo, L.bo, c.proj.data(), D, threads);
-  c.x.noalias() += c.proj;
+  mlp_residual(l, c.x, c.xn, c.up, c.gate, c.proj, threads);
+}
 
-  // --- MLP block: llama x += down(silu(gate(xn)) * up(xn)); gpt2 x += down(gelu(up(xn) + b)) + b
-  if (llama) nn::rms_norm_rows(c.x, L.ffn_norm->data(), cfg_.norm_eps, c.xn);
-  else nn::layer_norm_rows(c.x, L.ffn_norm->data(), L.ffn_norm_b->data(), cfg_.norm_eps, c.xn);
-  ensure(c.up, T, F);
-  nn::linear_rows(c.xn, *L.up, L.bup, c.up.data(), F, threads);
+void LmModel::mlp_residual(int l, Mat& x, Mat& xn, Mat& up, Mat& gate, Mat& proj, int threads) const {
+  // MLP block on x [n, D]: llama x += down(silu(gate(xn)) * up(xn)); gpt2 x += down(gelu(up(xn) + b)) + b
+  const Layer& L = *layers_[l];
+  const int n = static_cast<int>(x.rows()), D = cfg_.dim, F = cfg_.ffn;
+  const bool llama = cfg_.arch == LmArch::Llama;
+  if (llama) nn::rms_norm_rows(x, L.ffn_norm->data(), cfg_.norm_eps, xn);
+  else nn::layer_norm_rows(x, L.ffn_norm->data(), L.ffn_norm_b->data(), cfg_.norm_eps, xn);
+  ensure(up, n, F);
+  ensure(proj, n, D);
+  nn::linear_rows(xn, *L.up, L.bup, up.data(), F, threads);
   if (llama) {
-    ensure(c.gate, T, F);
-    nn::linear_rows(c.xn, *L.gate, nullptr, c.gate.data(), F, threads);
-    nn::swiglu_inplace(c.gate, c.up);
-    nn::linear_rows(c.gate, *L.down, L.bdown, c.proj.data(), D, threads);
+    ensure(gate, n, F);
+    nn::linear_rows(xn, *L.gate, nullptr, gate.data(), F, threads);
+    nn::swiglu_inplace(gate, up);
+    nn::linear_rows(gate, *L.down, L.bdown, proj.data(), D, threads);
   } else {
-    nn::gelu_tanh_inplace(c.up);
-    nn::linear_rows(c.up, *L.down, L.bdown, c.proj.data(), D, threads);
+    nn::gelu_tanh_inplace(up);
+    nn::linear_rows(up, *L.down, L.bdown, proj.data(), D, threads);
   }
-  c.x.noalias() += c.proj;
+  x.noalias() += proj;
 }
 
 const Mat& LmModel::forward(const std::vector<int>& ids, LmCache& c, AttentionSink* sink,

@@ -37,6 +37,9 @@ struct OutputProjection {
   const Mat* weight = nullptr;
   bool out_by_in = false;
 };
+// The transformed value vectors of keys first .. first+count-1: f[h] = [count, D], row r =
+// f_h(x_{first+r}) = v^{g(h)}_{first+r} W_O^h (value_gram and value zeroing read them).
+std::vector<Mat> transformed_values(const ValueRows& v, const OutputProjection& wo, int first, int count);
 // Gram matrices of the transformed value vectors of keys first .. first+count-1:
 // gram[(j * H + h) * H + h'] = <f_h(x_j), f_h'(x_j)> for j in that range (the caller's buffer holds
 // at least (first + count) * H * H doubles). A key's Gram matrix never changes once its value is

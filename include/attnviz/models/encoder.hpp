@@ -65,7 +65,8 @@ class EncoderModel : public Model {
   // Text: ids [T] (type_ids [T] or empty = all 0) -> last hidden states [T, D]. With a sink every
   // layer's weights go to it as "encoder.layer<L>.self" [1, H, T, T], preceded by its norm-based
   // attention "<name>.norm" [1, H, T, T] and "<name>.norm_sum" [1, 1, T, T] when it wants_norms()
-  // (nn::norm_attention; value zeroing is not computed for these models). Throws InputError on an id
+  // (nn::norm_attention), and "<name>.mixing" [1, 1, T, T] (value zeroing, nn::value_zeroing: T^2
+  // rows through the block's rest) when it wants_mixing(). Throws InputError on an id
   // outside the vocabulary, UsageError past the positions.
   Mat forward_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, AttentionSink* sink = nullptr,
                      const EncoderForwardOptions& opt = {}) const;
@@ -78,6 +79,8 @@ class EncoderModel : public Model {
   EncoderConfig cfg_;
   std::vector<std::unique_ptr<nn::Param>> owned_;
   void layers_forward(Mat& x, const std::string& stack, AttentionSink* sink, const EncoderForwardOptions& opt) const;
+  // Layer l after its attention, in place on the residual sums x [n, D] (row-wise; h, up, proj scratch).
+  void block_rest(int l, Mat& x, Mat& h, Mat& up, Mat& proj, int threads) const;
 };
 
 // A Hugging Face encoder directory (config.json model_type bert, roberta, distilbert, vit) and its
@@ -105,8 +108,8 @@ namespace attnviz::models {
 // <s> a </s></s> b </s>), runs the encoder and records every layer x head as
 // "encoder.layer<L>.self" [H, T, T] over the axis "tokens" (WordPiece "##" pieces as they are, BPE
 // spaces shown as '·'); metadata: model, family, token_ids, type_ids, subwords ("wordpiece" | "bpe").
-// what.norms: also each layer's "<name>.norm" / ".norm_sum" right after it (what.mixing is not
-// supported for these models). Throws UsageError when the tokens exceed the positions or the
+// what.norms: also each layer's "<name>.norm" / ".norm_sum" right after it; what.mixing: each layer's
+// "<name>.mixing" (value zeroing) and "encoder.mixing_rollout" last. Throws UsageError when the tokens exceed the positions or the
 // record max_record_mib.
 AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string& text, const std::string* pair,
                                     int threads = 0, double max_record_mib = 2048, const RecordOptions& what = {});

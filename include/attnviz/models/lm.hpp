@@ -65,10 +65,11 @@ struct LmTensorSpec {
 std::vector<LmTensorSpec> lm_tensor_table(const LmConfig& cfg);
 
 // Bytes of one record holding every layer x head weights over T tokens: L * H * T * T * 4 (with
-// norms L * (2H + 1) * T * T * 4: each layer's .norm and .norm_sum too).
-std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms = false);
+// norms L * (2H + 1) * T * T * 4: each layer's .norm and .norm_sum too; with mixing one more
+// [T, T] per layer and the rollout).
+std::uint64_t lm_record_bytes(const LmConfig& cfg, int T, bool norms = false, bool mixing = false);
 // Throws UsageError naming the size and the limit when lm_record_bytes > max_mib MiB.
-void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms = false);
+void check_record_size(const LmConfig& cfg, int T, double max_mib, bool norms = false, bool mixing = false);
 
 // Work buffers + KV cache of one sequence (make with LmModel::new_cache). Reused across steps:
 // generation allocates nothing per token.
@@ -109,7 +110,9 @@ class LmModel : public Model {
   // Returns logits [1, V] of the last position ([T, V] with all_logits). With a sink, every layer's
   // weights go to it as "decoder.layer<L>.self" [1, H, T, cache.length + T] (query_offset = the
   // first new position), preceded by "<name>.norm" [1, H, ...] and "<name>.norm_sum" [1, 1, ...]
-  // (nn::norm_attention) when it wants_norms(); without one no weights are computed. Throws UsageError past the capacity
+  // (nn::norm_attention) when it wants_norms(), and "<name>.mixing" [1, 1, T, cache.length + T] (value
+  // zeroing, nn::value_zeroing: each new query row re-runs the MLP half once per key it sees) when it
+  // wants_mixing(); without one no weights are computed. Throws UsageError past the capacity
   // or the context, InputError on a token id outside the vocabulary.
   const Mat& forward(const std::vector<int>& ids, LmCache& cache, AttentionSink* sink = nullptr,
                      const LmForwardOptions& opt = {}) const;
@@ -129,6 +132,8 @@ class LmModel : public Model {
   const Mat *out_norm_ = nullptr, *out_norm_b_ = nullptr, *output_ = nullptr;
   void bind();
   void layer_forward(int l, int T, int p0, LmCache& c, AttentionSink* sink, int threads) const;
+  // Layer l's MLP half on the residual sums x [n, D], in place: x += MLP(norm(x)) (also value zeroing's rest).
+  void mlp_residual(int l, Mat& x, Mat& xn, Mat& up, Mat& gate, Mat& proj, int threads) const;
 };
 
 // A loaded model, its tokenizer (GGUF files carry one; minGPT has none) and where it came from.
@@ -174,6 +179,11 @@ struct GenerateOptions {
   std::uint64_t seed = 0;
   bool record = false;             // keep every layer x head weights over all tokens
   bool norms = false;              // with record: also each layer's .norm / .norm_sum (Kobayashi et al. 2020)
+  // With record: also each layer's .mixing (value zeroing, Mohebbi et al. 2023) and
+  // "decoder.mixing_rollout". Computed per step beside the KV cache: the token at position t re-runs
+  // each layer's MLP half t + 1 times, so T tokens cost T(T+1)/2 MLP rows per layer, (T+1)/2 times the
+  // MLP work of the generation itself (T is bounded by the context and max_record_mib).
+  bool mixing = false;
   double max_record_mib = 2048;    // a record above this is refused before anything is computed
   // with record: "decoder.relevance" [1, T, T], grad-rollout relevance of the earlier tokens for each
   // generated token (record_lm_relevance in models/lm_relevance.hpp; one backward per explained token)
@@ -191,7 +201,8 @@ struct GenerateResult {
   double prefill_seconds = 0, decode_seconds = 0;
   int decoded = 0;                 // forward steps run after the prefill
   double relevance_seconds = 0;    // the relevance's forward + backward passes (relevance only)
-  std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] (then .norm, .norm_sum) + tokens + metadata
+  std::optional<AttentionRecord> record;   // "decoder.layer<L>.self" [H, T, T] (then .norm, .norm_sum, .mixing;
+                                           // "decoder.mixing_rollout", then "decoder.relevance") + tokens + metadata
 };
 
 // tokenizer (may be null) names the record's tokens (display()); without one tokens are the ids.
