@@ -46,7 +46,7 @@ void need_what(const models::RecordOptions& what, bool norms, bool mixing, const
 
 ModelRecords from_lm(const ModelInputs& in) {
   models::LoadedLm lm = models::load_lm(in.model);
-  need_what(in.what, true, false, in.model + " (a decoder LM)");
+  need_what(in.what, true, true, in.model + " (a decoder LM)");
   const models::LmConfig& cfg = lm.model->config();
   const LmTokenizer* tok = lm.tokenizer.get();
   ModelRecords out;
@@ -58,6 +58,7 @@ ModelRecords from_lm(const ModelInputs& in) {
     g.seed = static_cast<std::uint64_t>(k + 1);
     g.record = true;
     g.norms = in.what.norms;
+    g.mixing = in.what.mixing;
     g.threads = globals().threads;
     if (tok && tok->eos() >= 0) g.stop_ids.push_back(tok->eos());
     models::GenerateResult r = models::generate(*lm.model, g, tok);
