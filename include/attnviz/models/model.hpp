@@ -27,8 +27,9 @@ class AttentionSink {
   // 2020, nn::norm_attention) when asked: "<name>.norm" [B, H, Nq, Nk] per head and
   // "<name>.norm_sum" [B, 1, Nq, Nk] summed over heads through the output projection.
   virtual bool wants_norms() const { return false; }
-  // Models built on nn::EncoderBlock also hand out context mixing by value zeroing (Mohebbi et al.
-  // 2023, nn::value_zeroing) when asked: "<name>.mixing" [B, 1, T, T] for each self-attention block.
+  // Models built on nn::EncoderBlock, the pretrained encoders and the decoder LMs also hand out
+  // context mixing by value zeroing (Mohebbi et al. 2023, nn::value_zeroing) when asked:
+  // "<name>.mixing" [B, 1, Nq, Nk] for each self-attention block.
   virtual bool wants_mixing() const { return false; }
   virtual void gradients(const std::string& name, nn::AttentionWeights&& dw) {}
 };
