@@ -265,17 +265,12 @@ TEST_CASE("value_zeroing from pieces: shapes are checked") {
 TEST_CASE("CLI: --record mixing writes the tensors (generate, record encoder, record vit) and render heatmap draws them") {
   const fs::path hf = test::source_dir() / "tests" / "data" / "hf";
   const fs::path tmp = test::temp_dir("mixing_cli");
-  const std::string g = (tmp / "g.safetensors").string(), b = (tmp / "b.safetensors").string(),
-                    v = (tmp / "v.safetensors").string();
-  auto r = run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt 'Hello the cat' --steps 3 --temperature 0 --record mixing -o '" + g + "'");
-  INFO(r.out);
-  REQUIRE(r.code == 0);
-  r = run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text 'the cat sat' --record mixing,norms -o '" + b + "'");
-  REQUIRE(r.code == 0);
-  r = run_cli("record vit --model '" + (hf / "vit-tiny").string() + "' --image '" + (hf / "vit-tiny.ppm").string() + "' --record mixing -o '" + v + "'");
-  REQUIRE(r.code == 0);
-  for (const auto& [file, stack] : std::vector<std::pair<std::string, std::string>>{{g, "decoder"}, {b, "encoder"}, {v, "vit"}}) {
+  const auto runs = test::record_tiny_hf(tmp, "mixing", "mixing,norms", "mixing");
+  const std::string g = runs[0].file, b = runs[1].file, v = runs[2].file;
+  for (const auto& [res, file, stack] : runs) {
     CAPTURE(file);
+    INFO(res.out);
+    REQUIRE(res.code == 0);
     const AttentionRecord rec = load_record(file);
     for (int l = 0; l < 2; ++l) {
       const AttentionTensor* w = rec.find(stack + ".layer" + std::to_string(l) + ".self");
@@ -297,7 +292,7 @@ TEST_CASE("CLI: --record mixing writes the tensors (generate, record encoder, re
     REQUIRE(rec.find(stack + ".mixing_rollout"));
   }
   CHECK(load_record(b).find("encoder.layer1.self.norm_sum"));
-  r = run_cli("render heatmap '" + g + "' --tensor decoder.layer1.self.mixing -o '" + (tmp / "h.png").string() + "'");
+  auto r = run_cli("render heatmap '" + g + "' --tensor decoder.layer1.self.mixing -o '" + (tmp / "h.png").string() + "'");
   INFO(r.out);
   CHECK(r.code == 0);
   r = run_cli("render heatmap '" + v + "' --tensor vit.mixing_rollout -o '" + (tmp / "r.png").string() + "'");

@@ -257,17 +257,12 @@ TEST_CASE("pretrained encoder (post-LN BERT layout): norms against a double comp
 TEST_CASE("CLI: --record norms writes the tensors (generate, record encoder, record vit) and the views draw them") {
   const fs::path hf = test::source_dir() / "tests" / "data" / "hf";
   const fs::path tmp = test::temp_dir("norm_cli");
-  const std::string g = (tmp / "g.safetensors").string(), b = (tmp / "b.safetensors").string(),
-                    v = (tmp / "v.safetensors").string();
-  auto r = run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt 'Hello the cat' --steps 3 --temperature 0 --record norms -o '" + g + "'");
-  INFO(r.out);
-  REQUIRE(r.code == 0);
-  r = run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text 'the cat sat' --record norms -o '" + b + "'");
-  REQUIRE(r.code == 0);
-  r = run_cli("record vit --model '" + (hf / "vit-tiny").string() + "' --image '" + (hf / "vit-tiny.ppm").string() + "' --record norms -o '" + v + "'");
-  REQUIRE(r.code == 0);
-  for (const auto& [file, stack] : std::vector<std::pair<std::string, std::string>>{{g, "decoder"}, {b, "encoder"}, {v, "vit"}}) {
+  const auto runs = test::record_tiny_hf(tmp, "norms", "norms", "norms");
+  const std::string g = runs[0].file, b = runs[1].file;
+  for (const auto& [res, file, stack] : runs) {
     CAPTURE(file);
+    INFO(res.out);
+    REQUIRE(res.code == 0);
     const AttentionRecord rec = load_record(file);
     const AttentionTensor* w = rec.find(stack + ".layer1.self");
     const AttentionTensor* n = rec.find(stack + ".layer1.self.norm");
@@ -283,7 +278,7 @@ TEST_CASE("CLI: --record norms writes the tensors (generate, record encoder, rec
     for (size_t i = 0; i < w->data.size(); ++i) CHECK((w->data[i] == 0.f) == (n->data[i] == 0.f));
   }
   // Every view takes them by name: a heatmap of one head and a grid of all heads.
-  r = run_cli("render heatmap '" + b + "' --tensor encoder.layer1.self.norm_sum -o '" + (tmp / "h.png").string() + "'");
+  auto r = run_cli("render heatmap '" + b + "' --tensor encoder.layer1.self.norm_sum -o '" + (tmp / "h.png").string() + "'");
   INFO(r.out);
   CHECK(r.code == 0);
   r = run_cli("render grid '" + g + "' --tensors decoder.layer1.self.norm -o '" + (tmp / "grid.png").string() + "'");

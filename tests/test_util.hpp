@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 
 namespace attnviz::test {
@@ -73,6 +74,29 @@ inline std::string u32(std::uint32_t v) { return u16(v & 0xFFFF) + u16(v >> 16);
 inline std::string u64(std::uint64_t v) { return u32(static_cast<std::uint32_t>(v)) + u32(static_cast<std::uint32_t>(v >> 32)); }
 
 // Files in a folder (to check that failed commands leave nothing behind).
+// The three tiny Hugging Face fixtures of tests/data/hf run through the CLI with `--record WHAT`:
+// gpt2 (`generate`, 3 greedy steps), bert (`record encoder`) and vit (`record vit`). Each run's
+// result, its record file and the record's tensor prefix ("decoder", "encoder", "vit").
+struct TinyHfRun {
+  RunResult result;
+  std::string file, stack;
+};
+inline std::vector<TinyHfRun> record_tiny_hf(const fs::path& dir, const std::string& gen_what,
+                                             const std::string& enc_what, const std::string& vit_what) {
+  const fs::path hf = source_dir() / "tests" / "data" / "hf";
+  const std::string g = (dir / "g.safetensors").string(), b = (dir / "b.safetensors").string(),
+                    v = (dir / "v.safetensors").string();
+  return {{run_cli("generate --model '" + (hf / "gpt2-tiny").string() +
+                   "' --prompt 'Hello the cat' --steps 3 --temperature 0 --record " + gen_what + " -o '" + g + "'"),
+           g, "decoder"},
+          {run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text 'the cat sat' --record " +
+                   enc_what + " -o '" + b + "'"),
+           b, "encoder"},
+          {run_cli("record vit --model '" + (hf / "vit-tiny").string() + "' --image '" +
+                   (hf / "vit-tiny.ppm").string() + "' --record " + vit_what + " -o '" + v + "'"),
+           v, "vit"}};
+}
+
 inline int count_files(const fs::path& dir) {
   int n = 0;
   for (auto& e : fs::directory_iterator(dir)) (void)e, ++n;
