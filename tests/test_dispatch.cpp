@@ -15,24 +15,9 @@
 
 using namespace attnviz;
 using namespace attnviz::nn;
+using namespace attnviz::test;
 
 namespace {
-
-bool cpu_has(const std::string& isa) {
-  if (isa == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (isa == "sse4") return __builtin_cpu_supports("sse4.2");
-  return true;   // portable
-}
-
-// Restores the ISA the process started with (ATTNVIZ_ISA or the best) when a test case ends.
-struct IsaGuard {
-  ~IsaGuard() {
-    const char* e = std::getenv("ATTNVIZ_ISA");
-    set_kernel_isa(e && *e ? e : "best");
-  }
-};
 
 struct Problem {
   int B, H, Nq, Nk, Dh;

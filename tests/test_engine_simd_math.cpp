@@ -14,32 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "test_engine_util.hpp"
+
 using namespace attnviz;
 using namespace attnviz::nn;
+using namespace attnviz::test;
 
 namespace {
-
-bool cpu_has(const std::string& isa) {
-  if (isa == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (isa == "sse4") return __builtin_cpu_supports("sse4.2");
-  return true;
-}
-
-struct IsaGuard {   // restores the process's ISA (ATTNVIZ_ISA or the best) when a test case ends
-  ~IsaGuard() {
-    const char* e = std::getenv("ATTNVIZ_ISA");
-    set_kernel_isa(e && *e ? e : "best");
-  }
-};
-
-std::vector<std::string> isas() {
-  std::vector<std::string> out;
-  for (const char* isa : {"avx512", "avx2", "sse4", "portable"})
-    if (cpu_has(isa)) out.push_back(isa);
-  return out;
-}
 
 double phi_cdf(double x) { return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))); }
 double phi_pdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }
@@ -51,7 +32,7 @@ TEST_CASE("gelu_erf: values and derivative against float64 erf on every ISA, eve
   std::vector<float> xs;
   for (int i = -1200; i <= 1200; ++i) xs.push_back(static_cast<float>(i) / 100.f);   // [-12, 12] step 0.01
   for (float v : {-40.f, -20.f, -9.5f, -1e-6f, 0.f, 1e-6f, 9.5f, 20.f, 40.f}) xs.push_back(v);
-  for (const std::string& isa : isas()) {
+  for (const std::string& isa : cpu_isas()) {
     set_kernel_isa(isa);
     INFO("isa=" << isa);
     std::vector<float> y(xs.size()), d(xs.size());
@@ -80,7 +61,7 @@ TEST_CASE("gelu_erf: values and derivative against float64 erf on every ISA, eve
 TEST_CASE("softmax_rows: float64 reference, masked keys, all-masked rows, every row length, every ISA") {
   IsaGuard guard;
   const float ninf = -std::numeric_limits<float>::infinity();
-  for (const std::string& isa : isas()) {
+  for (const std::string& isa : cpu_isas()) {
     set_kernel_isa(isa);
     for (int cols = 1; cols <= 53; ++cols) {
       INFO("isa=" << isa << " cols=" << cols);
