@@ -269,6 +269,13 @@ TEST_CASE("LM relevance CLI: generate --record relevance on the tiny gpt2 fixtur
   INFO(r.out);
   CHECK(r.code == 0);
   CHECK(fs::file_size(tmp / "h.png") > 1000);
+  // render text shades the tokens by one row and its legend names the quantity.
+  r = run_cli("render text '" + rec + "' --tensor decoder.relevance --query 3 -o '" + (tmp / "t.html").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string html = test::slurp(tmp / "t.html");
+  CHECK(html.find("relevance (∇A ⊙ A, rolled out)") != std::string::npos);
+  CHECK(html.find("attention weight") == std::string::npos);
   // Usage errors: no record to write, a step beyond --steps, --explain-step without relevance.
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance").code == 1);
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance --explain-step 2 -o '" + (tmp / "x.safetensors").string() + "'").code == 1);

@@ -76,6 +76,7 @@ void add_render_text(CLI::App& parent) {
         throw UsageError(fmt::format("render text: sample {} out of range ({} has {})", s, o->input, records.size()));
       if (o->method.empty()) {
         items.push_back(render::text_item(records[s], o->sel));
+        o->view.quantity = render::value_quantity(o->sel.tensor);   // norms, mixing, relevance name themselves
         continue;
       }
       SaliencyOptions so;
