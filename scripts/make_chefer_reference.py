@@ -90,18 +90,19 @@ def write_safetensors(path, tensors, metadata):
 
 
 # -------------------------------------------------------------------------------------- forward
-def layer_norm(x, w, b):
+def layer_norm(x, w, b, eps=1e-5):
     mu = x.mean(-1, keepdim=True)
     var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + 1e-5) * w + b
+    return (x - mu) / torch.sqrt(var + eps) * w + b
 
 
 def gelu(x):
     return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
 
-def linear(x, name):
-    return x @ params[name + ".weight"] + params[name + ".bias"]
+def linear(x, name, m=None):
+    ps = m["params"] if m else params
+    return x @ ps[name + ".weight"] + ps[name + ".bias"]
 
 
 def patches(img):  # [IMAGE*IMAGE] -> [P, PATCH*PATCH], row-major patches, row-major pixels inside
@@ -113,33 +114,42 @@ def patches(img):  # [IMAGE*IMAGE] -> [P, PATCH*PATCH], row-major patches, row-m
     return torch.stack(rows)
 
 
-def forward(img):
+def mnist_embed(img):
+    return torch.cat([params["embed.cls"], linear(patches(img), "embed.proj")]) + params["embed.pos"]   # [T, D]
+
+
+# The model a forward / relevance pass runs: its parameters (attnviz's MNIST ViT names and layout),
+# sizes, LayerNorm epsilon and embedding (pixels -> [T, D]).
+MNIST = {"params": params, "D": D, "H": H, "depth": DEPTH, "T": T, "classes": CLASSES, "eps": 1e-5, "embed": mnist_embed}
+
+
+def forward(img, m=MNIST):
     """Returns logits and a trace of every intermediate the relevance pass needs."""
+    ps, H_, DH_, eps = m["params"], m["H"], m["D"] // m["H"], m["eps"]
     img = img.clone().requires_grad_(True)   # so that the graph (and A.grad) exists
-    e = linear(patches(img), "embed.proj")
-    x = torch.cat([params["embed.cls"], e]) + params["embed.pos"]   # [T, D]
+    x = m["embed"](img)
     trace = []
-    for l in range(DEPTH):
+    for l in range(m["depth"]):
         p = f"vit.layer{l}."
         t = {"x": x}
-        t["n1"] = layer_norm(x, params[p + "ln1.weight"], params[p + "ln1.bias"])
-        q, k, v = (linear(t["n1"], p + "attn." + w) for w in ("wq", "wk", "wv"))
-        t["q"] = [q[:, h * DH:(h + 1) * DH] for h in range(H)]
-        t["k"] = [k[:, h * DH:(h + 1) * DH] for h in range(H)]
-        t["v"] = [v[:, h * DH:(h + 1) * DH] for h in range(H)]
-        t["A"] = [torch.softmax(t["q"][h] @ t["k"][h].T / math.sqrt(DH), -1) for h in range(H)]
+        t["n1"] = layer_norm(x, ps[p + "ln1.weight"], ps[p + "ln1.bias"], eps)
+        q, k, v = (linear(t["n1"], p + "attn." + w, m) for w in ("wq", "wk", "wv"))
+        t["q"] = [q[:, h * DH_:(h + 1) * DH_] for h in range(H_)]
+        t["k"] = [k[:, h * DH_:(h + 1) * DH_] for h in range(H_)]
+        t["v"] = [v[:, h * DH_:(h + 1) * DH_] for h in range(H_)]
+        t["A"] = [torch.softmax(t["q"][h] @ t["k"][h].T / math.sqrt(DH_), -1) for h in range(H_)]
         for a in t["A"]:
             a.retain_grad()   # backward from a logit leaves d(logit)/dA in A.grad
-        t["ctx"] = torch.cat([t["A"][h] @ t["v"][h] for h in range(H)], 1)
-        t["a"] = linear(t["ctx"], p + "attn.wo")
+        t["ctx"] = torch.cat([t["A"][h] @ t["v"][h] for h in range(H_)], 1)
+        t["a"] = linear(t["ctx"], p + "attn.wo", m)
         t["h"] = x + t["a"]
-        t["n2"] = layer_norm(t["h"], params[p + "ln2.weight"], params[p + "ln2.bias"])
-        t["g"] = gelu(linear(t["n2"], p + "fc1"))
-        t["f"] = linear(t["g"], p + "fc2")
+        t["n2"] = layer_norm(t["h"], ps[p + "ln2.weight"], ps[p + "ln2.bias"], eps)
+        t["g"] = gelu(linear(t["n2"], p + "fc1", m))
+        t["f"] = linear(t["g"], p + "fc2", m)
         x = t["h"] + t["f"]
         trace.append(t)
-    z = layer_norm(x[0:1], params["norm.weight"], params["norm.bias"])
-    return linear(z, "head")[0], trace, z
+    z = layer_norm(x[0:1], ps["norm.weight"], ps["norm.bias"], eps)
+    return linear(z, "head", m)[0], trace, z
 
 
 # ------------------------------------------------------------------- relevance (gradient x input)
@@ -154,6 +164,9 @@ def relprop_simple(f, inputs, R):
     return [x.detach() * g for x, g in zip(xs, grads)]
 
 
+ABSORBED = [0.0]   # relevance the Linear layers drop (outputs with no positive contribution), summed
+
+
 def relprop_linear(x, W, R):
     xp = x.detach().clamp(min=0).requires_grad_(True)
     xn = x.detach().clamp(max=0).requires_grad_(True)
@@ -162,7 +175,9 @@ def relprop_linear(x, W, R):
     S = safe_div(R, (Z1 + Z2).detach())
     g1, = torch.autograd.grad(Z1, xp, S)
     g2, = torch.autograd.grad(Z2, xn, S)
-    return xp.detach() * g1 + xn.detach() * g2
+    r = xp.detach() * g1 + xn.detach() * g2
+    ABSORBED[0] += float(R.sum() - r.sum())
+    return r
 
 
 def relprop_add(a, b, R):
@@ -178,14 +193,15 @@ def relprop_matmul(x, y, R):
     return rx / 2, ry / 2
 
 
-def relevance(trace, z, target):
-    R = torch.zeros(1, CLASSES, dtype=F64)
+def relevance(trace, z, target, m=MNIST):
+    params, H, DH, depth = m["params"], m["H"], m["D"] // m["H"], m["depth"]
+    R = torch.zeros(1, m["classes"], dtype=F64)
     R[0, target] = 1
     rz = relprop_linear(z, params["head.weight"], R)   # final LN passes it on to the CLS row
-    r = torch.zeros(T, D, dtype=F64)
+    r = torch.zeros(m["T"], m["D"], dtype=F64)
     r[0:1] = rz
-    per_layer = [None] * DEPTH
-    for l in reversed(range(DEPTH)):
+    per_layer = [None] * depth
+    for l in reversed(range(depth)):
         t, p = trace[l], f"vit.layer{l}."
         r_h1, r_f = relprop_add(t["h"], t["f"], r)
         r_g = relprop_linear(t["g"], params[p + "fc2.weight"], r_f)
@@ -209,12 +225,13 @@ def relevance(trace, z, target):
     return per_layer, r
 
 
-def chefer_map(trace, per_layer):
-    c = torch.eye(T, dtype=F64)
-    for l in range(DEPTH):
+def chefer_map(trace, per_layer, m=MNIST):
+    T_ = m["T"]
+    c = torch.eye(T_, dtype=F64)
+    for l in range(m["depth"]):
         grad = torch.stack([a.grad for a in trace[l]["A"]])                # [H, T, T]
         abar = (grad * per_layer[l]).clamp(min=0).mean(0)
-        c = (torch.eye(T, dtype=F64) + abar) @ c
+        c = (torch.eye(T_, dtype=F64) + abar) @ c
     return c[0]
 
 
@@ -254,5 +271,104 @@ def main():
               f"{c['input_relevance_sum']:.12f}, chefer CLS row max {max(c['chefer'][1:]):.6f}")
 
 
+# --------------------------------------------------------- the tiny Hugging Face ViT (test_hf fixture)
+HF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "hf")
+
+
+def read_safetensors(path):
+    """F32 tensors of a safetensors file as float64 (the values the file holds)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", name
+        a, b = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info["shape"]).double()
+    return out
+
+
+def hf_vit_model():
+    """tests/data/hf/vit-tiny (ViTForImageClassification: pre-LN, LayerNorm eps from config.json, GELU erf,
+    classifier on the final LayerNorm's CLS row) in this script's layout: Linear weights [in, out]."""
+    with open(os.path.join(HF_DIR, "vit-tiny", "config.json")) as f:
+        cfg = json.load(f)
+    assert cfg["hidden_act"] == "gelu" and cfg.get("qkv_bias", True)
+    w = read_safetensors(os.path.join(HF_DIR, "vit-tiny", "model.safetensors"))
+    D_, H_, L_ = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    S, p, C = cfg["image_size"], cfg["patch_size"], cfg.get("num_channels", 3)
+    T_ = (S // p) ** 2 + 1
+    ps = {}
+
+    def lin(ours, theirs):
+        ps[ours + ".weight"] = w[theirs + ".weight"].T   # PyTorch [out, in] -> [in, out]
+        ps[ours + ".bias"] = w[theirs + ".bias"][None]
+
+    def norm(ours, theirs):
+        ps[ours + ".weight"] = w[theirs + ".weight"][None]
+        ps[ours + ".bias"] = w[theirs + ".bias"][None]
+
+    for l in range(L_):
+        q, o = f"vit.encoder.layer.{l}.", f"vit.layer{l}."
+        norm(o + "ln1", q + "layernorm_before")
+        norm(o + "ln2", q + "layernorm_after")
+        for ours, theirs in (("wq", "query"), ("wk", "key"), ("wv", "value")):
+            lin(o + "attn." + ours, q + "attention.attention." + theirs)
+        lin(o + "attn.wo", q + "attention.output.dense")
+        lin(o + "fc1", q + "intermediate.dense")
+        lin(o + "fc2", q + "output.dense")
+    norm("norm", "vit.layernorm")
+    lin("head", "classifier")
+
+    def embed(px):   # [C*S*S] normalized pixels -> [T, D]: CLS, the stride-p convolution, positions
+        conv = torch.nn.functional.conv2d(px.reshape(1, C, S, S), w["vit.embeddings.patch_embeddings.projection.weight"],
+                                          w["vit.embeddings.patch_embeddings.projection.bias"], stride=p)[0]
+        return torch.cat([w["vit.embeddings.cls_token"][0], conv.flatten(1).T]) + w["vit.embeddings.position_embeddings"][0]
+
+    return {"params": ps, "D": D_, "H": H_, "depth": L_, "T": T_, "classes": ps["head.weight"].shape[1],
+            "eps": cfg["layer_norm_eps"], "embed": embed, "pixels": C * S * S}
+
+
+def main_hf():
+    """hf_vit_reference.json: the fixture image's normalized pixels (tests/data/hf/vit-tiny.ref.safetensors
+    "pixels") and a random one; per (image, explained class) the logits, the map's CLS row, each layer's
+    relevance CLS rows, the relevance reaching the token embeddings and what the Linear layers
+    absorbed; for the first case each layer's whole relevance and d(logit)/dA [H, T, T]."""
+    m = hf_vit_model()
+    g = torch.Generator().manual_seed(224)
+    images = [read_safetensors(os.path.join(HF_DIR, "vit-tiny.ref.safetensors"))["pixels"],
+              (torch.randn(m["pixels"], generator=g, dtype=F64) * 1.5).float().double()]
+    cases = []
+    for i, img in enumerate(images):
+        logits, _, _ = forward(img, m)
+        pred = int(logits.argmax())
+        for target in (pred, (pred + 1) % m["classes"]):
+            logits, trace, z = forward(img, m)
+            logits[target].backward()
+            ABSORBED[0] = 0.0
+            per_layer, r_in = relevance(trace, z.detach(), target, m)
+            assert abs(float(r_in.sum()) + ABSORBED[0] - 1) < 1e-9
+            case = {"image": i, "target": target, "predicted": pred, "logits": logits.detach().tolist(),
+                    "chefer": chefer_map(trace, per_layer, m).tolist(),
+                    "relevance_cls": [pl[:, 0, :].tolist() for pl in per_layer],
+                    "input_relevance_sum": float(r_in.sum()), "absorbed": ABSORBED[0]}
+            if not cases:
+                case["relevance"] = [pl.tolist() for pl in per_layer]
+                case["gradients"] = [torch.stack([a.grad for a in t["A"]]).tolist() for t in trace]
+            cases.append(case)
+    ref = {"note": "written by scripts/make_chefer_reference.py (float64 PyTorch) from tests/data/hf/vit-tiny; do not edit",
+           "images": [img.tolist() for img in images], "cases": cases}
+    with open(os.path.join(OUT, "hf_vit_reference.json"), "w") as f:
+        json.dump(ref, f, indent=0)
+        f.write("\n")
+    for c in cases:
+        print(f"hf vit: image {c['image']} target {c['target']} (pred {c['predicted']}): input relevance sum "
+              f"{c['input_relevance_sum']:.12f} + absorbed {c['absorbed']:.12f}, chefer CLS row max {max(c['chefer'][1:]):.6f}")
+
+
 if __name__ == "__main__":
     main()
+    main_hf()

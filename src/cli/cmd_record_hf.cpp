@@ -59,22 +59,34 @@ void add_record_hf(CLI::App& record) {
   struct VitOpts {
     std::string model, image, out;
     std::vector<std::string> what;   // --record
+    int klass = -1;                  // --class: the logit --record relevance explains
   };
   auto v = std::make_shared<VitOpts>();
   auto* vit = record.add_subcommand("vit", "record every layer x head of a Hugging Face ViT image classifier on an image");
   vit->add_option("--model", v->model, "Hugging Face directory (config.json, model.safetensors, preprocessor_config.json)")->required();
   vit->add_option("--image", v->image, "image file (PNG, JPEG, PGM/PPM, BMP)")->required();
   vit->add_option("-o,--out", v->out, "output record (.safetensors)")->required();
-  add_record_what(vit, v->what, true);
-  set_example(vit, "attnviz record vit --model vit-base-patch16-224 --image cat.jpg -o vit.safetensors && attnviz render overlay vit.safetensors --method rollout -o rollout.png");
-  vit->callback([v] {
+  add_record_what(vit, v->what, true, true);
+  auto* klass = vit->add_option("--class", v->klass,
+                                "with --record relevance: the class (label id) whose logit is explained; default the prediction");
+  set_example(vit, "attnviz record vit --model vit-base-patch16-224 --image cat.jpg --record relevance -o vit.safetensors && attnviz render overlay vit.safetensors --method chefer -o chefer.png");
+  vit->callback([v, klass] {
+    const models::RecordOptions what = record_what(v->what);
+    if (klass->count() && !what.relevance) throw UsageError("--class needs --record relevance");
     const models::LoadedEncoder e = load_dir(v->model, true);
+    const int labels = e.model->config().labels;
+    if (what.relevance && e.model->config().act == models::EncoderAct::GeluTanh)   // the model file cannot give it: exit 2
+      throw InputError((std::filesystem::path(v->model) / "config.json").string(),
+                       "--record relevance runs the engine's blocks (GELU erf or ReLU); this ViT's hidden_act is a tanh GELU");
+    if (klass->count() && (v->klass < 0 || v->klass >= labels))
+      throw UsageError(fmt::format("{}: --class {} outside the model's {} labels (0..{})", v->model, v->klass, labels, labels - 1));
     const DecodedImage img = read_image(v->image);
-    AttentionRecord r = models::record_vit_image(e, img, globals().threads, record_what(v->what));
+    AttentionRecord r = models::record_vit_image(e, img, globals().threads, what, v->klass);
     r.metadata["source"] = std::filesystem::path(v->model).filename().string();
     r.metadata["image_file"] = std::filesystem::path(v->image).filename().string();
     save_record(v->out, r);
-    fmt::print(stderr, "wrote {} (prediction {}, p = {})\n", v->out, r.metadata["prediction"], r.metadata["score"]);
+    fmt::print(stderr, "wrote {} (prediction {}, p = {}{})\n", v->out, r.metadata["prediction"], r.metadata["score"],
+               what.relevance ? ", explained class " + r.metadata["explained"] : "");
   });
 }
 

@@ -257,8 +257,7 @@ Mat EncoderModel::forward_tokens(const std::vector<int>& ids, const std::vector<
   return x;
 }
 
-Mat EncoderModel::forward_image(const std::vector<float>& px, AttentionSink* sink, const EncoderForwardOptions& opt,
-                                Mat* hidden) const {
+Mat EncoderModel::embed_image(const std::vector<float>& px, int threads) const {
   if (cfg_.family != EncoderFamily::Vit) throw UsageError("a text encoder takes tokens, not an image");
   const int C = cfg_.channels, S = cfg_.image_size, p = cfg_.patch_size, G = cfg_.grid(), P = G * G, D = cfg_.dim;
   if (px.size() != static_cast<size_t>(C) * S * S)
@@ -272,11 +271,19 @@ Mat EncoderModel::forward_image(const std::vector<float>& px, AttentionSink* sin
         for (int y = 0; y < p; ++y)
           for (int xx = 0; xx < p; ++xx)
             patches(gy * G + gx, (c * p + y) * p + xx) = px[(static_cast<size_t>(c) * S + gy * p + y) * S + gx * p + xx];
-  const int threads = opt.threads > 0 ? opt.threads : nn::threads();
   Mat x(1 + P, D);   // [CLS; patches] + positions
   x.row(0) = weight("embeddings.cls");
-  nn::linear_rows(patches, weight("embeddings.patch.weight"), &weight("embeddings.patch.bias"), x.data() + D, D, threads);
+  nn::linear_rows(patches, weight("embeddings.patch.weight"), &weight("embeddings.patch.bias"), x.data() + D, D,
+                  threads > 0 ? threads : nn::threads());
   x += weight("embeddings.position");
+  return x;
+}
+
+Mat EncoderModel::forward_image(const std::vector<float>& px, AttentionSink* sink, const EncoderForwardOptions& opt,
+                                Mat* hidden) const {
+  const int D = cfg_.dim;
+  const int threads = opt.threads > 0 ? opt.threads : nn::threads();
+  Mat x = embed_image(px, threads);
   layers_forward(x, "vit", sink, opt);
   if (hidden) *hidden = x;
   Mat cls(1, D);

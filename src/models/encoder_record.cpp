@@ -184,8 +184,11 @@ std::vector<float> vit_preprocess(const LoadedEncoder& enc, const RgbImage& img)
   return out;
 }
 
-AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads, const RecordOptions& what) {
+AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads, const RecordOptions& what,
+                                 int explain) {
   const EncoderConfig& c = enc.model->config();
+  if (explain < -1 || explain >= c.labels)
+    throw UsageError(fmt::format("--class {} outside the model's {} labels (0..{})", explain, c.labels, c.labels - 1));
   const std::vector<float> px = vit_preprocess(enc, img);
   AttentionRecord r;
   RecordSink sink(r, what);
@@ -193,6 +196,23 @@ AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, 
   opt.threads = threads;
   const Mat logits = enc.model->forward_image(px, &sink, opt);
   if (what.mixing) add_mixing_rollout(r.tensors, "vit");
+  auto label = [&](Eigen::Index k) {
+    return k < static_cast<Eigen::Index>(enc.label_names.size()) && !enc.label_names[k].empty() ? enc.label_names[k]
+                                                                                                 : std::to_string(k);
+  };
+  if (what.relevance) {   // Chefer et al. (2021): the gradient and the LRP relevance of every map
+    if (explain < 0) logits.row(0).maxCoeff(&explain);
+    const EncoderModel::Explanation e = enc.model->explain_image(px, explain, threads);
+    for (int l = 0; l < c.layers; ++l) {
+      const std::string name = "vit.layer" + std::to_string(l) + ".self";
+      r.gradients.push_back(e.gradients[l].tensor(0, name, "tokens", "tokens"));
+      r.relevance.push_back(e.relevance[l].tensor(0, name, "tokens", "tokens"));
+    }
+    r.metadata["explained"] = std::to_string(explain);
+    r.metadata["gradients"] = "d(logit " + label(explain) + ")/d(attention)";
+    r.metadata["relevance"] = "LRP of logit " + label(explain) +
+                              " (Chefer et al. 2021: alpha=1 beta=0 linear, normalised adds and products)";
+  }
   const int G = c.grid(), S = c.image_size;
   std::vector<std::string> tokens{"[CLS]"};
   for (int y = 0; y < G; ++y)
@@ -219,9 +239,7 @@ AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, 
   r.metadata["model"] = c.name;
   r.metadata["architecture"] = "vit";
   r.metadata["attention"] = "scaled-dot";
-  r.metadata["prediction"] = best < static_cast<Eigen::Index>(enc.label_names.size()) && !enc.label_names[best].empty()
-                                 ? enc.label_names[best]
-                                 : std::to_string(best);
+  r.metadata["prediction"] = label(best);
   r.metadata["score"] = fmt::format("{:.6f}", 1.0 / z);
   return r;
 }

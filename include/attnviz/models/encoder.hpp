@@ -4,6 +4,7 @@
 // the checkpoint's names to ours).
 #pragma once
 #include <attnviz/data/image.hpp>
+#include <attnviz/engine/attention.hpp>
 #include <attnviz/models/model.hpp>
 #include <attnviz/tensor.hpp>
 
@@ -74,6 +75,25 @@ class EncoderModel : public Model {
   // [1 + P, D] before the final norm in *hidden when given). Sink names "vit.layer<L>.self".
   Mat forward_image(const std::vector<float>& pixels, AttentionSink* sink = nullptr, const EncoderForwardOptions& opt = {},
                     Mat* hidden = nullptr) const;
+  // ViT: the token embeddings [1 + P, D] (CLS, then the patches' stride-p convolution, plus positions)
+  // that the first layer reads.
+  Mat embed_image(const std::vector<float>& pixels, int threads = 0) const;
+  // ViT, Chefer et al. (2021): the logit of class `target` (-1 = the predicted one) explained.
+  // Runs the ViT on the engine's pre-LN blocks (nn::EncoderBlock with this model's weights,
+  // LayerNorm eps norm_eps; GELU (erf) or ReLU only: UsageError for gelu_tanh), then one backward
+  // pass from that logit for d(logit)/d(attention) of every layer and one LRP pass
+  // (nn::lrp_linear for the classifier, the final LayerNorm passing relevance through to the CLS
+  // row, nn::lrp_encoder_block per layer from the top) for each map's relevance.
+  struct Explanation {
+    Mat logits;                                   // [1, labels]
+    int target = -1;                              // the class explained
+    std::vector<nn::AttentionWeights> weights;    // per layer [1, H, T, T] (T = 1 + P)
+    std::vector<nn::AttentionWeights> gradients;  // d(logit)/d(weights), per layer
+    std::vector<nn::AttentionWeights> relevance;  // R^(b) of each layer's weights
+    Mat input_relevance;                          // [T, D] at the token embeddings (sums to 1 unless a
+                                                  // Linear column has no positive contribution)
+  };
+  Explanation explain_image(const std::vector<float>& pixels, int target = -1, int threads = 0) const;
 
  private:
   EncoderConfig cfg_;
@@ -121,7 +141,10 @@ using RgbImage = DecodedImage;
 std::vector<float> vit_preprocess(const LoadedEncoder& enc, const RgbImage& img);
 // Runs the ViT and records "vit.layer<L>.self" [H, 1+P, 1+P] over the axis "tokens" (CLS, then
 // patches "r,c"), the image (gray, [0, 1], the resized model input) with its patch grid and one
-// prefix token, the predicted label and its probability.
-AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads = 0, const RecordOptions& what = {});
+// prefix token, the predicted label and its probability. what.relevance: also the gradient and
+// the LRP relevance of every map (AttentionRecord::gradients / ::relevance, EncoderModel::explain_image)
+// for the logit of `explain` (-1 = the predicted class; UsageError outside 0..labels-1).
+AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, int threads = 0, const RecordOptions& what = {},
+                                 int explain = -1);
 
 }  // namespace attnviz::models
