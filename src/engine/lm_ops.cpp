@@ -55,6 +55,10 @@ void gelu_erf_inplace(Mat& x) {
 }
 
 
+double rope_angle(const RopeOptions& opt, int position, int pair) {
+  return (position / opt.scale) * std::pow(opt.base, -2.0 * pair / opt.head_dim);
+}
+
 RopeTable::RopeTable(const RopeOptions& opt, int max_positions) : opt_(opt), max_pos_(max_positions) {
   if (opt.head_dim <= 0 || opt.head_dim % 2 != 0) throw std::invalid_argument("RoPE: head_dim must be even");
   if (!(opt.base > 0) || !(opt.scale > 0)) throw std::invalid_argument("RoPE: base and scale must be positive");
@@ -63,8 +67,7 @@ RopeTable::RopeTable(const RopeOptions& opt, int max_positions) : opt_(opt), max
   sin_.resize(cos_.size());
   for (int p = 0; p < max_positions; ++p)
     for (int i = 0; i < half; ++i) {
-      // theta = (p / scale) * base^(-2i / Dh)
-      const double theta = (p / opt.scale) * std::pow(opt.base, -2.0 * i / opt.head_dim);
+      const double theta = rope_angle(opt, p, i);
       cos_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(theta));
       sin_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(theta));
     }

@@ -4,6 +4,7 @@
 // Written for float and double (the tests' finite differences); independent of the KV-cache forward.
 #include <attnviz/models/lm_relevance.hpp>
 
+#include <attnviz/engine/lm_ops.hpp>
 #include <attnviz/engine/ops.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/record/record.hpp>
@@ -227,11 +228,12 @@ class LmBackward {
 
   void rope_table() {
     const int half = cfg_.head_dim / 2;
+    const nn::RopeOptions ro{cfg_.head_dim, cfg_.rope_base, cfg_.rope_scale, cfg_.rope_style};
     cos_.resize(static_cast<size_t>(T_) * half);
     sin_.resize(cos_.size());
     for (int p = 0; p < T_; ++p)
       for (int i = 0; i < half; ++i) {
-        const double th = (p / cfg_.rope_scale) * std::pow(cfg_.rope_base, -2.0 * i / cfg_.head_dim);
+        const double th = nn::rope_angle(ro, p, i);
         cos_[static_cast<size_t>(p) * half + i] = static_cast<S>(std::cos(th));
         sin_[static_cast<size_t>(p) * half + i] = static_cast<S>(std::sin(th));
       }

@@ -20,6 +20,10 @@ struct RopeOptions {
   RopeStyle style = RopeStyle::Adjacent;
 };
 
+// The rotation angle of pair i (< Dh/2) at a position: theta = (position / scale) * base^(-2i / Dh),
+// in double. RopeTable and the LRP backward of LmRelevance (src/models/lm_relevance.cpp) share it.
+double rope_angle(const RopeOptions& opt, int position, int pair);
+
 // cos/sin of every (position, pair) up to a maximum position, computed in double once.
 class RopeTable {
  public:
