@@ -515,10 +515,7 @@ const bool kHaveStories = std::filesystem::exists(kStories);
 // test_gguf_models runs it with --no-skip and exits 77 (CTest: Skipped) when the file is missing.
 TEST_CASE("gguf: stories260K.gguf (real file converted by llama.cpp)" * doctest::test_suite("models") *
           doctest::skip(!kHaveStories)) {
-  if (!kHaveStories) {
-    MESSAGE("SKIP: " << kStories << " not found (see ../shared/models/README.md)");
-    std::exit(77);
-  }
+  require_shared_model(kStories);
   const GgufFile f = GgufFile::open(kStories);
   CHECK(f.version() == 3);
   CHECK(f.get_string("general.architecture") == "llama");

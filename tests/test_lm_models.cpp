@@ -21,17 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// ../shared/models beside the checkout (or $ATTNVIZ_MODELS); exits 77 (CTest SKIP) when absent.
-fs::path models_or_skip() {
-  const fs::path p = attnviz::test::shared_models_dir();
-  if (!fs::exists(p / "gpt-nano-sort") || !fs::exists(p / "stories260K")) {
-    std::cerr << "SKIPPED: pretrained test models not found at " << p
-              << " (set ATTNVIZ_MODELS to the shared/models folder)\n";
-    std::exit(77);
-  }
-  return p;
-}
-
 std::vector<float> b64_floats(const std::string& s) {
   auto val = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -68,7 +57,7 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
 }  // namespace
 
 TEST_CASE("gpt-nano-sort: attention, blocks and logits match PyTorch; it sorts") {
-  const fs::path dir = models_or_skip() / "gpt-nano-sort";
+  const fs::path dir = attnviz::test::require_shared_model(attnviz::test::shared_models_dir() / "gpt-nano-sort");
   LoadedLm lm = load_lm_mingpt_json(dir / "gpt-nano-sort-model.json");
   const LmModel& m = *lm.model;
   CHECK(m.kind() == "gpt2");
@@ -118,7 +107,7 @@ TEST_CASE("gpt-nano-sort: attention, blocks and logits match PyTorch; it sorts")
 }
 
 TEST_CASE("stories260K: attnviz generate --steps 200 --temperature 0 prints llama2.c's expected text byte for byte") {
-  const fs::path dir = models_or_skip() / "stories260K";
+  const fs::path dir = attnviz::test::require_shared_model(attnviz::test::shared_models_dir() / "stories260K");
   const fs::path out = attnviz::test::temp_dir("stories") / "greedy.txt";
   const fs::path rec = out.parent_path() / "story.safetensors";
   // stdout only (notes go to stderr).
@@ -144,7 +133,7 @@ TEST_CASE("stories260K: attnviz generate --steps 200 --temperature 0 prints llam
 }
 
 TEST_CASE("stories260K: generate --record mixing writes value zeroing per layer and its rollout; render heatmap draws them") {
-  const fs::path dir = models_or_skip() / "stories260K";
+  const fs::path dir = attnviz::test::require_shared_model(attnviz::test::shared_models_dir() / "stories260K");
   const fs::path tmp = attnviz::test::temp_dir("stories_mixing");
   const fs::path out = tmp / "greedy.txt", rec = tmp / "story.safetensors";
   const std::string cmd = std::string("'") + ATTNVIZ_EXE + "' generate --model '" + (dir / "stories260K.gguf").string() +

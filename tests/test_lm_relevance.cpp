@@ -292,10 +292,7 @@ const bool kHaveStories = fs::exists(kStories);
 // test_lm_relevance_models runs it with --no-skip and exits 77 (CTest: Skipped) when the file is missing.
 TEST_CASE("LM relevance CLI: stories260K, every generated token explained" * doctest::test_suite("models") *
           doctest::skip(!kHaveStories)) {
-  if (!kHaveStories) {
-    MESSAGE("SKIP: " << kStories << " not found (see ../shared/models/README.md)");
-    std::exit(77);
-  }
+  test::require_shared_model(kStories);
   const fs::path tmp = test::temp_dir("lm_relevance_stories");
   const std::string rec = (tmp / "s.safetensors").string();
   auto r = run_cli("generate --model '" + kStories.string() +

@@ -32,12 +32,6 @@ LmTokenizer stories_tokenizer() {
   return LmTokenizer(std::move(v));
 }
 
-#define REQUIRE_STORIES()                                                                   \
-  if (!kHaveStories) {                                                                      \
-    MESSAGE("SKIP: " << kStories << " not found (see ../shared/models/README.md)");         \
-    std::exit(77);                                                                          \
-  }
-
 // GPT-2's byte -> code point table, written out independently of the tokenizer: printable bytes
 // stand for themselves, bytes 0x00-0x20, 0x7F-0xA0 and 0xAD take 256, 257, ... in order.
 std::string byte_char(int b) {
@@ -184,7 +178,7 @@ TEST_CASE("lm tokenizer: llama BPE on a tiny vocabulary, merge order by score") 
 
 TEST_CASE("lm tokenizer: stories260K llama vocabulary, known ids" * doctest::test_suite("models") *
           doctest::skip(!kHaveStories)) {
-  REQUIRE_STORIES();
+  require_shared_model(kStories);
   const LmTokenizer t = stories_tokenizer();
   CHECK(t.model() == "llama");
   CHECK(t.size() == 512);
@@ -225,7 +219,7 @@ TEST_CASE("lm tokenizer: stories260K llama vocabulary, known ids" * doctest::tes
 
 TEST_CASE("lm tokenizer: stories260K round trips (UTF-8, emoji, spaces, invalid bytes)" *
           doctest::test_suite("models") * doctest::skip(!kHaveStories)) {
-  REQUIRE_STORIES();
+  require_shared_model(kStories);
   const LmTokenizer t = stories_tokenizer();
   const std::vector<std::string> fixed = {
       "Once upon a time, there was a little girl named Lily.", "  two leading spaces", "trailing spaces   ",

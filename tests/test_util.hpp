@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,6 +31,13 @@ inline fs::path sample(const std::string& name) { return source_dir() / "samples
 inline fs::path shared_models_dir() {
   if (const char* e = std::getenv("ATTNVIZ_MODELS"); e && *e) return e;
   return source_dir().parent_path() / "shared" / "models";
+}
+// Returns p (a file or folder under shared_models_dir()) when it exists; otherwise prints one line
+// naming it and exits 77, which CTest reports as skipped (SKIP_RETURN_CODE 77, tests/CMakeLists.txt).
+inline fs::path require_shared_model(const fs::path& p) {
+  if (fs::exists(p)) return p;
+  std::cerr << "SKIPPED: " << p << " not found (see ../shared/models/README.md, or set ATTNVIZ_MODELS)\n";
+  std::exit(77);
 }
 
 struct RunResult {
