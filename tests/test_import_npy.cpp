@@ -161,6 +161,47 @@ TEST_CASE("5-D [layers, batch, heads, q, k]: --batch picks the entry, out of ran
   }
 }
 
+TEST_CASE("np.savez(f, *outputs.attentions): arr_0..arr_11 become layers 0..11 in index order") {
+  const fs::path f = fixtures() / "layer_tuple.npz";
+  const auto want = read_ref(fixtures() / "layer_tuple__stacked.ref");  // [12, 2, 2, 4, 4]
+  REQUIRE(want.size() == 12 * 2 * 2 * 16);
+  ImportOptions opt;
+  for (int b : {0, 1}) {
+    opt.batch = b;
+    AttentionRecord r = import_record(f, opt);
+    REQUIRE(r.tensors.size() == 12);
+    for (int l = 0; l < 12; ++l) {
+      INFO("layer ", l, " batch ", b);
+      const auto* t = r.find("encoder.layer" + std::to_string(l) + ".self");
+      REQUIRE(t);
+      CHECK(t->heads == 2);
+      CHECK(t->query_axis == "tokens");
+      size_t bad = 0;
+      for (int h = 0; h < 2; ++h)
+        for (int q = 0; q < 4; ++q)
+          for (int k = 0; k < 4; ++k) bad += !same(t->at(h, q, k), want[(((l * 2 + b) * 2 + h) * 4 + q) * 4 + k]);
+      CHECK(bad == 0);
+    }
+    CHECK(r.tokens.at("tokens")[2] == "cat");
+    CHECK(r.metadata.at("stacked_layers").find("arr_0..arr_11") != std::string::npos);
+  }
+}
+
+TEST_CASE("members named arr_k are stacked only when they form one layer tuple") {
+  // arr_0 and arr_1 of different shapes are two separate arrays, named as numpy named them.
+  AttentionRecord r = import_record(fixtures() / "not_a_tuple.npz");
+  CHECK(r.tensors.size() == 2);
+  CHECK(r.find("arr_0"));
+  CHECK(r.find("arr_1"));
+  CHECK(!r.metadata.count("stacked_layers"));
+}
+
+TEST_CASE("a torch.save file (a ZIP with data.pkl, written by zipfile in torch's layout) is named as such") {
+  CHECK_THROWS_WITH_AS(import_record(fixtures() / "torch_save_like.pt"),
+                       doctest::Contains("is a PyTorch file (torch.save: a ZIP holding 'archive/data.pkl')"),
+                       InputError);
+}
+
 TEST_CASE("token files label axes; a count mismatch names the axis and both counts") {
   const fs::path dir = temp_dir("tokens");
   spit(dir / "four.txt", "a\nb\nc\nd\n");

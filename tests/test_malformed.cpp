@@ -189,6 +189,10 @@ TEST_CASE("npz: corrupt variants exit 2 naming file and reason") {
        "query axis has 3 entries but tokens 'tokens' has 2", ""},
       {"no_arrays.npz", zip({{"tokens.npy", toks}}), "no float attention arrays", ""},
       {"dup_member.npz", zip({{"attentions.npy", att}, {"attentions.npy", att}}), "appears twice", ""},
+      // torch.save writes a ZIP too: say so instead of "no attention arrays".
+      {"attn.pt", zip({{"attn/data.pkl", "\x80\x02}q\x00."}, {"attn/data/0", floats(uniform(3, 3))}}),
+       "is a PyTorch file (torch.save", ""},
+      {"plain.zip", zip({{"readme.txt", "hello"}}), "ZIP archive with no .npy member", ""},
   };
   check_refused(cases, "npz_cli");
 }

@@ -218,7 +218,8 @@ std::vector<NpzMember> parse_npz(const std::string& bytes, const std::string& pa
   ZipReader z{bytes, path};
   std::vector<NpzMember> out;
   std::vector<NpzSkipped> skip;
-  for (const Entry& e : z.central_directory()) {
+  const std::vector<Entry> entries = z.central_directory();
+  for (const Entry& e : entries) {
     if (e.name.size() < 4 || e.name.compare(e.name.size() - 4, 4, ".npy") != 0) continue;
     const std::uint64_t start = z.data_offset(e);
     const NpyHeader h = z.header(e, start);
@@ -230,6 +231,15 @@ std::vector<NpzMember> parse_npz(const std::string& bytes, const std::string& pa
     }
     m.array = parse_npy(z.member(e, start, h), path + ":" + e.name);
     out.push_back(std::move(m));
+  }
+  if (out.empty() && skip.empty()) {
+    // No .npy member at all: say what the archive is instead of "no attention arrays".
+    for (const Entry& e : entries)
+      if (e.name.size() >= 8 && e.name.compare(e.name.size() - 8, 8, "data.pkl") == 0)
+        throw InputError(path, "is a PyTorch file (torch.save: a ZIP holding '" + e.name +
+                                   "'), not numpy's .npz; attnviz never unpickles: save the tensors with "
+                                   "numpy.savez(...) or safetensors.torch.save_file(...)");
+    throw InputError(path, "is a ZIP archive with no .npy member (expected numpy's .npz)");
   }
   if (!skip.empty() && (out.empty() || !skipped)) {
     std::string why;

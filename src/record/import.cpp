@@ -63,6 +63,38 @@ std::vector<std::string> token_row(const NpzMember& m, const std::string& path, 
   throw InputError(path, "token array '" + m.name + "' has shape " + shape_str(a.shape) + "; expected [T] or [batch, T]");
 }
 
+// np.savez("a.npz", *outputs.attentions) names the members arr_0, arr_1, ... (one per layer, in
+// the tuple's order). When every float member is arr_<k> for k = 0..N-1 with one shape ([q, k],
+// [heads, q, k] or [batch, heads, q, k]), they become one array with a leading layer axis, so the
+// layers are named encoder.layer<k>.self instead of N unrelated "arr_<k>" tensors.
+void stack_positional_layers(ImportedArrays& in) {
+  const size_t n = in.arrays.size();
+  if (n == 0) return;
+  std::vector<const ImportedArray*> by_index(n, nullptr);
+  for (const auto& a : in.arrays) {
+    const std::string& nm = a.name;
+    if (nm.size() < 5 || nm.compare(0, 4, "arr_") != 0 || nm.size() > 4 + 9) return;
+    size_t k = 0;
+    const auto [end, ec] = std::from_chars(nm.data() + 4, nm.data() + nm.size(), k);
+    if (ec != std::errc() || end != nm.data() + nm.size() || (nm[4] == '0' && nm.size() > 5) || k >= n ||
+        by_index[k])
+      return;
+    by_index[k] = &a;
+  }
+  const auto& shape = by_index[0]->shape;
+  if (shape.size() < 2 || shape.size() > 4) return;
+  for (const auto* a : by_index)
+    if (a->shape != shape) return;
+  ImportedArray stacked;
+  stacked.shape = shape;
+  if (shape.size() == 2) stacked.shape.insert(stacked.shape.begin(), 1);  // one head
+  stacked.shape.insert(stacked.shape.begin(), static_cast<std::int64_t>(n));
+  for (const auto* a : by_index) stacked.values.insert(stacked.values.end(), a->values.begin(), a->values.end());
+  in.metadata["stacked_layers"] = "arr_0..arr_" + std::to_string(n - 1) + " " + shape_str(shape) +
+                                  " (numpy.savez(*attentions)) as layers 0.." + std::to_string(n - 1);
+  in.arrays.assign(1, std::move(stacked));
+}
+
 ImportedArrays from_npz(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
   ImportedArrays in;
   in.format = "npz";
@@ -79,6 +111,7 @@ ImportedArrays from_npz(const std::string& bytes, const std::string& path, const
     in.arrays.push_back({m.name, m.array.shape, std::move(m.array.values)});
   }
   if (in.arrays.empty()) throw InputError(path, "the .npz archive holds no float attention arrays");
+  stack_positional_layers(in);
   for (const auto& s : skipped) in.metadata["skipped." + s.name] = s.reason;  // shown by inspect
   return in;
 }

@@ -79,3 +79,20 @@ tok = ["[CLS]", "café", "猫", "[SEP]"]
 att = values((3, 2, 2, len(tok), len(tok)), True).astype(np.float16)
 np.savez_compressed(os.path.join(out, "encoder_batch.npz"), attentions=att, tokens=np.array(tok))
 write_ref(os.path.join(out, "encoder_batch__attentions.ref"), att)
+# Hugging Face's outputs.attentions saved positionally: np.savez(f, *attentions) names the members
+# arr_0..arr_11 (12 layers, so arr_10 and arr_11 come after arr_1 in name order), each [batch 2,
+# heads 2, q, k], plus the tokens.
+tup_tok = ["[CLS]", "the", "cat", "[SEP]"]
+tup = [values((2, 2, len(tup_tok), len(tup_tok)), False).astype(np.float32) for _ in range(12)]
+np.savez(os.path.join(out, "layer_tuple.npz"), *tup, tokens=np.array(tup_tok))
+write_ref(os.path.join(out, "layer_tuple__stacked.ref"), np.stack(tup))
+# A torch.save file is a ZIP too (archive/data.pkl + raw storages): written here with zipfile in
+# torch's layout so the test needs no torch.
+import zipfile
+with zipfile.ZipFile(os.path.join(out, "torch_save_like.pt"), "w") as z:
+    for name, data in (("archive/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00."),
+                       ("archive/data/0", np.zeros(4, np.float32).tobytes()), ("archive/version", b"3\n")):
+        z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)  # fixed time: same bytes
+# Positional members that are not one layer tuple (shapes differ): kept as arr_0 and arr_1.
+np.savez(os.path.join(out, "not_a_tuple.npz"), values((2, 3, 3), False).astype(np.float32),
+         values((2, 4, 4), False).astype(np.float32))
