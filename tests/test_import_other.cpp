@@ -41,6 +41,13 @@ TEST_CASE("JSON encoder form: [layer][head][q][k] with tokens and metadata") {
   CHECK(two.tensors.at(0).at(0, 0, 1) == 0.75f);
 }
 
+TEST_CASE("JSON: a bare numeric array (json.dump(att.tolist(), f)) is the attention") {
+  AttentionRecord r = import_bytes("[[[[0.9, 0.1], [0.3, 0.7]]], [[[0.5, 0.5], [1, 0]]]]", "bare.json").at(0);
+  REQUIRE(r.tensors.size() == 2);
+  CHECK(r.find("encoder.layer1.self")->at(0, 1, 0) == 1.0f);
+  CHECK(r.find("encoder.layer0.self")->at(0, 1, 1) == 0.7f);
+}
+
 TEST_CASE("JSON encoder-decoder form: source/target axes and NaN/Infinity literals") {
   const std::string j = R"({"source_tokens": ["a", "b", "c"], "target_tokens": ["x", "y"],
     "encoder_attention": [[[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]],

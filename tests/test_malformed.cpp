@@ -213,10 +213,13 @@ TEST_CASE("JSON: corrupt variants exit 2 naming file and reason") {
       {"bad_utf8.json", "{\"tokens\": [\"a\xFF\", \"b\"], \"attention\": [[1, 0], [0, 1]]}", "not valid JSON", ""},
       {"token_count.json", R"({"tokens": ["a", "b", "c"], "attention": [[0.5, 0.5], [0.1, 0.9]]})",
        "query axis has 2 entries but tokens 'tokens' has 3", ""},
-      {"token_not_string.json", R"({"tokens": ["a", 3], "attention": [[0.5, 0.5], [0.1, 0.9]]})",
+      {"token_not_string.json", R"({"tokens": ["a", true], "attention": [[0.5, 0.5], [0.1, 0.9]]})",
        "'tokens'[1] is not a string", ""},
+      {"token_ids.json", R"({"tokens": [101, 2023], "attention": [[0.5, 0.5], [0.1, 0.9]]})",
+       "'tokens'[0] is a number (a token id?), not a token string", ""},
       {"no_attention.json", R"({"tokens": ["a"]})", "no attention array", ""},
-      {"top_array.json", "[[0.5, 0.5], [0.5, 0.5]]", "must be an object", ""},
+      {"top_array.json", R"(["a", "b"])", "must be an object", ""},
+      {"top_array_rank6.json", "[[[[[[0.5, 0.5]]]]]]", "nesting levels", ""},
   };
   check_refused(cases, "json_cli");
 }

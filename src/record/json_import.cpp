@@ -150,7 +150,11 @@ ImportedArrays parse_attention_json(const std::string& bytes, const std::string&
   } catch (const json::exception& e) {
     throw InputError(path, "not valid JSON: " + std::string(e.what()));
   }
-  if (!j.is_object()) throw InputError(path, "JSON attention must be an object {\"tokens\": [...], \"attention\": [...]}");
+  // json.dump(attentions.tolist(), f): a bare numeric array is the attention itself.
+  if (j.is_array() && first_leaf_numeric(j)) j = json{{"attention", std::move(j)}};
+  if (!j.is_object())
+    throw InputError(path, "JSON attention must be an object {\"tokens\": [...], \"attention\": [...]} or a bare "
+                           "numeric array");
   ImportedArrays out;
   out.format = "json";
   auto keys_found = [&] {
@@ -172,6 +176,10 @@ ImportedArrays parse_attention_json(const std::string& bytes, const std::string&
       if (!v.is_array()) throw InputError(path, "'" + key + "' must be an array of token strings");
       std::vector<std::string> toks;
       for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i].is_number())
+          throw InputError(path, "'" + key + "'[" + std::to_string(i) +
+                                     "] is a number (a token id?), not a token string: save "
+                                     "tokenizer.convert_ids_to_tokens(ids), or label the axis with --tokens FILE");
         if (!v[i].is_string())
           throw InputError(path, "'" + key + "'[" + std::to_string(i) + "] is not a string");
         toks.push_back(v[i].get<std::string>());
