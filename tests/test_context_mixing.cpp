@@ -6,10 +6,14 @@
 #include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/rng.hpp>
 #include <attnviz/models/translator.hpp>
+#include <attnviz/record/record.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include "test_util.hpp"
 
 using namespace attnviz;
 using namespace attnviz::nn;
@@ -44,6 +48,56 @@ Mat brute_force(const EncoderBlock& blk, const Mat& x, int key_len, int zero) {
   const Mat hmat = x + blk.attn.wo.apply(ctx);
   Gelu g;
   return hmat + fc2.forward(g.forward(fc1.forward(ln2.forward(hmat))));
+}
+
+// Attention by hand, in double: q [Nq, D], k, v [Nk, D] (H heads side by side), keys >= len hidden,
+// causal (query i sees keys <= i) or not, key `zero`'s value row zeroed (-1 = none). -> [Nq, D].
+Mat attend_by_hand(const Mat& q, const Mat& k, Mat v, int H, int len, bool causal, int zero) {
+  const int Nq = static_cast<int>(q.rows()), D = static_cast<int>(q.cols()), Dh = D / H;
+  if (zero >= 0) v.row(zero).setZero();
+  Mat ctx = Mat::Zero(Nq, D);
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < Nq; ++i) {
+      const int seen = causal ? std::min(len, i + 1) : len;
+      std::vector<double> s(seen);
+      double mx = -1e300, sum = 0;
+      for (int j = 0; j < seen; ++j) {
+        double d = 0;
+        for (int e = 0; e < Dh; ++e) d += double(q(i, h * Dh + e)) * k(j, h * Dh + e);
+        s[j] = d / std::sqrt(double(Dh));
+        mx = std::max(mx, s[j]);
+      }
+      for (auto& e : s) sum += (e = std::exp(e - mx));
+      for (int e = 0; e < Dh; ++e) {
+        double c = 0;
+        for (int j = 0; j < seen; ++j) c += s[j] / sum * v(j, h * Dh + e);
+        ctx(i, h * Dh + e) = static_cast<float>(c);
+      }
+    }
+  return ctx;
+}
+
+// The decoder block's output for one sequence (y [T, D] target rows, mem [S, D] its source memory,
+// no padding) with target token zero_self's value zeroed in the self-attention and source token
+// zero_cross's in the cross-attention (-1 = none), attention written out by hand.
+Mat decoder_by_hand(const DecoderBlock& blk, const Mat& y, const Mat& mem, int zero_self, int zero_cross) {
+  const int H = blk.opt.heads, T = static_cast<int>(y.rows()), S = static_cast<int>(mem.rows());
+  LayerNorm ln1 = blk.ln1, ln2 = blk.ln2, ln3 = blk.ln3;
+  Linear fc1 = blk.fc1, fc2 = blk.fc2;
+  const MultiHeadAttention &sa = blk.self_attn, &ca = blk.cross_attn;
+  const Mat u = ln1.forward(y);
+  const Mat h1 = y + sa.wo.apply(attend_by_hand(sa.wq.apply(u), sa.wk.apply(u), sa.wv.apply(u), H, T, true, zero_self));
+  const Mat u2 = ln2.forward(h1);
+  const Mat h2 = h1 + ca.wo.apply(attend_by_hand(ca.wq.apply(u2), ca.wk.apply(mem), ca.wv.apply(mem), H, S, false, zero_cross));
+  Mat a = fc1.forward(ln3.forward(h2));
+  if (blk.opt.activation == Activation::Gelu) {
+    Gelu g;
+    a = g.forward(a);
+  } else {
+    Relu r;
+    a = r.forward(a);
+  }
+  return h2 + fc2.forward(a);
 }
 
 double cos_dist(const Mat& a, const Mat& b, int i) {
@@ -90,6 +144,117 @@ TEST_CASE("value zeroing equals rerunning the block with each value vector zeroe
   CHECK_THROWS_AS(value_zeroing(blk, x, wrong), std::invalid_argument);
 }
 
+TEST_CASE("decoder value zeroing, worked by hand: causal self mixing and cross mixing of a two-token block") {
+  // D = 2, one head. Self- and cross-attention: W_Q = W_K = 0 (uniform weights over the visible
+  // keys), W_V = W_O = I, no biases; MLP weights 0, so out = h2. y = [(1,0), (0,1)], memory
+  // m = [(2,0), (0,2)]. LN1(y) = u = [(1,-1), (-1,1)] (up to eps). h1_0 = y_0 + u_0 = (2,-1),
+  // h1_1 = y_1 + (u_0 + u_1)/2 = (0,1); the cross output is (m_0 + m_1)/2 = (1,1) for every row:
+  // out_0 = (3,0), out_1 = (1,2).
+  DecoderBlock blk({.dim = 2, .heads = 1, .mlp_hidden = 2, .memory_dim = 2});
+  for (MultiHeadAttention* m : {&blk.self_attn, &blk.cross_attn}) {
+    for (Linear* l : {&m->wq, &m->wk, &m->wv, &m->wo}) l->weight.value.setZero(), l->bias.value.setZero();
+    m->wv.weight.value.setIdentity();
+    m->wo.weight.value.setIdentity();
+  }
+  for (Linear* l : {&blk.fc1, &blk.fc2}) l->weight.value.setZero(), l->bias.value.setZero();
+  Mat y(2, 2), mem(2, 2);
+  y << 1, 0, 0, 1;
+  mem << 2, 0, 0, 2;
+  AttentionWeights sw, cw;
+  const Mat out = blk.forward(y, mem, 1, 2, 2, {}, {}, {.self = &sw, .cross = &cw});
+  CHECK(out(0, 0) == doctest::Approx(3.0).epsilon(1e-4));
+  CHECK(out(1, 1) == doctest::Approx(2.0).epsilon(1e-4));
+  const DecoderMixing c = value_zeroing(blk, y, sw, cw);
+  const auto d = [](double ax, double ay, double bx, double by) {   // 1 - cos(a, b)
+    return 1.0 - (ax * bx + ay * by) / (std::hypot(ax, ay) * std::hypot(bx, by));
+  };
+  // Self, row 0 sees only key 0: [1, 0]. Row 1: zeroing v_0 gives h1 = (-0.5, 1.5), out (0.5, 2.5);
+  // zeroing v_1 gives h1 = (0.5, 0.5), out (1.5, 1.5).
+  const double s10 = d(1, 2, 0.5, 2.5), s11 = d(1, 2, 1.5, 1.5);   // 0.035236, 0.051317
+  CHECK(c.self.at(0, 0)[0] == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(c.self.at(0, 0)[1] == 0.f);   // above the diagonal: exactly 0
+  CHECK(c.self.at(0, 0)[2] == doctest::Approx(s10 / (s10 + s11)).epsilon(1e-4));   // 0.4071
+  CHECK(c.self.at(0, 0)[3] == doctest::Approx(s11 / (s10 + s11)).epsilon(1e-4));   // 0.5929
+  // Cross, row 0: zeroing m_0 gives out (2,0) (same direction: 0), zeroing m_1 gives (3,-1): [0, 1].
+  // Row 1: zeroing m_0 gives (0,2), zeroing m_1 gives (1,1).
+  const double c10 = d(1, 2, 0, 2), c11 = d(1, 2, 1, 1);           // 0.105573, 0.051317
+  CHECK(c.cross.at(0, 0)[0] == doctest::Approx(0.0).scale(1.0).epsilon(1e-4));
+  CHECK(c.cross.at(0, 0)[1] == doctest::Approx(1.0).epsilon(1e-4));
+  CHECK(c.cross.at(0, 0)[2] == doctest::Approx(c10 / (c10 + c11)).epsilon(1e-4));  // 0.6729
+  CHECK(c.cross.at(0, 0)[3] == doctest::Approx(c11 / (c10 + c11)).epsilon(1e-4));  // 0.3271
+}
+
+TEST_CASE("decoder value zeroing equals rerunning the block with each target / source value zeroed; a batch equals each sequence alone") {
+  Rng rng(12);
+  DecoderBlock blk({.dim = 8, .heads = 2, .mlp_hidden = 16, .memory_dim = 8});
+  blk.init(rng);
+  for (MultiHeadAttention* m : {&blk.self_attn, &blk.cross_attn})
+    for (auto* p : {&m->wq.bias.value, &m->wv.bias.value, &m->wo.bias.value})
+      for (int i = 0; i < p->size(); ++i) p->data()[i] = rng.uniform(-0.5f, 0.5f);
+  for (int i = 0; i < blk.fc1.bias.value.size(); ++i) blk.fc1.bias.value.data()[i] = rng.uniform(-0.5f, 0.5f);
+  const int B = 2, T = 5, S = 4, D = 8;
+  Mat y(B * T, D), mem(B * S, D);
+  for (int i = 0; i < y.size(); ++i) y.data()[i] = rng.uniform(-1.f, 1.f);
+  for (int i = 0; i < mem.size(); ++i) mem.data()[i] = rng.uniform(-1.f, 1.f);
+  const std::vector<int> tl = {5, 3}, sl = {4, 2};   // target and source lengths (padding in both)
+  AttentionWeights sw, cw;
+  const Mat out = blk.forward(y, mem, B, T, S, {.key_lengths = tl}, {.key_lengths = sl}, {.self = &sw, .cross = &cw});
+  const DecoderMixing c = value_zeroing(blk, y, sw, cw);
+  REQUIRE(c.self.B == B);
+  REQUIRE(c.self.H == 1);
+  REQUIRE(c.self.Nq == T);
+  REQUIRE(c.self.Nk == T);
+  REQUIRE(c.cross.H == 1);
+  REQUIRE(c.cross.Nk == S);
+  for (int b = 0; b < B; ++b) {
+    INFO("sequence " << b);
+    const Mat yb = y.middleRows(b * T, tl[b]), mb = mem.middleRows(b * S, sl[b]);
+    const Mat ref = decoder_by_hand(blk, yb, mb, -1, -1);
+    CHECK((ref - out.middleRows(b * T, tl[b])).cwiseAbs().maxCoeff() < 1e-4f);   // the reference is the block
+    std::vector<Mat> zs, zc;
+    for (int j = 0; j < tl[b]; ++j) zs.push_back(decoder_by_hand(blk, yb, mb, j, -1));
+    for (int j = 0; j < sl[b]; ++j) zc.push_back(decoder_by_hand(blk, yb, mb, -1, j));
+    for (int i = 0; i < tl[b]; ++i) {
+      const float* rs = c.self.at(b, 0) + i * T;
+      const float* rc = c.cross.at(b, 0) + i * S;
+      double sum = 0, row = 0;
+      std::vector<double> want(T, 0.0);
+      for (int j = 0; j <= i; ++j) sum += want[j] = cos_dist(ref, zs[j], i);
+      for (int j = 0; j < T; ++j) {
+        if (j > i) CHECK(rs[j] == 0.f);   // causal: token j cannot reach row i < j
+        else CHECK(rs[j] == doctest::Approx(want[j] / sum).epsilon(2e-3).scale(1e-3));
+        row += rs[j];
+      }
+      CHECK(row == doctest::Approx(1.0).epsilon(1e-5));
+      sum = row = 0;
+      want.assign(S, 0.0);
+      for (int j = 0; j < sl[b]; ++j) sum += want[j] = cos_dist(ref, zc[j], i);
+      for (int j = 0; j < S; ++j) {
+        if (j >= sl[b]) CHECK(rc[j] == 0.f);   // padding source keys
+        else CHECK(rc[j] == doctest::Approx(want[j] / sum).epsilon(2e-3).scale(1e-3));
+        row += rc[j];
+      }
+      CHECK(row == doctest::Approx(1.0).epsilon(1e-5));
+    }
+  }
+  // Each sequence alone (no padding anywhere) gives the batch's maps on its rows and keys.
+  for (int b = 0; b < B; ++b) {
+    INFO("sequence " << b << " alone");
+    DecoderBlock one = blk;
+    AttentionWeights sw1, cw1;
+    one.forward(y.middleRows(b * T, tl[b]), mem.middleRows(b * S, sl[b]), 1, tl[b], sl[b], {}, {},
+                {.self = &sw1, .cross = &cw1});
+    const DecoderMixing a = value_zeroing(one, y.middleRows(b * T, tl[b]), sw1, cw1);
+    for (int i = 0; i < tl[b]; ++i) {
+      for (int j = 0; j < tl[b]; ++j) CHECK(a.self.at(0, 0)[i * tl[b] + j] == doctest::Approx(c.self.at(b, 0)[i * T + j]).epsilon(1e-4).scale(1e-5));
+      for (int j = 0; j < sl[b]; ++j) CHECK(a.cross.at(0, 0)[i * sl[b] + j] == doctest::Approx(c.cross.at(b, 0)[i * S + j]).epsilon(1e-4).scale(1e-5));
+    }
+  }
+  AttentionWeights wrong;
+  wrong.resize(1, 2, T, S);
+  CHECK_THROWS_AS(value_zeroing(blk, y, sw, wrong), std::invalid_argument);
+}
+
 TEST_CASE("mixing rollout multiplies the layers' maps, top layer on the left") {
   AttentionTensor a("encoder.layer0.mixing", 1, 2, 2), b("encoder.layer1.mixing", 1, 2, 2);
   a.data = {1, 0, 0.5f, 0.5f};
@@ -115,7 +280,9 @@ TEST_CASE("the transformer translator records encoder.layerN.self.mixing when as
   what.mixing = true;
   AttentionRecord rec = m->record(src, tgt, what);
   AttentionRecord plain = m->record(src, tgt);
-  REQUIRE(rec.tensors.size() == plain.tensors.size() + 3);   // two layers' maps and their rollout
+  // Encoder: two layers' maps and their rollout; decoder: self and cross maps of two layers and the
+  // self maps' rollout.
+  REQUIRE(rec.tensors.size() == plain.tensors.size() + 3 + 5);
   for (int l = 0; l < 2; ++l) {
     const AttentionTensor* mix = rec.find("encoder.layer" + std::to_string(l) + ".self.mixing");
     REQUIRE(mix);
@@ -135,4 +302,118 @@ TEST_CASE("the transformer translator records encoder.layerN.self.mixing when as
   const AttentionTensor* roll = rec.find("encoder.mixing_rollout");
   REQUIRE(roll);
   CHECK(roll->head(0).isApprox(r));
+}
+
+TEST_CASE("the transformer translator records decoder.layerN.self.mixing, .cross.mixing and decoder.mixing_rollout; a batch equals each pair alone") {
+  using namespace attnviz::models;
+  TranslatorConfig cfg;
+  cfg.arch = "transformer";
+  cfg.layers = 2, cfg.heads = 2, cfg.dim = 8, cfg.ff = 16;
+  auto m = make_translator(cfg, Vocabulary::build({{"a", "b", "c"}}), Vocabulary::build({{"x", "y"}}));
+  m->init(3);
+  std::vector<Example> ex = {{{4, 5, 6}, {4, 5}, {}}, {{5}, {5, 4, 4}, {}}, {{6, 4}, {4}, {}}};
+  RecordOptions what;
+  what.mixing = true;
+  const AttentionRecord plain = m->record(ex[0].src, ex[0].tgt);
+  const AttentionRecord rec = m->record(ex[0].src, ex[0].tgt, what);
+  const int T = 3, S = 4;   // <bos> x y; a b c <eos>
+  std::vector<const AttentionTensor*> self_maps;
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "decoder.layer" + std::to_string(l);
+    const AttentionTensor *sm = rec.find(p + ".self.mixing"), *cm = rec.find(p + ".cross.mixing");
+    REQUIRE(sm);
+    REQUIRE(cm);
+    self_maps.push_back(sm);
+    CHECK(sm->heads == 1);
+    CHECK(sm->queries == T);
+    CHECK(sm->keys == T);
+    CHECK(sm->query_axis == "target_input");
+    CHECK(sm->key_axis == "target_input");
+    CHECK(cm->queries == T);
+    CHECK(cm->keys == S);
+    CHECK(cm->query_axis == "target");
+    CHECK(cm->key_axis == "source");
+    for (int i = 0; i < T; ++i) {
+      double a = 0, b = 0;
+      for (int j = 0; j < T; ++j) a += sm->at(0, i, j);
+      for (int j = 0; j < S; ++j) b += cm->at(0, i, j);
+      for (int j = i + 1; j < T; ++j) CHECK(sm->at(0, i, j) == 0.f);
+      CHECK(a == doctest::Approx(1.0).epsilon(1e-5));
+      CHECK(b == doctest::Approx(1.0).epsilon(1e-5));
+    }
+    CHECK(rec.find(p + ".cross")->data == plain.find(p + ".cross")->data);   // recording changes no weight
+  }
+  const AttentionTensor* roll = rec.find("decoder.mixing_rollout");
+  REQUIRE(roll);
+  CHECK(roll->head(0).isApprox(mixing_rollout(self_maps)));
+  CHECK(rec.find("decoder.cross_mixing_rollout") == nullptr);   // not defined (README)
+  // A padded batch of three gives each pair's maps alone.
+  AttentionCollector sink(false, false, true);
+  std::vector<const Example*> batch;
+  for (const auto& e : ex) batch.push_back(&e);
+  m->forward(batch, &sink);
+  for (size_t b = 0; b < ex.size(); ++b) {
+    INFO("pair " << b);
+    const AttentionRecord alone = m->record(ex[b].src, ex[b].tgt, what);
+    const int Tb = static_cast<int>(ex[b].tgt.size()) + 1, Sb = static_cast<int>(ex[b].src.size()) + 1;
+    for (const std::string name : {"encoder.layer1.self.mixing", "decoder.layer0.self.mixing", "decoder.layer1.self.mixing",
+                                   "decoder.layer0.cross.mixing", "decoder.layer1.cross.mixing"}) {
+      const bool enc = name[0] == 'e', cross = name.find("cross") != std::string::npos;
+      const AttentionTensor got = sink.w.at(name).tensor(static_cast<int>(b), name, "", "", enc ? Sb : Tb, enc || cross ? Sb : Tb);
+      const AttentionTensor* want = alone.find(name);
+      REQUIRE(want);
+      REQUIRE(got.data.size() == want->data.size());
+      for (size_t k = 0; k < got.data.size(); ++k) CHECK(got.data[k] == doctest::Approx(want->data[k]).epsilon(1e-4).scale(1e-5));
+    }
+  }
+}
+
+TEST_CASE("CLI: record translate --record mixing, render heatmap and align on its maps; exit 2 for an RNN model") {
+  using namespace attnviz::test;
+  namespace fs = std::filesystem;
+  const fs::path dir = temp_dir("mixing_mt");
+  const std::string tf = (dir / "tf.safetensors").string(), rnn = (dir / "rnn.safetensors").string();
+  auto r = run_cli("--threads 1 train translate --synthetic 40 --epochs 1 --batch 8 --arch transformer --dim 16 --heads 2 "
+                   "--layers 2 --ff 16 -o '" + tf + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run_cli("--threads 1 train translate --synthetic 40 --epochs 1 --batch 8 --embed 8 --hidden 8 -o '" + rnn + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string rec = (dir / "rec.safetensors").string();
+  r = run_cli("--threads 1 record translate --model '" + tf + "' --synthetic 40 --from-corpus 0,1 --record mixing -o '" +
+              rec + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto recs = load_records(rec);
+  REQUIRE(recs.size() == 2);
+  for (const auto& x : recs) {
+    for (int l = 0; l < 2; ++l) {
+      const std::string p = "decoder.layer" + std::to_string(l);
+      const AttentionTensor *c = x.find(p + ".cross.mixing"), *a = x.find(p + ".cross"), *s = x.find(p + ".self.mixing");
+      REQUIRE(c != nullptr);
+      REQUIRE(a != nullptr);
+      REQUIRE(s != nullptr);
+      CHECK(c->queries == a->queries);
+      CHECK(c->keys == a->keys);
+      CHECK(s->queries == a->queries);
+      CHECK(s->keys == a->queries);
+    }
+    CHECK(x.find("decoder.mixing_rollout") != nullptr);
+    CHECK(x.find("encoder.mixing_rollout") != nullptr);
+  }
+  for (const std::string t : {"decoder.layer1.cross.mixing", "decoder.layer0.self.mixing", "decoder.mixing_rollout"}) {
+    const fs::path png = dir / (t + ".png");
+    r = run_cli("render heatmap '" + rec + "' --tensor " + t + " -o '" + png.string() + "'");
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    CHECK(slurp(png).rfind("\x89PNG", 0) == 0);
+  }
+  r = run_cli("align '" + rec + "' --tensor decoder.layer1.cross.mixing");
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find('-') != std::string::npos);   // Pharaoh links i-j
+  // An RNN model has no such maps: one line naming the file, exit 2, nothing written.
+  r = run_cli("--threads 1 record translate --model '" + rnn + "' --synthetic 40 --from-corpus 0 --record mixing -o '" +
+              (dir / "no.safetensors").string() + "'");
+  CHECK(r.code == 2);
+  CHECK(r.out.find(rnn) != std::string::npos);
+  CHECK(r.out.find("--record mixing needs a transformer") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  CHECK_FALSE(fs::exists(dir / "no.safetensors"));
 }

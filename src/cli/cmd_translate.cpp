@@ -434,8 +434,9 @@ void add_record_translate(CLI::App& parent) {
     const RecordOptions what = record_what(o->what);
     if (what.relevance && model->config.arch != "transformer")   // the model file cannot give it: exit 2
       throw InputError(o->model, "--record relevance needs a transformer translator; this model is " + model->name());
-    if ((what.norms || what.mixing) && model->config.arch != "transformer")
-      throw UsageError("--record " + o->what.front() + " needs a transformer model (" + o->model + " is " + model->name() + ")");
+    if ((what.norms || what.mixing) && model->config.arch != "transformer")   // the model file cannot give them: exit 2
+      throw InputError(o->model, std::string("--record ") + (what.mixing ? "mixing" : "norms") +
+                                     " needs a transformer translator; this model is " + model->name());
     std::vector<AttentionRecord> recs;
     if (!o->text.empty()) {
       auto toks = tokenize_for(model->config, o->text);

@@ -118,4 +118,70 @@ AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const At
   return out;
 }
 
+namespace {
+// A copy of the block's LN3 + MLP (its forward caches stay as the block's forward left them):
+// y = h + FC2(act(FC1(LN3(h)))).
+Mat decoder_mlp_half(const DecoderBlock& block, const Mat& h) {
+  LayerNorm ln3 = block.ln3;
+  Linear fc1 = block.fc1, fc2 = block.fc2;
+  Mat a = fc1.forward(ln3.forward(h));
+  if (block.opt.activation == Activation::Gelu) {
+    Gelu g;
+    a = g.forward(a);
+  } else {
+    Relu r;
+    a = r.forward(a);
+  }
+  return h + fc2.forward(a);
+}
+}  // namespace
+
+DecoderMixing value_zeroing(const DecoderBlock& block, const Mat& y, const AttentionWeights& self_w,
+                            const AttentionWeights& cross_w) {
+  // y: [B*T, D]; self_w: [B, H, T, T]; cross_w: [B, H, T, S]
+  const MultiHeadAttention &sa = block.self_attn, &ca = block.cross_attn;
+  const int B = self_w.B, H = self_w.H, T = self_w.Nq, S = cross_w.Nk, D = block.opt.dim, Dh = D / H;
+  if (sa.B_ != B || sa.Nq_ != T || sa.Nk_ != T || self_w.Nk != T || H != sa.opt.heads || ca.B_ != B ||
+      ca.Nq_ != T || ca.Nk_ != S || cross_w.B != B || cross_w.H != ca.opt.heads || cross_w.Nq != T ||
+      ca.opt.heads != H || y.rows() != static_cast<Eigen::Index>(B) * T || y.cols() != D)
+    throw std::invalid_argument("value_zeroing: y and the weights are not those of the decoder block's last forward pass");
+  const Mat h1 = y + sa.wo.apply(sa.ctx_);     // [B*T, D]: the residual sum after the self-attention
+  const Mat h2 = h1 + ca.wo.apply(ca.ctx_);    // after the cross-attention
+  const auto sv = sa.v(), ck = ca.k(), cv = ca.v();   // [B*T, D] self values; [B*S, D] cross keys / values
+  const float scale = ca.opt.score == Score::ScaledDot ? 1.f / std::sqrt(static_cast<float>(Dh)) : 1.f;
+  const BlockRest mlp = [&block](const Mat& h, Mat& out) { out = decoder_mlp_half(block, h); };
+  DecoderMixing out;
+  out.self.resize(B, 1, T, T);
+  out.cross.resize(B, 1, T, S);
+  for (int b = 0; b < B; ++b) {
+    const int len = ca.mask_.key_lengths.empty() ? S : ca.mask_.key_lengths[b];
+    // Self: the rest re-runs the cross-attention of the given rows over sequence b's source keys
+    // (the cached memory projections), then the MLP half.
+    const BlockRest cross_rest = [&](const Mat& h, Mat& o) {
+      LayerNorm ln2 = block.ln2;
+      const Mat q = ca.wq.apply(ln2.forward(h));   // [n, D]
+      Mat ctx(h.rows(), D);
+      KernelShape ks{1, H, static_cast<int>(h.rows()), S, Dh};
+      ks.ldq = ks.ldo = D;
+      ks.ldk = ks.ldv = static_cast<int>(ck.outerStride());
+      KernelOptions ko;
+      ko.scale = scale;
+      ko.key_lengths = &len;
+      attention_blocked(q.data(), ck.data() + static_cast<size_t>(b) * S * ck.outerStride(),
+                        cv.data() + static_cast<size_t>(b) * S * cv.outerStride(), ctx.data(), ks, ko);
+      o = decoder_mlp_half(block, h + ca.wo.apply(ctx));
+    };
+    const ValueRows vs{sv.data() + static_cast<size_t>(b) * T * sv.outerStride(), static_cast<int>(sv.outerStride()), H, H, Dh};
+    const AttentionWeights cs = value_zeroing(h1.middleRows(static_cast<Eigen::Index>(b) * T, T), self_w, b, vs,
+                                              {&sa.wo.weight.value, false}, cross_rest);
+    std::copy(cs.data.begin(), cs.data.end(), out.self.at(b, 0));
+    // Cross: source token j's value zeroed; the rest is the MLP half.
+    const ValueRows vc{cv.data() + static_cast<size_t>(b) * S * cv.outerStride(), static_cast<int>(cv.outerStride()), H, H, Dh};
+    const AttentionWeights cc = value_zeroing(h2.middleRows(static_cast<Eigen::Index>(b) * T, T), cross_w, b, vc,
+                                              {&ca.wo.weight.value, false}, mlp);
+    std::copy(cc.data.begin(), cc.data.end(), out.cross.at(b, 0));
+  }
+  return out;
+}
+
 }  // namespace attnviz::nn

@@ -105,7 +105,7 @@ class TransformerTranslator : public Translator {
   }
 
   // Decoder over input prefixes ins (each starting with <bos>), padded to T. Returns [B*T, D].
-  // inputs (optional): each decoder block's input [B*T, D] (for the LRP relevance).
+  // inputs (optional): each decoder block's input [B*T, D] (for the LRP relevance and value zeroing).
   Mat decode(const Memory& m, const std::vector<std::vector<int>>& ins, int T, std::vector<AttentionWeights>* self_w,
              std::vector<AttentionWeights>* cross_w, Rng* drop, std::vector<Mat>* inputs = nullptr) {
     const int B = m.B;
@@ -206,6 +206,8 @@ class TransformerTranslator : public Translator {
 
   Mat forward(const std::vector<const Example*>& batch, AttentionSink* sink) override {
     // -> logits [B*T, V]; sink: encoder self [B, H, S, S], decoder self [B, H, T, T], cross [B, H, T, S]
+    // (with mixing: encoder.layerN.self.mixing [B, 1, S, S], decoder.layerN.self.mixing [B, 1, T, T],
+    // decoder.layerN.cross.mixing [B, 1, T, S])
     std::vector<const std::vector<int>*> src;
     for (auto* ex : batch) src.push_back(&ex->src);
     std::vector<AttentionWeights> ew, sw, cw;
@@ -223,7 +225,11 @@ class TransformerTranslator : public Translator {
       ins.back().insert(ins.back().end(), ex->tgt.begin(), ex->tgt.end());
       T = std::max(T, static_cast<int>(ins.back().size()));
     }
-    Mat h = decode(m, ins, T, sink ? &sw : nullptr, sink ? &cw : nullptr, nullptr);
+    std::vector<Mat> dec_inputs;
+    Mat h = decode(m, ins, T, sink ? &sw : nullptr, sink ? &cw : nullptr, nullptr, mixing ? &dec_inputs : nullptr);
+    // The decoder's value zeroing (self and cross per layer) from each block's caches of this pass.
+    std::vector<nn::DecoderMixing> dmix;
+    for (size_t l = 0; mixing && l < dec.size(); ++l) dmix.push_back(nn::value_zeroing(dec[l], dec_inputs[l], sw[l], cw[l]));
     if (sink) {
       // Norm-based attention reads each layer's cached values: every layer ran once in this pass.
       auto give = [&](const std::string& name, const nn::MultiHeadAttention& mha, AttentionWeights& w) {
@@ -238,8 +244,14 @@ class TransformerTranslator : public Translator {
         give("encoder.layer" + std::to_string(l) + ".self", enc[l].attn, ew[l]);
         if (mixing) sink->weights("encoder.layer" + std::to_string(l) + ".self.mixing", std::move(mix[l]));
       }
-      for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".self", dec[l].self_attn, sw[l]);
-      for (size_t l = 0; l < dec.size(); ++l) give("decoder.layer" + std::to_string(l) + ".cross", dec[l].cross_attn, cw[l]);
+      for (size_t l = 0; l < dec.size(); ++l) {
+        give("decoder.layer" + std::to_string(l) + ".self", dec[l].self_attn, sw[l]);
+        if (mixing) sink->weights("decoder.layer" + std::to_string(l) + ".self.mixing", std::move(dmix[l].self));
+      }
+      for (size_t l = 0; l < dec.size(); ++l) {
+        give("decoder.layer" + std::to_string(l) + ".cross", dec[l].cross_attn, cw[l]);
+        if (mixing) sink->weights("decoder.layer" + std::to_string(l) + ".cross.mixing", std::move(dmix[l].cross));
+      }
     }
     return out.forward(h);
   }

@@ -125,7 +125,9 @@ AttentionRecord Translator::record(const std::vector<int>& src, const std::vecto
                                                                   cross ? "target" : enc ? "source" : "target_input",
                                                                   cross || enc ? "source" : "target_input"));
       }
-  if (what.mixing) add_mixing_rollout(rec.tensors, "encoder");   // the encoder's value-zeroing maps over its layers
+  // Value-zeroing rollouts over each stack's self maps (the decoder's: target tokens only; the
+  // cross maps are not rolled out, README "Context mixing").
+  if (what.mixing) add_mixing_rollout(rec.tensors, "encoder"), add_mixing_rollout(rec.tensors, "decoder");
   if (what.relevance) {
     auto maps = relevance({&ex});   // [1][4]: kept alive while its tensors are moved out
     for (auto& t : maps.at(0)) rec.tensors.push_back(std::move(t));

@@ -34,4 +34,21 @@ AttentionWeights value_zeroing(const Mat& s, const AttentionWeights& w, int b, c
 // Throws std::invalid_argument when x or w do not match the block's last forward.
 AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const AttentionWeights& w);
 
+// For a pre-LN DecoderBlock after its (evaluation) forward pass on y [B*T, D] over the encoder
+// memory, with that pass's weights self_w [B, H, T, T] and cross_w [B, H, T, S]: two value-zeroing
+// maps per sequence, both measured on the block's output out = h2 + MLP(LN3(h2)).
+//   self:  zeroing target token j's value in the causal self-attention; the rest after it is
+//          h1 -> h2 = h1 + Cross(LN2(h1), memory) -> out, row-wise for a fixed memory (each re-run
+//          row attends to its sequence's source keys). [B, 1, T, T], 0 above the diagonal.
+//   cross: zeroing source token j's value in the cross-attention; the rest is h2 -> out.
+//          [B, 1, T, S], 0 on padding source keys.
+// Each row sums to 1 (Mohebbi et al. 2023; the two maps are normalised separately). Padded target
+// rows (t >= the target length) are computed like the others; crop them.
+// Throws std::invalid_argument when y or the weights do not match the block's last forward.
+struct DecoderMixing {
+  AttentionWeights self, cross;
+};
+DecoderMixing value_zeroing(const DecoderBlock& block, const Mat& y, const AttentionWeights& self_w,
+                            const AttentionWeights& cross_w);
+
 }  // namespace attnviz::nn
