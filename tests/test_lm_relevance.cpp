@@ -2,9 +2,13 @@
 // forward against central finite differences in float64 on tiny random llamas (grouped-query
 // attention, RoPE in both pairings, Qwen-style q/k/v biases) and a tiny gpt2; the recomputed forward
 // against the KV-cache forward; grad-rollout against its definition; the generation record; the CLI
-// on a tiny gpt2 fixture and (suite "models") on stories260K.
+// on a tiny gpt2 fixture and (suite "models") on stories260K. The LRP half of Chefer et al. (CVPR
+// 2021): the new rules by hand (lrp_rotation, lrp_product), conservation on the three tiny models,
+// the rollout against its definition, R^(A) and the rollout against scripts/make_lm_lrp_reference.py
+// (float64 PyTorch) on the two tiny Hugging Face llamas.
 #include "test_util.hpp"
 
+#include <attnviz/engine/relevance.hpp>
 #include <attnviz/engine/rng.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/models/lm.hpp>
@@ -16,6 +20,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 
@@ -196,6 +201,162 @@ TEST_CASE("LM relevance: grad-rollout from the gradients and the model's own wei
   }
 }
 
+TEST_CASE("LRP rules of the decoder LMs by hand: a 2x2 RoPE rotation, the SwiGLU product") {
+  // (a, b) = (1, 2) rotated by c = 0.6, s = 0.8: y0 = a c - b s = 0.6 - 1.6, contributions (0.6, -1.6):
+  // alpha = 1 gives all of R_y0 to a; y1 = a s + b c = 0.8 + 1.2: R_y1 split 0.4 : 0.6.
+  double ra, rb;
+  CHECK(nn::lrp_rotation<double>(1, 2, 0.6, 0.8, 1.0, 2.0, ra, rb) == 0.0);
+  CHECK(ra == doctest::Approx(1.0 + 0.4 * 2.0));
+  CHECK(rb == doctest::Approx(0.6 * 2.0));
+  // (a, b) = (-1, 1): y0 = -0.6 - 0.8 has no positive contribution: R_y0 = 3 is absorbed; y1 = -0.8 + 0.6
+  // has one (b c = 0.6): all of R_y1 to b.
+  CHECK(nn::lrp_rotation<double>(-1, 1, 0.6, 0.8, 3.0, 0.5, ra, rb) == 3.0);
+  CHECK(ra == 0.0);
+  CHECK(rb == doctest::Approx(0.5));
+  // The same rule as lrp_linear on the rotation's matrix W = [[c, s], [-s, c]] ([in, out]).
+  nn::Rng rng(5);
+  for (int trial = 0; trial < 50; ++trial) {
+    const double a = rng.normal(0.f, 1.f), b = rng.normal(0.f, 1.f), th = rng.normal(0.f, 2.f);
+    const double c = std::cos(th), s = std::sin(th), r0 = rng.normal(0.f, 1.f), r1 = rng.normal(0.f, 1.f);
+    nn::MatOf<double> x(1, 2), W(2, 2), R(1, 2);
+    x << a, b;
+    W << c, s, -s, c;
+    R << r0, r1;
+    double absorbed = 0;
+    const nn::MatOf<double> want = nn::lrp_linear<double>(x, W, R, &absorbed);
+    CHECK(nn::lrp_rotation<double>(a, b, c, s, r0, r1, ra, rb) == doctest::Approx(absorbed).epsilon(1e-12));
+    CHECK(ra == doctest::Approx(want(0, 0)).epsilon(1e-12));
+    CHECK(rb == doctest::Approx(want(0, 1)).epsilon(1e-12));
+  }
+  // silu(g) * u = C: each operand half of R where C != 0, nothing where C = 0.
+  nn::MatOf<double> X(1, 3), Y(1, 3), R(1, 3), RX, RY;
+  X << 2, 0, -1;
+  Y << 3, 5, 4;
+  R << 1, 0.5, -2;
+  nn::lrp_product<double>(X, Y, R, RX, RY);
+  CHECK(RX(0, 0) == 0.5);
+  CHECK(RX(0, 1) == 0.0);
+  CHECK(RX(0, 2) == -1.0);
+  CHECK(RY == RX);
+  CHECK_THROWS_AS(nn::lrp_product<double>(X, Y, nn::MatOf<double>(2, 3), RX, RY), std::invalid_argument);
+}
+
+TEST_CASE("LM LRP relevance: conservation on the tiny llamas and gpt2; the rollout from its maps; float32") {
+  // Every rule passes on exactly the relevance it receives except a Linear or RoPE output with no
+  // positive contribution (reported as absorbed): sum(input) + absorbed = 1 (the seed). A rule that
+  // double-counts (a product not halved, a GQA group counted once per query head) breaks it.
+  for (const Variant& v : kVariants) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    const auto mp = tiny(v);
+    const LmModel& m = *mp;
+    const LmConfig& c = m.config();
+    const std::vector<int> ids = {1, 5, 7, 2, 9, 3};
+    LmRelevanceOptions o;
+    o.float64 = true;
+    o.keep_gradients = true;
+    const std::vector<LmExplanation> ex = lm_explain(m, ids, {{0, 3}, {3, 8}, {5, 2}}, o);
+    LmRelevanceOptions o32;
+    o32.keep_gradients = true;
+    const std::vector<LmExplanation> ex32 = lm_explain(m, ids, {{0, 3}, {3, 8}, {5, 2}}, o32);
+    for (size_t k = 0; k < ex.size(); ++k) {
+      const LmExplanation& e = ex[k];
+      const int t = e.target.position, n = t + 1;
+      CAPTURE(t);
+      REQUIRE(e.lrp_input.size() == static_cast<size_t>(n));
+      double in = 0;
+      for (double x : e.lrp_input) in += x;
+      CHECK(in + e.lrp_absorbed == doctest::Approx(1.0).epsilon(1e-4));
+      CHECK(in > 0.5);   // most of it reaches the embeddings (the rest: all-negative RoPE pairs mostly)
+      double in32 = 0;
+      for (double x : ex32[k].lrp_input) in32 += x;
+      CHECK(in32 + ex32[k].lrp_absorbed == doctest::Approx(1.0).epsilon(1e-4));
+      // The Chefer rollout from the kept gradients and maps: R = (I + Ā_L) ... (I + Ā_1),
+      // Ā_l = mean_h (∇A ⊙ R^(A))^+; R^(A) is causal and, per layer, sums to the relevance of that
+      // layer's attention output's share of the seed (not checked: it depends on the adds).
+      Eigen::MatrixXd R = Eigen::MatrixXd::Identity(n, n);
+      for (int l = 0; l < c.layers; ++l) {
+        Eigen::MatrixXd Ab = Eigen::MatrixXd::Zero(n, n);
+        for (int h = 0; h < c.heads; ++h)
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) {
+              const size_t at = (static_cast<size_t>(h) * n + i) * n + j;
+              if (j > i) CHECK(e.lrp_maps[l][at] == 0.0);
+              Ab(i, j) += std::max(0.0, e.gradients[l][at] * e.lrp_maps[l][at]) / c.heads;
+            }
+        R = (Eigen::MatrixXd::Identity(n, n) + Ab) * R;
+      }
+      REQUIRE(e.lrp_relevance.size() == static_cast<size_t>(n));
+      double top = 0;
+      for (int j = 0; j < n; ++j) {
+        CHECK(e.lrp_relevance[j] == doctest::Approx(R(t, j)).epsilon(1e-9));
+        top = std::max(top, std::abs(e.lrp_relevance[j]));
+      }
+      CHECK(e.lrp_relevance[t] >= 1.0);
+      // float32 (what generate uses): the rollout within 1e-4 of the largest entry.
+      for (int j = 0; j < n; ++j) CHECK(std::abs(ex32[k].lrp_relevance[j] - e.lrp_relevance[j]) <= 1e-4 * top);
+    }
+    // lrp = false: no LRP work, the grad-rollout unchanged.
+    LmRelevanceOptions off;
+    off.float64 = true;
+    off.lrp = false;
+    const LmExplanation e0 = lm_explain(m, ids, {{5, 2}}, off)[0];
+    CHECK(e0.lrp_relevance.empty());
+    CHECK(e0.relevance == ex[2].relevance);
+  }
+}
+
+TEST_CASE("LM LRP relevance against the PyTorch reference (scripts/make_lm_lrp_reference.py)") {
+  // Two tiny Hugging Face llamas (GQA 4/2, rotate-half RoPE; the second with q/k/v biases, tied
+  // output, RoPE scaling, BF16 weights), two targets each: every R^(A) map and the rollout row, in
+  // float64 and float32, to 1e-4 of the largest value of its kind.
+  std::ifstream f(test::source_dir() / "tests" / "data" / "lm_lrp" / "reference.json");
+  REQUIRE(f);
+  const nlohmann::json ref = nlohmann::json::parse(f);
+  REQUIRE(ref["cases"].size() == 4);
+  for (const nlohmann::json& cs : ref["cases"]) {
+    const std::string fixture = cs["fixture"];
+    CAPTURE(fixture);
+    const LoadedLm lm = load_lm(test::source_dir() / "tests" / "data" / "hf" / fixture);
+    const LmConfig& c = lm.model->config();
+    const std::vector<int> ids = cs["ids"];
+    const LmExplainTarget tg{cs["position"].get<int>(), cs["token"].get<int>()};
+    CAPTURE(tg.position);
+    const int n = tg.position + 1;
+    for (const bool f64 : {true, false}) {
+      CAPTURE(f64);
+      LmRelevanceOptions o;
+      o.float64 = f64;
+      o.keep_gradients = true;
+      const LmExplanation e = lm_explain(*lm.model, ids, {tg}, o)[0];
+      CHECK(e.logit == doctest::Approx(cs["logit"].get<double>()).epsilon(1e-5));
+      double top = 0, worst = 0;
+      for (int l = 0; l < c.layers; ++l)
+        for (int h = 0; h < c.heads; ++h)
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) {
+              const double want = cs["lrp_maps"][l][h][i][j];
+              top = std::max(top, std::abs(want));
+              worst = std::max(worst, std::abs(e.lrp_maps[l][(static_cast<size_t>(h) * n + i) * n + j] - want));
+            }
+      INFO("R^(A): largest " << top << ", worst difference " << worst);
+      CHECK(top > 1e-3);
+      CHECK(worst <= 1e-4 * top);
+      double rtop = 0, rworst = 0;
+      for (int j = 0; j < n; ++j) {
+        const double want = cs["lrp_relevance"][j];
+        rtop = std::max(rtop, std::abs(want));
+        rworst = std::max(rworst, std::abs(e.lrp_relevance[j] - want));
+      }
+      INFO("rollout: worst difference " << rworst);
+      CHECK(rworst <= 1e-4 * rtop);
+      double in = 0;
+      for (double x : e.lrp_input) in += x;
+      CHECK(in == doctest::Approx(cs["input_relevance_sum"].get<double>()).epsilon(1e-4));
+    }
+  }
+}
+
 TEST_CASE("LM relevance: generation record decoder.relevance; --explain-step; usage errors") {
   const auto mp = tiny(kVariants[0]);
   const LmModel& m = *mp;
@@ -223,9 +384,21 @@ TEST_CASE("LM relevance: generation record decoder.relevance; --explain-step; us
       CHECK(std::isfinite(t->at(0, q, k)));
       if (k > q || q == 4) CHECK(t->at(0, q, k) == 0.f);   // causal; the last token explains nothing
     }
+  const AttentionTensor* tl = r.record->find("decoder.lrp_relevance");
+  REQUIRE(tl);
+  CHECK(tl->heads == 1);
+  CHECK(tl->queries == 5);
+  CHECK(tl->keys == 5);
+  CHECK(r.record->metadata.at("lrp_relevance_method").find("CVPR") != std::string::npos);
+  for (int q = 0; q < 5; ++q)
+    for (int k = 0; k < 5; ++k)
+      if (k > q || q == 4) CHECK(tl->at(0, q, k) == 0.f);
   for (int q = 0; q < 4; ++q) {
     const LmExplanation e = lm_explain(m, r.ids, {{q, r.ids[q + 1]}}, o)[0];
-    for (int k = 0; k <= q; ++k) CHECK(t->at(0, q, k) == doctest::Approx(e.relevance[k]).epsilon(1e-4));
+    for (int k = 0; k <= q; ++k) {
+      CHECK(t->at(0, q, k) == doctest::Approx(e.relevance[k]).epsilon(1e-4));
+      CHECK(tl->at(0, q, k) == doctest::Approx(e.lrp_relevance[k]).epsilon(1e-4));
+    }
   }
   r.record->validate("generated");
 
@@ -276,6 +449,24 @@ TEST_CASE("LM relevance CLI: generate --record relevance on the tiny gpt2 fixtur
   const std::string html = test::slurp(tmp / "t.html");
   CHECK(html.find("relevance (∇A ⊙ A, rolled out)") != std::string::npos);
   CHECK(html.find("attention weight") == std::string::npos);
+  // The LRP rollout beside it, same shape and rows; render text draws it with its own legend.
+  const AttentionTensor* tl = a.find("decoder.lrp_relevance");
+  REQUIRE(tl);
+  CHECK(tl->queries == t->queries);
+  CHECK(tl->keys == t->keys);
+  for (int q = 0; q < t->queries; ++q)
+    for (int k = 0; k < t->keys; ++k) {
+      CHECK(std::isfinite(tl->at(0, q, k)));
+      CHECK(tl->at(0, q, k) >= 0.f);
+      if (k > q) CHECK(tl->at(0, q, k) == 0.f);
+      if (k == q && t->at(0, q, k) >= 1.f) CHECK(tl->at(0, q, k) >= 1.f);   // the explained rows
+    }
+  r = run_cli("render text '" + rec + "' --tensor decoder.lrp_relevance --query 3 -o '" + (tmp / "l.html").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string lhtml = test::slurp(tmp / "l.html");
+  CHECK(lhtml.find("relevance (LRP ⊙ ∇A, rolled out)") != std::string::npos);
+  CHECK(lhtml != html);
   // Usage errors: no record to write, a step beyond --steps, --explain-step without relevance.
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance").code == 1);
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance --explain-step 2 -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
@@ -316,6 +507,22 @@ TEST_CASE("LM relevance CLI: stories260K, every generated token explained" * doc
       if (k > q) CHECK(x == 0.f);
       if (k == q && q >= P - 1 && q < T - 1) CHECK(x >= 1.f);
     }
+  const AttentionTensor* tl = a.find("decoder.lrp_relevance");
+  REQUIRE(tl);
+  CHECK(tl->queries == T);
+  CHECK(tl->keys == T);
+  for (int q = 0; q < T; ++q)
+    for (int k = 0; k < T; ++k) {
+      const float x = tl->at(0, q, k);
+      CHECK(std::isfinite(x));
+      CHECK(x >= 0.f);
+      if (k > q || q < P - 1 || q == T - 1) CHECK(x == 0.f);
+      if (k == q && q >= P - 1 && q < T - 1) CHECK(x >= 1.f);
+    }
+  r = run_cli("render text '" + rec + "' --tensor decoder.lrp_relevance --query " + std::to_string(T - 2) + " -o '" +
+              (tmp / "l.html").string() + "'");
+  INFO(r.out);
+  CHECK(r.code == 0);
   r = run_cli("render heatmap '" + rec + "' --tensor decoder.relevance -o '" + (tmp / "h.png").string() + "'");
   INFO(r.out);
   CHECK(r.code == 0);

@@ -9,51 +9,83 @@ namespace attnviz::nn {
 
 namespace {
 // R / Z elementwise, 0 where Z is 0 (such an output passes no relevance).
-Mat safe_ratio(const Mat& R, const Mat& Z) {
-  return R.binaryExpr(Z, [](float r, float z) { return z != 0.f ? r / z : 0.f; });
+template <class S>
+MatOf<S> safe_ratio(const MatOf<S>& R, const MatOf<S>& Z) {
+  return R.binaryExpr(Z, [](S r, S z) { return z != S(0) ? r / z : S(0); });
 }
-double total(const Mat& m) { return m.cast<double>().sum(); }
+template <class S>
+double total(const MatOf<S>& m) { return m.template cast<double>().sum(); }
 }  // namespace
 
-Mat lrp_linear(const Mat& x, const Mat& W, const Mat& R) {
+template <class S>
+MatOf<S> lrp_linear(const MatOf<S>& x, const MatOf<S>& W, const MatOf<S>& R, double* absorbed) {
+  using M = MatOf<S>;
   // x: [N, in], W: [in, out], R: [N, out]
   if (x.cols() != W.rows() || R.cols() != W.cols() || R.rows() != x.rows())
     throw std::invalid_argument("lrp_linear: x [N, in], W [in, out] and R [N, out] do not match");
-  const Mat xp = x.cwiseMax(0.f), xn = x.cwiseMin(0.f);   // [N, in]
-  const Mat wp = W.cwiseMax(0.f), wn = W.cwiseMin(0.f);   // [in, out]
+  const M xp = x.cwiseMax(S(0)), xn = x.cwiseMin(S(0));   // [N, in]
+  const M wp = W.cwiseMax(S(0)), wn = W.cwiseMin(S(0));   // [in, out]
   // z_ij = x_i^+ w_ij^+ + x_i^- w_ij^- >= 0; Z_j = sum_i z_ij.
-  Mat Z = xp * wp;
+  M Z = xp * wp;
   Z.noalias() += xn * wn;                                  // [N, out]
-  const Mat S = safe_ratio(R, Z);                          // [N, out]
+  const M Sr = safe_ratio<S>(R, Z);                        // [N, out]
+  if (absorbed)
+    for (Eigen::Index i = 0; i < Z.size(); ++i)
+      if (Z.data()[i] == S(0)) *absorbed += static_cast<double>(R.data()[i]);
   // R_i = x_i^+ sum_j w_ij^+ S_j + x_i^- sum_j w_ij^- S_j
-  Mat Rin = xp.cwiseProduct(S * wp.transpose());
-  Rin += xn.cwiseProduct(S * wn.transpose());
+  M Rin = xp.cwiseProduct(Sr * wp.transpose());
+  Rin += xn.cwiseProduct(Sr * wn.transpose());
   return Rin;                                              // [N, in]
 }
 
-void lrp_add(const Mat& a, const Mat& b, const Mat& R, Mat& Ra, Mat& Rb) {
+template <class S>
+void lrp_add(const MatOf<S>& a, const MatOf<S>& b, const MatOf<S>& R, MatOf<S>& Ra, MatOf<S>& Rb) {
   // a, b, R: [T, D]
   if (a.rows() != b.rows() || a.cols() != b.cols() || R.rows() != a.rows() || R.cols() != a.cols())
     throw std::invalid_argument("lrp_add: a, b and R must have one shape");
-  const Mat S = safe_ratio(R, a + b);
-  Ra = a.cwiseProduct(S);
-  Rb = b.cwiseProduct(S);
+  const MatOf<S> Sr = safe_ratio<S>(R, a + b);
+  Ra = a.cwiseProduct(Sr);
+  Rb = b.cwiseProduct(Sr);
   // Eq. 8-9: each part's share is |sum R_a| / (|sum R_a| + |sum R_b|) of sum R, its entries keeping
   // their proportions.
   const double sa = total(Ra), sb = total(Rb), sr = total(R), den = std::abs(sa) + std::abs(sb);
   const double fa = den > 0 ? std::abs(sa) / den * sr : 0, fb = den > 0 ? std::abs(sb) / den * sr : 0;
-  Ra *= static_cast<float>(sa != 0 ? fa / sa : 0.0);
-  Rb *= static_cast<float>(sb != 0 ? fb / sb : 0.0);
+  Ra *= static_cast<S>(sa != 0 ? fa / sa : 0.0);
+  Rb *= static_cast<S>(sb != 0 ? fb / sb : 0.0);
 }
 
-void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& RY) {
+template <class S>
+void lrp_matmul(const MatOf<S>& X, const MatOf<S>& Y, const MatOf<S>& R, MatOf<S>& RX, MatOf<S>& RY) {
   // X: [n, k], Y: [k, m], R: [n, m]
   if (X.cols() != Y.rows() || R.rows() != X.rows() || R.cols() != Y.cols())
     throw std::invalid_argument("lrp_matmul: X [n, k], Y [k, m] and R [n, m] do not match");
-  const Mat S = safe_ratio(R, X * Y);          // [n, m]
-  RX = X.cwiseProduct(S * Y.transpose()) * 0.5f;   // [n, k]
-  RY = Y.cwiseProduct(X.transpose() * S) * 0.5f;   // [k, m]
+  const MatOf<S> Sr = safe_ratio<S>(R, MatOf<S>(X * Y));   // [n, m]
+  RX = X.cwiseProduct(Sr * Y.transpose()) * S(0.5);        // [n, k]
+  RY = Y.cwiseProduct(X.transpose() * Sr) * S(0.5);        // [k, m]
 }
+
+template <class S>
+void lrp_product(const MatOf<S>& X, const MatOf<S>& Y, const MatOf<S>& R, MatOf<S>& RX, MatOf<S>& RY) {
+  if (X.rows() != Y.rows() || X.cols() != Y.cols() || R.rows() != X.rows() || R.cols() != X.cols())
+    throw std::invalid_argument("lrp_product: X, Y and R must have one shape");
+  const MatOf<S> C = X.cwiseProduct(Y);
+  RX = C.cwiseProduct(safe_ratio<S>(R, C)) * S(0.5);   // = R / 2 where C != 0
+  RY = RX;
+}
+
+template MatOf<float> lrp_linear<float>(const MatOf<float>&, const MatOf<float>&, const MatOf<float>&, double*);
+template MatOf<double> lrp_linear<double>(const MatOf<double>&, const MatOf<double>&, const MatOf<double>&, double*);
+template void lrp_add<float>(const MatOf<float>&, const MatOf<float>&, const MatOf<float>&, MatOf<float>&, MatOf<float>&);
+template void lrp_add<double>(const MatOf<double>&, const MatOf<double>&, const MatOf<double>&, MatOf<double>&,
+                              MatOf<double>&);
+template void lrp_product<float>(const MatOf<float>&, const MatOf<float>&, const MatOf<float>&, MatOf<float>&,
+                                 MatOf<float>&);
+template void lrp_product<double>(const MatOf<double>&, const MatOf<double>&, const MatOf<double>&, MatOf<double>&,
+                                  MatOf<double>&);
+template void lrp_matmul<float>(const MatOf<float>&, const MatOf<float>&, const MatOf<float>&, MatOf<float>&,
+                                MatOf<float>&);
+template void lrp_matmul<double>(const MatOf<double>&, const MatOf<double>&, const MatOf<double>&, MatOf<double>&,
+                                 MatOf<double>&);
 
 AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R) {
   // w: [B, H, Nq, Nk]; R: [B*Nq, D]; mha.q(): [B*Nq, D], k(), v(): [B*Nk, D] (head h = columns h*Dh..)

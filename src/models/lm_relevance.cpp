@@ -1,11 +1,13 @@
 // Backward pass of the decoder LMs (llama: RMSNorm, RoPE, grouped-query attention, SwiGLU; gpt2:
 // LayerNorm, learned positions, tanh-GELU) over a whole sequence, for the logit of one token at one
-// position: the gradient of every attention map and the grad-rollout relevance of the earlier tokens.
+// position: the gradient of every attention map and the grad-rollout relevance of the earlier tokens;
+// beside it the LRP relevance of every map (engine/relevance.hpp's rules) and its Chefer rollout.
 // Written for float and double (the tests' finite differences); independent of the KV-cache forward.
 #include <attnviz/models/lm_relevance.hpp>
 
 #include <attnviz/engine/lm_ops.hpp>
 #include <attnviz/engine/ops.hpp>
+#include <attnviz/engine/relevance.hpp>
 #include <attnviz/error.hpp>
 #include <attnviz/record/record.hpp>
 
@@ -48,8 +50,8 @@ struct WeightS {
 template <class S>
 class LmBackward {
  public:
-  LmBackward(const LmModel& m, const std::vector<int>& ids, const LmAttentionPerturbation* perturb)
-      : cfg_(m.config()), T_(static_cast<int>(ids.size())) {
+  LmBackward(const LmModel& m, const std::vector<int>& ids, const LmAttentionPerturbation* perturb, bool lrp)
+      : cfg_(m.config()), T_(static_cast<int>(ids.size())), lrp_(lrp) {
     const LmConfig& c = cfg_;
     llama_ = c.arch == LmArch::Llama;
     const int L = c.layers;
@@ -94,6 +96,7 @@ class LmBackward {
 
   // One backward from logit(target) over rows 0..position.
   void explain(const LmExplainTarget& tg, bool keep, LmExplanation& e) const {
+    using M = MatS<S>;
     const LmConfig& c = cfg_;
     const int n = tg.position + 1, D = c.dim, H = c.heads, Hkv = c.kv_heads, Dh = c.head_dim;
     const int group = H / Hkv, QW = H * Dh, KV = Hkv * Dh;
@@ -101,6 +104,7 @@ class LmBackward {
     e.target = tg;
     e.logit = logit(tg);
     if (keep) e.gradients.assign(c.layers, std::vector<double>(static_cast<size_t>(H) * n * n, 0.0));
+    if (keep && lrp_) e.lrp_maps.assign(c.layers, std::vector<double>(static_cast<size_t>(H) * n * n, 0.0));
 
     // d logit / d x_L: only row `position` is non-zero.
     MatS<S> gx = MatS<S>::Zero(n, D);
@@ -112,10 +116,23 @@ class LmBackward {
     }
     RowS<S> v = RowS<S>::Zero(n);   // grad-rollout row, from the top layer down
     v(tg.position) = 1;
-    MatS<S> gh, ga, gu, gxn, gatt, gq, gk, gv, gA(n, n), gS(n, n), Abar(n, n), tmp;
+    RowS<S> vl = v;                 // the LRP rollout's row
+    // LRP: relevance 1 on the explained logit; the LM head (a Linear without bias) restricted to
+    // that column, the final norm passing it through to row `position` of the residual stream.
+    M R;
+    double absorbed = 0;
+    if (lrp_) {
+      R = M::Zero(n, D);
+      R.row(tg.position) = nn::lrp_linear<S>(M(xnf_.row(tg.position)), M((*out_).row(tg.token).transpose()),
+                                             M::Constant(1, 1, S(1)), &absorbed);
+    }
+    std::vector<M> RA;
+    MatS<S> gh, ga, gu, gxn, gatt, gq, gk, gv, gA(n, n), gS(n, n), Abar(n, n), Abar_lrp(n, n), tmp;
     for (int l = c.layers - 1; l >= 0; --l) {
       const Acts& a = acts_[l];
       const W& w = layers_[l].w;
+      if (lrp_) lrp_layer(l, n, R, RA, absorbed);
+      Abar_lrp.setZero();
       // MLP: x_out = x_mid + act Wd^T (+ bd)
       gh.noalias() = gx * *w.down;   // [n, F]
       if (llama_) {
@@ -163,6 +180,14 @@ class LmBackward {
             for (int j = 0; j < n; ++j) dst[static_cast<size_t>(i) * n + j] = static_cast<double>(gA(i, j));
         }
         Abar += (gA.array() * Ahn.array()).max(S(0)).matrix();
+        if (lrp_) {
+          Abar_lrp += (gA.array() * RA[h].array()).max(S(0)).matrix();
+          if (keep) {
+            double* dst = e.lrp_maps[l].data() + static_cast<size_t>(h) * n * n;
+            for (int i = 0; i < n; ++i)
+              for (int j = 0; j < n; ++j) dst[static_cast<size_t>(i) * n + j] = static_cast<double>(RA[h](i, j));
+          }
+        }
         gv.middleCols(static_cast<Eigen::Index>(g) * Dh, Dh).noalias() += Ahn.transpose() * gO;
         // softmax: dS = A ⊙ (dA - rowsum(dA ⊙ A))
         const auto rs = (gA.array() * Ahn.array()).rowwise().sum().eval();
@@ -175,6 +200,10 @@ class LmBackward {
       }
       Abar /= static_cast<S>(H);
       v += v * Abar;
+      if (lrp_) {
+        Abar_lrp /= static_cast<S>(H);
+        vl += vl * Abar_lrp;
+      }
       if (llama_) {
         rope_backward(gq, H);
         rope_backward(gk, Hkv);
@@ -195,6 +224,15 @@ class LmBackward {
     }
     e.relevance.resize(n);
     for (int j = 0; j < n; ++j) e.relevance[j] = static_cast<double>(v(j));
+    if (lrp_) {
+      e.lrp_relevance.resize(n);
+      e.lrp_input.resize(n);
+      for (int j = 0; j < n; ++j) {
+        e.lrp_relevance[j] = static_cast<double>(vl(j));
+        e.lrp_input[j] = R.row(j).template cast<double>().sum();
+      }
+      e.lrp_absorbed = absorbed;
+    }
   }
 
  private:
@@ -211,6 +249,9 @@ class LmBackward {
     MatS<S> q, k, v;          // after RoPE; [T, QW], [T, KV], [T, KV]
     std::vector<MatS<S>> A;   // per head [T, T], zero above the diagonal
     MatS<S> a, u;             // MLP pre-activations: llama gate (a) and up (u); gpt2 up + bias (a)
+    // LRP only: the block input, the norms' outputs, Q/K before RoPE (llama), the attention context
+    // (W_O's input), the attention output (+ bias), the MLP activation (W_down's input), the MLP output.
+    MatS<S> xin, xn1, qp, kp, att, o, xn2, act, f;
   };
   struct Layer {
     W w;
@@ -218,6 +259,7 @@ class LmBackward {
 
   LmConfig cfg_;
   int T_;
+  bool lrp_ = true;
   bool llama_ = true;
   std::vector<Layer> layers_;
   std::vector<Acts> acts_;
@@ -294,6 +336,89 @@ class LmBackward {
     else gx = ((gxh.array() - gxh.mean()) - xh.array() * dot).matrix() * nc.inv[r];
   }
 
+  // LRP through block l (rows 0..n-1): R holds the relevance of the block output on entry and of its
+  // input on exit; RA receives R^(A) of each head's map [n, n]; absorbed gathers what the rules drop.
+  //   x_out = x_mid + f: lrp_add; f = W_down act: lrp_linear; act = silu(g) * u: each operand half,
+  //   silu passing through (gpt2: act = gelu(a), passing through); g, u = W_gate/W_up xn2: lrp_linear;
+  //   xn2 = norm(x_mid) passes through, the two parts of x_mid summed.
+  //   x_mid = x_in + o: lrp_add; o = W_O att: lrp_linear; per head ctx = A V and S = Q K^T:
+  //   lrp_matmul (softmax passing through), K/V relevance summed over the query heads of a KV group;
+  //   Q, K = RoPE(Q', K'): lrp_rotation per pair; Q', K', V = W xn1 (+ b): lrp_linear, the bias
+  //   taking nothing; xn1 = norm(x_in) passes through, the parts of x_in summed.
+  void lrp_layer(int l, int n, MatS<S>& R, std::vector<MatS<S>>& RA, double& absorbed) const {
+    using M = MatS<S>;
+    const LmConfig& c = cfg_;
+    const int H = c.heads, Hkv = c.kv_heads, Dh = c.head_dim, group = H / Hkv, D = c.dim;
+    const Acts& a = acts_[l];
+    const W& w = layers_[l].w;
+    auto top = [n](const M& m) { return M(m.topRows(n)); };
+    auto lin = [&](const M& x, const MatS<S>& weight, const M& Rout) {   // weight [out, in]
+      return nn::lrp_linear<S>(x, M(weight.transpose()), Rout, &absorbed);
+    };
+    const M xin = top(a.xin), o = top(a.o);
+    M Rmid, Rf, Rin, Ro;
+    nn::lrp_add<S>(M(xin + o), top(a.f), R, Rmid, Rf);
+    const M xn2 = top(a.xn2);
+    const M Ract = lin(top(a.act), *w.down, Rf);
+    if (llama_) {
+      const M g = top(a.a), silu = (g.array() / (S(1) + (-g.array()).exp())).matrix();
+      M Rg, Ru;
+      nn::lrp_product<S>(silu, top(a.u), Ract, Rg, Ru);   // silu passes Rg through to g
+      Rmid += lin(xn2, *w.gate, Rg);
+      Rmid += lin(xn2, *w.up, Ru);
+    } else {
+      Rmid += lin(xn2, *w.up, Ract);
+    }
+    nn::lrp_add<S>(xin, o, Rmid, Rin, Ro);
+    const M Ratt = lin(top(a.att), *w.o, Ro);   // [n, QW]
+    M Rq = M::Zero(n, H * Dh), Rk = M::Zero(n, Hkv * Dh), Rv = M::Zero(n, Hkv * Dh), RV, RQ, RK;
+    RA.resize(H);
+    for (int h = 0; h < H; ++h) {
+      const Eigen::Index qc = static_cast<Eigen::Index>(h) * Dh, kc = static_cast<Eigen::Index>(h / group) * Dh;
+      nn::lrp_matmul<S>(M(a.A[h].topLeftCorner(n, n)), M(a.v.topRows(n).middleCols(kc, Dh)),
+                        M(Ratt.middleCols(qc, Dh)), RA[h], RV);
+      Rv.middleCols(kc, Dh) += RV;
+      nn::lrp_matmul<S>(M(a.q.topRows(n).middleCols(qc, Dh)), M(a.k.topRows(n).middleCols(kc, Dh).transpose()), RA[h],
+                        RQ, RK);
+      Rq.middleCols(qc, Dh) = RQ;
+      Rk.middleCols(kc, Dh) += RK.transpose();
+    }
+    const M xn1 = top(a.xn1);
+    if (llama_) {
+      lrp_rope(a.qp, H, Rq, absorbed);
+      lrp_rope(a.kp, Hkv, Rk, absorbed);
+      Rin += lin(xn1, *w.q, Rq);
+      Rin += lin(xn1, *w.k, Rk);
+      Rin += lin(xn1, *w.v, Rv);
+    } else {
+      M Rqkv(n, 3 * D);
+      Rqkv << Rq, Rk, Rv;
+      Rin += lin(xn1, *w.qkv, Rqkv);
+    }
+    R = std::move(Rin);
+  }
+  // Relevance of RoPE's outputs (rows of Rx) to its inputs x (before the rotation), pair by pair.
+  void lrp_rope(const MatS<S>& x, int heads, MatS<S>& Rx, double& absorbed) const {
+    const int Dh = cfg_.head_dim, half = Dh / 2;
+    const bool adj = cfg_.rope_style == nn::RopeStyle::Adjacent;
+    const int stride = adj ? 2 : 1, partner = adj ? 1 : half;
+    for (Eigen::Index r = 0; r < Rx.rows(); ++r) {
+      const S* cs = cos_.data() + static_cast<size_t>(r) * half;
+      const S* sn = sin_.data() + static_cast<size_t>(r) * half;
+      for (int h = 0; h < heads; ++h) {
+        const S* xp = x.data() + r * x.cols() + static_cast<Eigen::Index>(h) * Dh;
+        S* rp = Rx.data() + r * Rx.cols() + static_cast<Eigen::Index>(h) * Dh;
+        for (int i = 0; i < half; ++i) {
+          const int ia = i * stride, ib = i * stride + partner;
+          S ra, rb;
+          absorbed += nn::lrp_rotation<S>(xp[ia], xp[ib], cs[i], sn[i], rp[ia], rp[ib], ra, rb);
+          rp[ia] = ra;
+          rp[ib] = rb;
+        }
+      }
+    }
+  }
+
   static void linear(const MatS<S>& x, const MatS<S>& w, const WeightS<S>& b, MatS<S>& y) {
     y.noalias() = x * w.transpose();
     if (b) y.rowwise() += (*b).row(0);
@@ -314,11 +439,17 @@ class LmBackward {
     for (int l = 0; l < c.layers; ++l) {
       Acts& a = acts_[l];
       const W& w = layers_[l].w;
+      if (lrp_) a.xin = x;
       norm_forward(x, w.n1, w.n1b, a.norm1, xn);
+      if (lrp_) a.xn1 = xn;
       if (llama_) {
         linear(xn, *w.q, w.bq, a.q);
         linear(xn, *w.k, w.bk, a.k);
         linear(xn, *w.v, w.bv, a.v);
+        if (lrp_) {
+          a.qp = a.q;
+          a.kp = a.k;
+        }
         rope(a.q, H, false);
         rope(a.k, Hkv, false);
       } else {
@@ -346,7 +477,12 @@ class LmBackward {
       }
       linear(att, *w.o, w.bo, proj);
       x += proj;
+      if (lrp_) {
+        a.att = att;
+        a.o = proj;
+      }
       norm_forward(x, w.n2, w.n2b, a.norm2, xn);
+      if (lrp_) a.xn2 = xn;
       if (llama_) {
         a.a.noalias() = xn * (*w.gate).transpose();
         linear(xn, *w.up, w.bup, a.u);
@@ -358,6 +494,10 @@ class LmBackward {
       }
       linear(act, *w.down, w.bdown, proj);
       x += proj;
+      if (lrp_) {
+        a.act = act;
+        a.f = proj;
+      }
     }
     norm_forward(x, nf_, nfb_, final_, xnf_);
   }
@@ -366,7 +506,7 @@ class LmBackward {
 template <class S>
 std::vector<LmExplanation> explain_all(const LmModel& m, const std::vector<int>& ids,
                                        const std::vector<LmExplainTarget>& targets, const LmRelevanceOptions& opt) {
-  const LmBackward<S> bw(m, ids, opt.perturb);
+  const LmBackward<S> bw(m, ids, opt.perturb, opt.lrp);
   std::vector<LmExplanation> out(targets.size());
   // Longest first (the cost grows with the position), each thread on its own targets.
   std::vector<int> order(targets.size());
@@ -408,8 +548,8 @@ std::vector<LmExplanation> lm_explain(const LmModel& model, const std::vector<in
 double lm_target_logit(const LmModel& model, const std::vector<int>& ids, const LmExplainTarget& target,
                        const LmRelevanceOptions& opt) {
   check_inputs(model, ids, {target}, opt.perturb);
-  return opt.float64 ? LmBackward<double>(model, ids, opt.perturb).logit(target)
-                     : LmBackward<float>(model, ids, opt.perturb).logit(target);
+  return opt.float64 ? LmBackward<double>(model, ids, opt.perturb, false).logit(target)
+                     : LmBackward<float>(model, ids, opt.perturb, false).logit(target);
 }
 
 }  // namespace attnviz::models
@@ -429,17 +569,28 @@ void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int 
   const std::vector<LmExplanation> ex = targets.empty() ? std::vector<LmExplanation>{} : lm_explain(model, ids, targets, o);
   AttentionTensor t("decoder.relevance", 1, T, T, "tokens", "tokens");
   std::fill(t.data.begin(), t.data.end(), 0.f);
+  AttentionTensor tl("decoder.lrp_relevance", 1, T, T, "tokens", "tokens");
+  std::fill(tl.data.begin(), tl.data.end(), 0.f);
   std::vector<int> rows;
   std::vector<double> logits;
   for (const LmExplanation& e : ex) {
-    for (size_t j = 0; j < e.relevance.size(); ++j) t.at(0, e.target.position, static_cast<int>(j)) = static_cast<float>(e.relevance[j]);
+    for (size_t j = 0; j < e.relevance.size(); ++j) {
+      t.at(0, e.target.position, static_cast<int>(j)) = static_cast<float>(e.relevance[j]);
+      tl.at(0, e.target.position, static_cast<int>(j)) = static_cast<float>(e.lrp_relevance[j]);
+    }
     rows.push_back(e.target.position);
     logits.push_back(e.logit);
   }
   record.tensors.push_back(std::move(t));
+  record.tensors.push_back(std::move(tl));
   record.metadata["relevance_method"] =
       "grad-rollout (Chefer, Gur & Wolf 2021 ICCV): R = (I + A_L) ... (I + A_1), A_l = mean_h (dlogit/dA * A)^+ "
       "(causal); row t explains the logit of token t+1 at position t";
+  record.metadata["lrp_relevance_method"] =
+      "Chefer, Gur & Wolf 2021 CVPR transformer attribution: LRP relevance R(A) of every attention map (seed 1 on "
+      "the explained logit; Linear alpha=1 beta=0, residual adds split and renormalised, A V and Q K^T and the SwiGLU "
+      "product halved, RoPE pairs by the Linear rule, norms/softmax/activations pass through), then "
+      "R = (I + A_L) ... (I + A_1), A_l = mean_h (dlogit/dA * R(A))^+ (causal); rows as decoder.relevance";
   record.metadata["relevance_rows"] = nlohmann::json(rows).dump();
   record.metadata["relevance_logits"] = nlohmann::json(logits).dump();
 }

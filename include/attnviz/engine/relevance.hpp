@@ -16,19 +16,67 @@
 //   their code does it. The 1/sqrt(Dh) scale of S cancels in R / S times the gradient.
 // - LayerNorm, GELU/ReLU, softmax, dropout: passed through unchanged (R_in = R_out), as in their
 //   code; the copy of x feeding both branches of a residual sums their relevances.
+// - A 2x2 rotation (RoPE's pair (a, b) -> (a c - b s, a s + b c), a fixed linear map of the position
+//   with no bias): the Linear rule on its 2x2 matrix (lrp_rotation); an output whose two
+//   contributions are both negative passes nothing (absorbed).
+// - An elementwise product of two tensors (SwiGLU's silu(g) * u): each operand gets half of R (the
+//   gradient x input split gives each the whole R, halved as for the matrix products).
+//
+// The three tensor rules are templates on the scalar (float for the models, double for tests),
+// explicitly instantiated for float and double; the float overloads take Eigen blocks.
 #pragma once
 #include <attnviz/engine/blocks.hpp>
 
+#include <algorithm>
+
 namespace attnviz::nn {
 
-// Linear, alpha = 1, beta = 0. x: [N, in], W: [in, out], R: [N, out] -> [N, in].
-Mat lrp_linear(const Mat& x, const Mat& W, const Mat& R);
+template <class S>
+using MatOf = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Linear, alpha = 1, beta = 0. x: [N, in], W: [in, out], R: [N, out] -> [N, in]. absorbed (optional)
+// is increased by the relevance of the outputs whose z_.j are all 0 (passed to no input).
+template <class S>
+MatOf<S> lrp_linear(const MatOf<S>& x, const MatOf<S>& W, const MatOf<S>& R, double* absorbed = nullptr);
+inline Mat lrp_linear(const Mat& x, const Mat& W, const Mat& R) { return lrp_linear<float>(x, W, R); }
 
 // y = a + b over one sequence: a, b, R: [T, D]. Sets Ra, Rb [T, D] (eq. 6-9).
-void lrp_add(const Mat& a, const Mat& b, const Mat& R, Mat& Ra, Mat& Rb);
+template <class S>
+void lrp_add(const MatOf<S>& a, const MatOf<S>& b, const MatOf<S>& R, MatOf<S>& Ra, MatOf<S>& Rb);
+inline void lrp_add(const Mat& a, const Mat& b, const Mat& R, Mat& Ra, Mat& Rb) { lrp_add<float>(a, b, R, Ra, Rb); }
 
 // C = X Y: X [n, k], Y [k, m], R [n, m]. Sets RX [n, k], RY [k, m], each holding half of R.
-void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& RY);
+template <class S>
+void lrp_matmul(const MatOf<S>& X, const MatOf<S>& Y, const MatOf<S>& R, MatOf<S>& RX, MatOf<S>& RY);
+inline void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& RY) { lrp_matmul<float>(X, Y, R, RX, RY); }
+
+// C = X ⊙ Y (elementwise; SwiGLU's silu(g) * u): X, Y, R of one shape. The gradient x input split
+// gives each operand the whole R (X ⊙ Y ⊙ R / C), halved as for lrp_matmul: RX = RY = R / 2 where
+// C != 0, 0 where C = 0 (such an entry passes nothing).
+template <class S>
+void lrp_product(const MatOf<S>& X, const MatOf<S>& Y, const MatOf<S>& R, MatOf<S>& RX, MatOf<S>& RY);
+
+// One 2x2 rotation y = (a c - b s, a s + b c) by lrp_linear's rule on W = [[c, s], [-s, c]]
+// (z_ij = (x_i w_ij)^+): from the outputs' relevance (ra_out, rb_out) to the inputs' (ra, rb).
+// Returns the relevance absorbed (an output whose two z are 0).
+template <class S>
+double lrp_rotation(S a, S b, S c, S s, S ra_out, S rb_out, S& ra, S& rb) {
+  const S z[2][2] = {{std::max(a * c, S(0)), std::max(a * s, S(0))},     // from a to (y0, y1)
+                     {std::max(-b * s, S(0)), std::max(b * c, S(0))}};   // from b
+  const S r[2] = {ra_out, rb_out};
+  ra = rb = 0;
+  double absorbed = 0;
+  for (int j = 0; j < 2; ++j) {
+    const S Z = z[0][j] + z[1][j];
+    if (Z == S(0)) {
+      absorbed += static_cast<double>(r[j]);
+      continue;
+    }
+    ra += z[0][j] / Z * r[j];
+    rb += z[1][j] / Z * r[j];
+  }
+  return absorbed;
+}
 
 struct AttentionRelevance {
   Mat query_input;            // [B*Nq, D]: relevance of the query input (LN1's output in a block)

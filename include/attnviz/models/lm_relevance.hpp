@@ -2,7 +2,12 @@
 // (no KV cache: the sequence is recomputed once, keeping what the backward needs) for the logit of
 // one token at one position, giving the gradient of every attention map, and from it the
 // grad-rollout relevance of every earlier token (Chefer, Gur & Wolf 2021, ICCV, "Generic
-// Attention-model Explainability": Ā = mean_h (∇A ⊙ A)^+, R ← R + Ā R, causal).
+// Attention-model Explainability": Ā = mean_h (∇A ⊙ A)^+, R ← R + Ā R, causal); and, in the same
+// pass, the full transformer attribution of Chefer, Gur & Wolf (2021, CVPR, "Transformer
+// Interpretability Beyond Attention Visualization"): the LRP relevance R^(A) of every attention map
+// (the rules of engine/relevance.hpp; RMSNorm/LayerNorm, softmax, SiLU/GELU pass relevance through,
+// RoPE by lrp_rotation, the SwiGLU product halved, grouped-query K/V relevance summed over the query
+// heads sharing them) rolled out as Ā = mean_h (∇A ⊙ R^(A))^+.
 #pragma once
 #include <attnviz/models/lm.hpp>
 
@@ -26,7 +31,8 @@ struct LmAttentionPerturbation {
 
 struct LmRelevanceOptions {
   bool float64 = false;             // compute in double (tests); default float32
-  bool keep_gradients = false;      // return every map's gradient (tests; L*H*n*n values per target)
+  bool keep_gradients = false;      // return every map's gradient and LRP relevance (tests; 2*L*H*n*n values per target)
+  bool lrp = true;                  // also the LRP relevance and its rollout (lrp_relevance)
   int threads = 0;                  // 0 = nn::threads(); targets are split over threads
   const LmAttentionPerturbation* perturb = nullptr;
 };
@@ -38,9 +44,18 @@ struct LmExplanation {
   // Ā_l = mean over query heads of (dlogit/dA ⊙ A)^+ restricted to the causal triangle; rows not
   // renormalised, so the entry of the position itself is >= 1.
   std::vector<double> relevance;
+  // lrp: the same rollout with each map's LRP relevance R^(A) in place of A (Chefer et al. CVPR 2021,
+  // eq. 13-14): Ā_l = mean over query heads of (dlogit/dA ⊙ R^(A))^+, seeded with relevance 1 on the
+  // explained logit.
+  std::vector<double> lrp_relevance;
+  // lrp: the relevance reaching the embeddings x_0 (token embedding; gpt2: token + position), summed
+  // per position [n]; and what the rules absorbed on the way (Linear or RoPE outputs whose
+  // contributions are all negative pass nothing). sum(lrp_input) + lrp_absorbed = 1.
+  std::vector<double> lrp_input;
+  double lrp_absorbed = 0;
   // keep_gradients: per layer [H, n, n] row-major (n = position + 1), dlogit/dA on the causal
-  // triangle (key <= query), 0 above it.
-  std::vector<std::vector<double>> gradients;
+  // triangle (key <= query), 0 above it. lrp_maps: the same layout, R^(A) of each map.
+  std::vector<std::vector<double>> gradients, lrp_maps;
 };
 
 // One forward over `ids`, then one backward per target (the rows 0..position only: causal).
@@ -66,8 +81,10 @@ namespace attnviz::models {
 // generated): row t (t >= prompt_tokens - 1) is the grad-rollout relevance of positions 0..t for
 // the logit of the generated token ids[t + 1] at position t; the other rows (prompt predictions,
 // the last token, steps not asked for) are 0. explain_step k >= 1 explains only the k-th generated
-// token (row prompt_tokens + k - 2), 0 every generated token. Metadata: "relevance_method",
-// "relevance_rows" (JSON list of the explained rows), "relevance_logits" (their logits).
+// token (row prompt_tokens + k - 2), 0 every generated token. Beside it "decoder.lrp_relevance"
+// [1, T, T], the same rows by the LRP rollout (LmExplanation::lrp_relevance). Metadata:
+// "relevance_method", "lrp_relevance_method", "relevance_rows" (JSON list of the explained rows),
+// "relevance_logits" (their logits).
 void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int prompt_tokens, int explain_step,
                          int threads, AttentionRecord& record);
 
