@@ -121,7 +121,8 @@ void run(const GenerateCliOptions& o) {
     r.record->metadata["source"] = std::filesystem::path(o.model).filename().string();
     save_record(o.out, *r.record);
     if (g.relevance)
-      fmt::print(stderr, "relevance (grad-rollout, decoder.relevance): {} generated token(s) explained in {:.1f} ms\n",
+      fmt::print(stderr, "relevance (grad-rollout decoder.relevance, LRP rollout decoder.lrp_relevance): {} generated "
+                 "token(s) explained in {:.1f} ms\n",
                  r.record->metadata.count("relevance_rows") ? nlohmann::json::parse(r.record->metadata["relevance_rows"]).size() : 0,
                  r.relevance_seconds * 1e3);
     fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens)\n", o.out, cfg.layers, cfg.heads, r.ids.size(),
@@ -145,7 +146,8 @@ void add_generate(CLI::App& app) {
   // mixing: each token re-runs each layer's MLP half once per earlier token
   add_record_what(sub, o->what, true, true,
                   "decoder.relevance [1, T, T]: grad-rollout relevance of the earlier tokens for each generated "
-                  "token, Chefer et al. 2021");
+                  "token (Chefer et al. ICCV 2021), and decoder.lrp_relevance: the same rollout of each map's LRP "
+                  "relevance (Chefer et al. CVPR 2021)");
   sub->add_option("--explain-step", o->explain_step,
                   "with --record relevance: explain only the k-th generated token (1-based; 0 = every generated "
                   "token, one backward pass each)")->check(non_negative_number());
