@@ -467,6 +467,15 @@ TEST_CASE("LM relevance CLI: generate --record relevance on the tiny gpt2 fixtur
   const std::string lhtml = test::slurp(tmp / "l.html");
   CHECK(lhtml.find("relevance (LRP ⊙ ∇A, rolled out)") != std::string::npos);
   CHECK(lhtml != html);
+  // --minus-identity: the query token's own 1 taken out, the earlier tokens set the scale.
+  r = run_cli("render text '" + rec + "' --tensor decoder.lrp_relevance --query 3 --minus-identity -o '" +
+              (tmp / "m.html").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string mhtml = test::slurp(tmp / "m.html");
+  CHECK(mhtml.find("relevance (LRP ⊙ ∇A, rolled out) − I") != std::string::npos);
+  CHECK(mhtml != lhtml);
+  CHECK(run_cli("render text '" + rec + "' --method rollout --minus-identity -o '" + (tmp / "x.html").string() + "'").code == 1);
   // Usage errors: no record to write, a step beyond --steps, --explain-step without relevance.
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance").code == 1);
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record relevance --explain-step 2 -o '" + (tmp / "x.safetensors").string() + "'").code == 1);

@@ -24,7 +24,7 @@ void add_render_text(CLI::App& parent) {
     std::string norm = "sentence", method;
     std::vector<int> samples;
     int max_items = 12;
-    bool no_reverse = false, no_fade = false;
+    bool no_reverse = false, no_fade = false, minus_identity = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("text", "sentences as wrapped text, each token shaded by its attention weight");
@@ -44,6 +44,10 @@ void add_render_text(CLI::App& parent) {
                       saliency_method_list() +
                       " (chefer and grad-rollout need a record made with --record relevance); the [CLS] token of "
                       "a classifier's tokens_cls axis is left out");
+  sub->add_flag("--minus-identity", o->minus_identity,
+                "for a rolled-out relevance row (decoder.relevance, decoder.lrp_relevance: R = (I + A_L) ... "
+                "(I + A_1), the token's own entry >= 1): subtract the identity's 1 from the query token's entry, so "
+                "that the relevance mixed in from the tokens sets the scale (needs a square tokens x tokens tensor)");
   sub->add_option("--cmap", o->view.cmap, "colormap (magma, viridis, inferno, plasma, cividis, gray, coolwarm)");
   sub->add_flag("--no-reverse", o->no_reverse, "high weights take the colormap's high end instead of its low end");
   sub->add_flag("--no-fade", o->no_fade, "use the plain colormap (low weights are not faded to white)");
@@ -59,6 +63,8 @@ void add_render_text(CLI::App& parent) {
     for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (ext != ".png" && ext != ".svg" && ext != ".pdf" && ext != ".html" && ext != ".htm")
       throw UsageError("render text: output must end in .png, .svg, .pdf or .html, not '" + o->out + "'");
+    if (o->minus_identity && !o->method.empty())
+      throw UsageError("render text: --minus-identity applies to a --tensor row, not to --method");
     o->view.norm = render::parse_text_norm(o->norm);
     o->view.reverse = !o->no_reverse;
     o->view.fade = !o->no_fade;
@@ -77,6 +83,15 @@ void add_render_text(CLI::App& parent) {
       if (o->method.empty()) {
         items.push_back(render::text_item(records[s], o->sel));
         o->view.quantity = render::value_quantity(o->sel.tensor);   // norms, mixing, relevance name themselves
+        if (o->minus_identity) {
+          const AttentionTensor* t = records[s].find(o->sel.tensor);
+          if (t->queries != t->keys || t->query_axis != t->key_axis)
+            throw UsageError(fmt::format("render text: --minus-identity needs a square tensor over one token axis; "
+                                         "'{}' is [{} x {}] ({} x {})",
+                                         t->name, t->queries, t->keys, t->query_axis, t->key_axis));
+          items.back().weights[o->sel.query] -= 1.f;
+          o->view.quantity = (o->view.quantity.empty() ? "weight" : o->view.quantity) + " − I";
+        }
         continue;
       }
       SaliencyOptions so;
