@@ -185,7 +185,8 @@ void add_eval_mnist(CLI::App& parent) {
     if (!o->heatmap.empty()) {
       render::render_confusion(r.confusion_rows(),
                                {.title = fmt::format("confusion matrix · {} · {:.2f}%",
-                                                     fs::path(o->model).filename().string(), 100 * r.accuracy())},
+                                                     fs::path(o->model).filename().string(), 100 * r.accuracy()),
+                                .labels = {}},
                                o->heatmap);
       if (!o->json) fmt::print("confusion heatmap written to {}\n", o->heatmap);
     }

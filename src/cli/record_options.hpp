@@ -18,7 +18,8 @@ inline void add_record_what(CLI::App* sub, std::vector<std::string>& what, bool 
   std::string help = "also record (comma-separated): norms (norm-based attention <name>.norm per head and "
                      "<name>.norm_sum over heads, Kobayashi et al. 2020)";
   if (with_mixing)
-    help += ", mixing (value zeroing <stack>.layerN.self.mixing and <stack>.mixing_rollout, Mohebbi et al. 2023)";
+    help += ", mixing (value zeroing <stack>.layerN.self.mixing, a translator decoder's layerN.cross.mixing too, and "
+            "<stack>.mixing_rollout, Mohebbi et al. 2023)";
   if (with_relevance && relevance_help)
     help += std::string(", relevance (") + relevance_help + ")";
   else if (with_relevance)

@@ -265,7 +265,7 @@ class TransformerTranslator : public Translator {
     std::vector<AttentionWeights> ew, sw, cw;
     std::vector<Mat> enc_in, dec_in;
     Memory m = encode(src, &ew, nullptr, &enc_in);
-    const int B = m.B, S = m.S, L = static_cast<int>(dec.size()), Le = static_cast<int>(enc.size());
+    const int B = m.B, L = static_cast<int>(dec.size()), Le = static_cast<int>(enc.size());
     int T = 0;
     std::vector<std::vector<int>> ins;
     std::vector<int> tlen;   // target steps per sentence: the tokens + <eos>
