@@ -12,7 +12,8 @@ rule in autograd "gradient x input" form, the rule functions of scripts/make_che
   - Linear (q/k/v/o, gate/up/down, LM head): alpha = 1, beta = 0 on signed inputs, bias ignored;
   - residual adds: gradient x input, normalised by eq. 8-9; A V and Q K^T: gradient x input, halved;
   - the SwiGLU product silu(g) * u: gradient x input of the product, halved; silu passes through;
-  - RoPE: each 2x2 rotation of a (position, head, pair) as a Linear with the alpha = 1 rule;
+  - RoPE: each 2x2 rotation of a (position, head, pair) by the w^2 rule (R_i = sum_j W_ij^2 R_j, the
+    columns of W^2 summing to 1), written with the explicit 2x2 matrix;
   - RMSNorm and softmax pass relevance through; a copied tensor sums its copies' relevance.
 Seed: relevance 1 on the logit of the explained token at the explained position (forward over the
 prefix 0..position: causal). Then A_bar_l = mean over query heads of (dlogit/dA * R_A)^+ and
@@ -86,18 +87,18 @@ def rope(x, c, s):
     return torch.cat([a * c - b * s, a * s + b * c], -1)
 
 
-def relprop_rope(x, c, s, R):
-    """Each (position, head, pair) rotation as a 2-input Linear, W = [[c, s], [-s, c]] ([in, out])."""
-    T, heads, Dh = x.shape
+def relprop_rope(c, s, R):
+    """Each (position, head, pair) rotation W = [[c, s], [-s, c]] ([in, out]) by the w^2 rule:
+    R_i = sum_j W_ij^2 / sum_i' W_i'j^2 R_j."""
+    T, heads, Dh = R.shape
     half = Dh // 2
     out = torch.zeros_like(R)
     for p in range(T):
         for h in range(heads):
             for i in range(half):
-                W = torch.tensor([[c[p, i], s[p, i]], [-s[p, i], c[p, i]]], dtype=F64)
-                xi = torch.stack([x[p, h, i], x[p, h, i + half]])[None]
-                ri = torch.stack([R[p, h, i], R[p, h, i + half]])[None]
-                r = relprop_linear(xi, W, ri)[0]
+                W2 = torch.tensor([[c[p, i], s[p, i]], [-s[p, i], c[p, i]]], dtype=F64) ** 2
+                ri = torch.stack([R[p, h, i], R[p, h, i + half]])
+                r = W2 @ (ri / W2.sum(0))
                 out[p, h, i], out[p, h, i + half] = r[0], r[1]
     return out
 
@@ -177,8 +178,8 @@ def explain(cfg, w, ids, token):
             rk[:, g] += rkt.T
             rv[:, g] += rvh
         maps[l] = torch.stack(rA)
-        rqp = relprop_rope(det(t["qp"]), c, s, rq).reshape(T, H * Dh)
-        rkp = relprop_rope(det(t["kp"]), c, s, rk).reshape(T, Hkv * Dh)
+        rqp = relprop_rope(c, s, rq).reshape(T, H * Dh)
+        rkp = relprop_rope(c, s, rk).reshape(T, Hkv * Dh)
         r_n1 = (relprop_linear(det(t["n1"]), w[p + "self_attn.q_proj.weight"].T, rqp) +
                 relprop_linear(det(t["n1"]), w[p + "self_attn.k_proj.weight"].T, rkp) +
                 relprop_linear(det(t["n1"]), w[p + "self_attn.v_proj.weight"].T, rv.reshape(T, Hkv * Dh)))

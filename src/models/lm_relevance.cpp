@@ -249,9 +249,9 @@ class LmBackward {
     MatS<S> q, k, v;          // after RoPE; [T, QW], [T, KV], [T, KV]
     std::vector<MatS<S>> A;   // per head [T, T], zero above the diagonal
     MatS<S> a, u;             // MLP pre-activations: llama gate (a) and up (u); gpt2 up + bias (a)
-    // LRP only: the block input, the norms' outputs, Q/K before RoPE (llama), the attention context
-    // (W_O's input), the attention output (+ bias), the MLP activation (W_down's input), the MLP output.
-    MatS<S> xin, xn1, qp, kp, att, o, xn2, act, f;
+    // LRP only: the block input, the norms' outputs, the attention context (W_O's input), the
+    // attention output (+ bias), the MLP activation (W_down's input), the MLP output.
+    MatS<S> xin, xn1, att, o, xn2, act, f;
   };
   struct Layer {
     W w;
@@ -343,7 +343,7 @@ class LmBackward {
   //   xn2 = norm(x_mid) passes through, the two parts of x_mid summed.
   //   x_mid = x_in + o: lrp_add; o = W_O att: lrp_linear; per head ctx = A V and S = Q K^T:
   //   lrp_matmul (softmax passing through), K/V relevance summed over the query heads of a KV group;
-  //   Q, K = RoPE(Q', K'): lrp_rotation per pair; Q', K', V = W xn1 (+ b): lrp_linear, the bias
+  //   Q, K = RoPE(Q', K'): lrp_rotation (w^2 rule) per pair; Q', K', V = W xn1 (+ b): lrp_linear, the bias
   //   taking nothing; xn1 = norm(x_in) passes through, the parts of x_in summed.
   void lrp_layer(int l, int n, MatS<S>& R, std::vector<MatS<S>>& RA, double& absorbed) const {
     using M = MatS<S>;
@@ -385,8 +385,8 @@ class LmBackward {
     }
     const M xn1 = top(a.xn1);
     if (llama_) {
-      lrp_rope(a.qp, H, Rq, absorbed);
-      lrp_rope(a.kp, Hkv, Rk, absorbed);
+      lrp_rope(H, Rq);
+      lrp_rope(Hkv, Rk);
       Rin += lin(xn1, *w.q, Rq);
       Rin += lin(xn1, *w.k, Rk);
       Rin += lin(xn1, *w.v, Rv);
@@ -397,8 +397,8 @@ class LmBackward {
     }
     R = std::move(Rin);
   }
-  // Relevance of RoPE's outputs (rows of Rx) to its inputs x (before the rotation), pair by pair.
-  void lrp_rope(const MatS<S>& x, int heads, MatS<S>& Rx, double& absorbed) const {
+  // Relevance of RoPE's outputs (rows of Rx, in place) to its inputs, pair by pair.
+  void lrp_rope(int heads, MatS<S>& Rx) const {
     const int Dh = cfg_.head_dim, half = Dh / 2;
     const bool adj = cfg_.rope_style == nn::RopeStyle::Adjacent;
     const int stride = adj ? 2 : 1, partner = adj ? 1 : half;
@@ -406,12 +406,11 @@ class LmBackward {
       const S* cs = cos_.data() + static_cast<size_t>(r) * half;
       const S* sn = sin_.data() + static_cast<size_t>(r) * half;
       for (int h = 0; h < heads; ++h) {
-        const S* xp = x.data() + r * x.cols() + static_cast<Eigen::Index>(h) * Dh;
         S* rp = Rx.data() + r * Rx.cols() + static_cast<Eigen::Index>(h) * Dh;
         for (int i = 0; i < half; ++i) {
           const int ia = i * stride, ib = i * stride + partner;
           S ra, rb;
-          absorbed += nn::lrp_rotation<S>(xp[ia], xp[ib], cs[i], sn[i], rp[ia], rp[ib], ra, rb);
+          nn::lrp_rotation<S>(cs[i], sn[i], rp[ia], rp[ib], ra, rb);
           rp[ia] = ra;
           rp[ib] = rb;
         }
@@ -446,10 +445,6 @@ class LmBackward {
         linear(xn, *w.q, w.bq, a.q);
         linear(xn, *w.k, w.bk, a.k);
         linear(xn, *w.v, w.bv, a.v);
-        if (lrp_) {
-          a.qp = a.q;
-          a.kp = a.k;
-        }
         rope(a.q, H, false);
         rope(a.k, Hkv, false);
       } else {
@@ -572,8 +567,12 @@ void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int 
   AttentionTensor tl("decoder.lrp_relevance", 1, T, T, "tokens", "tokens");
   std::fill(tl.data.begin(), tl.data.end(), 0.f);
   std::vector<int> rows;
-  std::vector<double> logits;
+  std::vector<double> logits, inputs, absorbed;
   for (const LmExplanation& e : ex) {
+    double in = 0;
+    for (double x : e.lrp_input) in += x;
+    inputs.push_back(in);
+    absorbed.push_back(e.lrp_absorbed);
     for (size_t j = 0; j < e.relevance.size(); ++j) {
       t.at(0, e.target.position, static_cast<int>(j)) = static_cast<float>(e.relevance[j]);
       tl.at(0, e.target.position, static_cast<int>(j)) = static_cast<float>(e.lrp_relevance[j]);
@@ -589,10 +588,12 @@ void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int 
   record.metadata["lrp_relevance_method"] =
       "Chefer, Gur & Wolf 2021 CVPR transformer attribution: LRP relevance R(A) of every attention map (seed 1 on "
       "the explained logit; Linear alpha=1 beta=0, residual adds split and renormalised, A V and Q K^T and the SwiGLU "
-      "product halved, RoPE pairs by the Linear rule, norms/softmax/activations pass through), then "
+      "product halved, RoPE pairs by the w^2 rule, norms/softmax/activations pass through), then "
       "R = (I + A_L) ... (I + A_1), A_l = mean_h (dlogit/dA * R(A))^+ (causal); rows as decoder.relevance";
   record.metadata["relevance_rows"] = nlohmann::json(rows).dump();
   record.metadata["relevance_logits"] = nlohmann::json(logits).dump();
+  record.metadata["lrp_input_relevance"] = nlohmann::json(inputs).dump();
+  record.metadata["lrp_absorbed"] = nlohmann::json(absorbed).dump();
 }
 
 }  // namespace attnviz::models

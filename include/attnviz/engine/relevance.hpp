@@ -16,9 +16,10 @@
 //   their code does it. The 1/sqrt(Dh) scale of S cancels in R / S times the gradient.
 // - LayerNorm, GELU/ReLU, softmax, dropout: passed through unchanged (R_in = R_out), as in their
 //   code; the copy of x feeding both branches of a residual sums their relevances.
-// - A 2x2 rotation (RoPE's pair (a, b) -> (a c - b s, a s + b c), a fixed linear map of the position
-//   with no bias): the Linear rule on its 2x2 matrix (lrp_rotation); an output whose two
-//   contributions are both negative passes nothing (absorbed).
+// - A 2x2 rotation (RoPE's pair (a, b) -> (a c - b s, a s + b c), a fixed orthogonal map of the
+//   position with no bias): the w^2 rule (Montavon et al. 2017), R_i = sum_j w_ij^2 R_j (the column
+//   sums of w^2 are c^2 + s^2 = 1), lrp_rotation. Conserving per pair and never amplifying; alpha = 1
+//   on a 2-input map absorbs the relevance of every output whose two contributions are negative.
 // - An elementwise product of two tensors (SwiGLU's silu(g) * u): each operand gets half of R (the
 //   gradient x input split gives each the whole R, halved as for the matrix products).
 //
@@ -56,26 +57,14 @@ inline void lrp_matmul(const Mat& X, const Mat& Y, const Mat& R, Mat& RX, Mat& R
 template <class S>
 void lrp_product(const MatOf<S>& X, const MatOf<S>& Y, const MatOf<S>& R, MatOf<S>& RX, MatOf<S>& RY);
 
-// One 2x2 rotation y = (a c - b s, a s + b c) by lrp_linear's rule on W = [[c, s], [-s, c]]
-// (z_ij = (x_i w_ij)^+): from the outputs' relevance (ra_out, rb_out) to the inputs' (ra, rb).
-// Returns the relevance absorbed (an output whose two z are 0).
+// One 2x2 rotation y = (a c - b s, a s + b c), W = [[c, s], [-s, c]] ([in, out]), by the w^2 rule:
+// from the outputs' relevance (ra_out, rb_out) to the inputs' (ra, rb) in proportion to w_ij^2
+// (c^2 + s^2 = 1, so ra + rb = ra_out + rb_out). Independent of a and b.
 template <class S>
-double lrp_rotation(S a, S b, S c, S s, S ra_out, S rb_out, S& ra, S& rb) {
-  const S z[2][2] = {{std::max(a * c, S(0)), std::max(a * s, S(0))},     // from a to (y0, y1)
-                     {std::max(-b * s, S(0)), std::max(b * c, S(0))}};   // from b
-  const S r[2] = {ra_out, rb_out};
-  ra = rb = 0;
-  double absorbed = 0;
-  for (int j = 0; j < 2; ++j) {
-    const S Z = z[0][j] + z[1][j];
-    if (Z == S(0)) {
-      absorbed += static_cast<double>(r[j]);
-      continue;
-    }
-    ra += z[0][j] / Z * r[j];
-    rb += z[1][j] / Z * r[j];
-  }
-  return absorbed;
+void lrp_rotation(S c, S s, S ra_out, S rb_out, S& ra, S& rb) {
+  const S cc = c * c, ss = s * s, norm = cc + ss;   // 1 up to rounding
+  ra = (cc * ra_out + ss * rb_out) / norm;
+  rb = (ss * ra_out + cc * rb_out) / norm;
 }
 
 struct AttentionRelevance {

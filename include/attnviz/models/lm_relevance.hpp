@@ -6,7 +6,7 @@
 // pass, the full transformer attribution of Chefer, Gur & Wolf (2021, CVPR, "Transformer
 // Interpretability Beyond Attention Visualization"): the LRP relevance R^(A) of every attention map
 // (the rules of engine/relevance.hpp; RMSNorm/LayerNorm, softmax, SiLU/GELU pass relevance through,
-// RoPE by lrp_rotation, the SwiGLU product halved, grouped-query K/V relevance summed over the query
+// RoPE by lrp_rotation (w^2 rule), the SwiGLU product halved, grouped-query K/V relevance summed over the query
 // heads sharing them) rolled out as Ā = mean_h (∇A ⊙ R^(A))^+.
 #pragma once
 #include <attnviz/models/lm.hpp>
@@ -49,8 +49,8 @@ struct LmExplanation {
   // explained logit.
   std::vector<double> lrp_relevance;
   // lrp: the relevance reaching the embeddings x_0 (token embedding; gpt2: token + position), summed
-  // per position [n]; and what the rules absorbed on the way (Linear or RoPE outputs whose
-  // contributions are all negative pass nothing). sum(lrp_input) + lrp_absorbed = 1.
+  // per position [n]; and what the rules absorbed on the way (Linear outputs whose contributions are
+  // all negative pass nothing). sum(lrp_input) + lrp_absorbed = 1.
   std::vector<double> lrp_input;
   double lrp_absorbed = 0;
   // keep_gradients: per layer [H, n, n] row-major (n = position + 1), dlogit/dA on the causal
@@ -84,7 +84,8 @@ namespace attnviz::models {
 // token (row prompt_tokens + k - 2), 0 every generated token. Beside it "decoder.lrp_relevance"
 // [1, T, T], the same rows by the LRP rollout (LmExplanation::lrp_relevance). Metadata:
 // "relevance_method", "lrp_relevance_method", "relevance_rows" (JSON list of the explained rows),
-// "relevance_logits" (their logits).
+// "relevance_logits" (their logits), "lrp_input_relevance" and "lrp_absorbed" (per explained row, the
+// LRP relevance reaching the embeddings and absorbed on the way; they sum to 1).
 void record_lm_relevance(const LmModel& model, const std::vector<int>& ids, int prompt_tokens, int explain_step,
                          int threads, AttentionRecord& record);
 
