@@ -83,6 +83,22 @@ AttentionWeights value_zeroing(const Mat& s, const AttentionWeights& w, int b, c
   return out;
 }
 
+namespace {
+// h + FC2(act(FC1(LN(h)))) run on copies of a block's layers (taken by value), so the block's own
+// forward caches stay as its forward pass left them.
+Mat residual_mlp_copy(LayerNorm ln, Linear fc1, Linear fc2, Activation act, const Mat& h) {
+  Mat a = fc1.forward(ln.forward(h));
+  if (act == Activation::Gelu) {
+    Gelu g;
+    a = g.forward(a);
+  } else {
+    Relu r;
+    a = r.forward(a);
+  }
+  return h + fc2.forward(a);
+}
+}  // namespace
+
 AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const AttentionWeights& w) {
   // x: [B*T, D]; w: [B, H, T, T]
   const MultiHeadAttention& mha = block.attn;
@@ -90,20 +106,9 @@ AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const At
   if (mha.B_ != B || mha.Nq_ != T || mha.Nk_ != T || w.Nk != T || H != mha.opt.heads ||
       x.rows() != static_cast<Eigen::Index>(B) * T || x.cols() != D)
     throw std::invalid_argument("value_zeroing: x and the weights are not those of the block's last forward pass");
-  // The block's second half h + FC2(act(FC1(LN2(h)))) on copies of its layers (their forward
-  // caches; the block's own stay as its forward left them).
+  // The block's second half h + FC2(act(FC1(LN2(h)))).
   const BlockRest rest = [&block](const Mat& h, Mat& y) {
-    LayerNorm ln2 = block.ln2;
-    Linear fc1 = block.fc1, fc2 = block.fc2;
-    Mat a = fc1.forward(ln2.forward(h));
-    if (block.opt.activation == Activation::Gelu) {
-      Gelu g;
-      a = g.forward(a);
-    } else {
-      Relu r;
-      a = r.forward(a);
-    }
-    y = h + fc2.forward(a);
+    y = residual_mlp_copy(block.ln2, block.fc1, block.fc2, block.opt.activation, h);
   };
   const Mat s = x + mha.wo.apply(mha.ctx_);   // [B*T, D]: x + MHA(LN1(x)) from the cached context
   const auto vs = mha.v();                    // [B*T, D]
@@ -119,20 +124,9 @@ AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const At
 }
 
 namespace {
-// A copy of the block's LN3 + MLP (its forward caches stay as the block's forward left them):
-// y = h + FC2(act(FC1(LN3(h)))).
+// y = h + FC2(act(FC1(LN3(h)))): the decoder block's last sub-layer.
 Mat decoder_mlp_half(const DecoderBlock& block, const Mat& h) {
-  LayerNorm ln3 = block.ln3;
-  Linear fc1 = block.fc1, fc2 = block.fc2;
-  Mat a = fc1.forward(ln3.forward(h));
-  if (block.opt.activation == Activation::Gelu) {
-    Gelu g;
-    a = g.forward(a);
-  } else {
-    Relu r;
-    a = r.forward(a);
-  }
-  return h + fc2.forward(a);
+  return residual_mlp_copy(block.ln3, block.fc1, block.fc2, block.opt.activation, h);
 }
 }  // namespace
 
