@@ -153,6 +153,18 @@ TEST_CASE("encoder block gradients (with padding mask)") {
   CHECK(w.H == 2);
   CHECK(w.at(1, 0)[3] == 0.f);   // padded key of sequence 1
 
+  // Post-LN (BERT's order): LayerNorm after each residual add; the output rows are normalised.
+  EncoderBlock post({.dim = 8, .heads = 2, .mlp_hidden = 12, .post_norm = true});
+  post.init(rng);
+  post.ln2.gamma.value.setConstant(1.3f);
+  post.ln2.beta.value.setConstant(-0.2f);
+  ParamSet ps3;
+  post.collect(ps3, "p");
+  const Mat yp = post.forward(x, B, T, mask);
+  CHECK(((yp.array() + 0.2f) / 1.3f).rowwise().mean().abs().maxCoeff() < 1e-5);
+  check_all_gradients("encoder-post-norm", &x, ps3, [&] { return post.forward(x, B, T, mask, &w); },
+                      [&](const Mat& dy) { return post.backward(dy); });
+
   // ReLU + dot variant. A pre-activation within the finite-difference step of ReLU's kink makes
   // the numeric slope meaningless, so pick (deterministically) an init whose kinks are far away.
   EncoderBlock relu({.dim = 8, .heads = 4, .mlp_hidden = 8, .activation = Activation::Relu, .score = Score::Dot});

@@ -34,6 +34,7 @@ void add_record_hf(CLI::App& record) {
     bool has_pair = false;
     double max_record_mib = 2048;
     std::vector<std::string> what;   // --record
+    int klass = -1;                  // --class: the label --record relevance explains
   };
   auto t = std::make_shared<TextOpts>();
   auto* enc = record.add_subcommand("encoder", "record every layer x head of a BERT / RoBERTa / DistilBERT directory on a sentence (pair)");
@@ -42,18 +43,36 @@ void add_record_hf(CLI::App& record) {
   auto* p = enc->add_option("--text-pair", t->pair, "a second sentence ([SEP]-separated, token type 1)");
   enc->add_option("-o,--out", t->out, "output record (.safetensors)")->required();
   enc->add_option("--max-record-mib", t->max_record_mib, "refuse a record larger than this (MiB), before computing");
-  add_record_what(enc, t->what, true);   // mixing: T^2 rows through each layer's second half
+  add_record_what(enc, t->what, true, true,   // mixing: T^2 rows through each layer's second half
+                  "the gradient and the LRP relevance of every attention map for the predicted label of a "
+                  "checkpoint with a sequence-classification head, for saliency method chefer, Chefer et al. 2021");
+  auto* eklass = enc->add_option("--class", t->klass,
+                                 "with --record relevance: the label id whose logit is explained; default the prediction");
   set_example(enc, "attnviz record encoder --model bert-base-uncased --text \"the cat sat on the mat\" --text-pair \"the dog slept\" -o bert.safetensors");
-  enc->callback([t, p] {
+  enc->callback([t, p, eklass] {
+    const models::RecordOptions what = record_what(t->what);
+    if (eklass->count() && !what.relevance) throw UsageError("--class needs --record relevance");
     const models::LoadedEncoder e = load_dir(t->model, false);
+    const auto& cfg = e.model->config();
+    if (what.relevance && cfg.labels <= 0)   // the model directory cannot give it: exit 2
+      throw InputError(t->model, "--record relevance explains a label, and this checkpoint has no sequence-classification "
+                                 "head (pooler / pre_classifier + classifier weights)");
+    if (what.relevance && cfg.act == models::EncoderAct::GeluTanh)
+      throw InputError((std::filesystem::path(t->model) / "config.json").string(),
+                       "--record relevance runs the engine's blocks (GELU erf or ReLU); this model's hidden_act is a tanh GELU");
+    if (eklass->count() && (t->klass < 0 || t->klass >= cfg.labels))
+      throw UsageError(fmt::format("{}: --class {} outside the model's {} labels (0..{})", t->model, t->klass, cfg.labels,
+                                   cfg.labels - 1));
     const std::string* pair = p->count() ? &t->pair : nullptr;
-    AttentionRecord r = models::record_encoder_text(e, t->text, pair, globals().threads, t->max_record_mib,
-                                                       record_what(t->what));
+    AttentionRecord r = models::record_encoder_text(e, t->text, pair, globals().threads, t->max_record_mib, what, t->klass);
     r.metadata["source"] = std::filesystem::path(t->model).filename().string();
     save_record(t->out, r);
     const auto& c = e.model->config();
-    fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens)\n", t->out, c.layers, c.heads, r.tokens["tokens"].size(),
-               r.tokens["tokens"].size());
+    fmt::print(stderr, "wrote {} ({} layers x {} heads x {}x{} tokens{})\n", t->out, c.layers, c.heads, r.tokens["tokens"].size(),
+               r.tokens["tokens"].size(),
+               what.relevance ? fmt::format("; prediction {}, p = {}, explained class {}", r.metadata["prediction"],
+                                            r.metadata["score"], r.metadata["explained"])
+                              : "");
   });
 
   struct VitOpts {

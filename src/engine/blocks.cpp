@@ -43,12 +43,27 @@ void EncoderBlock::collect(ParamSet& set, const std::string& prefix) {
 Mat EncoderBlock::forward(const Mat& x, int B, int T, const AttnMask& mask, AttentionWeights* weights,
                           Rng* dropout_rng) {
   // x: [B*T, D]
+  if (opt.post_norm) {
+    Mat h = ln1.forward(x + drop_forward(drop1, attn.forward(x, B, T, mask, weights), dropout_rng));
+    Mat f = fc2.forward(act_forward(opt.activation, gelu, relu, fc1.forward(h)));
+    return ln2.forward(h + drop_forward(drop2, f, dropout_rng));
+  }
   Mat h = x + drop_forward(drop1, attn.forward(ln1.forward(x), B, T, mask, weights), dropout_rng);
   Mat f = fc2.forward(act_forward(opt.activation, gelu, relu, fc1.forward(ln2.forward(h))));
   return h + drop_forward(drop2, f, dropout_rng);
 }
 
 Mat EncoderBlock::backward(const Mat& dy, AttentionWeights* dweights) {
+  if (opt.post_norm) {
+    // y = LN2(h + MLP(h)); h = LN1(x + MHA(x))
+    const Mat ds2 = ln2.backward(dy);
+    Mat dh = ds2;
+    dh += fc1.backward(act_backward(opt.activation, gelu, relu, fc2.backward(drop2.backward(ds2))));
+    const Mat ds1 = ln1.backward(dh);
+    Mat dx = ds1;
+    dx += attn.backward(drop1.backward(ds1), dweights);
+    return dx;
+  }
   // y = h + MLP(LN2(h))
   Mat dh = dy;
   Mat dm = fc1.backward(act_backward(opt.activation, gelu, relu, fc2.backward(drop2.backward(dy))));

@@ -87,7 +87,7 @@ template void lrp_matmul<float>(const MatOf<float>&, const MatOf<float>&, const 
 template void lrp_matmul<double>(const MatOf<double>&, const MatOf<double>&, const MatOf<double>&, MatOf<double>&,
                                  MatOf<double>&);
 
-AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R) {
+AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R, double* absorbed) {
   // w: [B, H, Nq, Nk]; R: [B*Nq, D]; mha.q(): [B*Nq, D], k(), v(): [B*Nk, D] (head h = columns h*Dh..)
   const int B = mha.B_, Nq = mha.Nq_, Nk = mha.Nk_, H = mha.opt.heads, D = mha.opt.dim, Dh = D / H;
   if (w.B != B || w.H != H || w.Nq != Nq || w.Nk != Nk || R.rows() != static_cast<Eigen::Index>(B) * Nq ||
@@ -96,7 +96,7 @@ AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionW
   AttentionRelevance out;
   out.attention.resize(B, H, Nq, Nk);
   // out = ctx W_O + b_O
-  const Mat Rctx = lrp_linear(mha.wo.x_, mha.wo.weight.value, R);   // [B*Nq, D]
+  const Mat Rctx = lrp_linear(mha.wo.x_, mha.wo.weight.value, R, absorbed);   // [B*Nq, D]
   Mat Rq = Mat::Zero(mha.q().rows(), D), Rk = Mat::Zero(mha.k().rows(), D), Rv = Mat::Zero(mha.v().rows(), D);
   Mat RA, RV, RQ, RK;
   for (int b = 0; b < B; ++b)
@@ -115,14 +115,14 @@ AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionW
       Rk.block(rk, h * Dh, Nk, Dh) = RK.transpose();
     }
   // q = xq W_Q + b_Q, k = xkv W_K + b_K, v = xkv W_V + b_V
-  out.query_input = lrp_linear(mha.xq(), mha.wq.weight.value, Rq);
-  out.kv_input = lrp_linear(mha.xkv(), mha.wk.weight.value, Rk);
-  out.kv_input += lrp_linear(mha.xkv(), mha.wv.weight.value, Rv);
+  out.query_input = lrp_linear(mha.xq(), mha.wq.weight.value, Rq, absorbed);
+  out.kv_input = lrp_linear(mha.xkv(), mha.wk.weight.value, Rk, absorbed);
+  out.kv_input += lrp_linear(mha.xkv(), mha.wv.weight.value, Rv, absorbed);
   return out;
 }
 
 Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWeights& w, const Mat& R,
-                      AttentionWeights* attention) {
+                      AttentionWeights* attention, double* absorbed) {
   // x, R: [B*T, D]; w: [B, H, T, T]
   const MultiHeadAttention& mha = block.attn;
   const int B = mha.B_, T = mha.Nq_;
@@ -132,10 +132,10 @@ Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWe
   if (block.drop1.mask_.size() || block.drop2.mask_.size())
     throw std::invalid_argument("lrp_encoder_block: the block's last forward used dropout (relevance needs evaluation)");
   // The forward's intermediate sums, rebuilt from the caches.
-  const Mat a = mha.wo.apply(mha.ctx_);               // MHA(LN1(x))      [B*T, D]
-  const Mat h = x + a;                                // [B*T, D]
-  const Mat f = block.fc2.apply(block.fc2.x_);        // MLP(LN2(h))      [B*T, D]
-  // y = h + f
+  const Mat a = mha.wo.apply(mha.ctx_);               // MHA(LN1(x)); post-norm: MHA(x)      [B*T, D]
+  const Mat h = block.opt.post_norm ? block.fc1.x_ : Mat(x + a);   // post-norm: LN1(x + a)  [B*T, D]
+  const Mat f = block.fc2.apply(block.fc2.x_);        // MLP(LN2(h)); post-norm: MLP(h)      [B*T, D]
+  // y = h + f (post-norm: LN2(h + f), the LayerNorm passing relevance through)
   Mat Rh(x.rows(), x.cols()), Rf(x.rows(), x.cols()), Rx(x.rows(), x.cols()), Ra(x.rows(), x.cols());
   Mat r1, r2;
   for (int b = 0; b < B; ++b) {
@@ -146,16 +146,16 @@ Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWe
   }
   // f = FC2(act(FC1(LN2(h)))): the activation and LN2 pass relevance through.
   Rh += lrp_linear(block.fc1.x_, block.fc1.weight.value,
-                   lrp_linear(block.fc2.x_, block.fc2.weight.value, Rf));
-  // h = x + a
+                   lrp_linear(block.fc2.x_, block.fc2.weight.value, Rf, absorbed), absorbed);
+  // h = x + a (post-norm: LN1(x + a))
   for (int b = 0; b < B; ++b) {
     const Eigen::Index r0 = static_cast<Eigen::Index>(b) * T;
     lrp_add(x.middleRows(r0, T), a.middleRows(r0, T), Rh.middleRows(r0, T), r1, r2);
     Rx.middleRows(r0, T) = r1;
     Ra.middleRows(r0, T) = r2;
   }
-  // a = MHA(LN1(x)): LN1 passes relevance through; q, k and v all read LN1(x).
-  AttentionRelevance ar = lrp_attention(mha, w, Ra);
+  // a = MHA(LN1(x)): LN1 passes relevance through; q, k and v all read LN1(x) (post-norm: x).
+  AttentionRelevance ar = lrp_attention(mha, w, Ra, absorbed);
   Rx += ar.query_input;
   Rx += ar.kv_input;
   if (attention) *attention = std::move(ar.attention);

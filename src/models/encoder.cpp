@@ -45,6 +45,7 @@ void EncoderConfig::validate(const std::string& path) const {
     if (labels <= 0) bad("a ViT classifier needs at least one label");
   } else {
     if (vocab <= 0) bad("vocab_size must be positive");
+    if (labels < 0) bad("a classification head needs at least one label");
     if (position_offset < 0 || position_offset >= positions) bad("position offset outside the position table");
   }
 }
@@ -70,6 +71,10 @@ std::string EncoderConfig::to_json() const {
     j["vocab"] = vocab;
     j["type_vocab"] = type_vocab;
     j["position_offset"] = position_offset;
+    if (labels > 0) {
+      j["labels"] = labels;
+      j["head_activation"] = head_relu ? "relu" : "tanh";
+    }
   }
   return j.dump();
 }
@@ -108,6 +113,11 @@ std::vector<EncoderTensorSpec> encoder_tensor_table(const EncoderConfig& c) {
   if (c.family == EncoderFamily::Vit) {
     add("final_norm.weight", {D});
     add("final_norm.bias", {D});
+  } else if (c.labels > 0) {
+    add("pooler.weight", {D, D});
+    add("pooler.bias", {D});
+  }
+  if (c.labels > 0) {
     add("classifier.weight", {c.labels, D});
     add("classifier.bias", {c.labels});
   }
@@ -231,6 +241,12 @@ void EncoderModel::block_rest(int l, Mat& x, Mat& h, Mat& up, Mat& proj, int thr
 
 Mat EncoderModel::forward_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, AttentionSink* sink,
                                  const EncoderForwardOptions& opt) const {
+  Mat x = embed_tokens(ids, type_ids);
+  layers_forward(x, "encoder", sink, opt);
+  return x;
+}
+
+Mat EncoderModel::embed_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids) const {
   if (cfg_.family == EncoderFamily::Vit) throw UsageError("a ViT takes an image, not tokens");
   const int T = static_cast<int>(ids.size()), D = cfg_.dim;
   if (T == 0) throw UsageError("encoder: no tokens");
@@ -253,7 +269,6 @@ Mat EncoderModel::forward_tokens(const std::vector<int>& ids, const std::vector<
     }
   }
   nn::layer_norm_rows(x, weight("embeddings.norm.weight").data(), weight("embeddings.norm.bias").data(), cfg_.norm_eps, x);
-  layers_forward(x, "encoder", sink, opt);
   return x;
 }
 

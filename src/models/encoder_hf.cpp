@@ -41,6 +41,13 @@ std::string hf_encoder_name(EncoderFamily f, const std::string& ours, const std:
       const size_t dot = rest.rfind('.');
       return prefix + "encoder.layer." + m[1].str() + "." + per.at(rest.substr(0, dot)) + rest.substr(dot);
     }
+  } else if (ours.rfind("pooler.", 0) == 0 || ours.rfind("classifier.", 0) == 0) {
+    // The sequence-classification head: pooler (+ tanh / ReLU) and classifier on the first token.
+    const bool pool = ours[0] == 'p';
+    const std::string leaf = ours.substr(ours.find('.') + 1);   // weight | bias
+    if (f == EncoderFamily::Roberta) return (pool ? "classifier.dense." : "classifier.out_proj.") + leaf;
+    if (f == EncoderFamily::DistilBert) return (pool ? "pre_classifier." : "classifier.") + leaf;
+    return pool ? prefix + "pooler.dense." + leaf : "classifier." + leaf;
   } else if (f == EncoderFamily::DistilBert) {
     static const std::map<std::string, std::string> top = {
         {"embeddings.word", "embeddings.word_embeddings.weight"},
@@ -209,17 +216,29 @@ LoadedEncoder load_encoder_hf(const fs::path& dir) {
     throw InputError(ck.config_path(), fmt::format("model_type '{}' is not an encoder this tool runs (bert, roberta, distilbert, vit)", mt));
   EncoderConfig cfg = config_from(ck, f);
   LoadedEncoder out;
-  if (f == EncoderFamily::Vit) {
-    out.label_names = id2label(ck, cfg.labels);
-    if (cfg.labels == 0 && ck.find("classifier.weight") && ck.find("classifier.weight")->info.shape.size() == 2)
-      cfg.labels = static_cast<int>(std::min<std::int64_t>(ck.find("classifier.weight")->info.shape[0], 1 << 20));
-  }
-  cfg.validate(ck.config_path());
-
   // The family prefix ("bert.", "roberta.", "distilbert.", "vit.") when the checkpoint has a head.
   std::string prefix;
   const std::string probe = f == EncoderFamily::Vit ? "embeddings.cls_token" : "embeddings.word_embeddings.weight";
   if (ck.find(mt + "." + probe)) prefix = mt + ".";
+  if (f == EncoderFamily::Vit) {
+    out.label_names = id2label(ck, cfg.labels);
+    if (cfg.labels == 0 && ck.find("classifier.weight") && ck.find("classifier.weight")->info.shape.size() == 2)
+      cfg.labels = static_cast<int>(std::min<std::int64_t>(ck.find("classifier.weight")->info.shape[0], 1 << 20));
+  } else if (!prefix.empty()) {
+    // A sequence-classification head (…ForSequenceClassification): its classifier's rows are the
+    // labels; id2label names them when it has as many entries (configs of bare models carry a
+    // default two-label map).
+    const auto* cls = ck.find(hf_encoder_name(f, "classifier.weight", prefix));
+    if (cls && ck.find(hf_encoder_name(f, "pooler.weight", prefix)) && cls->info.shape.size() == 2 && cls->info.shape[0] > 0) {
+      cfg.labels = static_cast<int>(std::min<std::int64_t>(cls->info.shape[0], 1 << 20));
+      cfg.head_relu = f == EncoderFamily::DistilBert;
+      int named = 0;
+      std::vector<std::string> names = id2label(ck, named);
+      if (named == cfg.labels) out.label_names = std::move(names);
+    }
+  }
+  cfg.validate(ck.config_path());
+
   std::vector<hf::Expect> expect;
   std::vector<std::pair<std::string, std::string>> plan;   // ours, theirs
   for (const auto& s : encoder_tensor_table(cfg)) {
@@ -231,7 +250,8 @@ LoadedEncoder load_encoder_hf(const fs::path& dir) {
     expect.push_back({theirs, shape});
     plan.emplace_back(s.name, theirs);
   }
-  // Heads and buffers a text encoder does not use: pooler, masked-LM / classifier heads, position ids.
+  // Heads and buffers a text encoder does not use: pooler, masked-LM / classifier heads (unless read
+  // above as the classification head), position ids.
   const std::vector<std::string> ignore = f == EncoderFamily::Vit
                                               ? std::vector<std::string>{"pooler.", prefix + "pooler."}
                                               : std::vector<std::string>{prefix + "pooler.", "pooler.", "cls.", "lm_head.",

@@ -47,7 +47,8 @@ class RecordSink : public AttentionSink {
 
 void check_size(const EncoderConfig& c, int T, double max_mib, const RecordOptions& what) {
   // weights [L, H, T, T], with norms also [L, H, T, T] + [L, 1, T, T], with mixing [L, 1, T, T] + the rollout
-  const double per_layer = (what.norms ? 2.0 * c.heads + 1 : c.heads) + (what.mixing ? 1 : 0);
+  // with relevance also the gradients and the relevance [L, H, T, T]
+  const double per_layer = (what.norms ? 2.0 * c.heads + 1 : c.heads) + (what.mixing ? 1 : 0) + (what.relevance ? 2.0 * c.heads : 0);
   const double maps = c.layers * per_layer + (what.mixing ? 1 : 0);
   const double mib = maps * T * static_cast<double>(T) * 4 / (1024.0 * 1024.0);
   if (mib > max_mib)
@@ -55,11 +56,43 @@ void check_size(const EncoderConfig& c, int T, double max_mib, const RecordOptio
                                  c.layers, c.heads, T, T, mib, max_mib));
 }
 
+// The label name of class k (its id when id2label does not name it).
+std::string label_name(const LoadedEncoder& enc, Eigen::Index k) {
+  return k < static_cast<Eigen::Index>(enc.label_names.size()) && !enc.label_names[k].empty() ? enc.label_names[k]
+                                                                                             : std::to_string(k);
+}
+
+// Chefer et al. (2021): each map's gradient and relevance from an explanation, into the record.
+void add_explanation(AttentionRecord& r, const LoadedEncoder& enc, const EncoderModel::Explanation& e, const std::string& stack) {
+  for (size_t l = 0; l < e.gradients.size(); ++l) {
+    const std::string name = stack + ".layer" + std::to_string(l) + ".self";
+    r.gradients.push_back(e.gradients[l].tensor(0, name, "tokens", "tokens"));
+    r.relevance.push_back(e.relevance[l].tensor(0, name, "tokens", "tokens"));
+  }
+  r.metadata["explained"] = std::to_string(e.target);
+  r.metadata["gradients"] = "d(logit " + label_name(enc, e.target) + ")/d(attention)";
+  r.metadata["relevance"] = "LRP of logit " + label_name(enc, e.target) +
+                            " (Chefer et al. 2021: alpha=1 beta=0 linear, normalised adds and products)";
+}
+
+// Softmax probability of the largest logit, and its index.
+double top_probability(const Mat& logits, Eigen::Index& best) {
+  logits.row(0).maxCoeff(&best);
+  const double m = logits.maxCoeff();
+  double z = 0;
+  for (Eigen::Index i = 0; i < logits.cols(); ++i) z += std::exp(logits(0, i) - m);
+  return 1.0 / z;
+}
+
 }  // namespace
 
 AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string& text, const std::string* pair, int threads,
-                                    double max_record_mib, const RecordOptions& what) {
+                                    double max_record_mib, const RecordOptions& what, int explain) {
   const EncoderConfig& cfg = enc.model->config();
+  if (what.relevance && cfg.labels <= 0)
+    throw UsageError(fmt::format("{} has no sequence-classification head: --record relevance explains a label", cfg.name));
+  if (what.relevance && (explain < -1 || explain >= cfg.labels))
+    throw UsageError(fmt::format("--class {} outside the model's {} labels (0..{})", explain, cfg.labels, cfg.labels - 1));
   std::vector<int> ids, types;
   std::vector<std::string> tokens;
   std::string scheme;
@@ -98,6 +131,14 @@ AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string&
   opt.threads = threads;
   enc.model->forward_tokens(ids, types, &sink, opt);
   if (what.mixing) add_mixing_rollout(r.tensors, "encoder");
+  if (what.relevance) {   // the head's logits come from the explanation's forward pass
+    const EncoderModel::Explanation e = enc.model->explain_tokens(ids, types, explain);
+    add_explanation(r, enc, e, "encoder");
+    Eigen::Index best = 0;
+    const double p = top_probability(e.logits, best);
+    r.metadata["prediction"] = label_name(enc, best);
+    r.metadata["score"] = fmt::format("{:.6f}", p);
+  }
   r.tokens["tokens"] = tokens;
   r.metadata["model"] = cfg.name;
   r.metadata["architecture"] = encoder_family_name(cfg.family);
@@ -196,22 +237,9 @@ AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, 
   opt.threads = threads;
   const Mat logits = enc.model->forward_image(px, &sink, opt);
   if (what.mixing) add_mixing_rollout(r.tensors, "vit");
-  auto label = [&](Eigen::Index k) {
-    return k < static_cast<Eigen::Index>(enc.label_names.size()) && !enc.label_names[k].empty() ? enc.label_names[k]
-                                                                                                 : std::to_string(k);
-  };
   if (what.relevance) {   // Chefer et al. (2021): the gradient and the LRP relevance of every map
     if (explain < 0) logits.row(0).maxCoeff(&explain);
-    const EncoderModel::Explanation e = enc.model->explain_image(px, explain, threads);
-    for (int l = 0; l < c.layers; ++l) {
-      const std::string name = "vit.layer" + std::to_string(l) + ".self";
-      r.gradients.push_back(e.gradients[l].tensor(0, name, "tokens", "tokens"));
-      r.relevance.push_back(e.relevance[l].tensor(0, name, "tokens", "tokens"));
-    }
-    r.metadata["explained"] = std::to_string(explain);
-    r.metadata["gradients"] = "d(logit " + label(explain) + ")/d(attention)";
-    r.metadata["relevance"] = "LRP of logit " + label(explain) +
-                              " (Chefer et al. 2021: alpha=1 beta=0 linear, normalised adds and products)";
+    add_explanation(r, enc, enc.model->explain_image(px, explain, threads), "vit");
   }
   const int G = c.grid(), S = c.image_size;
   std::vector<std::string> tokens{"[CLS]"};
@@ -232,15 +260,12 @@ AttentionRecord record_vit_image(const LoadedEncoder& enc, const RgbImage& img, 
   im.prefix_tokens = 1;
   r.image = std::move(im);
   Eigen::Index best = 0;
-  logits.row(0).maxCoeff(&best);
-  const double m = logits.maxCoeff();
-  double z = 0;
-  for (Eigen::Index i = 0; i < logits.cols(); ++i) z += std::exp(logits(0, i) - m);
+  const double p = top_probability(logits, best);
   r.metadata["model"] = c.name;
   r.metadata["architecture"] = "vit";
   r.metadata["attention"] = "scaled-dot";
-  r.metadata["prediction"] = label(best);
-  r.metadata["score"] = fmt::format("{:.6f}", 1.0 / z);
+  r.metadata["prediction"] = label_name(enc, best);
+  r.metadata["score"] = fmt::format("{:.6f}", p);
   return r;
 }
 

@@ -14,9 +14,11 @@ struct EncoderBlockOptions {
   Activation activation = Activation::Gelu;
   Score score = Score::ScaledDot;       // ScaledDot or Dot
   int dense_max_keys = 0;               // MultiHeadAttentionOptions::dense_max_keys
+  bool post_norm = false;               // BERT's order: LayerNorm after each residual add (below)
 };
 
 // Pre-LN encoder block (as in ViT):  h = x + Drop(MHA(LN1(x)));  y = h + Drop(FC2(act(FC1(LN2(h))))).
+// With post_norm (BERT):             h = LN1(x + Drop(MHA(x)));  y = LN2(h + Drop(FC2(act(FC1(h))))).
 // Names: "<prefix>.ln1", ".attn", ".ln2", ".fc1", ".fc2".
 struct EncoderBlock {
   EncoderBlockOptions opt;

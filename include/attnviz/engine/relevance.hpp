@@ -77,15 +77,21 @@ struct AttentionRelevance {
 // projections' inputs), w: that pass's weights [B, H, Nq, Nk], R: relevance of its output
 // [B*Nq, D]. wo, then per (batch, head) C = A V and S = Q K^T, softmax passed through, then wq,
 // wk, wv. Throws std::invalid_argument when w is not the last forward's shape.
-AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R);
+AttentionRelevance lrp_attention(const MultiHeadAttention& mha, const AttentionWeights& w, const Mat& R,
+                                 double* absorbed = nullptr);
 
-// A pre-LN EncoderBlock after its forward pass on x [B*T, D] (evaluation: no dropout) that produced
+// An EncoderBlock after its forward pass on x [B*T, D] (evaluation: no dropout) that produced
 // the weights w [B, H, T, T]; R: relevance of the block output [B*T, D]. Returns the relevance of
 // x [B*T, D]; attention (optional) receives R^(b) of the block's attention weights [B, H, T, T].
 //   y = h + MLP(LN2(h)): add split per sequence, FC2, activation, FC1, LN2; the two parts of h summed;
 //   h = x + MHA(LN1(x)): add split, lrp_attention, LN1; the two parts of x summed.
+// A post_norm block (BERT: h = LN1(x + MHA(x)), y = LN2(h + MLP(h))) takes the same steps in the
+// same order, its LayerNorms passing relevance through: LN2, the add split of h + MLP(h), FC2,
+// activation, FC1 (its part added to h's), LN1, the add split of x + MHA(x), lrp_attention.
+// absorbed (optional): += what its Linear layers absorb (lrp_linear), so that sum(result) + absorbed
+// = sum R.
 Mat lrp_encoder_block(const EncoderBlock& block, const Mat& x, const AttentionWeights& w, const Mat& R,
-                      AttentionWeights* attention = nullptr);
+                      AttentionWeights* attention = nullptr, double* absorbed = nullptr);
 
 struct DecoderRelevance {
   Mat target_input;           // [B*T, D]: relevance of the block's input y

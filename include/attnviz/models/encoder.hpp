@@ -35,8 +35,11 @@ struct EncoderConfig {
   float norm_eps = 1e-12f;
   bool pre_norm = false;     // ViT: LayerNorm before attention / MLP; BERT: after the residual add
   EncoderAct act = EncoderAct::GeluErf;
-  // ViT
+  // ViT (labels > 0 always); text families with a sequence-classification head (labels > 0):
+  // logits = classifier(act(pooler(h_0))) on the first token's last hidden state, act = tanh (BERT's
+  // pooler, RoBERTa's classifier.dense) or ReLU (head_relu: DistilBERT's pre_classifier).
   int image_size = 0, patch_size = 0, channels = 3, labels = 0;
+  bool head_relu = false;
   int grid() const { return patch_size > 0 ? image_size / patch_size : 0; }   // patches per side
   void validate(const std::string& path = "") const;   // throws InputError(path, ...)
   std::string to_json() const;
@@ -71,6 +74,9 @@ class EncoderModel : public Model {
   // outside the vocabulary, UsageError past the positions.
   Mat forward_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, AttentionSink* sink = nullptr,
                      const EncoderForwardOptions& opt = {}) const;
+  // Text: the embeddings [T, D] the first layer reads (word + position (+ type), LayerNorm); the
+  // same checks as forward_tokens.
+  Mat embed_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids) const;
   // ViT: pixels [C, S, S] row-major (S = image_size, normalized) -> logits [1, labels] (hidden
   // [1 + P, D] before the final norm in *hidden when given). Sink names "vit.layer<L>.self".
   Mat forward_image(const std::vector<float>& pixels, AttentionSink* sink = nullptr, const EncoderForwardOptions& opt = {},
@@ -78,27 +84,32 @@ class EncoderModel : public Model {
   // ViT: the token embeddings [1 + P, D] (CLS, then the patches' stride-p convolution, plus positions)
   // that the first layer reads.
   Mat embed_image(const std::vector<float>& pixels, int threads = 0) const;
-  // ViT, Chefer et al. (2021): the logit of class `target` (-1 = the predicted one) explained.
-  // Runs the ViT on the engine's pre-LN blocks (nn::EncoderBlock with this model's weights,
+  // Chefer et al. (2021): the logit of class `target` (-1 = the predicted one) explained. Runs the
+  // model on the engine's blocks (nn::EncoderBlock with this model's weights, pre- or post-norm,
   // LayerNorm eps norm_eps; GELU (erf) or ReLU only: UsageError for gelu_tanh), then one backward
-  // pass from that logit for d(logit)/d(attention) of every layer and one LRP pass
-  // (nn::lrp_linear for the classifier, the final LayerNorm passing relevance through to the CLS
-  // row, nn::lrp_encoder_block per layer from the top) for each map's relevance.
+  // pass from that logit for d(logit)/d(attention) of every layer and one LRP pass for each map's
+  // relevance: nn::lrp_linear for the classifier (text: then for the pooler, its tanh / ReLU passing
+  // relevance through; ViT: the final LayerNorm passing it through) to the first token's row, then
+  // nn::lrp_encoder_block per layer from the top. Text models need a head (labels > 0): UsageError.
   struct Explanation {
     Mat logits;                                   // [1, labels]
     int target = -1;                              // the class explained
     std::vector<nn::AttentionWeights> weights;    // per layer [1, H, T, T] (T = 1 + P)
     std::vector<nn::AttentionWeights> gradients;  // d(logit)/d(weights), per layer
     std::vector<nn::AttentionWeights> relevance;  // R^(b) of each layer's weights
-    Mat input_relevance;                          // [T, D] at the token embeddings (sums to 1 unless a
-                                                  // Linear column has no positive contribution)
+    Mat input_relevance;                          // [T, D] at the first layer's input
+    double absorbed = 0;                          // what Linear outputs with no positive contribution
+                                                  // passed on to nothing: sum(input_relevance) + absorbed = 1
   };
   Explanation explain_image(const std::vector<float>& pixels, int target = -1, int threads = 0) const;
+  // Text (T = the ids; input_relevance at the embedding LayerNorm's output, which passes it on).
+  Explanation explain_tokens(const std::vector<int>& ids, const std::vector<int>& type_ids, int target = -1) const;
 
  private:
   EncoderConfig cfg_;
   std::vector<std::unique_ptr<nn::Param>> owned_;
   void layers_forward(Mat& x, const std::string& stack, AttentionSink* sink, const EncoderForwardOptions& opt) const;
+  Explanation explain(const Mat& x0, int target) const;   // x0: the first layer's input [T, D]
   // Layer l after its attention, in place on the residual sums x [n, D] (row-wise; h, up, proj scratch).
   void block_rest(int l, Mat& x, Mat& h, Mat& up, Mat& proj, int threads) const;
 };
@@ -110,14 +121,16 @@ struct LoadedEncoder {
   std::shared_ptr<const WordPieceTokenizer> wordpiece;
   std::shared_ptr<const LmTokenizer> bpe;   // roberta
   int bos = -1, eos = -1;                   // roberta's <s>, </s>
-  std::vector<std::string> label_names;     // vit: id2label
+  std::vector<std::string> label_names;     // vit, text with a classification head: id2label
   // vit preprocessor_config.json: resize to image_size, then (x * rescale - mean) / std per channel
   float rescale = 1.f / 255.f;
   std::vector<float> mean{0.5f, 0.5f, 0.5f}, std{0.5f, 0.5f, 0.5f};
   bool do_resize = true, do_normalize = true;
 };
-// Every tensor name and shape is checked against config.json before any weight is read (pooler,
-// masked-LM and classification heads of text models are ignored). Throws InputError naming the file.
+// Every tensor name and shape is checked against config.json before any weight is read (masked-LM
+// heads of text models are ignored; a sequence-classification head is read when the checkpoint has
+// one: BERT's pooler + classifier, RoBERTa's classifier.dense + out_proj, DistilBERT's
+// pre_classifier + classifier). Throws InputError naming the file.
 LoadedEncoder load_encoder_hf(const std::filesystem::path& dir);
 
 }  // namespace attnviz::models
@@ -131,8 +144,12 @@ namespace attnviz::models {
 // what.norms: also each layer's "<name>.norm" / ".norm_sum" right after it; what.mixing: each layer's
 // "<name>.mixing" (value zeroing) and "encoder.mixing_rollout" last. Throws UsageError when the tokens exceed the positions or the
 // record max_record_mib.
+// what.relevance (a model with a classification head; UsageError otherwise): also the gradient and
+// the LRP relevance of every map for the logit of `explain` (-1 = the predicted label) and the
+// metadata prediction, score, explained.
 AttentionRecord record_encoder_text(const LoadedEncoder& enc, const std::string& text, const std::string* pair,
-                                    int threads = 0, double max_record_mib = 2048, const RecordOptions& what = {});
+                                    int threads = 0, double max_record_mib = 2048, const RecordOptions& what = {},
+                                    int explain = -1);
 
 // Pixels in [0, 1], channels-last [height, width, channels] (1 or 3 channels; gray is repeated).
 using RgbImage = DecodedImage;
