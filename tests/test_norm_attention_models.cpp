@@ -288,6 +288,7 @@ TEST_CASE("CLI: --record norms writes the tensors (generate, record encoder, rec
   CHECK(fs::file_size(tmp / "grid.png") > 1000);
   // Asking for norms without a record to write is a usage error, and so is a kind the command does not record.
   CHECK(run_cli("generate --model '" + (hf / "gpt2-tiny").string() + "' --prompt hi --steps 1 --record norms").code == 1);
-  CHECK(run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text hi --record relevance -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
+  // (record encoder now records relevance for a classification head: test_hf_relevance.)
+  CHECK(run_cli("record encoder --model '" + (hf / "bert-tiny").string() + "' --text hi --record gradients -o '" + (tmp / "x.safetensors").string() + "'").code == 1);
   CHECK(!fs::exists(tmp / "x.safetensors"));
 }
