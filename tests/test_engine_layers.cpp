@@ -1,6 +1,7 @@
 // Layers and blocks: central-difference gradient checks of every layer, plus a few known answers.
 #include <doctest/doctest.h>
 
+#include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/nn.hpp>
 
 #include <cmath>
@@ -164,6 +165,8 @@ TEST_CASE("encoder block gradients (with padding mask)") {
   CHECK(((yp.array() + 0.2f) / 1.3f).rowwise().mean().abs().maxCoeff() < 1e-5);
   check_all_gradients("encoder-post-norm", &x, ps3, [&] { return post.forward(x, B, T, mask, &w); },
                       [&](const Mat& dy) { return post.backward(dy); });
+  post.forward(x, B, T, mask, &w);
+  CHECK_THROWS_AS(value_zeroing(post, x, w), std::invalid_argument);   // its rest is pre-LN's only
 
   // ReLU + dot variant. A pre-activation within the finite-difference step of ReLU's kink makes
   // the numeric slope meaningless, so pick (deterministically) an init whose kinks are far away.

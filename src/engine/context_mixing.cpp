@@ -106,6 +106,8 @@ AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const At
   if (mha.B_ != B || mha.Nq_ != T || mha.Nk_ != T || w.Nk != T || H != mha.opt.heads ||
       x.rows() != static_cast<Eigen::Index>(B) * T || x.cols() != D)
     throw std::invalid_argument("value_zeroing: x and the weights are not those of the block's last forward pass");
+  if (block.opt.post_norm)   // its rest would be LN2(LN1(s) + MLP(LN1(s))), not the one below
+    throw std::invalid_argument("value_zeroing: a pre-LN EncoderBlock (this one has post_norm)");
   // The block's second half h + FC2(act(FC1(LN2(h)))).
   const BlockRest rest = [&block](const Mat& h, Mat& y) {
     y = residual_mlp_copy(block.ln2, block.fc1, block.fc2, block.opt.activation, h);

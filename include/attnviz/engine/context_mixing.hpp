@@ -31,7 +31,8 @@ AttentionWeights value_zeroing(const Mat& s, const AttentionWeights& w, int b, c
 // For a pre-LN EncoderBlock after its (evaluation) forward pass on x [B*T, D] that produced the
 // weights w [B, H, T, T]: the value zeroing above of each sequence with the block's LN2 + MLP as
 // its rest. Padding keys get 0. [B, 1, T, T].
-// Throws std::invalid_argument when x or w do not match the block's last forward.
+// Throws std::invalid_argument when x or w do not match the block's last forward, or for a
+// post_norm block.
 AttentionWeights value_zeroing(const EncoderBlock& block, const Mat& x, const AttentionWeights& w);
 
 // For a pre-LN DecoderBlock after its (evaluation) forward pass on y [B*T, D] over the encoder
