@@ -132,11 +132,150 @@ ENC = {GG_F32: enc_f32, GG_F16: enc_f16, GG_Q8_0: enc_q8_0, GG_Q4_0: enc_q4_0}
 TYPE_NAME = {GG_F32: "F32", GG_F16: "F16", GG_Q8_0: "Q8_0", GG_Q4_0: "Q4_0"}
 
 
+# ---- K-quants (ggml-common.h block_q2_K .. block_q6_K; super-blocks of 256 elements) -------------------
+# Each encoder below is a simple quantizer written from the block layout (not llama.cpp's iterative
+# one): per sub-block it picks a scale (and a min) that covers the sub-block's range, rounds each
+# weight to the nearest level, and packs the bits. It returns the bytes, the dequantized values
+# (computed in float64 from the integer fields before packing, then cast to float32) and the step
+# (the distance between two levels) of every element: |dequantized - x| <= step / 2 by construction.
+# The scales are stored with a ceiling so the levels always cover the sub-block: no weight is clipped.
+GG_Q2_K, GG_Q3_K, GG_Q4_K, GG_Q5_K, GG_Q6_K = 10, 11, 12, 13, 14
+QK_K = 256
+
+
+def f16_up(v):
+    """float -> f16 a little above v (so that ceil(x / f16) stays within the scale bits)."""
+    return np.float16(v * (1 + 2.0 ** -9))
+
+
+def affine_subblocks(x, sub, nq, sbits):
+    """x: [256] -> (d16, dmin16, sc[n], m[n], q[256], step[256]) for x ~ d*sc*q - dmin*m, q in 0..nq,
+    sc and m in 0..2^sbits-1, sub-blocks of `sub` elements."""
+    top = 2 ** sbits - 1
+    xs = x.reshape(-1, sub).astype(np.float64)
+    lo = np.minimum(xs.min(1), 0.0)
+    dmin16 = f16_up(-lo.min() / top) if lo.min() < 0 else np.float16(0)
+    m = np.zeros(len(xs), np.int64) if dmin16 == 0 else np.clip(np.ceil(-lo / float(dmin16)), 0, top).astype(np.int64)
+    lo_eff = -float(dmin16) * m
+    s = (xs.max(1) - lo_eff) / nq
+    d16 = f16_up(s.max() / top) if s.max() > 0 else np.float16(0)
+    sc = np.zeros(len(xs), np.int64) if d16 == 0 else np.clip(np.ceil(s / float(d16)), 0, top).astype(np.int64)
+    step = float(d16) * sc
+    q = np.zeros_like(xs, dtype=np.int64)
+    nz = step > 0
+    q[nz] = np.clip(np.round((xs[nz] - lo_eff[nz, None]) / step[nz, None]), 0, nq).astype(np.int64)
+    deq = float(d16) * sc[:, None] * q - float(dmin16) * m[:, None]  # float64: the products are exact
+    return d16, dmin16, sc, m, q.reshape(-1), deq.astype(np.float32).reshape(-1), np.repeat(step, sub).astype(np.float32)
+
+
+def symmetric_subblocks(x, sub, qmin, qmax, sbits_signed_max):
+    """x: [256] -> (d16, sc[n] (signed, alternating sign), q[256] in qmin..qmax, deq, step)."""
+    xs = x.reshape(-1, sub).astype(np.float64)
+    s = np.abs(xs).max(1) / min(-qmin, qmax)
+    d16 = f16_up(s.max() / sbits_signed_max) if s.max() > 0 else np.float16(0)
+    sc = np.zeros(len(xs), np.int64) if d16 == 0 else np.clip(np.ceil(s / float(d16)), 0, sbits_signed_max).astype(np.int64)
+    sc = sc * np.where(np.arange(len(xs)) % 2 == 1, -1, 1)  # odd sub-blocks: negative scales (signedness)
+    step = float(d16) * sc
+    q = np.zeros_like(xs, dtype=np.int64)
+    nz = step != 0
+    q[nz] = np.clip(np.round(xs[nz] / step[nz, None]), qmin, qmax).astype(np.int64)
+    deq = float(d16) * sc[:, None] * q
+    return d16, sc, q.reshape(-1), deq.astype(np.float32).reshape(-1), np.repeat(np.abs(step), sub).astype(np.float32)
+
+
+def pack_scale_min_k4(sc, m):
+    """8 six-bit scales and mins -> 12 bytes: bytes 0-3 scales 0-3 (+ top 2 bits of scales 4-7 in bits
+    6-7), bytes 4-7 mins 0-3 (+ top 2 bits of mins 4-7), bytes 8-11 low nibbles of scales 4-7 | low
+    nibbles of mins 4-7 << 4."""
+    b = [0] * 12
+    for j in range(4):
+        b[j] = int(sc[j]) | ((int(sc[j + 4]) >> 4) << 6)
+        b[j + 4] = int(m[j]) | ((int(m[j + 4]) >> 4) << 6)
+        b[j + 8] = (int(sc[j + 4]) & 15) | ((int(m[j + 4]) & 15) << 4)
+    return bytes(b)
+
+
+def kq_block(gt, x):
+    """One super-block of 256 floats -> (bytes, deq float32[256], step float32[256])."""
+    if gt in (GG_Q4_K, GG_Q5_K):
+        five = gt == GG_Q5_K
+        d16, dmin16, sc, m, q, deq, step = affine_subblocks(x, 32, 31 if five else 15, 6)
+        # element 64c + l: low nibble of qs[32c + l]; element 64c + 32 + l: its high nibble
+        qs = bytearray(128)
+        qh = bytearray(32)
+        for j in range(8):
+            for l in range(32):
+                v = int(q[j * 32 + l])
+                qs[32 * (j // 2) + l] |= (v & 15) << (4 * (j % 2))
+                qh[l] |= (v >> 4) << j
+        out = d16.tobytes() + dmin16.tobytes() + pack_scale_min_k4(sc, m) + (bytes(qh) if five else b"") + bytes(qs)
+    elif gt == GG_Q6_K:
+        d16, sc, q, deq, step = symmetric_subblocks(x, 16, -32, 31, 127)
+        ql, qh = bytearray(128), bytearray(64)
+        for e in range(256):
+            h, k, l = e // 128, (e % 128) // 32, e % 32
+            u = int(q[e]) + 32  # 0..63
+            ql[64 * h + l + 32 * (k & 1)] |= (u & 15) << (4 * (k >> 1))
+            qh[32 * h + l] |= (u >> 4) << (2 * k)
+        out = bytes(ql) + bytes(qh) + sc.astype(np.int8).tobytes() + d16.tobytes()
+    elif gt == GG_Q2_K:
+        d16, dmin16, sc, m, q, deq, step = affine_subblocks(x, 16, 3, 4)
+        qs = bytearray(64)
+        for e in range(256):
+            h, k, l = e // 128, (e % 128) // 32, e % 32
+            qs[32 * h + l] |= int(q[e]) << (2 * k)
+        scales = bytes(int(sc[j]) | (int(m[j]) << 4) for j in range(16))
+        out = scales + bytes(qs) + d16.tobytes() + dmin16.tobytes()
+    elif gt == GG_Q3_K:
+        d16, sc, q, deq, step = symmetric_subblocks(x, 16, -4, 3, 31)
+        hm, qs = bytearray(32), bytearray(64)
+        for e in range(256):
+            h, k, l = e // 128, (e % 128) // 32, e % 32
+            u = int(q[e]) + 4  # 0..7: low 2 bits in qs, bit 2 set = "do not subtract 4"
+            qs[32 * h + l] |= (u & 3) << (2 * k)
+            hm[l] |= (u >> 2) << (4 * h + k)
+        s = [int(v) + 32 for v in sc]  # 6 bits with a bias of 32
+        sb = [0] * 12
+        for j in range(16):
+            sb[j % 8] |= (s[j] & 15) << (4 * (j // 8))
+            sb[8 + j % 4] |= (s[j] >> 4) << (2 * (j // 4))
+        out = bytes(hm) + bytes(qs) + bytes(sb) + d16.tobytes()
+    else:
+        raise ValueError(gt)
+    assert len(out) == KQ_BYTES[gt], (gt, len(out))
+    return out, deq, step
+
+
+KQ_BYTES = {GG_Q2_K: 84, GG_Q3_K: 110, GG_Q4_K: 144, GG_Q5_K: 176, GG_Q6_K: 210}
+
+
+def enc_kquant(gt, x):
+    """Rows of a multiple of 256 -> (bytes, dequantized values, step of each element)."""
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1, QK_K)
+    parts = [kq_block(gt, b) for b in flat]
+    return (b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts]).reshape(x.shape),
+            np.concatenate([p[2] for p in parts]).reshape(x.shape))
+
+
+for _gt, _nm in ((GG_Q2_K, "Q2_K"), (GG_Q3_K, "Q3_K"), (GG_Q4_K, "Q4_K"), (GG_Q5_K, "Q5_K"), (GG_Q6_K, "Q6_K")):
+    ENC[_gt] = (lambda x, gt=_gt: enc_kquant(gt, x)[:2])
+    TYPE_NAME[_gt] = _nm
+    DEQ[_gt] = None  # no byte-level numpy decoder: the values come from the integer fields before packing
+
+
+ORIG = {}  # tensor name -> the weights before quantization (the last fixture's)
+KQ_DEQ = {}  # K-quant tensor bytes -> their dequantized values (from the encoder)
+
+
 def tensor(name, x, gt):
     """x: numpy array in torch layout ([out, in] for matrices). Returns (entry, dequantized x)."""
     data, deq = ENC[gt](x)
     ne = list(reversed(np.shape(x)))  # ne[0] is the contiguous (last torch) dimension
-    if len(ne) == 2:  # the encoder's own dequantization agrees with the byte-level decoder below
+    ORIG[name] = np.asarray(x, dtype=np.float64)
+    if DEQ[gt] is None:
+        KQ_DEQ[data] = deq.astype(np.float32)
+    elif len(ne) == 2:  # the encoder's own dequantization agrees with the byte-level decoder below
         assert np.array_equal(dequant_bytes(gt, data, ne), deq.astype(np.float32)), name
     return (name, gt, ne, data), deq.astype(np.float64)
 
@@ -249,8 +388,15 @@ def llama_vocab(V):
             ("tokenizer.ggml.unknown_token_id", T_U32, 0)]
 
 
-def make_llama(name, c, seed, wtype, embd_type=GG_F32, alignment=32, extra_kv=()):
+def make_llama(name, c, seed, wtype, embd_type=GG_F32, alignment=32, extra_kv=(), wtypes=None):
+    """wtypes: {"attn_q": type, ...} overrides wtype per matrix (a Q4_K_M-like mix); with it, the
+    forward pass of the unquantized weights is saved too (<name>.logits_f32.npy)."""
     rng = np.random.default_rng(seed)
+    ORIG.clear()
+
+    def wt(kind):
+        return (wtypes or {}).get(kind, wtype)
+
     V, D, L, H, Hkv, F = c["vocab"], c["dim"], c["layers"], c["heads"], c["kv_heads"], c["ffn"]
     Dh = D // H
 
@@ -267,13 +413,13 @@ def make_llama(name, c, seed, wtype, embd_type=GG_F32, alignment=32, extra_kv=()
         entries.append(e)
         # Q and K: the reference keeps HF's order; the file holds llama.cpp's permuted rows.
         wq, wk, wv = lin(H * Dh, D) * 2.0, lin(Hkv * Dh, D) * 2.0, lin(Hkv * Dh, D)
-        e, wq_file = tensor(b + "attn_q.weight", permute(wq, H), wtype)
+        e, wq_file = tensor(b + "attn_q.weight", permute(wq, H), wt("attn_q"))
         entries.append(e)
         p["wq"] = permute_back(wq_file, H)
-        e, wk_file = tensor(b + "attn_k.weight", permute(wk, Hkv), wtype)
+        e, wk_file = tensor(b + "attn_k.weight", permute(wk, Hkv), wt("attn_k"))
         entries.append(e)
         p["wk"] = permute_back(wk_file, Hkv)
-        e, p["wv"] = tensor(b + "attn_v.weight", wv, wtype)
+        e, p["wv"] = tensor(b + "attn_v.weight", wv, wt("attn_v"))
         entries.append(e)
         if c.get("qkv_bias"):
             bq, bk, bv = (0.3 * rng.normal(size=n) for n in (H * Dh, Hkv * Dh, Hkv * Dh))
@@ -285,21 +431,21 @@ def make_llama(name, c, seed, wtype, embd_type=GG_F32, alignment=32, extra_kv=()
             p["bk"] = permute_back(bk_file, Hkv)
             e, p["bv"] = tensor(b + "attn_v.bias", bv, GG_F32)
             entries.append(e)
-        e, p["wo"] = tensor(b + "attn_output.weight", lin(D, H * Dh), wtype)
+        e, p["wo"] = tensor(b + "attn_output.weight", lin(D, H * Dh), wt("attn_output"))
         entries.append(e)
         e, p["ffn_norm"] = tensor(b + "ffn_norm.weight", 1 + 0.1 * rng.normal(size=D), GG_F32)
         entries.append(e)
-        e, p["w_gate"] = tensor(b + "ffn_gate.weight", lin(F, D), wtype)
+        e, p["w_gate"] = tensor(b + "ffn_gate.weight", lin(F, D), wt("ffn_gate"))
         entries.append(e)
-        e, p["w_up"] = tensor(b + "ffn_up.weight", lin(F, D), wtype)
+        e, p["w_up"] = tensor(b + "ffn_up.weight", lin(F, D), wt("ffn_up"))
         entries.append(e)
-        e, p["w_down"] = tensor(b + "ffn_down.weight", lin(D, F), wtype)
+        e, p["w_down"] = tensor(b + "ffn_down.weight", lin(D, F), wt("ffn_down"))
         entries.append(e)
         W["layers"].append(p)
     e, W["norm"] = tensor("output_norm.weight", 1 + 0.1 * rng.normal(size=D), GG_F32)
     entries.append(e)
     if not c["tied"]:
-        e, W["lm_head"] = tensor("output.weight", lin(V, D), wtype)
+        e, W["lm_head"] = tensor("output.weight", lin(V, D), wt("output"))
         entries.append(e)
 
     kvs = [("general.architecture", T_STR, "llama"), ("general.name", T_STR, name)]
@@ -312,6 +458,20 @@ def make_llama(name, c, seed, wtype, embd_type=GG_F32, alignment=32, extra_kv=()
             ("llama.attention.layer_norm_rms_epsilon", T_F32, c["eps"])]
     kvs += list(extra_kv)
     kvs += llama_vocab(V)
+    if wtypes:  # the same model before quantization: what the quantized file's outputs are compared to
+        W0 = {"embed": ORIG["token_embd.weight"], "norm": W["norm"], "layers": []}
+        if "lm_head" in W:
+            W0["lm_head"] = ORIG["output.weight"]
+        for l, p in enumerate(W["layers"]):
+            b = f"blk.{l}."
+            p0 = dict(p)
+            p0["wq"] = permute_back(ORIG[b + "attn_q.weight"], H)
+            p0["wk"] = permute_back(ORIG[b + "attn_k.weight"], Hkv)
+            for key, nm in (("wv", "attn_v"), ("wo", "attn_output"), ("w_gate", "ffn_gate"), ("w_up", "ffn_up"),
+                            ("w_down", "ffn_down")):
+                p0[key] = ORIG[b + nm + ".weight"]
+            W0["layers"].append(p0)
+        np.save(os.path.join(OUT, name + ".logits_f32.npy"), llama_forward(c, W0, TOKENS)[0].astype(np.float32))
     return finish(name, kvs, entries, alignment, llama_forward(c, W, TOKENS), c)
 
 
@@ -380,7 +540,8 @@ def finish(name, kvs, entries, alignment, ref, c):
     # One matrix as the file stores it, dequantized by this script: a loader-only check of F16/Q8_0/Q4_0.
     for nm, gt, ne, data in entries:
         if nm in ("blk.0.attn_k.weight", "blk.0.attn_qkv.weight"):
-            np.save(os.path.join(OUT, name + ".blk0_k.npy"), DEQ[gt](data, ne).astype(np.float32))
+            deq = KQ_DEQ[data] if DEQ[gt] is None else DEQ[gt](data, ne)
+            np.save(os.path.join(OUT, name + ".blk0_k.npy"), deq.astype(np.float32))
     types = sorted({TYPE_NAME[e[1]] for e in entries})
     return name, size, types, c
 
@@ -410,8 +571,8 @@ def self_check():
 
 
 def write_fuzz_seeds(folder):
-    """Small seeds for tests/fuzz/fuzz_gguf: every value type (nested arrays too), every tensor type,
-    both tokenizers; plus a copy of the smallest fixture."""
+    """Small seeds for tests/fuzz/fuzz_gguf: every value type (nested arrays too), every tensor type
+    (the K-quants in kquants.gguf), both tokenizers; plus a copy of the smallest fixture."""
     os.makedirs(folder, exist_ok=True)
     kvs = [("u8", T_U8, 7), ("i8", T_I8, -7), ("u16", T_U16, 700), ("i16", T_I16, -700), ("u32", T_U32, 70000),
            ("i32", T_I32, -70000), ("f32", T_F32, 0.5), ("b", T_BOOL, True), ("s", T_STR, "héllo"),
@@ -431,6 +592,9 @@ def write_fuzz_seeds(folder):
             ("tokenizer.ggml.token_type", T_ARR, (T_I32, [1, 1, 1, 1, 1, 1, 1, 3])),
             ("tokenizer.ggml.merges", T_ARR, (T_STR, ["Ġ t", "h e", "Ġt he"])),
             ("tokenizer.ggml.bos_token_id", T_U32, 7), ("tokenizer.ggml.eos_token_id", T_U32, 7)]
+    kq = [(TYPE_NAME[gt].lower(), gt, [256, 1], enc_kquant(gt, rng.normal(size=(1, 256)))[0])
+          for gt in (GG_Q2_K, GG_Q3_K, GG_Q4_K, GG_Q5_K, GG_Q6_K)]
+    write_gguf(os.path.join(folder, "kquants.gguf"), [("general.name", T_STR, "kquants")], kq)
     write_gguf(os.path.join(folder, "gpt2_tokenizer.gguf"), gpt2, [])
     write_gguf(os.path.join(folder, "llama_tokenizer.gguf"), llama_vocab(32),
                [("token_embd.weight", GG_F32, [2, 32], enc_f32(np.zeros((32, 2)))[0])])
@@ -438,6 +602,28 @@ def write_fuzz_seeds(folder):
         data = src.read()
     with open(os.path.join(folder, "llama_q4_0_untied.gguf"), "wb") as dst:
         dst.write(data)
+
+
+def make_kquant_blocks():
+    """kquant_blocks.gguf: for each K-quant type a [3, 512] tensor (6 super-blocks) quantized by the
+    encoders above, and beside it, as F32 tensors, the weights before quantization (<type>.x), the
+    expected dequantized values (<type>.deq) and each element's step (<type>.step). Rows: small
+    weights with one all-zero sub-block, mostly positive weights, large weights."""
+    rng = np.random.default_rng(12)
+    kvs = [("general.name", T_STR, "kquant_blocks")]
+    tensors = []
+    for gt in (GG_Q2_K, GG_Q3_K, GG_Q4_K, GG_Q5_K, GG_Q6_K):
+        x = rng.normal(size=(3, 512)) * np.array([[0.01], [1.0], [30.0]]) + np.array([[0.0], [3.0], [0.0]])
+        x[0, :32] = 0.0
+        x = x.astype(np.float32)
+        data, deq, step = enc_kquant(gt, x)
+        err = np.abs(deq.astype(np.float64) - x.astype(np.float64))
+        assert np.all(err <= 0.5 * step.astype(np.float64) * (1 + 1e-6) + 1e-7 * np.abs(x)), TYPE_NAME[gt]
+        nm = TYPE_NAME[gt].lower()
+        tensors += [(nm, gt, [512, 3], data), (nm + ".x", GG_F32, [512, 3], enc_f32(x)[0]),
+                    (nm + ".deq", GG_F32, [512, 3], enc_f32(deq)[0]), (nm + ".step", GG_F32, [512, 3], enc_f32(step)[0])]
+    size = write_gguf(os.path.join(OUT, "kquant_blocks.gguf"), kvs, tensors)
+    return "kquant_blocks", size, ["F32", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"], {"shape": "[3, 512] each"}
 
 
 def main():
@@ -468,6 +654,14 @@ def main():
     # gpt2: learned positions, LayerNorm with biases, fused qkv, tanh GELU, tied output.
     rows.append(make_gpt2("gpt2_tiny", dict(vocab=64, dim=16, layers=2, heads=2, ffn=64, context=16, eps=1e-5),
                           seed=5))
+    # K-quants as a Q4_K_M file mixes them: Q4_K embedding, Q/K, gate/up; Q5_K attn_output; Q6_K V, down
+    # and output. Rows of 256 (one super-block); untied output; GQA ratio 2.
+    rows.append(make_llama("llama_kquant_mixed", dict(vocab=32, dim=256, layers=1, heads=4, kv_heads=2, ffn=256,
+                                                      tied=False, eps=1e-5, rope_base=10000.0, rope_factor=1.0),
+                           seed=6, wtype=GG_Q4_K, embd_type=GG_Q4_K,
+                           wtypes={"attn_v": GG_Q6_K, "attn_output": GG_Q5_K, "ffn_down": GG_Q6_K,
+                                   "output": GG_Q6_K}))
+    rows.append(make_kquant_blocks())
     write_fuzz_seeds(os.path.join(OUT, "..", "..", "fuzz", "corpus", "gguf"))
     for name, size, types, c in rows:
         print(f"{name}.gguf  {size} bytes  {'/'.join(types)}  "

@@ -1,11 +1,13 @@
 // GGUF reader: every metadata value type, every tensor type (dequantized against hand-made blocks),
 // alignment, and every malformed-file case -> InputError naming the file and the offset.
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 
 #include "test_util.hpp"
 
 #include <attnviz/error.hpp>
 #include <attnviz/io/gguf.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/io/npy.hpp>
 #include <attnviz/io/safetensors.hpp>
 #include <attnviz/models/lm.hpp>
@@ -439,8 +441,8 @@ TEST_CASE("gguf: malformed tensor infos and data ranges") {
   }
   {
     Builder b = one_tensor();
-    b.tensors[0].type = 12;  // Q4_K
-    check_error(b.build(), "tensor 'w' has tensor type Q4_K (12), which attnviz does not read");
+    b.tensors[0].type = 19;  // IQ1_S
+    check_error(b.build(), "tensor 'w' has tensor type IQ1_S (19), which attnviz does not read");
   }
   {
     Builder b = one_tensor();
@@ -562,7 +564,8 @@ TEST_CASE("gguf: the committed fixtures (scripts/make_gguf_fixtures.py) load and
                         {"llama_gqa4_f16_untied", "llama", "blk.0.attn_k.weight", GgmlType::F16},
                         {"llama_qkvbias_q8_0_ropelinear", "llama", "blk.0.attn_k.weight", GgmlType::Q8_0},
                         {"llama_q4_0_untied", "llama", "blk.0.attn_k.weight", GgmlType::Q4_0},
-                        {"gpt2_tiny", "gpt2", "blk.0.attn_qkv.weight", GgmlType::F32}};
+                        {"gpt2_tiny", "gpt2", "blk.0.attn_qkv.weight", GgmlType::F32},
+                        {"llama_kquant_mixed", "llama", "blk.0.attn_k.weight", GgmlType::Q4_K}};
   for (const auto& c : cases) {
     INFO(c.name);
     const GgufFile f = GgufFile::open(dir / (std::string(c.name) + ".gguf"));
@@ -633,7 +636,7 @@ TEST_CASE("gguf fixtures: load_lm_gguf + forward match the numpy reference forwa
   const auto dir = source_dir() / "tests" / "data" / "gguf";
   const std::vector<int> tokens = {1, 5, 9, 2, 17, 30, 3, 11, 4, 25};  // tests/data/gguf/README.md
   for (const char* name : {"llama_mha_f32", "llama_gqa4_f16_untied", "llama_qkvbias_q8_0_ropelinear",
-                           "llama_q4_0_untied", "gpt2_tiny"}) {
+                           "llama_q4_0_untied", "gpt2_tiny", "llama_kquant_mixed"}) {
     INFO(name);
     const std::string base = (dir / name).string();
     auto lm = models::load_lm_gguf(base + ".gguf");
@@ -711,4 +714,223 @@ TEST_CASE("Q8_0 quantize: the llama.cpp reference rule, and dequantize gives x w
     for (int i = 0; i < 32; ++i) CHECK(std::fabs(back[b * 32 + i] - x[b * 32 + i]) <= amax / 127 * 0.5f + amax * 1e-3f);
   }
   CHECK_THROWS(ggml_quantize_q8_0(x.data(), 31));
+}
+
+// ---- K-quants (Q2_K .. Q6_K): super-blocks of 256 ------------------------------------------------------
+
+namespace {
+std::string bytes_of(std::initializer_list<int> v) {
+  std::string s;
+  for (int b : v) s += static_cast<char>(b);
+  return s;
+}
+std::string repeat(int byte, int n) { return std::string(static_cast<std::size_t>(n), static_cast<char>(byte)); }
+}  // namespace
+
+// Single blocks built by hand from the layouts (README "GGUF"), with values written down here.
+TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down values") {
+  // Q4_K: d = dmin = 1 (f16 0x3C00). Six-bit scales sc = 1,2,3,4,17,33,49,63 and mins
+  // m = 0,5,10,20,16,32,48,62 packed: bytes 0-3 = sc[0..3] | top2(sc[4..7]) << 6, bytes 4-7 =
+  // m[0..3] | top2(m[4..7]) << 6, bytes 8-11 = low4(sc[4..7]) | low4(m[4..7]) << 4.
+  const int sc[8] = {1, 2, 3, 4, 17, 33, 49, 63}, mn[8] = {0, 5, 10, 20, 16, 32, 48, 62};
+  const std::string scales12 = bytes_of({0x41, 0x82, 0xC3, 0xC4, 0x40, 0x85, 0xCA, 0xD4, 0x01, 0x01, 0x01, 0xEF});
+  // qs[i]: low nibble i % 16 (sub-block 2c, c = i / 32), high nibble 15 - i % 16 (sub-block 2c + 1).
+  std::string qs;
+  for (int i = 0; i < 128; ++i) qs += static_cast<char>((i % 16) | ((15 - i % 16) << 4));
+  const std::string q4k = u16(0x3C00) + u16(0x3C00) + scales12 + qs;
+  // Q5_K: d = 0.5 (0x3800), dmin = 0, the same scales; qh[l] = 0xFF for odd l (every sub-block's
+  // element l gets +16), 0x00 for even l.
+  std::string qh;
+  for (int l = 0; l < 32; ++l) qh += static_cast<char>(l % 2 ? 0xFF : 0x00);
+  const std::string q5k = u16(0x3800) + u16(0x0000) + scales12 + qh + qs;
+  // Q6_K: ql quarters 0xA5, 0x5A, 0x3C, 0xC3; qh halves 0xE4 (bit pairs 0,1,2,3), 0x1B (3,2,1,0);
+  // int8 scales j - 8; d = 1. Element 128h + 32k + l has q - 32 = Q6[h][k] and scale (e / 16) - 8:
+  // h0: k0 lo(A5)=5|0<<4, k1 lo(5A)=10|1<<4, k2 hi(A5)=10|2<<4, k3 hi(5A)=5|3<<4  -> -27, -6, 10, 21
+  // h1: k0 lo(3C)=12|3<<4, k1 lo(C3)=3|2<<4, k2 hi(3C)=3|1<<4, k3 hi(C3)=12|0<<4 -> 28, 3, -13, -20
+  const int Q6[2][4] = {{-27, -6, 10, 21}, {28, 3, -13, -20}};
+  std::string s6;
+  for (int j = 0; j < 16; ++j) s6 += static_cast<char>(static_cast<std::int8_t>(j - 8));
+  const std::string q6k = repeat(0xA5, 32) + repeat(0x5A, 32) + repeat(0x3C, 32) + repeat(0xC3, 32) +
+                          repeat(0xE4, 32) + repeat(0x1B, 32) + s6 + u16(0x3C00);
+  // Q2_K: scales[j] = j | (15 - j) << 4 (scale j, min 15 - j); qs halves 0xE4, 0x1B; d = dmin = 1.
+  // Element 128h + 32k + l: q = k (h = 0) or 3 - k (h = 1); x = (e/16) * q - (15 - e/16).
+  std::string s2;
+  for (int j = 0; j < 16; ++j) s2 += static_cast<char>(j | ((15 - j) << 4));
+  const std::string q2k = s2 + repeat(0xE4, 32) + repeat(0x1B, 32) + u16(0x3C00) + u16(0x3C00);
+  // Q3_K: hmask = 0x0F (bits 0-3: half 0 keeps its 2-bit value, half 1 has 4 subtracted); qs halves
+  // 0xE4, 0x1B -> q = k (h = 0), 3 - k - 4 (h = 1). Scales 2j - 16 stored as 2j + 16 in six bits:
+  // low nibbles in bytes j % 8 (high nibble for j >= 8), top 2 bits at bit 2*(j/4) of byte 8 + j % 4.
+  const std::string q3k = repeat(0x0F, 32) + repeat(0xE4, 32) + repeat(0x1B, 32) +
+                          bytes_of({0x00, 0x22, 0x44, 0x66, 0x88, 0xAA, 0xCC, 0xEE, 0xA5, 0xA5, 0xA5, 0xA5}) +
+                          u16(0x3C00);
+  Builder b;
+  b.tensor("q2", {256}, GgmlType::Q2_K, q2k)
+      .tensor("q3", {256}, GgmlType::Q3_K, q3k)
+      .tensor("q4", {256}, GgmlType::Q4_K, q4k)
+      .tensor("q5", {256}, GgmlType::Q5_K, q5k)
+      .tensor("q6", {256}, GgmlType::Q6_K, q6k);
+  const GgufFile f = GgufFile::parse(b.build(), "kq.gguf");
+  CHECK(f.find("q2")->nbytes == 84);
+  CHECK(f.find("q3")->nbytes == 110);
+  CHECK(f.find("q4")->nbytes == 144);
+  CHECK(f.find("q5")->nbytes == 176);
+  CHECK(f.find("q6")->nbytes == 210);
+  const auto v2 = f.dequantize(*f.find("q2")), v3 = f.dequantize(*f.find("q3")), v4 = f.dequantize(*f.find("q4")),
+             v5 = f.dequantize(*f.find("q5")), v6 = f.dequantize(*f.find("q6"));
+  REQUIRE(v4.size() == 256);
+  int bad = 0;
+  for (int e = 0; e < 256; ++e) {
+    const int j32 = e / 32, l = e % 32, j16 = e / 16, h = e / 128, k = (e % 128) / 32;
+    const int q4 = j32 % 2 ? 15 - l % 16 : l % 16;
+    bad += v4[e] != static_cast<float>(sc[j32] * q4 - mn[j32]);
+    bad += v5[e] != 0.5f * static_cast<float>(sc[j32] * (q4 + (l % 2 ? 16 : 0)));
+    bad += v6[e] != static_cast<float>((j16 - 8) * Q6[h][k]);
+    const int q2 = h == 0 ? k : 3 - k;
+    bad += v2[e] != static_cast<float>(j16 * q2 - (15 - j16));
+    const int q3 = h == 0 ? k : 3 - k - 4;
+    bad += v3[e] != static_cast<float>((2 * j16 - 16) * q3);
+  }
+  CHECK(bad == 0);
+  // Spot values, written out: Q4_K element 200 = sub-block 6 (sc 49, m 48), high nibble of qs[104] = 15 - 8.
+  CHECK(v4[200] == 49.f * 7 - 48);
+  CHECK(v6[255] == 7.f * -20);
+  CHECK(v3[200] == 8.f * -3);      // half 1, k = 2: q = 3 - 2 - 4; sub-block 12: scale 2*12 - 16
+  CHECK(v2[40] == 2.f * 1 - 13);   // sub-block 2 (scale 2, min 13), k = 1
+}
+
+// kquant_blocks.gguf (scripts/make_gguf_fixtures.py): 6 super-blocks per type quantized by a numpy
+// quantizer written from the layouts, with the weights before quantization, the expected values and
+// each element's step. The expected values are computed in float64 from the integer fields (before
+// any packing) and cast to float32: the products are exact in float32 and the C++ decoder rounds once,
+// as the cast does, so the match is bit for bit. The step check compares with the original weights,
+// so a packing/unpacking mistake shared by the numpy encoder and the C++ decoder would still have to
+// reproduce the weights, and one in either alone breaks the bit match.
+TEST_CASE("gguf: K-quant fixture blocks match numpy bit for bit and lie within half a step of the weights") {
+  const GgufFile f = GgufFile::open(source_dir() / "tests" / "data" / "gguf" / "kquant_blocks.gguf");
+  for (const auto& [name, type] : {std::pair{"q2_k", GgmlType::Q2_K}, std::pair{"q3_k", GgmlType::Q3_K},
+                                   std::pair{"q4_k", GgmlType::Q4_K}, std::pair{"q5_k", GgmlType::Q5_K},
+                                   std::pair{"q6_k", GgmlType::Q6_K}}) {
+    INFO(name);
+    const auto* t = f.find(name);
+    REQUIRE(t != nullptr);
+    CHECK(t->type == type);
+    CHECK(t->ne == std::vector<std::uint64_t>{512, 3});
+    const Mat m = f.matrix(name, 3, 512);
+    const Mat x = f.matrix(std::string(name) + ".x", 3, 512);
+    const Mat want = f.matrix(std::string(name) + ".deq", 3, 512);
+    const Mat step = f.matrix(std::string(name) + ".step", 3, 512);
+    int differ = 0, outside = 0;
+    double worst = 0;
+    for (Eigen::Index i = 0; i < m.size(); ++i) {
+      differ += std::memcmp(&m.data()[i], &want.data()[i], 4) != 0;
+      const double err = std::fabs(static_cast<double>(m.data()[i]) - x.data()[i]);
+      outside += err > 0.5 * step.data()[i] * (1 + 1e-6) + 1e-7 * std::fabs(x.data()[i]);
+      if (step.data()[i] > 0) worst = std::max(worst, err / step.data()[i]);
+    }
+    CHECK(differ == 0);
+    CHECK(outside == 0);
+    CHECK(worst > 0.3);  // the bound is not vacuous: some weights sit far from their level
+    for (int i = 0; i < 32; ++i) CHECK(m(0, i) == 0.f);  // the all-zero sub-block
+  }
+}
+
+TEST_CASE("gguf: K-quant tensors that do not fit: row length, truncation, --max-mib; other types refused") {
+  {
+    Builder b = one_tensor();
+    b.tensors[0].type = static_cast<std::uint32_t>(GgmlType::Q4_K);
+    b.tensors[0].ne = {128, 2};
+    b.tensors[0].data = std::string(144, '\0');
+    check_error(b.build(), "tensor 'w' is Q4_K but its row length ne[0] = 128 is not a multiple of the block size 256");
+  }
+  {
+    Builder b = one_tensor();  // 2 rows of Q6_K need 420 bytes; the file ends after 419
+    b.tensors[0].type = static_cast<std::uint32_t>(GgmlType::Q6_K);
+    b.tensors[0].ne = {256, 2};
+    b.tensors[0].data = std::string(420, '\0');
+    std::string s = b.build();
+    s.resize(s.size() - 1);
+    check_error(s, "tensor 'w' data (420 bytes at data offset 0");
+  }
+  for (const auto& [type, name] : {std::pair{16u, "IQ2_XXS"}, std::pair{3u, "Q4_1"}, std::pair{15u, "Q8_K"},
+                                   std::pair{23u, "IQ4_XS"}}) {
+    Builder b = one_tensor();
+    b.tensors[0].type = type;
+    check_error(b.build(), fmt::format("tensor 'w' has tensor type {} ({}), which attnviz does not read", name, type));
+  }
+  // The float32 copy of a K-quant tensor is 7-12 times its bytes: --max-mib is checked before it is made.
+  Builder b;
+  b.tensor("big", {256, 1024}, GgmlType::Q2_K, std::string(84 * 1024, '\0'));  // 84 KiB -> 1 MiB of float32
+  const GgufFile f = GgufFile::parse(b.build(), "big.gguf");
+  set_max_array_bytes(512 << 10);
+  CHECK_THROWS_WITH_AS(f.matrix("big"), doctest::Contains("big.gguf: tensor 'big' (Q2_K dequantized to float32) needs"),
+                       InputError);
+  CHECK_THROWS_AS(f.dequantize(*f.find("big")), InputError);
+  set_max_array_bytes(0);
+  CHECK(f.matrix("big").size() == 256 * 1024);
+}
+
+TEST_CASE("gguf: a K-quant file with a bad row length or cut short: the CLI exits 2 with one line") {
+  const auto dir = temp_dir("gguf_kquant_cli");
+  Builder b;
+  b.kv_str("general.architecture", "llama");
+  b.tensor("blk.0.attn_q.weight", {320, 2}, GgmlType::Q5_K, std::string(176 * 2, '\0'));
+  spit(dir / "rows.gguf", b.build());
+  const RunResult r = run_cli("inspect '" + (dir / "rows.gguf").string() + "'");
+  INFO(r.out);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("rows.gguf: tensor 'blk.0.attn_q.weight' is Q5_K but its row length ne[0] = 320 is not a multiple "
+                   "of the block size 256") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+
+  std::string bytes = slurp(source_dir() / "tests" / "data" / "gguf" / "llama_kquant_mixed.gguf");
+  bytes.resize(bytes.size() - 1000);  // inside output.weight (Q6_K, the last tensor)
+  spit(dir / "cut.gguf", bytes);
+  const RunResult c = run_cli("generate --model '" + (dir / "cut.gguf").string() + "' --prompt ab --steps 2");
+  INFO(c.out);
+  CHECK(c.code == 2);
+  CHECK(c.out.find("cut.gguf: tensor 'output.weight' data (") != std::string::npos);
+  CHECK(c.out.find("extends past the end of the file") != std::string::npos);
+  CHECK(std::count(c.out.begin(), c.out.end(), '\n') == 1);
+}
+
+// End to end: the Q4_K/Q5_K/Q6_K llama (rows of 256) against the same model before quantization.
+// The exact comparison (against the dequantized weights, 1e-4) is in the fixture forward test above;
+// here the quantization error itself: the numpy quantizer's logits differ from the float model's by
+// rms 0.17 (of rms 0.99) and at most 0.65; the bound is rms <= 0.25 x the float model's rms, and the
+// greedy (argmax) token must agree wherever the float model's top-2 margin exceeds 0.2 (8 of the 10
+// positions; the other two have margins 0.03 and 0.11, below the quantization noise).
+TEST_CASE("gguf: the K-quant llama fixture generates what its unquantized model does") {
+  const auto dir = source_dir() / "tests" / "data" / "gguf";
+  const std::vector<int> tokens = {1, 5, 9, 2, 17, 30, 3, 11, 4, 25};
+  auto lm = models::load_lm_gguf(dir / "llama_kquant_mixed.gguf");
+  auto cache = lm.model->new_cache(16);
+  models::LmForwardOptions opt;
+  opt.all_logits = true;
+  const Mat logits = lm.model->forward(tokens, cache, nullptr, opt);
+  const NpyArray f32 = parse_npy(slurp(dir / "llama_kquant_mixed.logits_f32.npy"), "f32");
+  REQUIRE(f32.shape == std::vector<std::int64_t>{10, 32});
+  REQUIRE(logits.rows() == 10);
+  REQUIRE(logits.cols() == 32);
+  double se = 0, s0 = 0;
+  int compared = 0, agree = 0;
+  for (int t = 0; t < 10; ++t) {
+    std::vector<float> row(f32.values.begin() + t * 32, f32.values.begin() + (t + 1) * 32);
+    for (int v = 0; v < 32; ++v) {
+      se += std::pow(logits(t, v) - row[v], 2);
+      s0 += std::pow(row[v], 2);
+    }
+    const int best = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
+    Eigen::Index qbest = 0;
+    logits.row(t).maxCoeff(&qbest);
+    std::vector<float> sorted = row;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted[31] - sorted[30] > 0.2f) {
+      ++compared;
+      agree += qbest == best;
+    }
+  }
+  CHECK(compared == 8);
+  CHECK(agree == compared);
+  CHECK(std::sqrt(se / s0) <= 0.25);
+  CHECK(std::sqrt(se / s0) >= 0.05);  // the file really is quantized (not the float weights)
 }

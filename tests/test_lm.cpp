@@ -51,7 +51,7 @@ TEST_CASE("GGUF fixtures: logits and every layer's attention match the numpy ref
   const std::vector<int> ids = {1, 5, 9, 2, 17, 30, 3, 11, 4, 25};
   const int T = static_cast<int>(ids.size());
   for (const char* name : {"llama_mha_f32", "llama_gqa4_f16_untied", "llama_qkvbias_q8_0_ropelinear",
-                           "llama_q4_0_untied", "gpt2_tiny"}) {
+                           "llama_q4_0_untied", "gpt2_tiny", "llama_kquant_mixed"}) {
     CAPTURE(name);
     LoadedLm lm = load_lm(fixture(std::string(name) + ".gguf"));
     const LmModel& m = *lm.model;

@@ -115,6 +115,36 @@ void run(const BenchLmOptions& o) {
       fmt::print("{:<28} {:>10.1f}   ({:.0f} MiB of Q8_0 blocks -> {:.0f} MiB F32, {:.1f} GB/s read, 1 thread)\n",
                  "Q8_0: dequantize at load", sd * 1e3, bytes / 1048576.0, elems * 4 / 1048576.0, bytes / sd / 1e9);
     j["rows"].push_back({{"what", "Q8_0: dequantize at load"}, {"seconds", sd}, {"q8_bytes", bytes}, {"f32_bytes", elems * 4}});
+    // K-quants (what Q4_K_M files hold): the same matrices as Q4_K and Q6_K super-blocks of 256,
+    // dequantized as one run of blocks each. The work per block does not depend on the values, so the
+    // blocks hold a fixed byte pattern with finite scales (d, dmin = 2^-14) instead of quantized weights.
+    for (const GgmlType kt : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+      const std::uint64_t bb = ggml_block_bytes(kt);
+      std::vector<std::pair<Mat*, std::vector<std::uint8_t>>> kb;
+      std::uint64_t kbytes = 0, kelems = 0;
+      for (auto& [w, q8] : blocks) {
+        if (w->size() % 256 != 0) continue;
+        std::vector<std::uint8_t> v(static_cast<std::size_t>(w->size() / 256 * bb));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i * 37 + 11);
+        for (std::size_t b = 0; b < v.size(); b += bb)
+          for (std::size_t at : kt == GgmlType::Q4_K ? std::vector<std::size_t>{0, 2} : std::vector<std::size_t>{208})
+            v[b + at] = 0x00, v[b + at + 1] = 0x04;   // f16 0x0400 = 2^-14
+        kbytes += v.size();
+        kelems += static_cast<std::uint64_t>(w->size());
+        kb.emplace_back(w, std::move(v));
+      }
+      const double sk = best_seconds([&] {
+        for (auto& [w, q] : kb) ggml_dequantize(kt, q.data(), w->data(), static_cast<std::uint64_t>(w->size()));
+      }, o.min_seconds, 5);
+      const std::string what = fmt::format("{}: dequantize at load", ggml_type_name(static_cast<std::uint32_t>(kt)));
+      if (!o.json)
+        fmt::print("{:<28} {:>10.1f}   ({:.0f} MiB of {} blocks -> {:.0f} MiB F32, {:.1f} GB/s written, 1 thread)\n",
+                   what, sk * 1e3, kbytes / 1048576.0, ggml_type_name(static_cast<std::uint32_t>(kt)),
+                   kelems * 4 / 1048576.0, kelems * 4 / sk / 1e9);
+      j["rows"].push_back({{"what", what}, {"seconds", sk}, {"block_bytes", kbytes}, {"f32_bytes", kelems * 4}});
+    }
+    // The K-quant rows wrote pattern values into the weights: put the Q8_0 ones back for the prefill.
+    for (auto& [w, q] : blocks) ggml_dequantize(GgmlType::Q8_0, q.data(), w->data(), static_cast<std::uint64_t>(w->size()));
     const int T = 512;
     std::vector<int> ids(T);
     for (int& id : ids) id = rng.below(cfg.vocab);
@@ -177,7 +207,7 @@ void add_bench_lm(CLI::App& parent) {
   sub->add_option("--max-record-mib", o->max_record_mib, "recording runs whose record would exceed this are refused");
   sub->add_option("--stories", o->stories, "stories260K.gguf for the one-thread generation rows (default: ../shared/models)");
   sub->add_flag("--json", o->json, "machine-readable output");
-  sub->add_flag("!--no-q8", o->q8, "leave out the Q8_0 rows (dequantize at load, prefill T=512 with Q8_0 weights)");
+  sub->add_flag("!--no-q8", o->q8, "leave out the quantized rows (Q8_0, Q4_K, Q6_K dequantize at load; prefill T=512 with Q8_0 weights)");
   set_example(sub, "attnviz --threads 2 bench lm --sizes 128,512");
   sub->callback([o] { run(*o); });
 }

@@ -2,6 +2,7 @@
 // used or anything proportional to it is allocated; tensors are dequantized to float32 on request.
 #include <attnviz/error.hpp>
 #include <attnviz/io/gguf.hpp>
+#include <attnviz/io/limits.hpp>
 #include <attnviz/io/safetensors.hpp>  // half_to_float, bfloat16_to_float
 
 #include <fmt/core.h>
@@ -238,7 +239,12 @@ std::uint64_t GgufTensorInfo::numel() const {
 bool looks_like_gguf(const std::string& head) { return head.size() >= 4 && head.compare(0, 4, "GGUF") == 0; }
 
 std::uint64_t ggml_block_elems(GgmlType t) {
-  return (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) ? 32 : 1;
+  switch (t) {
+    case GgmlType::Q8_0: case GgmlType::Q4_0: return 32;
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return 256;  // QK_K: one super-block
+    default: return 1;
+  }
 }
 
 std::uint64_t ggml_block_bytes(GgmlType t) {
@@ -247,6 +253,11 @@ std::uint64_t ggml_block_bytes(GgmlType t) {
     case GgmlType::F16: case GgmlType::BF16: return 2;
     case GgmlType::Q8_0: return 2 + 32;  // f16 scale d, 32 x int8
     case GgmlType::Q4_0: return 2 + 16;  // f16 scale d, 32 x 4-bit in 16 bytes
+    case GgmlType::Q2_K: return 16 + 64 + 2 + 2;        // scales/mins, 2-bit quants, d, dmin
+    case GgmlType::Q3_K: return 32 + 64 + 12 + 2;       // high bits, low 2 bits, 6-bit scales, d
+    case GgmlType::Q4_K: return 2 + 2 + 12 + 128;       // d, dmin, 6-bit scales/mins, 4-bit quants
+    case GgmlType::Q5_K: return 2 + 2 + 12 + 32 + 128;  // as Q4_K plus 32 bytes of fifth bits
+    case GgmlType::Q6_K: return 128 + 64 + 16 + 2;      // low 4 bits, high 2 bits, int8 scales, d
   }
   return 0;
 }
@@ -266,6 +277,109 @@ std::vector<std::uint8_t> ggml_quantize_q8_0(const float* src, std::uint64_t n) 
   }
   return out;
 }
+
+namespace {
+
+// ---- K-quants: super-blocks of 256 elements (ggml-common.h, block_q2_K .. block_q6_K) ----------------
+// Every product below (an f16 scale times a 4..8-bit integer times a small quant) is exact in float32,
+// so the one rounding is the last subtraction (Q2_K, Q4_K, Q5_K) or multiplication (Q3_K, Q6_K): a
+// float64 computation cast to float32 gives the same bits (tests/data/gguf/kquant_blocks.*).
+
+float f16_at(const std::uint8_t* p) { return half_to_float(load<std::uint16_t>(p)); }
+
+// Q4_K/Q5_K: 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed into 12 bytes.
+// Sub-blocks 0-3: scale = low 6 bits of s[j], min = low 6 bits of s[j+4]. Sub-blocks 4-7: the low 4
+// bits come from the nibbles of s[j+4] (scale low, min high), the top 2 bits from the top 2 bits of
+// s[j-4] (scale) and s[j] (min).
+void scale_min_k4(const std::uint8_t* s, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Q4_K (144 bytes): d, dmin (f16), 12 scale bytes, 128 quant bytes. Elements 64c .. 64c+31 are the low
+// nibbles of qs[32c .. 32c+31] (sub-block 2c), elements 64c+32 .. 64c+63 their high nibbles
+// (sub-block 2c+1); x = d*scale*q - dmin*min.
+// Q5_K (176 bytes): the same with 32 bytes qh between the scales and the nibbles: bit j of qh[l] is
+// the fifth bit (value 16) of element l of sub-block j.
+void dequant_q45_k(const std::uint8_t* b, float* y, bool five) {
+  const float d = f16_at(b), dmin = f16_at(b + 2);
+  const std::uint8_t* s = b + 4;
+  const std::uint8_t* qh = b + 16;
+  const std::uint8_t* qs = b + (five ? 48 : 16);
+  for (int j = 0; j < 8; ++j) {
+    int sc = 0, m = 0;
+    scale_min_k4(s, j, sc, m);
+    const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
+    const std::uint8_t* q = qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
+    for (int l = 0; l < 32; ++l) {
+      int v = (q[l] >> shift) & 0x0F;
+      if (five) v |= ((qh[l] >> j) & 1) << 4;
+      y[32 * j + l] = dl * static_cast<float>(v) - ml;
+    }
+  }
+}
+
+// Q6_K (210 bytes): ql[128], qh[64], int8 scales[16], d (f16). Element e (0..255) has scale
+// scales[e / 16]. In half h (e = 128h + 32k + l, k = 0..3, l = 0..31) its low 4 bits are the low (k = 0, 1)
+// or high (k = 2, 3) nibble of ql[64h + l + 32 (k odd)], its high 2 bits are bits 2k, 2k+1 of
+// qh[32h + l]; x = d * scale * (q - 32).
+void dequant_q6_k(const std::uint8_t* b, float* y) {
+  const std::uint8_t* ql = b;
+  const std::uint8_t* qh = b + 128;
+  const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192);
+  const float d = f16_at(b + 208);
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int e = 128 * h + 32 * k + l;
+        const int lo = (ql[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0x0F;
+        const int hi = (qh[32 * h + l] >> (2 * k)) & 3;
+        y[e] = d * static_cast<float>(sc[e / 16]) * static_cast<float>((lo | (hi << 4)) - 32);
+      }
+}
+
+// Q2_K (84 bytes): scales[16] (low nibble: scale, high nibble: min of sub-block e / 16), qs[64], d, dmin.
+// Element e = 128h + 32k + l has the 2 bits at bit 2k of qs[32h + l]; x = d*scale*q - dmin*min.
+void dequant_q2_k(const std::uint8_t* b, float* y) {
+  const std::uint8_t* sc = b;
+  const std::uint8_t* qs = b + 16;
+  const float d = f16_at(b + 80), dmin = f16_at(b + 82);
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int e = 128 * h + 32 * k + l;
+        const int q = (qs[32 * h + l] >> (2 * k)) & 3;
+        const float dl = d * static_cast<float>(sc[e / 16] & 0x0F), ml = dmin * static_cast<float>(sc[e / 16] >> 4);
+        y[e] = dl * static_cast<float>(q) - ml;
+      }
+}
+
+// Q3_K (110 bytes): hmask[32], qs[64], 12 bytes of 16 six-bit scales, d. Element e = 128h + 32k + l has
+// its low 2 bits at bit 2k of qs[32h + l] and, when bit 4h+k of hmask[l] is clear, 4 subtracted:
+// q in -4..3. Scale j: low 4 bits from the low (j < 8) or high nibble of byte j % 8, top 2 bits at bit
+// 2*(j/4) of byte 8 + j % 4; stored with a bias of 32. x = d * (scale - 32) * q.
+void dequant_q3_k(const std::uint8_t* b, float* y) {
+  const std::uint8_t* hm = b;
+  const std::uint8_t* qs = b + 32;
+  const std::uint8_t* s = b + 96;
+  const float d = f16_at(b + 108);
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int e = 128 * h + 32 * k + l, j = e / 16;
+        const int scale = (((s[j % 8] >> (4 * (j / 8))) & 0x0F) | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+        const int q = ((qs[32 * h + l] >> (2 * k)) & 3) - (((hm[l] >> (4 * h + k)) & 1) ? 0 : 4);
+        y[e] = d * static_cast<float>(scale) * static_cast<float>(q);
+      }
+}
+
+}  // namespace
 
 // Block formats (ggml-common.h): Q8_0 x[i] = d * qs[i]; Q4_0 stores element j in the low nibble of
 // qs[j] and element j + 16 in the high nibble, x = d * (nibble - 8).
@@ -295,6 +409,21 @@ void ggml_dequantize(GgmlType t, const std::uint8_t* src, float* dst, std::uint6
           dst[j + 16] = d * static_cast<float>((src[2 + j] >> 4) - 8);
         }
       }
+      return;
+    case GgmlType::Q2_K:
+      for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q2_k(src + b * 84, dst + b * 256);
+      return;
+    case GgmlType::Q3_K:
+      for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q3_k(src + b * 110, dst + b * 256);
+      return;
+    case GgmlType::Q4_K:
+      for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q45_k(src + b * 144, dst + b * 256, false);
+      return;
+    case GgmlType::Q5_K:
+      for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q45_k(src + b * 176, dst + b * 256, true);
+      return;
+    case GgmlType::Q6_K:
+      for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q6_k(src + b * 210, dst + b * 256);
       return;
   }
 }
@@ -450,10 +579,12 @@ void GgufFile::parse_all() {
     const auto type = r.read<std::uint32_t>(what + " type");
     switch (static_cast<GgmlType>(type)) {
       case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+      case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
         break;
       default:
         fail(fmt::format("{} has tensor type {} ({}), which attnviz does not read (supported: F32, F16, BF16, "
-                         "Q8_0, Q4_0; requantize the model with llama-quantize to one of them)",
+                         "Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; requantize the model with llama-quantize to "
+                         "one of them, e.g. Q4_K_M or Q8_0)",
                          what, ggml_type_name(type), type),
              type_at);
     }
@@ -715,7 +846,11 @@ const std::uint8_t* GgufFile::tensor_bytes(const GgufTensorInfo& t) const { retu
 // Tensors are dequantized to float32 when loaded, not block by block inside the matmul: the models
 // attnviz loads are small (a few hundred MB of floats at most), and one float32 path means the
 // engine's one tuned GEMM and attention kernels serve every tensor type.
+// The float32 copy is checked against --max-mib first: a K-quant stores 256 weights in as few as 84
+// bytes, so a tensor of a small file can expand to 12 times the file's size.
 std::vector<float> GgufFile::dequantize(const GgufTensorInfo& t) const {
+  check_array_bytes(t.numel() * 4, path_.string(),
+                    fmt::format("tensor '{}' ({} dequantized to float32)", t.name, ggml_type_name(static_cast<std::uint32_t>(t.type))));
   std::vector<float> out(t.numel());
   ggml_dequantize(t.type, tensor_bytes(t), out.data(), out.size());
   return out;
@@ -733,6 +868,8 @@ Mat GgufFile::matrix(const std::string& name, long expect_rows, long expect_cols
                      fmt::format("tensor '{}' has ne {} (a [{}, {}] matrix), expected [{}, {}]", name,
                                  shape_string(t->ne), rows, cols, expect_rows >= 0 ? std::to_string(expect_rows) : "*",
                                  expect_cols >= 0 ? std::to_string(expect_cols) : "*"));
+  check_array_bytes(t->numel() * 4, path_.string(),
+                    fmt::format("tensor '{}' ({} dequantized to float32)", name, ggml_type_name(static_cast<std::uint32_t>(t->type))));
   Mat m(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
   if (m.size() > 0) ggml_dequantize(t->type, tensor_bytes(*t), m.data(), static_cast<std::uint64_t>(m.size()));
   return m;

@@ -20,7 +20,9 @@
 namespace attnviz {
 
 // Tensor element types attnviz reads (ggml's numbering). Other types are refused with their name.
-enum class GgmlType : std::uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+enum class GgmlType : std::uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30
+};
 
 // Metadata value types (gguf_type).
 enum class GgufValueType : std::uint32_t {
@@ -114,7 +116,9 @@ class GgufFile {
 // True when the bytes start with the GGUF magic.
 bool looks_like_gguf(const std::string& head);
 
-// Bytes per block and elements per block of a supported tensor type (F32: 4 and 1; Q8_0: 34 and 32).
+// Bytes per block and elements per block of a supported tensor type (F32: 4 and 1; Q8_0: 34 and 32;
+// the K-quants: super-blocks of 256 elements in 84 (Q2_K), 110 (Q3_K), 144 (Q4_K), 176 (Q5_K) or
+// 210 (Q6_K) bytes).
 std::uint64_t ggml_block_bytes(GgmlType t);
 std::uint64_t ggml_block_elems(GgmlType t);
 // Dequantizes n elements (a multiple of the block size) from src into dst.
