@@ -791,8 +791,10 @@ TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down val
     bad += v3[e] != static_cast<float>((2 * j16 - 16) * q3);
   }
   CHECK(bad == 0);
-  // Spot values, written out: Q4_K element 200 = sub-block 6 (sc 49, m 48), high nibble of qs[104] = 15 - 8.
-  CHECK(v4[200] == 49.f * 7 - 48);
+  // Spot values, written out: Q4_K element 200 = sub-block 6 (sc 49, m 48; even: the low nibble) of
+  // qs[32*3 + 8] = qs[104], whose low nibble is 104 % 16 = 8; element 232 = sub-block 7, its high nibble 7.
+  CHECK(v4[200] == 49.f * 8 - 48);
+  CHECK(v4[232] == 63.f * 7 - 62);
   CHECK(v6[255] == 7.f * -20);
   CHECK(v3[200] == 8.f * -3);      // half 1, k = 2: q = 3 - 2 - 4; sub-block 12: scale 2*12 - 16
   CHECK(v2[40] == 2.f * 1 - 13);   // sub-block 2 (scale 2, min 13), k = 1
