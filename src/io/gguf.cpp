@@ -336,11 +336,16 @@ void dequant_q6_k(const std::uint8_t* b, float* y) {
   const float d = f16_at(b + 208);
   for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 4; ++k)
-      for (int l = 0; l < 32; ++l) {
-        const int e = 128 * h + 32 * k + l;
-        const int lo = (ql[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0x0F;
-        const int hi = (qh[32 * h + l] >> (2 * k)) & 3;
-        y[e] = d * static_cast<float>(sc[e / 16]) * static_cast<float>((lo | (hi << 4)) - 32);
+      for (int half = 0; half < 2; ++half) {  // 16 elements share a scale: hoisted (same rounding)
+        const int e0 = 128 * h + 32 * k + 16 * half;
+        const float ds = d * static_cast<float>(sc[e0 / 16]);
+        const std::uint8_t* lq = ql + 64 * h + 32 * (k & 1) + 16 * half;
+        const std::uint8_t* hq = qh + 32 * h + 16 * half;
+        const int ls = 4 * (k >> 1), hs = 2 * k;
+        for (int l = 0; l < 16; ++l) {
+          const int q = (((lq[l] >> ls) & 0x0F) | (((hq[l] >> hs) & 3) << 4)) - 32;
+          y[e0 + l] = ds * static_cast<float>(q);
+        }
       }
 }
 
@@ -352,11 +357,11 @@ void dequant_q2_k(const std::uint8_t* b, float* y) {
   const float d = f16_at(b + 80), dmin = f16_at(b + 82);
   for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 4; ++k)
-      for (int l = 0; l < 32; ++l) {
-        const int e = 128 * h + 32 * k + l;
-        const int q = (qs[32 * h + l] >> (2 * k)) & 3;
-        const float dl = d * static_cast<float>(sc[e / 16] & 0x0F), ml = dmin * static_cast<float>(sc[e / 16] >> 4);
-        y[e] = dl * static_cast<float>(q) - ml;
+      for (int half = 0; half < 2; ++half) {
+        const int e0 = 128 * h + 32 * k + 16 * half;
+        const float dl = d * static_cast<float>(sc[e0 / 16] & 0x0F), ml = dmin * static_cast<float>(sc[e0 / 16] >> 4);
+        const std::uint8_t* q = qs + 32 * h + 16 * half;
+        for (int l = 0; l < 16; ++l) y[e0 + l] = dl * static_cast<float>((q[l] >> (2 * k)) & 3) - ml;
       }
 }
 
@@ -371,11 +376,16 @@ void dequant_q3_k(const std::uint8_t* b, float* y) {
   const float d = f16_at(b + 108);
   for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 4; ++k)
-      for (int l = 0; l < 32; ++l) {
-        const int e = 128 * h + 32 * k + l, j = e / 16;
+      for (int half = 0; half < 2; ++half) {
+        const int e0 = 128 * h + 32 * k + 16 * half, j = e0 / 16;
         const int scale = (((s[j % 8] >> (4 * (j / 8))) & 0x0F) | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
-        const int q = ((qs[32 * h + l] >> (2 * k)) & 3) - (((hm[l] >> (4 * h + k)) & 1) ? 0 : 4);
-        y[e] = d * static_cast<float>(scale) * static_cast<float>(q);
+        const float dl = d * static_cast<float>(scale);
+        const std::uint8_t* q = qs + 32 * h + 16 * half;
+        const std::uint8_t* m = hm + 16 * half;
+        for (int l = 0; l < 16; ++l) {
+          const int v = ((q[l] >> (2 * k)) & 3) - (((m[l] >> (4 * h + k)) & 1) ? 0 : 4);
+          y[e0 + l] = dl * static_cast<float>(v);
+        }
       }
 }
 
