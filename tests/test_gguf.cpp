@@ -730,10 +730,11 @@ std::string repeat(int byte, int n) { return std::string(static_cast<std::size_t
 // Single blocks built by hand from the layouts (README "GGUF"), with values written down here.
 TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down values") {
   // Q4_K: d = dmin = 1 (f16 0x3C00). Six-bit scales sc = 1,2,3,4,17,33,49,63 and mins
-  // m = 0,5,10,20,16,32,48,62 packed: bytes 0-3 = sc[0..3] | top2(sc[4..7]) << 6, bytes 4-7 =
+  // m = 0,5,10,20,48,2,16,45 packed (the top 2 bits of scales and mins 4-7 differ, so mixing
+  // them up shows): bytes 0-3 = sc[0..3] | top2(sc[4..7]) << 6, bytes 4-7 =
   // m[0..3] | top2(m[4..7]) << 6, bytes 8-11 = low4(sc[4..7]) | low4(m[4..7]) << 4.
-  const int sc[8] = {1, 2, 3, 4, 17, 33, 49, 63}, mn[8] = {0, 5, 10, 20, 16, 32, 48, 62};
-  const std::string scales12 = bytes_of({0x41, 0x82, 0xC3, 0xC4, 0x40, 0x85, 0xCA, 0xD4, 0x01, 0x01, 0x01, 0xEF});
+  const int sc[8] = {1, 2, 3, 4, 17, 33, 49, 63}, mn[8] = {0, 5, 10, 20, 48, 2, 16, 45};
+  const std::string scales12 = bytes_of({0x41, 0x82, 0xC3, 0xC4, 0xC0, 0x05, 0x4A, 0x94, 0x01, 0x21, 0x01, 0xDF});
   // qs[i]: low nibble i % 16 (sub-block 2c, c = i / 32), high nibble 15 - i % 16 (sub-block 2c + 1).
   std::string qs;
   for (int i = 0; i < 128; ++i) qs += static_cast<char>((i % 16) | ((15 - i % 16) << 4));
@@ -793,8 +794,8 @@ TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down val
   CHECK(bad == 0);
   // Spot values, written out: Q4_K element 200 = sub-block 6 (sc 49, m 48; even: the low nibble) of
   // qs[32*3 + 8] = qs[104], whose low nibble is 104 % 16 = 8; element 232 = sub-block 7, its high nibble 7.
-  CHECK(v4[200] == 49.f * 8 - 48);
-  CHECK(v4[232] == 63.f * 7 - 62);
+  CHECK(v4[200] == 49.f * 8 - 16);
+  CHECK(v4[232] == 63.f * 7 - 45);
   CHECK(v6[255] == 7.f * -20);
   CHECK(v3[200] == 8.f * -3);      // half 1, k = 2: q = 3 - 2 - 4; sub-block 12: scale 2*12 - 16
   CHECK(v2[40] == 2.f * 1 - 13);   // sub-block 2 (scale 2, min 13), k = 1
