@@ -739,10 +739,10 @@ TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down val
   std::string qs;
   for (int i = 0; i < 128; ++i) qs += static_cast<char>((i % 16) | ((15 - i % 16) << 4));
   const std::string q4k = u16(0x3C00) + u16(0x3C00) + scales12 + qs;
-  // Q5_K: d = 0.5 (0x3800), dmin = 0, the same scales; qh[l] = 0xFF for odd l (every sub-block's
-  // element l gets +16), 0x00 for even l.
+  // Q5_K: d = 0.5 (0x3800), dmin = 0, the same scales; qh[l] = 0x55 for odd l (bits 0,2,4,6: the
+  // even sub-blocks' element l gets +16), 0xAA for even l (the odd sub-blocks'): +16 iff l + j is odd.
   std::string qh;
-  for (int l = 0; l < 32; ++l) qh += static_cast<char>(l % 2 ? 0xFF : 0x00);
+  for (int l = 0; l < 32; ++l) qh += static_cast<char>(l % 2 ? 0x55 : 0xAA);
   const std::string q5k = u16(0x3800) + u16(0x0000) + scales12 + qh + qs;
   // Q6_K: ql quarters 0xA5, 0x5A, 0x3C, 0xC3; qh halves 0xE4 (bit pairs 0,1,2,3), 0x1B (3,2,1,0);
   // int8 scales j - 8; d = 1. Element 128h + 32k + l has q - 32 = Q6[h][k] and scale (e / 16) - 8:
@@ -784,7 +784,7 @@ TEST_CASE("gguf: K-quant blocks built by hand dequantize to the written-down val
     const int j32 = e / 32, l = e % 32, j16 = e / 16, h = e / 128, k = (e % 128) / 32;
     const int q4 = j32 % 2 ? 15 - l % 16 : l % 16;
     bad += v4[e] != static_cast<float>(sc[j32] * q4 - mn[j32]);
-    bad += v5[e] != 0.5f * static_cast<float>(sc[j32] * (q4 + (l % 2 ? 16 : 0)));
+    bad += v5[e] != 0.5f * static_cast<float>(sc[j32] * (q4 + ((l + j32) % 2 ? 16 : 0)));
     bad += v6[e] != static_cast<float>((j16 - 8) * Q6[h][k]);
     const int q2 = h == 0 ? k : 3 - k;
     bad += v2[e] != static_cast<float>(j16 * q2 - (15 - j16));
