@@ -248,14 +248,55 @@ TEST_CASE("gguf: tensor types dequantize to the hand-computed values") {
   std::string q4 = u16(0x4000);
   for (int j = 0; j < 16; ++j) q4 += static_cast<char>((j & 0xF) | ((15 - j) << 4));
 
+  // Q4_1: d = 0.5 (0x3800), m = -1 (0xBC00); low nibble j, high nibble 15 - j -> x = q / 2 - 1.
+  std::string q41 = u16(0x3800) + u16(0xBC00);
+  for (int j = 0; j < 16; ++j) q41 += static_cast<char>(j | ((15 - j) << 4));
+  // Q5_0: d = 2; qh = 0xA5A5F00F (little-endian bytes 0F F0 A5 A5): bit j is element j's fifth bit
+  // (elements 0-3 set, 4-11 clear, 12-15 set; 16+ follow 0xA5A5); low nibbles as in Q4_1.
+  // x = 2 * ((nibble | fifth << 4) - 16).
+  const std::uint32_t qh5 = 0xA5A5F00Fu;
+  std::string q50 = u16(0x4000) + std::string("\x0F\xF0\xA5\xA5", 4);
+  for (int j = 0; j < 16; ++j) q50 += static_cast<char>(j | ((15 - j) << 4));
+  // Q5_1: d = 0.25 (0x3400), m = 3 (0x4200), the same qh and nibbles: x = q / 4 + 3.
+  std::string q51 = u16(0x3400) + u16(0x4200) + std::string("\x0F\xF0\xA5\xA5", 4);
+  for (int j = 0; j < 16; ++j) q51 += static_cast<char>(j | ((15 - j) << 4));
+
   Builder b;
+  b.tensor("q41", {32}, GgmlType::Q4_1, q41)
+      .tensor("q50", {32}, GgmlType::Q5_0, q50)
+      .tensor("q51", {32}, GgmlType::Q5_1, q51);
   b.tensor("f32", {3}, GgmlType::F32, floats({1.f, -0.f, 1e-30f}))
       .tensor("f16", {3, 2}, GgmlType::F16, f16)
       .tensor("bf16", {2, 2}, GgmlType::BF16, bf16)
       .tensor("q8", {32, 2}, GgmlType::Q8_0, q8)
       .tensor("q4", {32}, GgmlType::Q4_0, q4);
   const GgufFile f = GgufFile::parse(b.build(), "types.gguf");
-  REQUIRE(f.tensors().size() == 5);
+  REQUIRE(f.tensors().size() == 8);
+  const auto q41v = f.dequantize(*f.find("q41")), q50v = f.dequantize(*f.find("q50")),
+             q51v = f.dequantize(*f.find("q51"));
+  REQUIRE(q41v.size() == 32);
+  REQUIRE(q50v.size() == 32);
+  REQUIRE(q51v.size() == 32);
+  for (int j = 0; j < 16; ++j) {
+    CAPTURE(j);
+    CHECK(q41v[j] == 0.5f * j - 1.f);
+    CHECK(q41v[j + 16] == 0.5f * (15 - j) - 1.f);
+    const int lo = j | static_cast<int>(((qh5 >> j) & 1u) << 4), hi = (15 - j) | static_cast<int>(((qh5 >> (j + 16)) & 1u) << 4);
+    CHECK(q50v[j] == 2.f * (lo - 16));
+    CHECK(q50v[j + 16] == 2.f * (hi - 16));
+    CHECK(q51v[j] == 0.25f * lo + 3.f);
+    CHECK(q51v[j + 16] == 0.25f * hi + 3.f);
+  }
+  // Spot values written out: element 0 has fifth bit 1 (16), element 4 has 0 (4), element 16 is
+  // high nibble 15 with bit 16 of qh = 1 (0xA5 bit 0) -> 31, element 17: nibble 14, bit 17 = 0 -> 14.
+  CHECK(q50v[0] == 0.f);
+  CHECK(q50v[4] == -24.f);
+  CHECK(q50v[16] == 30.f);
+  CHECK(q50v[17] == -4.f);
+  CHECK(q51v[16] == 10.75f);
+  CHECK(f.find("q41")->nbytes == 20);
+  CHECK(f.find("q50")->nbytes == 22);
+  CHECK(f.find("q51")->nbytes == 24);
   CHECK(f.dequantize(*f.find("f32")) == std::vector<float>{1.f, -0.f, 1e-30f});
   const auto h = f.dequantize(*f.find("f16"));
   CHECK(h == std::vector<float>{1.f, -2.f, 0.5f, 65504.f, std::ldexp(1.f, -24), -0.f});
@@ -854,7 +895,7 @@ TEST_CASE("gguf: K-quant tensors that do not fit: row length, truncation, --max-
     s.resize(s.size() - 1);
     check_error(s, "tensor 'w' data (420 bytes at data offset 0");
   }
-  for (const auto& [type, name] : {std::pair{16u, "IQ2_XXS"}, std::pair{3u, "Q4_1"}, std::pair{15u, "Q8_K"},
+  for (const auto& [type, name] : {std::pair{16u, "IQ2_XXS"}, std::pair{9u, "Q8_1"}, std::pair{15u, "Q8_K"},
                                    std::pair{23u, "IQ4_XS"}}) {
     Builder b = one_tensor();
     b.tensors[0].type = type;

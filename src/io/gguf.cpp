@@ -240,7 +240,8 @@ bool looks_like_gguf(const std::string& head) { return head.size() >= 4 && head.
 
 std::uint64_t ggml_block_elems(GgmlType t) {
   switch (t) {
-    case GgmlType::Q8_0: case GgmlType::Q4_0: return 32;
+    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+      return 32;
     case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
       return 256;  // QK_K: one super-block
     default: return 1;
@@ -253,6 +254,9 @@ std::uint64_t ggml_block_bytes(GgmlType t) {
     case GgmlType::F16: case GgmlType::BF16: return 2;
     case GgmlType::Q8_0: return 2 + 32;  // f16 scale d, 32 x int8
     case GgmlType::Q4_0: return 2 + 16;  // f16 scale d, 32 x 4-bit in 16 bytes
+    case GgmlType::Q4_1: return 2 + 2 + 16;      // d, min m, 32 x 4-bit
+    case GgmlType::Q5_0: return 2 + 4 + 16;      // d, 32 fifth bits, 32 x low 4 bits
+    case GgmlType::Q5_1: return 2 + 2 + 4 + 16;  // d, min m, 32 fifth bits, 32 x low 4 bits
     case GgmlType::Q2_K: return 16 + 64 + 2 + 2;        // scales/mins, 2-bit quants, d, dmin
     case GgmlType::Q3_K: return 32 + 64 + 12 + 2;       // high bits, low 2 bits, 6-bit scales, d
     case GgmlType::Q4_K: return 2 + 2 + 12 + 128;       // d, dmin, 6-bit scales/mins, 4-bit quants
@@ -420,6 +424,36 @@ void ggml_dequantize(GgmlType t, const std::uint8_t* src, float* dst, std::uint6
         }
       }
       return;
+    case GgmlType::Q4_1:
+      for (std::uint64_t b = 0; b < n / 32; ++b, src += 20, dst += 32) {
+        const float d = half_to_float(load<std::uint16_t>(src)), m = half_to_float(load<std::uint16_t>(src + 2));
+        for (int j = 0; j < 16; ++j) {
+          dst[j] = d * static_cast<float>(src[4 + j] & 0x0F) + m;
+          dst[j + 16] = d * static_cast<float>(src[4 + j] >> 4) + m;
+        }
+      }
+      return;
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1: {
+      // The fifth bit of element j is bit j of the little-endian 32-bit qh (elements j and j + 16
+      // share byte j of the low nibbles as in Q4_0); Q5_0 is centred (q - 16), Q5_1 adds its min.
+      const bool with_min = t == GgmlType::Q5_1;
+      const int qh_at = with_min ? 4 : 2, step = with_min ? 24 : 22;
+      for (std::uint64_t b = 0; b < n / 32; ++b, src += step, dst += 32) {
+        const float d = half_to_float(load<std::uint16_t>(src));
+        const float m = with_min ? half_to_float(load<std::uint16_t>(src + 2)) : 0.f;
+        const std::uint32_t qh = load<std::uint32_t>(src + qh_at);
+        const std::uint8_t* qs = src + qh_at + 4;
+        const int centre = with_min ? 0 : 16;
+        for (int j = 0; j < 16; ++j) {
+          const int lo = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+          const int hi = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+          dst[j] = d * static_cast<float>(lo - centre) + m;
+          dst[j + 16] = d * static_cast<float>(hi - centre) + m;
+        }
+      }
+      return;
+    }
     case GgmlType::Q2_K:
       for (std::uint64_t b = 0; b < n / 256; ++b) dequant_q2_k(src + b * 84, dst + b * 256);
       return;
@@ -589,11 +623,12 @@ void GgufFile::parse_all() {
     const auto type = r.read<std::uint32_t>(what + " type");
     switch (static_cast<GgmlType>(type)) {
       case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+      case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
       case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
         break;
       default:
         fail(fmt::format("{} has tensor type {} ({}), which attnviz does not read (supported: F32, F16, BF16, "
-                         "Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; requantize the model with llama-quantize to "
+                         "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; requantize the model with llama-quantize to "
                          "one of them, e.g. Q4_K_M or Q8_0)",
                          what, ggml_type_name(type), type),
              type_at);
