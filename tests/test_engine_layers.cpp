@@ -185,6 +185,43 @@ TEST_CASE("encoder block gradients (with padding mask)") {
                       [&](const Mat& dy) { return relu.backward(dy); });
 }
 
+TEST_CASE("encoder block on one row per sequence: forward's rows, gradients, the full block's gradients") {
+  Rng rng(15);
+  EncoderBlock blk({.dim = 8, .heads = 2, .mlp_hidden = 12});
+  blk.init(rng);
+  ParamSet ps;
+  blk.collect(ps, "enc");
+  const int B = 3, T = 5, row = 2;
+  Mat x = randn(B * T, 8, rng);
+  AttnMask mask{{5, 4, 3}, false};
+  const Mat full = blk.forward(x, B, T, mask);
+  const Mat y = blk.forward_row(x, B, T, row, mask);
+  REQUIRE(y.rows() == B);
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < 8; ++j) CHECK(y(b, j) == doctest::Approx(full(b * T + row, j)).epsilon(1e-5));
+  check_all_gradients("encoder-row", &x, ps, [&] { return blk.forward_row(x, B, T, row, mask); },
+                      [&](const Mat& dy) { return blk.backward_row(dy); });
+
+  // The same parameter and input gradients as the whole block with d(loss)/d(y) zero off those rows.
+  const Mat dy = randn(B, 8, rng);
+  ps.zero_grad();
+  blk.forward_row(x, B, T, row, mask);
+  const Mat dx_row = blk.backward_row(dy);
+  std::vector<Mat> g_row;
+  for (Param* p : ps.params()) g_row.push_back(p->grad);
+  ps.zero_grad();
+  Mat dfull = Mat::Zero(B * T, 8);
+  for (int b = 0; b < B; ++b) dfull.row(b * T + row) = dy.row(b);
+  blk.forward(x, B, T, mask);
+  const Mat dx = blk.backward(dfull);
+  CHECK((dx - dx_row).cwiseAbs().maxCoeff() <= 1e-5f * (1.f + dx.cwiseAbs().maxCoeff()));
+  for (size_t i = 0; i < g_row.size(); ++i) {
+    const Mat& g = ps.params()[i]->grad;
+    CHECK((g - g_row[i]).cwiseAbs().maxCoeff() <= 1e-5f * (1.f + g.cwiseAbs().maxCoeff()));
+  }
+  CHECK_THROWS_AS(EncoderBlock({.dim = 8}).backward_row(dy), std::logic_error);
+}
+
 TEST_CASE("decoder block gradients (causal self + cross attention)") {
   Rng rng(6);
   DecoderBlock blk({.dim = 8, .heads = 2, .mlp_hidden = 12, .memory_dim = 6});

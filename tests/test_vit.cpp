@@ -180,3 +180,48 @@ TEST_CASE("every parameter of a whole tiny ViT (embedding, blocks, norm, head) m
   test::check_all_gradients("vit", nullptr, m->params(), [&] { return m->forward(x); },
                             [&](const Mat& dy) { m->backward(dy); return Mat(); });
 }
+
+TEST_CASE("the training forward (logits_only) runs the last block on the CLS rows: the same logits and gradients") {
+  LoadedModel lm = load_model(test::source_dir() / "tests/data/mnist_vit_qkv.safetensors");
+  auto& vit = dynamic_cast<VitModel&>(*lm.model);
+  Mat x = known_inputs();
+  Mat d = Mat::Ones(3, 4);
+  d(1, 2) = -2.f;
+  const Mat full = vit.forward(x);
+  vit.params().zero_grad();
+  vit.backward(d);
+  std::vector<Mat> g_full;
+  for (nn::Param* p : vit.params().params()) g_full.push_back(p->grad);
+  vit.logits_only = true;
+  const Mat fast = vit.forward(x);
+  vit.params().zero_grad();
+  vit.backward(d);
+  CHECK((fast - full).cwiseAbs().maxCoeff() <= 1e-5f * (1.f + full.cwiseAbs().maxCoeff()));
+  size_t i = 0;
+  for (nn::Param* p : vit.params().params()) {
+    INFO(p->name);
+    const Mat& g = g_full[i++];
+    CHECK((p->grad - g).cwiseAbs().maxCoeff() <= 1e-5f * (1.f + g.cwiseAbs().maxCoeff()));
+  }
+  // A sink still gets every layer's full weights; their gradients need a forward with a sink.
+  AttentionCollector sink(false);
+  vit.forward(x, &sink);
+  CHECK(vit.attention(0).size() == 2);
+  vit.forward(x);
+  AttentionCollector grads(true);
+  CHECK_THROWS_AS(vit.backward(d, &grads), std::logic_error);
+}
+
+TEST_CASE("every parameter of a whole tiny ViT matches central differences in the training forward too") {
+  MnistConfig cfg;
+  cfg.image = 4, cfg.patch = 2, cfg.dim = 8, cfg.depth = 2, cfg.heads = 2, cfg.mlp = 12, cfg.classes = 3;
+  auto m = make_mnist_model(cfg, 4);
+  m->logits_only = true;
+  nn::Rng rng(8);
+  for (nn::Param* p : m->params().params())
+    for (Eigen::Index i = 0; i < p->value.size(); ++i) p->value.data()[i] += 0.2f * (rng.uniform() - 0.5f);
+  Mat x(2, 16);
+  for (int i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform();
+  test::check_all_gradients("vit-train", nullptr, m->params(), [&] { return m->forward(x); },
+                            [&](const Mat& dy) { m->backward(dy); return Mat(); });
+}

@@ -74,6 +74,43 @@ Mat EncoderBlock::backward(const Mat& dy, AttentionWeights* dweights) {
   return dx;
 }
 
+namespace {
+// Rows b*T + row of m ([B*T, cols]) -> [B, cols].
+Mat rows_of(const Mat& m, int B, int T, int row) {
+  Mat out(B, m.cols());
+  for (int b = 0; b < B; ++b) out.row(b) = m.row(static_cast<Eigen::Index>(b) * T + row);
+  return out;
+}
+}  // namespace
+
+Mat EncoderBlock::forward_row(const Mat& x, int B, int T, int row, const AttnMask& mask, Rng* dropout_rng) {
+  // x: [B*T, D] -> y [B, D] at rows b*T + row
+  if (x.rows() != static_cast<Eigen::Index>(B) * T || row < 0 || row >= T)
+    throw std::invalid_argument("EncoderBlock::forward_row: x must be [B*T, D] and 0 <= row < T");
+  row_ = row;
+  row_B_ = B;
+  row_T_ = T;
+  const Mat a = ln1.forward(x);                                   // keys and values: all T rows
+  Mat h = rows_of(x, B, T, row);                                  // [B, D]
+  h += drop_forward(drop1, attn.forward(rows_of(a, B, T, row), a, B, 1, T, mask, nullptr), dropout_rng);
+  Mat f = fc2.forward(act_forward(opt.activation, gelu, relu, fc1.forward(ln2.forward(h))));
+  return h + drop_forward(drop2, f, dropout_rng);
+}
+
+Mat EncoderBlock::backward_row(const Mat& dy) {
+  // y = h + MLP(LN2(h)), h = x_row + MHA(LN1(x)_row, LN1(x)) -- dy, dh: [B, D]
+  if (row_ < 0 || dy.rows() != row_B_) throw std::logic_error("EncoderBlock::backward_row without forward_row");
+  const int B = row_B_, T = row_T_;
+  Mat dh = dy;
+  dh += ln2.backward(fc1.backward(act_backward(opt.activation, gelu, relu, fc2.backward(drop2.backward(dy)))));
+  Mat da;                                                         // d LN1(x) through keys and values [B*T, D]
+  const Mat daq = attn.backward(drop1.backward(dh), da, nullptr);  // through the query rows [B, D]
+  for (int b = 0; b < B; ++b) da.row(static_cast<Eigen::Index>(b) * T + row_) += daq.row(b);
+  Mat dx = ln1.backward(da);
+  for (int b = 0; b < B; ++b) dx.row(static_cast<Eigen::Index>(b) * T + row_) += dh.row(b);
+  return dx;
+}
+
 // -------------------------------------------------------------------------------- DecoderBlock
 DecoderBlock::DecoderBlock(const DecoderBlockOptions& o)
     : opt(o), ln1(o.dim), ln2(o.dim), ln3(o.dim),

@@ -65,6 +65,13 @@ Mat VitModel::forward(const Mat& images, AttentionSink* sink) {
   rel_.clear();
   xs_.clear();
   Mat x = embed.forward(images);  // [B*T, D]
+  // Only the CLS rows of the last block reach the logits: in training (logits_only, no sink) that
+  // block runs its query, attention output and MLP on those B rows alone (forward_row).
+  row_only_ = logits_only && !sink && !blocks.empty();
+  if (row_only_) {
+    for (size_t l = 0; l + 1 < blocks.size(); ++l) x = blocks[l].forward(x, B_, T);
+    return head.forward(norm.forward(blocks.back().forward_row(x, B_, T, 0)));
+  }
   for (size_t l = 0; l < blocks.size(); ++l) {
     Mat in = sink && sink->wants_mixing() ? x : Mat();   // value zeroing reruns the block's second half from it
     if (sink) xs_.push_back(x);   // what relevance() needs besides the blocks' own caches
@@ -84,6 +91,13 @@ void VitModel::backward(const Mat& dlogits, AttentionSink* sink) {
   const bool grads = sink && sink->wants_gradients();
   dw_.assign(grads ? blocks.size() : 0, {});
   Mat dz = norm.backward(head.backward(dlogits));  // [B, D]
+  if (row_only_) {
+    if (grads) throw std::logic_error("VitModel::backward: attention gradients need a forward with a sink");
+    Mat dx = blocks.back().backward_row(dz);
+    for (int l = cfg_.depth - 2; l >= 0; --l) dx = blocks[l].backward(dx);
+    embed.backward(dx);
+    return;
+  }
   Mat dx = Mat::Zero(static_cast<Eigen::Index>(B_) * T, cfg_.dim);
   for (int b = 0; b < B_; ++b) dx.row(static_cast<Eigen::Index>(b) * T) = dz.row(b);
   for (int l = cfg_.depth - 1; l >= 0; --l) dx = blocks[l].backward(dx, grads ? &dw_[l] : nullptr);

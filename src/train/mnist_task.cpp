@@ -60,6 +60,14 @@ class MnistTask : public TrainTask {
       for (size_t i = 0; i < src.size(); ++i) dst[i]->value = src[i]->value;
     }
     const nn::CrossEntropyOptions ce_opt{opt_.label_smoothing};
+    // The training forward skips what cannot reach the logits; evaluate() (and any other caller of
+    // the model afterwards) gets the full forward back.
+    struct LogitsOnly {
+      models::MnistModel& m;
+      explicit LogitsOnly(models::MnistModel& model) : m(model) { m.logits_only = true; }
+      ~LogitsOnly() { m.logits_only = false; }
+    } logits_only(model_);
+    for (auto& r : replicas_) r->logits_only = true;
     omp_set_max_active_levels(1);   // the engine's own loops run on one thread inside each slice
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int t = 0; t < nt; ++t) {

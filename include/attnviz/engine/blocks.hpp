@@ -38,6 +38,18 @@ struct EncoderBlock {
               AttentionWeights* weights = nullptr, Rng* dropout_rng = nullptr);
   // dweights (optional): d(loss)/d(attention weights) [B, H, T, T] (MultiHeadAttention::backward).
   Mat backward(const Mat& dy, AttentionWeights* dweights = nullptr);
+
+  // The output at one row of each sequence only (a classifier's CLS token after the last block):
+  // x [B*T, D] -> rows b*T + row of forward(x) [B, D]. Keys and values still come from all T rows;
+  // the query, attention output, residual and MLP run on the B rows alone (the other outputs would
+  // not reach the loss). The same numbers as forward's rows up to float rounding (the query
+  // projection is a product of its own).
+  Mat forward_row(const Mat& x, int B, int T, int row, const AttnMask& mask = {}, Rng* dropout_rng = nullptr);
+  // After forward_row: dy [B, D] -> dx [B*T, D].
+  Mat backward_row(const Mat& dy);
+
+ private:
+  int row_ = -1, row_B_ = 0, row_T_ = 0;   // forward_row's row and shape
 };
 
 struct DecoderBlockOptions {

@@ -54,6 +54,11 @@ class MnistModel : public Model {
   // dlogits: [B, classes]; adds into the parameters' grads; computes the attention gradients and
   // hands them to sink when it wants_gradients() (names as in forward; the ViT only).
   virtual void backward(const Mat& dlogits, AttentionSink* sink = nullptr) = 0;
+  // Set by the trainer around its steps: a forward without a sink may skip what cannot reach the
+  // logits (the ViT runs its last block on the CLS rows only, EncoderBlock::forward_row), so logits
+  // and gradients equal the full forward's up to float rounding. Off (the default), a forward without
+  // a sink computes the same numbers as one with a sink.
+  bool logits_only = false;
   // Attention of sample b of the last forward, as record tensors ("vit.layer{l}.self" [H, T, T]
   // with axes "tokens"; or "pool" [1, 1, P] with query axis "query"); the ViT's is empty unless
   // that forward had a sink.

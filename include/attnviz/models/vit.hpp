@@ -39,6 +39,7 @@ class VitModel : public MnistModel {
 
  private:
   int B_ = 0;
+  bool row_only_ = false;   // the last forward ran the last block on the CLS rows only (no sink)
   std::vector<std::vector<std::pair<std::string, nn::AttentionWeights>>> extra_;   // per layer: norms, mixing
   std::vector<nn::AttentionWeights> w_, dw_, rel_;   // per layer [B, H, T, T]
   std::vector<Mat> xs_;                              // with a sink: each block's input [B*T, D]
