@@ -220,6 +220,8 @@ TEST_CASE("encoder block on one row per sequence: forward's rows, gradients, the
     CHECK((g - g_row[i]).cwiseAbs().maxCoeff() <= 1e-5f * (1.f + g.cwiseAbs().maxCoeff()));
   }
   CHECK_THROWS_AS(EncoderBlock({.dim = 8}).backward_row(dy), std::logic_error);
+  EncoderBlock post({.dim = 8, .heads = 2, .mlp_hidden = 12, .post_norm = true});
+  CHECK_THROWS_AS(post.forward_row(x, B, T, row), std::logic_error);
 }
 
 TEST_CASE("decoder block gradients (causal self + cross attention)") {

@@ -87,6 +87,7 @@ Mat EncoderBlock::forward_row(const Mat& x, int B, int T, int row, const AttnMas
   // x: [B*T, D] -> y [B, D] at rows b*T + row
   if (x.rows() != static_cast<Eigen::Index>(B) * T || row < 0 || row >= T)
     throw std::invalid_argument("EncoderBlock::forward_row: x must be [B*T, D] and 0 <= row < T");
+  if (opt.post_norm) throw std::logic_error("EncoderBlock::forward_row: a pre-LN block only (post_norm is set)");
   row_ = row;
   row_B_ = B;
   row_T_ = T;

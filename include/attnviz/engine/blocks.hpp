@@ -39,7 +39,7 @@ struct EncoderBlock {
   // dweights (optional): d(loss)/d(attention weights) [B, H, T, T] (MultiHeadAttention::backward).
   Mat backward(const Mat& dy, AttentionWeights* dweights = nullptr);
 
-  // The output at one row of each sequence only (a classifier's CLS token after the last block):
+  // Pre-LN blocks only (std::logic_error with post_norm). The output at one row of each sequence only (a classifier's CLS token after the last block):
   // x [B*T, D] -> rows b*T + row of forward(x) [B, D]. Keys and values still come from all T rows;
   // the query, attention output, residual and MLP run on the B rows alone (the other outputs would
   // not reach the loss). The same numbers as forward's rows up to float rounding (the query
