@@ -276,7 +276,7 @@ HF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
 
 
 def read_safetensors(path):
-    """F32 tensors of a safetensors file as float64 (the values the file holds)."""
+    """F32 and BF16 tensors of a safetensors file as float64 (the values the file holds)."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -285,9 +285,14 @@ def read_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        assert info["dtype"] == "F32", name
-        a, b = info["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info["shape"]).double()
+        raw = data[info["data_offsets"][0]:info["data_offsets"][1]]
+        if info["dtype"] == "F32":
+            t = torch.frombuffer(bytearray(raw), dtype=torch.float32)
+        elif info["dtype"] == "BF16":
+            t = torch.frombuffer(bytearray(raw), dtype=torch.int16).view(torch.bfloat16).float()
+        else:
+            raise ValueError(f"{path}: {name}: dtype {info['dtype']} not handled")
+        out[name] = t.reshape(info["shape"]).double()
     return out
 
 

@@ -27,38 +27,18 @@ reaching the token embeddings.
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_chefer_reference import relprop_add, relprop_linear, relprop_matmul, relprop_simple  # noqa: E402
+from make_chefer_reference import (read_safetensors, relprop_add, relprop_linear, relprop_matmul,  # noqa: E402
+                                   relprop_simple)
 
 F64 = torch.float64
 HERE = os.path.dirname(os.path.abspath(__file__))
 HF = os.path.join(HERE, "..", "tests", "data", "hf")
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "data", "lm_lrp")
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, h in header.items():
-        if name == "__metadata__":
-            continue
-        raw = data[h["data_offsets"][0]:h["data_offsets"][1]]
-        if h["dtype"] == "F32":
-            t = torch.frombuffer(bytearray(raw), dtype=torch.float32)
-        elif h["dtype"] == "BF16":
-            t = torch.frombuffer(bytearray(raw), dtype=torch.int16).view(torch.bfloat16).float()
-        else:
-            raise ValueError(f"{path}: {name}: dtype {h['dtype']} not handled")
-        out[name] = t.reshape(h["shape"]).to(F64)
-    return out
 
 
 def load(name):
