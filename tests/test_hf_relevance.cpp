@@ -4,6 +4,7 @@
 // (tests/data/chefer/hf_vit_reference.json, the tiny HF ViT fixture's weights), and the CLI end to end.
 #include <doctest/doctest.h>
 
+#include "test_chefer_reference.hpp"
 #include "test_util.hpp"
 
 #include <attnviz/analysis/saliency.hpp>
@@ -187,40 +188,7 @@ TEST_CASE("HF ViT relevance matches the float64 PyTorch reference (tiny fixture'
     CHECK(sum == doctest::Approx(c["input_relevance_sum"].get<double>()).epsilon(1e-4));
     CHECK(sum + c["absorbed"].get<double>() == doctest::Approx(1.0).epsilon(1e-4));
     CHECK(e.absorbed == doctest::Approx(c["absorbed"].get<double>()).epsilon(1e-4).scale(1));
-    // The map (CLS row of prod (I + A_bar)) over all 17 tokens.
-    const AttentionRecord r = as_record(e);
-    SaliencyOptions so;
-    so.method = SaliencyMethod::Chefer;
-    const std::vector<float> s = token_saliency(r, so, "r");
-    REQUIRE(s.size() == 17);
-    double scale = 0;
-    for (double v : c["chefer"]) scale = std::max(scale, std::abs(v));
-    for (int k = 0; k < 17; ++k) CHECK(s[k] == doctest::Approx(c["chefer"][k].get<double>()).epsilon(1e-4).scale(scale));
-    for (int l = 0; l < 2; ++l)
-      for (int h = 0; h < 2; ++h) {
-        double sc = 0;
-        for (double v : c["relevance_cls"][l][h]) sc = std::max(sc, std::abs(v));
-        for (int k = 0; k < 17; ++k)
-          CHECK(r.relevance[l].at(h, 0, k) == doctest::Approx(c["relevance_cls"][l][h][k].get<double>()).epsilon(1e-4).scale(sc));
-      }
-    if (c.contains("relevance")) {   // the first case: every row of the relevance and of the gradients
-      for (const char* key : {"relevance", "gradients"}) {
-        const auto& mine = std::string(key) == "relevance" ? r.relevance : r.gradients;
-        for (int l = 0; l < 2; ++l) {
-          double err = 0, sc = 0;
-          for (int h = 0; h < 2; ++h)
-            for (int q = 0; q < 17; ++q)
-              for (int k = 0; k < 17; ++k) {
-                const double want = c[key][l][h][q][k];
-                err = std::max(err, std::abs(mine[l].at(h, q, k) - want));
-                sc = std::max(sc, std::abs(want));
-              }
-          INFO(key << " layer " << l << ": max |diff| " << err << " of " << sc);
-          CHECK(sc > 0);
-          CHECK(err <= 1e-4 * sc);
-        }
-      }
-    }
+    test::check_chefer_reference_case(as_record(e), c);
   }
 }
 

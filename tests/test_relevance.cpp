@@ -13,6 +13,7 @@
 
 #include <cmath>
 
+#include "test_chefer_reference.hpp"
 #include "test_util.hpp"
 
 using namespace attnviz;
@@ -186,37 +187,7 @@ TEST_CASE("the Chefer map of a tiny ViT matches the float64 PyTorch reference") 
     r.validate("r");
     CHECK(r.metadata.at("prediction") == std::to_string(c["predicted"].get<int>()));
     CHECK(r.metadata.at("explained") == std::to_string(target));
-    REQUIRE(r.relevance.size() == 2);
-    // The whole map (CLS row of prod (I + A_bar)) over all 17 tokens.
-    SaliencyOptions so;
-    so.method = SaliencyMethod::Chefer;
-    std::vector<float> s = token_saliency(r, so, "r");
-    REQUIRE(s.size() == 17);
-    double scale = 0;
-    for (double v : c["chefer"]) scale = std::max(scale, std::abs(v));
-    for (int k = 0; k < 17; ++k) CHECK(s[k] == doctest::Approx(c["chefer"][k].get<double>()).epsilon(1e-4).scale(scale));
-    // Each layer's relevance of its attention, CLS rows of every head.
-    for (int l = 0; l < 2; ++l)
-      for (int h = 0; h < 2; ++h) {
-        double sc = 0;
-        for (double v : c["relevance_cls"][l][h]) sc = std::max(sc, std::abs(v));
-        for (int k = 0; k < 17; ++k)
-          CHECK(r.relevance[l].at(h, 0, k) == doctest::Approx(c["relevance_cls"][l][h][k].get<double>()).epsilon(1e-4).scale(sc));
-      }
-    if (c.contains("relevance")) {   // the first case: every row
-      for (int l = 0; l < 2; ++l) {
-        double err = 0, sc = 0;
-        for (int h = 0; h < 2; ++h)
-          for (int q = 0; q < 17; ++q)
-            for (int k = 0; k < 17; ++k) {
-              const double want = c["relevance"][l][h][q][k];
-              err = std::max(err, std::abs(r.relevance[l].at(h, q, k) - want));
-              sc = std::max(sc, std::abs(want));
-            }
-        CHECK(sc > 0);
-        CHECK(err <= 1e-4 * sc);
-      }
-    }
+    check_chefer_reference_case(r, c);
     // The relevance reaching the embeddings: below 1 where some Linear output of this D = 8 model
     // has only negative contributions (the rule drops those), the same in both implementations.
     AttentionCollector sink;
