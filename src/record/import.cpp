@@ -209,6 +209,26 @@ void apply_token_files(AttentionRecord& r, const ImportOptions& opt, const std::
   apply(opt.tgt_tokens_file, "--tgt-tokens", "target");
 }
 
+// The binary formats by their magic bytes; text by extension and content: .csv/.tsv/.tab files are
+// CSV/TSV even when they start with '[' ("[CLS],the,..." is a header row, not JSON); other text
+// is JSON when it starts with '{' or with '[' and a JSON value, CSV/TSV when its first lines hold
+// numbers between commas, tabs or spaces.
+FileKind input_kind(const std::string& bytes, const std::string& path) {
+  const FileKind k = detect_kind(bytes.substr(0, 64));
+  if (k != FileKind::Json && k != FileKind::Unknown) return k;
+  const std::string ext = lower(std::filesystem::path(path).extension().string());
+  if (ext == ".csv" || ext == ".tsv" || ext == ".tab") return FileKind::Delimited;
+  if (k == FileKind::Json) {
+    const size_t i = bytes.find_first_not_of(" \t\r\n");
+    const size_t j = i + 1 < bytes.size() ? bytes.find_first_not_of(" \t\r\n", i + 1) : std::string::npos;
+    if (bytes[i] == '[' && j != std::string::npos && std::isalpha(static_cast<unsigned char>(bytes[j])) &&
+        std::string("NInft").find(bytes[j]) == std::string::npos && looks_like_delimited(bytes))
+      return FileKind::Delimited;  // "[CLS]\tthe\t..." in a .txt
+    return k;
+  }
+  return !bytes.empty() && looks_like_delimited(bytes) ? FileKind::Delimited : k;
+}
+
 }  // namespace
 
 std::string token_axis_for(const std::string& name) {
@@ -321,7 +341,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
     if (role == Role::Encoder && enc_dec) qa = ka = "source";
     if (role == Role::Decoder) qa = ka = "target";
     // A non-square array can only be cross-attention: queries are target tokens, keys source tokens.
-    if (role == Role::Cross || Q != K) qa = "target", ka = "source";
+    if (role == Role::Cross || Q != K || original.cross) qa = "target", ka = "source";
     // ... unless the file has only "tokens" (a 1 x N text-attention row): the axis of the tokens'
     // length keeps them, the other one has no tokens.
     if (Q != K && role != Role::Cross && r.tokens.count("tokens") && !r.tokens.count("source") &&
@@ -338,7 +358,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
           // Named by shape: a square generic array stays encoder self-attention; a vector is
           // "attention"; any other non-square one is cross-attention (its axes say target/source).
           if (vector_row) name = "attention";
-          else if (Q != K) name = rank >= 4 ? ls + ".cross" : "cross";
+          else if (Q != K || original.cross) name = rank >= 4 ? ls + ".cross" : "cross";
           else name = "encoder." + ls + ".self";
           break;
         case Role::Decoder: name = "decoder." + ls + ".self"; break;
@@ -361,7 +381,7 @@ AttentionRecord record_from_arrays(const ImportedArrays& in, const std::string& 
 
 std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::string& path, const ImportOptions& opt) {
   std::vector<AttentionRecord> out;
-  switch (detect_kind(bytes.substr(0, 64))) {
+  switch (input_kind(bytes, path)) {
     case FileKind::Safetensors: {
       StFile f = parse_safetensors(bytes, path);
       if (f.metadata.count("attnviz.format")) {
@@ -380,13 +400,14 @@ std::vector<AttentionRecord> import_bytes(const std::string& bytes, const std::s
     case FileKind::Npy: out.push_back(record_from_arrays(from_npy(bytes, path), path, opt)); break;
     case FileKind::Npz: out.push_back(record_from_arrays(from_npz(bytes, path, opt), path, opt)); break;
     case FileKind::Json: out.push_back(record_from_arrays(parse_attention_json(bytes, path, opt), path, opt)); break;
+    case FileKind::Delimited: out.push_back(record_from_arrays(parse_attention_csv(bytes, path), path, opt)); break;
     case FileKind::Unknown:
       if (bytes.empty()) throw InputError(path, "is empty");
       if (bytes.size() < 16)
         throw InputError(path, "truncated: only " + std::to_string(bytes.size()) +
                                    " bytes, too short for any supported format");
-      throw InputError(path, "unrecognised format (expected an attnviz record, .safetensors, .npy, .npz or JSON; "
-                             "detected by content, not extension)");
+      throw InputError(path, "unrecognised format (expected an attnviz record, .safetensors, .npy, .npz, JSON, "
+                             "or CSV/TSV numbers; detected by content, and by a .csv/.tsv extension for text)");
   }
   if (out.empty()) throw InputError(path, "holds no attention tensors");
   for (const auto& r : out)

@@ -26,8 +26,11 @@ struct ImportOptions {
   bool merge_subwords = false;  // WordPiece / BPE pieces to words (record/subwords.hpp), after cropping
 };
 
-enum class FileKind { Safetensors, Npy, Npz, Json, Unknown };
+enum class FileKind { Safetensors, Npy, Npz, Json, Delimited, Unknown };
 FileKind detect_kind(const std::string& head);
+// Text whose first lines split by ',', tab or spaces into cells with at least one number (the
+// content test for CSV/TSV when the extension is not .csv/.tsv/.tab).
+bool looks_like_delimited(const std::string& bytes);
 
 // What every foreign container (npy, npz, JSON, other tools' safetensors) is read into before it
 // becomes a record: named float arrays of rank 2..5 and tokens per axis ("tokens", "source", "target").
@@ -35,9 +38,10 @@ struct ImportedArray {
   std::string name;                  // container name: "encoder_attentions", "attention", "" (bare .npy)
   std::vector<std::int64_t> shape;   // [q, k] | [heads, q, k] | [layers, heads, q, k] | [layers, batch, heads, q, k]
   std::vector<float> values;         // C order
+  bool cross = false;                // queries and keys are different sequences even when square (CSV row/column labels differ)
 };
 struct ImportedArrays {
-  std::string format;                // "npy", "npz", "json", "safetensors" (shown by inspect)
+  std::string format;                // "npy", "npz", "json", "safetensors", "csv", "tsv" (shown by inspect)
   std::vector<ImportedArray> arrays;
   std::map<std::string, std::vector<std::string>> tokens;  // axis -> tokens
   std::map<std::string, std::string> metadata;
@@ -72,6 +76,17 @@ std::string token_axis_for(const std::string& name, const ImportOptions& opt);
 // only when there is no other). Other keys are metadata or skipped; when no key fits, the error
 // lists the keys found and names --key.
 ImportedArrays parse_attention_json(const std::string& bytes, const std::string& path, const ImportOptions& opt = {});
+
+// CSV/TSV (documented in the README, "CSV and TSV"): one [queries, keys] matrix as
+// pandas.DataFrame(att, index=tokens, columns=tokens).to_csv(...) (sep="," or "\t", with or without
+// index/header) and np.savetxt(...) write it. Delimiter from the content (',' or tab, runs of spaces
+// when neither), the extension deciding only ties; quoted fields with "" for '"'; CRLF; a UTF-8 BOM;
+// np.savetxt's "# " header/footer lines (kept as metadata "comments"). The header row gives the
+// key tokens, a first column of text the query tokens (pandas' default 0..n-1 labels are dropped).
+// Numbers as numpy/pandas write them; nan/inf (any case) and empty cells (pandas' NaN) are kept as
+// NaN/Inf. Square with equal (or one set of) labels: "tokens" self-attention; otherwise
+// cross-attention, queries "target", keys "source". Errors name row and column counted from 1.
+ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& path);
 
 // ---- padding ---------------------------------------------------------------------------------
 

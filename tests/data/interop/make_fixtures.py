@@ -96,3 +96,72 @@ with zipfile.ZipFile(os.path.join(out, "torch_save_like.pt"), "w") as z:
 # Positional members that are not one layer tuple (shapes differ): kept as arr_0 and arr_1.
 np.savez(os.path.join(out, "not_a_tuple.npz"), values((2, 3, 3), False).astype(np.float32),
          values((2, 4, 4), False).astype(np.float32))
+
+# CSV/TSV attention matrices the way pandas (python3-pandas, only needed to regenerate these) and
+# np.savetxt write them. For each X.csv/.tsv/.txt: X.ref holds the float32 values pandas (or
+# np.loadtxt) reads back, C order, and X.expect.json the shape and the tokens pandas reads back
+# (query tokens from the index column, key tokens from the header; [] where the file has none).
+if not full:
+    import json
+    import pandas as pd
+
+    crng = np.random.default_rng(11)
+
+    def softmax_rows(q, k):
+        a = np.exp(crng.normal(size=(q, k)) * 2)
+        return a / a.sum(axis=-1, keepdims=True)
+
+    def expect(name, back, queries, keys):
+        write_ref(os.path.join(out, name + ".ref"), back)
+        with open(os.path.join(out, name + ".expect.json"), "w", encoding="utf-8") as f:
+            json.dump({"shape": list(back.shape), "query_tokens": queries, "key_tokens": keys}, f,
+                      ensure_ascii=False, indent=1)
+            f.write("\n")
+
+    # Self-attention with index and header: tokens with a comma, a quote and non-ASCII text; float32
+    # values with what pandas writes for NaN (an empty cell), inf, -inf, -0.0 and 1e-05.
+    toks = ["[CLS]", "a,b", 'say "hi"', "café", "猫", "[SEP]"]
+    att = softmax_rows(6, 6).astype(np.float32)
+    att[1, 2], att[2, 3], att[3, 4], att[4, 0], att[5, 5] = np.nan, np.inf, -np.inf, -0.0, 1e-05
+    p = os.path.join(out, "pandas_self.csv")
+    pd.DataFrame(att, index=toks, columns=toks).to_csv(p)
+    back = pd.read_csv(p, index_col=0)
+    expect("pandas_self", back.to_numpy(), list(back.index), list(back.columns))
+
+    # Cross-attention [T=3, S=5] as TSV (sep="\t"), float64, target tokens as the index.
+    src, tgt = ["▁The", "▁cat", ",", "\"quoted\"", "</s>"], ["▁Die", "▁Katze", "</s>"]
+    p = os.path.join(out, "pandas_cross.tsv")
+    pd.DataFrame(softmax_rows(3, 5), index=tgt, columns=src).to_csv(p, sep="\t")
+    back = pd.read_csv(p, sep="\t", index_col=0)
+    expect("pandas_cross", back.to_numpy(), list(back.index), list(back.columns))
+
+    # Windows style: CRLF line ends and a UTF-8 byte-order mark (encoding="utf-8-sig"), no index.
+    p = os.path.join(out, "pandas_crlf_bom.csv")
+    pd.DataFrame(softmax_rows(4, 4), columns=["ü", "ß", "x y", "end"]).to_csv(
+        p, index=False, lineterminator="\r\n", encoding="utf-8-sig")
+    back = pd.read_csv(p, encoding="utf-8-sig")
+    expect("pandas_crlf_bom", back.to_numpy(), [], list(back.columns))
+
+    # pandas' defaults without tokens: header ",0,1,2" and an index column 0..n-1 (positions).
+    p = os.path.join(out, "pandas_default.csv")
+    pd.DataFrame(softmax_rows(3, 3)).to_csv(p)
+    back = pd.read_csv(p, index_col=0)
+    expect("pandas_default", back.to_numpy(), [], [])
+
+    # Neither index nor header: numbers only.
+    p = os.path.join(out, "pandas_bare.csv")
+    pd.DataFrame(softmax_rows(2, 4)).to_csv(p, index=False, header=False)
+    back = pd.read_csv(p, header=None)
+    expect("pandas_bare", back.to_numpy(), [], [])
+
+    # np.savetxt with delimiter="," and header= (written after its "# " comments prefix).
+    p = os.path.join(out, "savetxt_comma.csv")
+    np.savetxt(p, softmax_rows(3, 4), delimiter=",", header="layer 0, head 1")
+    back = np.loadtxt(p, delimiter=",")
+    expect("savetxt_comma", back, [], [])
+
+    # np.savetxt's defaults: space-separated %.18e.
+    p = os.path.join(out, "savetxt_default.txt")
+    np.savetxt(p, softmax_rows(4, 4))
+    back = np.loadtxt(p)
+    expect("savetxt_default", back, [], [])
