@@ -116,7 +116,7 @@ void add_inspect(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("inspect", "print tensor shapes, tokens, per-head entropy and top attended keys");
-  sub->add_option("INPUT", o->input, "record, importable file (.safetensors, .npy, .npz, .json), GGUF model or Hugging Face model directory")->required();
+  sub->add_option("INPUT", o->input, "record, importable file (.safetensors, .npy, .npz, .json, .csv/.tsv), GGUF model or Hugging Face model directory")->required();
   add_import_options(sub, o->imp);
   sub->add_flag("--all-rows", o->all_rows, "print top keys for every query even of large tensors");
   set_example(sub, "attnviz inspect samples/alignment_6x7.safetensors");

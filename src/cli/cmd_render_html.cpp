@@ -47,7 +47,7 @@ void add_render_html(CLI::App& parent) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = parent.add_subcommand("html", "one offline, self-contained HTML page: head, model, matrix, text and image views");
-  sub->add_option("input", o->input, "record or importable file (.safetensors, .npy, .npz, .json)")->required();
+  sub->add_option("input", o->input, "record or importable file (.safetensors, .npy, .npz, .json, .csv/.tsv)")->required();
   sub->add_option("-o,--out", o->out, "output page (.html)")->required();
   add_import_options(sub, o->import);
   sub->add_option("--bits", o->html.bits, "bits per stored weight, 8 or 16 (per-head linear quantization)")

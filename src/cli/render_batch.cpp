@@ -39,7 +39,7 @@ int render_threads() { return nn::threads(); }
 
 void add_batch_inputs(CLI::App* sub, BatchInputs& b) {
   sub->add_option("input", b.inputs,
-                  "record(s) or importable file(s) (.safetensors, .npy, .npz, .json); several need -o DIR/");
+                  "record(s) or importable file(s) (.safetensors, .npy, .npz, .json, .csv/.tsv); several need -o DIR/");
   sub->add_option("--batch-file", b.file,
                   "file of lines 'INPUT OUTPUT' (tab or spaces; # comments) rendered in one process on all cores");
   sub->add_option("--format", b.format, "output format when -o is a folder: png, svg or pdf")

@@ -37,3 +37,9 @@ with open(os.path.join(C, "json", "nan_python.json"), "w") as f:
     json.dump({"tokens": ["a", "b"], "attention": [[[[0.5, float("nan")], [float("inf"), -float("inf")]]]]}, f)
 with open(os.path.join(C, "json", "null_2d.json"), "w") as f:
     f.write('{"tokens": ["a"], "attention": [[null]], "model": "x"}')
+# CSV: a quoted token holding a line break and "" quotes, a header naming only the value columns,
+# and pandas' sep="\t" output without a final newline.
+with open(os.path.join(C, "csv", "quoted_newline.csv"), "w", newline="") as f:
+    f.write(',"a\nb","say ""hi"""\n"a\nb",0.5,NaN\n"say ""hi""",+1e-05,-inf\n')
+with open(os.path.join(C, "csv", "short_header_noeol.tsv"), "w", newline="") as f:
+    f.write("x\ty\nx\t0.5\t0.5\ny\t\t1")
