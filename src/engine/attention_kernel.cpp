@@ -98,7 +98,7 @@ struct ForwardArgs {
   const KernelOptions* opt;
   Geometry g;
   int chunks;
-  float *qp, *kpack, *vpack, *sc, *acc, *mrow, *lrow;
+  float *qp, *kpack, *vpack, *sc, *acc, *mrow, *lrow, *lvec;
 };
 
 // One backward work item: (batch, head) and the calling thread's buffers (all O(N Dp)).
@@ -127,23 +127,27 @@ using namespace kernel_detail;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 constexpr int kL = static_cast<int>(HWY_LANES(float));   // floats per vector
-// Micro-kernel rows (query rows): 2*kMR accumulators + 3 operands must fit the register file:
-// 32 vector registers with AVX-512 (kMR = 12), 16 with AVX2 and SSE (kMR = 6).
+// Micro-kernel: kMR rows x kNW vectors of accumulators, plus kNW operand vectors and one
+// broadcast, must fit the register file. AVX-512 (32 registers): 6 x 4 (24 accumulators; per
+// step 4 vector loads and 6 broadcasts feed 24 FMAs, and one call covers a whole 64-wide tile
+// row); AVX2 and SSE (16 registers): 6 x 2.
 #if HWY_TARGET <= HWY_AVX3
-constexpr int kMR = 12;
+constexpr int kMR = 6;
+constexpr int kNW = 4;
 #else
 constexpr int kMR = 6;
+constexpr int kNW = 2;
 #endif
-constexpr int kNR = 2 * kL;   // micro-kernel columns: two vectors
+constexpr int kNR = 2 * kL;   // column padding unit of the tiles: two vectors
 
 int Lanes() { return kL; }
 int64_t Target() { return HWY_TARGET; }
 
 // 2^x for x <= 0 (clamped at -126): x = n + f, f in [-0.5, 0.5], 2^f by a degree-6 polynomial
-// (relative error ~2e-8), 2^n by building the exponent bits.
+// (relative error ~2e-8), times 2^n: one VSCALEFPS on AVX-512, elsewhere by building the
+// exponent bits (convert, add the bias, shift, multiply).
 HWY_INLINE V Exp2(V x) {
   const D d;
-  const hn::RebindToSigned<D> di;
   x = hn::Max(x, hn::Set(d, -126.f));
   const V n = hn::Round(x);
   const V f = hn::Sub(x, n);
@@ -154,52 +158,72 @@ HWY_INLINE V Exp2(V x) {
   p = hn::MulAdd(p, f, hn::Set(d, 2.402264791363012e-1f));
   p = hn::MulAdd(p, f, hn::Set(d, 6.931472028550421e-1f));
   p = hn::MulAdd(p, f, hn::Set(d, 1.0f));
+#if HWY_TARGET <= HWY_AVX3
+  return V{_mm512_scalef_ps(p.raw, n.raw)};
+#else
+  const hn::RebindToSigned<D> di;
   const auto e = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127)));
   return hn::Mul(p, hn::BitCast(d, e));
+#endif
 }
 
-// The micro-kernel keeps its 2*R accumulators in named variables rather than arrays: with
+// The micro-kernel keeps its R*W accumulators in named variables rather than arrays: with
 // arrays GCC 12 spills every accumulator to the stack on each iteration (store-bound, ~2x slower).
-#define ATTNVIZ_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define ATTNVIZ_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 // C[R, W vectors] (= or +=) A[R, K] . B[K, W vectors]; row strides lda, ldb, ldc (floats).
 // A is read one scalar at a time (broadcast), B and C a vector at a time.
 template <int R, int W, bool kAcc>
 HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int lda, const float* HWY_RESTRICT b, int ldb, int K,
                             float* HWY_RESTRICT c, int ldc) {
+  static_assert(R >= 1 && R <= 6 && W >= 1 && W <= 4);
   const D d;
 #define DECL(r)                                                                                      \
   V c##r##0 = (kAcc && R > r) ? hn::LoadU(d, c + r * ldc) : hn::Zero(d);                             \
-  V c##r##1 = (kAcc && R > r && W == 2) ? hn::LoadU(d, c + r * ldc + kL) : hn::Zero(d);
+  V c##r##1 = (kAcc && R > r && W > 1) ? hn::LoadU(d, c + r * ldc + kL) : hn::Zero(d);               \
+  V c##r##2 = (kAcc && R > r && W > 2) ? hn::LoadU(d, c + r * ldc + 2 * kL) : hn::Zero(d);           \
+  V c##r##3 = (kAcc && R > r && W > 3) ? hn::LoadU(d, c + r * ldc + 3 * kL) : hn::Zero(d);
   ATTNVIZ_ROWS(DECL)
 #undef DECL
   for (int k = 0; k < K; ++k) {
     const V b0 = hn::LoadU(d, b + k * ldb);
-    const V b1 = W == 2 ? hn::LoadU(d, b + k * ldb + kL) : b0;
-#define STEP(r)                                             \
-  if constexpr (R > r) {                                    \
-    const V ar = hn::Set(d, a[r * lda + k]);                \
-    c##r##0 = hn::MulAdd(ar, b0, c##r##0);                  \
-    if constexpr (W == 2) c##r##1 = hn::MulAdd(ar, b1, c##r##1); \
+    const V b1 = W > 1 ? hn::LoadU(d, b + k * ldb + kL) : b0;
+    const V b2 = W > 2 ? hn::LoadU(d, b + k * ldb + 2 * kL) : b0;
+    const V b3 = W > 3 ? hn::LoadU(d, b + k * ldb + 3 * kL) : b0;
+#define STEP(r)                                                  \
+  if constexpr (R > r) {                                         \
+    const V ar = hn::Set(d, a[r * lda + k]);                     \
+    c##r##0 = hn::MulAdd(ar, b0, c##r##0);                       \
+    if constexpr (W > 1) c##r##1 = hn::MulAdd(ar, b1, c##r##1);  \
+    if constexpr (W > 2) c##r##2 = hn::MulAdd(ar, b2, c##r##2);  \
+    if constexpr (W > 3) c##r##3 = hn::MulAdd(ar, b3, c##r##3);  \
   }
     ATTNVIZ_ROWS(STEP)
 #undef STEP
   }
-#define STORE(r)                                                  \
-  if constexpr (R > r) {                                          \
-    hn::StoreU(c##r##0, d, c + r * ldc);                          \
-    if constexpr (W == 2) hn::StoreU(c##r##1, d, c + r * ldc + kL); \
+#define STORE(r)                                                                \
+  if constexpr (R > r) {                                                        \
+    hn::StoreU(c##r##0, d, c + r * ldc);                                        \
+    if constexpr (W > 1) hn::StoreU(c##r##1, d, c + r * ldc + kL);              \
+    if constexpr (W > 2) hn::StoreU(c##r##2, d, c + r * ldc + 2 * kL);          \
+    if constexpr (W > 3) hn::StoreU(c##r##3, d, c + r * ldc + 3 * kL);          \
   }
   ATTNVIZ_ROWS(STORE)
 #undef STORE
 }
 #undef ATTNVIZ_ROWS
 
+// C[R, cols] for cols a multiple of kL: kNW-vector blocks, then one block of the rest.
 template <int R, bool kAcc>
 HWY_INLINE void GemmRows(const float* a, int lda, const float* b, int ldb, int K, int cols, float* c, int ldc) {
   int j = 0;
-  for (; j + kNR <= cols; j += kNR) MicroKernel<R, 2, kAcc>(a, lda, b + j, ldb, K, c + j, ldc);
-  if (j < cols) MicroKernel<R, 1, kAcc>(a, lda, b + j, ldb, K, c + j, ldc);
+  for (; j + kNW * kL <= cols; j += kNW * kL) MicroKernel<R, kNW, kAcc>(a, lda, b + j, ldb, K, c + j, ldc);
+  switch ((cols - j) / kL) {
+    case 3: if constexpr (kNW > 3) MicroKernel<R, 3, kAcc>(a, lda, b + j, ldb, K, c + j, ldc); break;
+    case 2: if constexpr (kNW > 2) MicroKernel<R, 2, kAcc>(a, lda, b + j, ldb, K, c + j, ldc); break;
+    case 1: MicroKernel<R, 1, kAcc>(a, lda, b + j, ldb, K, c + j, ldc); break;
+    default: break;
+  }
 }
 
 // Calls f.template operator()<R>() for R = rem (1 <= rem < kMR), R known at compile time.
@@ -220,25 +244,56 @@ void Gemm(const float* a, int lda, const float* b, int ldb, int K, int rows, int
     DispatchRows<kMR - 1>(rows - r, [&]<int R>() { GemmRows<R, kAcc>(a + r * lda, lda, b, ldb, K, cols, c + r * ldc, ldc); });
 }
 
-// s[j] = e^(s[j] - m) for j < n (n a multiple of kL); returns the sum of s[0..n).
-HWY_INLINE float ExpRow(float* s, int n, float m) {
+// e^(s - m) as 2^((s - m) log2 e). Subtract first, then scale: s - m is (nearly) exact, so large
+// logits keep full accuracy (folding log2 e into the packed query instead saves this multiply
+// but rounds every query element once more, which costs accuracy on logits in the hundreds).
+HWY_INLINE V ExpDiff(V s, V vm) { return Exp2(hn::Mul(hn::Sub(s, vm), hn::Set(D(), kLog2e))); }
+
+// s[j] = e^(s[j] - m) for j < n (n a multiple of kL).
+HWY_INLINE void ExpRow(float* s, int n, float m) {
   const D d;
-  const V vm = hn::Set(d, m), l2e = hn::Set(d, kLog2e);
-  V sum = hn::Zero(d);
-  for (int j = 0; j < n; j += kL) {
-    // Subtract first, then scale: s - m is (nearly) exact, so large logits keep full accuracy.
-    const V e = Exp2(hn::Mul(hn::Sub(hn::LoadU(d, s + j), vm), l2e));
-    hn::StoreU(e, d, s + j);
-    sum = hn::Add(sum, e);
-  }
-  return hn::GetLane(hn::SumOfLanes(d, sum));
+  const V vm = hn::Set(d, m);
+  for (int j = 0; j < n; j += kL) hn::StoreU(ExpDiff(hn::LoadU(d, s + j), vm), d, s + j);
 }
 
-HWY_INLINE float MaxRow(const float* s, int n) {
+// One query row of a (query tile x key tile) step of the forward's online softmax. Keys
+// [vis, kpad) of the scores s[0, kpad) are masked (vis >= 1). Raises the row's running max m
+// when this tile holds a larger score, rescaling the accumulator row o [Dp] and the lane-wise
+// partial sums lv [kL] by e^(m_old - m_new); then leaves P = e^(s - m) in s (0 for masked keys)
+// and adds it to lv. The sums stay one vector per row until the end of the row, so no horizontal sum runs
+// per tile, and the max needs one horizontal reduction.
+HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, float* HWY_RESTRICT lv,
+                           float* HWY_RESTRICT o, int Dp) {
   const D d;
-  V m = hn::Set(d, kNegInf);
-  for (int j = 0; j < n; j += kL) m = hn::Max(m, hn::LoadU(d, s + j));
-  return hn::GetLane(hn::MaxOfLanes(d, m));
+  const V ninf = hn::Set(d, kNegInf);
+  V vmax = ninf;
+  int j = 0;
+  for (; j + kL <= vis; j += kL) vmax = hn::Max(vmax, hn::LoadU(d, s + j));
+  if (j < vis) vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(d, vis - j), hn::LoadU(d, s + j), ninf));
+  const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  V vl = hn::Load(d, lv);
+  if (mt > m) {
+    // e^(m - mt) is 0 in exact arithmetic when m = -inf (Exp2 gives 2^-126); o and lv are 0 then.
+    const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
+    for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
+    vl = hn::Mul(vl, a);
+    m = mt;
+  }
+  const V vm = hn::Set(d, m);
+  j = 0;
+  for (; j + kL <= vis; j += kL) {
+    const V e = ExpDiff(hn::LoadU(d, s + j), vm);
+    hn::StoreU(e, d, s + j);
+    vl = hn::Add(vl, e);
+  }
+  if (j < vis) {
+    const V e = hn::IfThenElseZero(hn::FirstN(d, vis - j), ExpDiff(hn::LoadU(d, s + j), vm));
+    hn::StoreU(e, d, s + j);
+    vl = hn::Add(vl, e);
+    j += kL;
+  }
+  for (; j < kpad; j += kL) hn::StoreU(hn::Zero(d), d, s + j);
+  hn::Store(vl, d, lv);
 }
 
 void ForwardItem(const ForwardArgs& A, long item) {
@@ -253,7 +308,8 @@ void ForwardItem(const ForwardArgs& A, long item) {
   if (qt1 <= qt0) return;
   const float* kb = A.k + static_cast<size_t>(b) * g.Nk * g.ldk + static_cast<size_t>(h / g.group) * Dh;
   const float* vb = A.v + static_cast<size_t>(b) * g.Nk * g.ldv + static_cast<size_t>(h / g.group) * Dh;
-  float *qp = A.qp, *kpack = A.kpack, *vpack = A.vpack, *sc = A.sc, *acc = A.acc, *mrow = A.mrow, *lrow = A.lrow;
+  float *qp = A.qp, *kpack = A.kpack, *vpack = A.vpack, *sc = A.sc, *acc = A.acc, *mrow = A.mrow, *lrow = A.lrow,
+        *lvec = A.lvec;
 
   // Pack the keys this chunk may see: K^T as [Dp, BK] blocks and V as [BK, Dp] blocks, one
   // pair per key tile, zero-padded.
@@ -284,8 +340,8 @@ void ForwardItem(const ForwardArgs& A, long item) {
       for (int c = 0; c < Dh; ++c) dst[c] = qb[static_cast<size_t>(r) * g.ldq + c] * opt.scale;
       for (int c = Dh; c < Dp; ++c) dst[c] = 0.f;
       mrow[r] = kNegInf;
-      lrow[r] = 0.f;
     }
+    std::memset(lvec, 0, sizeof(float) * static_cast<size_t>(rows) * kL);
     std::memset(acc, 0, sizeof(float) * static_cast<size_t>(rows) * Dp);
     int kend = 0;   // keys any row of this tile may see
     for (int r = 0; r < rows; ++r) kend = std::max(kend, visible_keys(g, opt, b, i0 + r));
@@ -294,9 +350,11 @@ void ForwardItem(const ForwardArgs& A, long item) {
       const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
       const float* kt = kpack + static_cast<size_t>(j0 / BK) * Dp * BK;
       const float* vt = vpack + static_cast<size_t>(j0 / BK) * BK * Dp;
-      // S = Qs K^T for this tile pair.
+      // S = Qs K^T for this tile pair. (Running the three steps per block of micro-kernel rows
+      // instead, so the exponentials sit between the FMAs of the same rows, measured 5% slower:
+      // the K^T and V tiles then compete for L1.)
       Gemm<false>(qp, Dp, kt, BK, Dp, rows, kpad, sc, BK);
-      // Online softmax, row by row: new max, rescale the accumulator, exponentiate.
+      // Online softmax, row by row.
       for (int r = 0; r < rows; ++r) {
         float* s = sc + static_cast<size_t>(r) * BK;
         const int vis = std::min(kc, visible_keys(g, opt, b, i0 + r) - j0);   // visible in tile
@@ -304,19 +362,7 @@ void ForwardItem(const ForwardArgs& A, long item) {
           std::memset(s, 0, sizeof(float) * kc);
           continue;
         }
-        for (int j = vis; j < kpad; ++j) s[j] = kNegInf;
-        const float mnew = std::max(mrow[r], MaxRow(s, kpad));
-        const float alpha = std::exp(mrow[r] - mnew);   // 0 when the old max was -inf
-        const float sum = ExpRow(s, kpad, mnew);
-        // exp2 clamps at 2^-126 instead of 0: masked entries are zeroed exactly.
-        float tail = 0.f;
-        for (int j = vis; j < kpad; ++j) tail += s[j], s[j] = 0.f;
-        lrow[r] = lrow[r] * alpha + (sum - tail);
-        mrow[r] = mnew;
-        if (alpha != 1.f) {
-          float* o = acc + static_cast<size_t>(r) * Dp;
-          for (int c = 0; c < Dp; ++c) o[c] *= alpha;
-        }
+        SoftmaxRow(s, kpad, vis, mrow[r], lvec + static_cast<size_t>(r) * kL, acc + static_cast<size_t>(r) * Dp, Dp);
       }
       // O += P V
       Gemm<true>(sc, BK, vt, Dp, kc, rows, Dp, acc, Dp);
@@ -324,6 +370,7 @@ void ForwardItem(const ForwardArgs& A, long item) {
 
     // Normalise and write out; rows that saw no key get zeros.
     for (int r = 0; r < rows; ++r) {
+      lrow[r] = hn::GetLane(hn::SumOfLanes(D(), hn::Load(D(), lvec + static_cast<size_t>(r) * kL)));
       float* o = A.out + (static_cast<size_t>(b) * g.Nq + i0 + r) * g.ldo + static_cast<size_t>(h) * Dh;
       const float l = lrow[r];
       const float inv = l > 0.f ? 1.f / l : 0.f;
@@ -536,7 +583,7 @@ size_t attention_blocked_workspace_bytes(const KernelShape& shape, const KernelO
   const size_t ktiles = std::max(1, (g.Nk + g.BK - 1) / g.BK);
   // Per thread: packed Q tile, the head's packed K^T and V (O(N d)), scores, accumulator, stats.
   size_t per = static_cast<size_t>(g.BQ) * g.Dp + 2 * ktiles * g.BK * g.Dp + static_cast<size_t>(g.BQ) * g.BK +
-               static_cast<size_t>(g.BQ) * g.Dp + 2 * g.BQ + 7 * 16;
+               static_cast<size_t>(g.BQ) * g.Dp + 2 * g.BQ + static_cast<size_t>(g.BQ) * kMaxLanes + 8 * 16;
   return per * sizeof(float) * t;
 }
 
@@ -562,8 +609,8 @@ void attention_blocked(const float* q, const float* k, const float* v, float* ou
   {
     AlignedBuf qp(static_cast<size_t>(BQ) * Dp), kpack(static_cast<size_t>(ktiles) * Dp * BK),
         vpack(static_cast<size_t>(ktiles) * BK * Dp), sc(static_cast<size_t>(BQ) * BK),
-        acc(static_cast<size_t>(BQ) * Dp), mrow(BQ), lrow(BQ);
-    const ForwardArgs args{q, k, v, out, &opt, g, chunks, qp.p, kpack.p, vpack.p, sc.p, acc.p, mrow.p, lrow.p};
+        acc(static_cast<size_t>(BQ) * Dp), mrow(BQ), lrow(BQ), lvec(static_cast<size_t>(BQ) * kMaxLanes);
+    const ForwardArgs args{q, k, v, out, &opt, g, chunks, qp.p, kpack.p, vpack.p, sc.p, acc.p, mrow.p, lrow.p, lvec.p};
 #pragma omp for schedule(dynamic, 1)
     for (long item = 0; item < items; ++item) forward_item(args, item);
   }
