@@ -122,6 +122,11 @@ TEST_CASE("pandas and np.savetxt files import with the values and tokens pandas 
     CHECK(r.tokens.empty());
   }
   {
+    // to_csv(index=False) of an unnamed frame: the header 0,1,2 is pandas' labels, not a data row.
+    const auto r = check_fixture(fixtures() / "pandas_range_header.csv", "pandas_range_header");
+    CHECK(r.tokens.empty());
+  }
+  {
     const auto r = check_fixture(fixtures() / "pandas_bare.csv", "pandas_bare");  // [2, 4], no labels
     CHECK(r.tokens.empty());
     CHECK(r.tensors[0].name == "cross");
@@ -206,6 +211,15 @@ TEST_CASE("CSV labels: square with different row and column tokens is cross-atte
   opt.transpose = true;
   r = import_record(dir / "square_cross.csv", opt);
   CHECK(r.tensors.at(0).at(0, 0, 1) == 0.2f);
+  // An integer matrix whose first row happens to be 0, 1: data (only floats below it make 0..n-1 a
+  // header).
+  spit(dir / "ints.csv", "0,1\n1,0\n");
+  r = import_record(dir / "ints.csv");
+  CHECK(r.tensors.at(0).queries == 2);
+  CHECK(r.tensors.at(0).at(0, 0, 1) == 1.0f);
+  // Rows count records: a quoted line break does not move the row numbers of later errors.
+  spit(dir / "quoted_rows.csv", ",\"a\nb\",c\n\"x\ny\",0.5,0.5\nz,0.5,bad\n");
+  CHECK_THROWS_WITH_AS(import_record(dir / "quoted_rows.csv"), doctest::Contains("row 3, column 3: 'bad'"), InputError);
   // One row: a [1, K] matrix.
   spit(dir / "one_row.csv", "0.25,0.75");
   r = import_record(dir / "one_row.csv");

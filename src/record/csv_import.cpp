@@ -205,8 +205,7 @@ class Records {
               break;
             }
           } else {
-            if (c == '\n') ++row_;
-            f += c;
+            f += c;  // a line break inside quotes stays in the cell: rows count records
           }
         }
         if (fields.empty()) quoted_single_ = true;
@@ -303,6 +302,7 @@ ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& 
   std::string col0_text;                  // ... and as text, one after the other
   std::vector<size_t> col0_end;
   bool col0_has_text = false;             // some row starts with a non-number: a query-token column
+  bool non_integer = false;               // some cell is not an integer literal (0.5, 1e-05, nan, empty)
   int rows = 0;
   while (rec.next(fields)) {
     if (++rows == 1) {
@@ -327,6 +327,9 @@ ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& 
     }
     col0_text += fields[0];
     col0_end.push_back(col0_text.size());
+    if (!non_integer)
+      for (const auto& f : fields)
+        if (f.empty() || f.find_first_not_of("0123456789+- ") != std::string::npos) non_integer = true;
     for (size_t j = 1; j < fields.size(); ++j) {
       if (!parse_number(fields[j], v))
         throw InputError(path, "row " + std::to_string(rec.row()) + ", column " + std::to_string(j + 1) + ": " +
@@ -337,9 +340,10 @@ ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& 
   if (rows == 0) throw InputError(path, "holds no rows of numbers (only blank or '#' comment lines)");
 
   // Is the first record a header of key tokens? Yes when a cell after the first is not a number;
-  // when it is one column that is not a number; or when its first cell is empty (pandas writes ""
+  // when it is one column that is not a number; when its first cell is empty (pandas writes ""
   // above the index column) and the rows have a token column or the header is 0..n-1 (pandas'
-  // default column labels).
+  // default column labels); or when it is exactly 0..n-1 (to_csv(index=False) without column names)
+  // above rows of floats (pandas writes floats as 0.0, 1e-05, never as 0 or 1).
   bool text_after_first = false;
   for (size_t j = 1; j < first.size(); ++j) {
     if (first[j].find_first_not_of(' ') != std::string::npos && !is_number(first[j])) text_after_first = true;
@@ -347,7 +351,8 @@ ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& 
   const bool first_empty = first[0].empty();
   const std::vector<std::string> after_first(first.begin() + 1, first.end());
   const bool header = text_after_first || (first.size() == 1 && !is_number(first[0])) ||
-                      (first_empty && first.size() > 1 && (col0_has_text || range_labels(after_first)));
+                      (first_empty && first.size() > 1 && (col0_has_text || range_labels(after_first))) ||
+                      (rows > 1 && non_integer && range_labels(first));
   if (rows == 1) {
     if (header) throw InputError(path, "has a header row (row " + std::to_string(first_row) + ") but no rows of numbers");
     width = first.size();

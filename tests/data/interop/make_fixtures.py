@@ -165,3 +165,9 @@ if not full:
     np.savetxt(p, softmax_rows(4, 4))
     back = np.loadtxt(p)
     expect("savetxt_default", back, [], [])
+
+    # to_csv(index=False) without column names: a header of pandas' labels 0..n-1 above the floats.
+    p = os.path.join(out, "pandas_range_header.csv")
+    pd.DataFrame(softmax_rows(3, 3)).to_csv(p, index=False)
+    back = pd.read_csv(p)
+    expect("pandas_range_header", back.to_numpy(), [], [])
