@@ -261,7 +261,7 @@ HWY_INLINE void ExpRow(float* s, int n, float m) {
 // when this tile holds a larger score, rescaling the accumulator row o [Dp] and the lane-wise
 // partial sums lv [kL] by e^(m_old - m_new); then leaves P = e^(s - m) in s (0 for masked keys)
 // and adds it to lv. The sums stay one vector per row until the end of the row, so no horizontal sum runs
-// per tile, and the max needs one horizontal reduction.
+// per tile, and the max needs a horizontal reduction only when it rises.
 HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, float* HWY_RESTRICT lv,
                            float* HWY_RESTRICT o, int Dp) {
   const D d;
@@ -270,9 +270,10 @@ HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, f
   int j = 0;
   for (; j + kL <= vis; j += kL) vmax = hn::Max(vmax, hn::LoadU(d, s + j));
   if (j < vis) vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(d, vis - j), hn::LoadU(d, s + j), ninf));
-  const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
   V vl = hn::Load(d, lv);
-  if (mt > m) {
+  // Usually no score of the tile beats the running max: one compare, no horizontal reduction.
+  if (!hn::AllFalse(d, hn::Gt(vmax, hn::Set(d, m)))) {
+    const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
     // e^(m - mt) is 0 in exact arithmetic when m = -inf (Exp2 gives 2^-126); o and lv are 0 then.
     const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
     for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
