@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <map>
+#include <sstream>
 #include <variant>
 
 using namespace attnviz;
@@ -202,6 +204,75 @@ TEST_CASE("record size is refused before computing; beyond the context too") {
   g.steps = 65;   // 1 + 65 - 1 = 65 positions > 64
   g.record = false;
   CHECK_THROWS_AS(generate(m, g), UsageError);
+}
+
+TEST_CASE("generate: forward_last runs one decode step per generated token; the tokens are the same") {
+  LmModel m(tiny_llama());
+  m.init_random(5, 0.3f);
+  GenerateOptions g;
+  g.prompt = {1, 4, 9};
+  for (int steps : {1, 2, 7}) {
+    CAPTURE(steps);
+    g.steps = steps;
+    g.forward_last = false;
+    const GenerateResult a = generate(m, g);
+    CHECK(a.decoded == steps - 1);   // the first token comes from the prefill's logits
+    g.forward_last = true;
+    const GenerateResult b = generate(m, g);
+    CHECK(b.decoded == steps);
+    CHECK(b.ids == a.ids);
+  }
+  // The last token's step needs its position in the context: 1 + 64 positions do not fit in 64.
+  g.prompt = {1};
+  g.steps = 64;
+  g.forward_last = false;
+  CHECK_NOTHROW(generate(m, g));
+  g.forward_last = true;
+  CHECK_THROWS_AS(generate(m, g), UsageError);
+}
+
+// `bench lm` on the SmolLM2-135M shape (random weights, 0.5 GB) with the smallest settings: the
+// generation rows time --steps decode steps, so --steps 1 gives one step's rate, not "0 tokens/s".
+TEST_CASE("CLI: bench lm --steps 1 prints the rate of its one decode step; --steps 0 is a usage error") {
+  const std::string args = "--threads 1 bench lm --sizes 4 --prompt 1 --steps 1 --no-q8 --min-seconds 0 --stories '" +
+                           (attnviz::test::temp_dir("bench_lm_steps") / "none.gguf").string() + "'";
+  auto r = run_cli(args);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  int rows = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("generate 1+1", 0) != 0) continue;
+    CAPTURE(line);
+    ++rows;
+    std::istringstream in(line.substr(line.find("record") != std::string::npos ? line.find("record") + 6 : 12));
+    double ms = 0, per_s = 0, gflops = 0;
+    REQUIRE(static_cast<bool>(in >> ms >> per_s >> gflops));
+    CHECK(ms > 0);
+    CHECK(per_s > 0);
+    CHECK(gflops > 0);   // the step's matmuls are counted too
+    // ms is printed with one decimal, tokens/s rounded: tokens/s = 1 token / (ms / 1000).
+    CHECK(std::abs(per_s - 1e3 / ms) <= 0.5 + 0.01 * per_s);
+  }
+  CHECK(rows == 2);   // without and with recording
+  r = run_cli("bench lm --steps 0");
+  CHECK(r.code == 1);
+  CHECK(r.out.find("--steps") != std::string::npos);
+}
+
+TEST_CASE("CLI: generate --steps 1 says no decode step was timed instead of \"0 tokens/s\"") {
+  const fs::path hf = attnviz::test::source_dir() / "tests" / "data" / "hf" / "gpt2-tiny";
+  auto r = run_cli("generate --model '" + hf.string() + "' --prompt 'Hello the cat' --steps 1 --temperature 0");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("1 tokens generated") != std::string::npos);
+  CHECK(r.out.find("no decode step to time") != std::string::npos);
+  CHECK(r.out.find(" 0 tokens/s") == std::string::npos);
+  CHECK(r.out.find("(0 tokens/s)") == std::string::npos);
+  r = run_cli("generate --model '" + hf.string() + "' --prompt 'Hello the cat' --steps 3 --temperature 0");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("2 decode steps in") != std::string::npos);
 }
 
 TEST_CASE("sampling: greedy takes the first maximum; top-k 1 is greedy") {

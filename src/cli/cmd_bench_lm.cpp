@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 
 namespace attnviz::cli {
 
@@ -160,8 +161,10 @@ void run(const BenchLmOptions& o) {
     for (int& id : g.prompt) id = rng.below(cfg.vocab);
     g.steps = o.gen_steps;
     g.record = rec;
+    g.forward_last = true;   // steps tokens = steps decode steps, so --steps 1 times one step, not none
     g.max_record_mib = o.max_record_mib;
     models::GenerateResult r = models::generate(m, g);
+    if (r.decoded != o.gen_steps) throw std::logic_error("bench lm: generation ran fewer decode steps than --steps");
     double flops = 0;
     for (int s = 0; s < r.decoded; ++s) flops += m.matmul_flops(1, o.gen_prompt + s);
     row(fmt::format("generate {}+{}{}", o.gen_prompt, o.gen_steps, rec ? " + record" : ""), r.decode_seconds,
@@ -177,6 +180,7 @@ void run(const BenchLmOptions& o) {
       g.prompt = {1};
       g.steps = 511;
       g.record = rec;
+      g.forward_last = true;
       g.threads = 1;
       double best = 1e300;
       int decoded = 0;
@@ -202,7 +206,9 @@ void add_bench_lm(CLI::App& parent) {
   auto* sub = parent.add_subcommand("lm", "decoder LM prefill/generation tokens/s and GFLOP/s (SmolLM2-135M shape, random weights), with and without recording");
   sub->add_option("--sizes", o->sizes, "prefill lengths T")->delimiter(',');
   sub->add_option("--prompt", o->gen_prompt, "generation: prompt tokens")->check(CLI::Range(1, 4096));
-  sub->add_option("--steps", o->gen_steps, "generation: tokens generated")->check(CLI::Range(1, 4096));
+  sub->add_option("--steps", o->gen_steps,
+                  "generation: tokens generated, each one timed decode step (the last one runs through the model "
+                  "too, so tokens/s = steps / their time)")->check(CLI::Range(1, 4096));
   sub->add_option("--min-seconds", o->min_seconds, "repeat each prefill at least this long (best run kept)");
   sub->add_option("--max-record-mib", o->max_record_mib, "recording runs whose record would exceed this are refused");
   sub->add_option("--stories", o->stories, "stories260K.gguf for the one-thread generation rows (default: ../shared/models)");

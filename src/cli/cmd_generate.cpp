@@ -114,9 +114,13 @@ void run(const GenerateCliOptions& o) {
   if (!tok) fmt::print("\n");
   std::fflush(stdout);
   const int generated = static_cast<int>(r.ids.size()) - r.prompt_tokens;
-  fmt::print(stderr, "\n{} tokens generated; prefill {:.1f} ms, {} steps in {:.1f} ms ({:.0f} tokens/s){}\n", generated,
-             r.prefill_seconds * 1e3, r.decoded, r.decode_seconds * 1e3,
-             r.decoded > 0 ? r.decoded / r.decode_seconds : 0.0, g.record ? ", recording every head" : "");
+  // The first generated token comes from the prefill's logits; each later one (and, when recording,
+  // the last) costs one decode step. No step, no rate: "0 tokens/s" would be a measurement it is not.
+  const std::string decode = r.decoded > 0 ? fmt::format("{} decode steps in {:.1f} ms ({:.0f} tokens/s)", r.decoded,
+                                                         r.decode_seconds * 1e3, r.decoded / r.decode_seconds)
+                                           : std::string("no decode step to time");
+  fmt::print(stderr, "\n{} tokens generated; prefill {:.1f} ms, {}{}\n", generated, r.prefill_seconds * 1e3, decode,
+             g.record ? ", recording every head" : "");
   if (r.record) {
     r.record->metadata["source"] = std::filesystem::path(o.model).filename().string();
     save_record(o.out, *r.record);

@@ -63,8 +63,10 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
   if (opt.steps < 0) throw UsageError("--steps must be >= 0");
   const int P = static_cast<int>(opt.prompt.size());
   const int tmax = P + opt.steps;
-  // The last generated token runs through the model only when the record needs its row.
-  const int capacity = opt.record || opt.steps == 0 ? tmax : tmax - 1;
+  // The last generated token runs through the model only when the record needs its row (or the
+  // caller counts decode steps: forward_last).
+  const bool last_too = opt.record || opt.forward_last;
+  const int capacity = last_too || opt.steps == 0 ? tmax : tmax - 1;
   if (capacity > cfg.context)
     throw UsageError(fmt::format("{} prompt tokens + {} steps exceed the model's context of {} positions", P,
                                  opt.steps, cfg.context));
@@ -100,7 +102,7 @@ GenerateResult generate(const LmModel& model, const GenerateOptions& opt, const 
     res.ids.push_back(next);
     if (opt.on_token) opt.on_token(prev, next);
     // The last token needs a forward pass only for its row of the record.
-    if (s + 1 < opt.steps || sink) {
+    if (s + 1 < opt.steps || last_too) {
       one[0] = next;
       logits = &model.forward(one, cache, sink.get(), fo);
       ++res.decoded;

@@ -191,6 +191,11 @@ struct GenerateOptions {
   int explain_step = 0;            // with relevance: 0 = every generated token, k = only the k-th (1-based)
   std::vector<int> stop_ids;       // generation ends before emitting one of these (EOS, BOS)
   int threads = 0;
+  // Run the last generated token through the model too, as a record does for its row: then every
+  // generated token costs one decode step (decoded == steps unless a stop id ends the text early),
+  // which is what a tokens/s figure divides by (bench lm). Without it the last token comes free and
+  // --steps 1 decodes nothing.
+  bool forward_last = false;
   // Called for each generated token as soon as it is chosen (prev = the token before it).
   std::function<void(int prev, int id)> on_token;
 };
