@@ -69,23 +69,19 @@ LabelledMatrix select_matrix(const AttentionRecord& record, const Selection& sel
   TensorName tn = parse_tensor_name(t.name);
   m.quantity = value_quantity(t.name);
   m.title = t.name + (tn.layer >= 0 ? fmt::format(" · layer {}", tn.layer) : "") + " · " + heads;
-  // Causal (decoder self-attention): said by the record, or every weight above the diagonal is 0.
-  if (t.queries == t.keys && t.queries > 1) {
-    auto it = record.metadata.find("causal");
-    if (it != record.metadata.end()) {
-      m.causal = it->second == "true";
-    } else {
-      m.causal = true;
-      for (int h = 0; h < t.heads && m.causal; ++h)
-        for (int q = 0; q < t.queries && m.causal; ++q)
-          for (int k = q + 1; k < t.keys; ++k)
-            if (t.at(h, q, k) != 0.f) {
-              m.causal = false;
-              break;
-            }
-    }
-  }
+  m.causal = causal_tensor(record, t);
   return m;
+}
+
+bool causal_tensor(const AttentionRecord& record, const AttentionTensor& t) {
+  if (t.queries != t.keys || t.queries < 2) return false;
+  // Said by the record (LM generation records), or every weight above the diagonal is 0.
+  if (auto it = record.metadata.find("causal"); it != record.metadata.end()) return it->second == "true";
+  for (int h = 0; h < t.heads; ++h)
+    for (int q = 0; q < t.queries; ++q)
+      for (int k = q + 1; k < t.keys; ++k)
+        if (t.at(h, q, k) != 0.f) return false;
+  return true;
 }
 
 std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {

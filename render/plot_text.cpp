@@ -23,6 +23,9 @@ constexpr double kLineGap = 3;             // between wrapped lines
 const Color kOk = Color::rgb8(0x1a, 0x7f, 0x37);
 const Color kWrong = Color::rgb8(0xc6, 0x28, 0x28);
 const Color kGrey = Color::rgb8(0x70, 0x70, 0x70);
+const Color kUnseen = Color::rgb8(0xa8, 0xa8, 0xa8);   // tokens after a causal row's next token
+constexpr double kMarkRoom = 8;                           // above each line of a causal row: the arrow
+constexpr double kQueryStroke = 1.75, kNextStroke = 1.25;
 
 bool in(const std::string& s, std::initializer_list<const char*> set) {
   for (const char* c : set)
@@ -41,6 +44,16 @@ bool space_between(const std::string& prev, const std::string& cur, const std::s
   if (cur == "'" && wordish(prev) && next && wordish(*next)) return false;  // don't, milk's
   if (prev == "'" && wordish(cur)) return false;
   return true;
+}
+
+// A causal row's marks: the query token in the text, and the predicted token when the text has it
+// right after the query (-1 otherwise: the last position, a translator's final <eos>).
+bool has_query(const TextViewItem& it) { return it.query >= 0 && it.query < static_cast<int>(it.tokens.size()); }
+int next_token_index(const TextViewItem& it) {
+  const int k = it.query + 1;
+  return has_query(it) && !it.next_token.empty() && k < static_cast<int>(it.tokens.size()) && it.tokens[k] == it.next_token
+             ? k
+             : -1;
 }
 
 std::string header_text(const TextViewItem& it) {
@@ -121,7 +134,23 @@ TextViewItem text_item(const AttentionRecord& record, const TextSelection& sel) 
   std::string note = meta("source");
   if (!meta("model").empty()) note += (note.empty() ? "" : " · ") + meta("model");
   it.note = note;
+  // A decoder's row: which token is the query and which one it predicts. The translator's
+  // decoder.relevance_self names its rows by the explained token (queries "target", keys
+  // "target_input"); its row i is still query position i of target_input.
+  const bool one_axis = t->query_axis == t->key_axis || (t->query_axis == "target" && t->key_axis == "target_input");
+  if (one_axis && static_cast<int>(toks->size()) == t->keys && causal_tensor(record, *t)) {
+    it.query = sel.query;
+    const auto* out = t->key_axis == "target_input" ? record.axis_tokens("target") : nullptr;
+    if (out && out->size() == toks->size()) it.next_token = (*out)[sel.query];   // y_{i+1}, <eos> last
+    else if (sel.query + 1 < t->keys) it.next_token = (*toks)[sel.query + 1];
+  }
   return it;
+}
+
+std::string query_caption(const TextViewItem& it) {
+  if (it.query < 0 || it.query >= static_cast<int>(it.tokens.size())) return "";
+  std::string s = fmt::format("query “{}” (position {}) → ", it.tokens[it.query], it.query);
+  return s + (it.next_token.empty() ? "its next token is not in the record" : "next token “" + it.next_token + "”");
 }
 
 Color token_shade(double t, const TextViewOptions& opt) {
@@ -186,6 +215,18 @@ DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptio
       list.add(Text{{hx, y + (head_h - measure_text("Ag", ns).height)}, it.note, ns, kGrey, HAlign::Left, VAlign::Top});
     }
     if (!head.empty() || !it.note.empty()) y += head_h + 3;
+    // A causal row: one more header line naming the query and the token it predicts, and room
+    // above every token line for the arrow between them.
+    const bool marks = has_query(it);
+    if (marks) {
+      TextStyle qs = head_style;
+      qs.wrap_width = width;
+      const std::string caption = query_caption(it);
+      list.add(Text{{kMargin, y}, caption, qs, kQueryMark, HAlign::Left, VAlign::Top});
+      y += measure_text(caption, qs).height + 3 + kMarkRoom;
+    }
+    const int next_k = next_token_index(it);
+    double qx = 0, qy = 0, qw = 0;   // the query box, for the arrow
     // Tokens, wrapped at the column width.
     double x = kMargin;
     for (size_t k = 0; k < it.tokens.size(); ++k) {
@@ -196,9 +237,13 @@ DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptio
       const std::string* next = k + 1 < it.tokens.size() ? &it.tokens[k + 1] : nullptr;
       // Attached punctuation overlaps the previous box's right padding, so "end." reads as typed.
       double gap = k == 0 ? 0 : space_between(it.tokens[k - 1], tok, next) ? kGap : -kPadX;
+      // Outlined boxes (a causal row's query and next token) keep clear of their neighbours.
+      const int kk = static_cast<int>(k);
+      if (marks && k > 0 && (kk == it.query || kk == it.query + 1 || (next_k >= 0 && kk == next_k + 1)))
+        gap = std::max(gap, kQueryStroke + 0.5);
       if (x + gap + w > kMargin + width && x > kMargin) {
         x = kMargin;
-        y += line_h + kLineGap;
+        y += line_h + kLineGap + (marks ? kMarkRoom : 0);
         gap = 0;
       }
       x += gap;
@@ -211,7 +256,28 @@ DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptio
         r.stroke_width = 0.5;
       }
       list.add(r);
-      list.add(Text{{x + kPadX, y + kPadY}, tok, ts, contrast_text_color(fill), HAlign::Left, VAlign::Top});
+      const bool unseen = marks && static_cast<int>(k) > it.query + (next_k >= 0 ? 1 : 0);
+      list.add(Text{{x + kPadX, y + kPadY}, tok, ts, unseen ? kUnseen : contrast_text_color(fill), HAlign::Left,
+                    VAlign::Top});
+      if (marks && static_cast<int>(k) == it.query) {
+        // Solid outline just outside the box, so it shows on a dark fill and on white alike.
+        const double o = kQueryStroke / 2;
+        list.add(Rect{x - o, y - o, w + 2 * o, line_h + 2 * o, kTransparent, kQueryMark, kQueryStroke});
+        qx = x, qy = y, qw = w;
+      }
+      if (static_cast<int>(k) == next_k) {
+        const double o = kNextStroke / 2, x0 = x - o, y0 = y - o, x1 = x + w + o, y1 = y + line_h + o;
+        for (auto [a, b] : {std::pair{Point{x0, y0}, Point{x1, y0}}, {Point{x1, y0}, Point{x1, y1}},
+                            {Point{x1, y1}, Point{x0, y1}}, {Point{x0, y1}, Point{x0, y0}}})
+          list.add(Line{a, b, kQueryMark, kNextStroke, false, 2.5});
+        if (y == qy) {
+          // An arrow over the line from the query's top to the next token's: up, across, down.
+          const double ax = qx + qw / 2, bx = x + w / 2, top = y - kMarkRoom + 1, tip = y - kNextStroke;
+          list.add(Polygon{{{ax, y - kQueryStroke}, {ax, top}, {bx, top}, {bx, tip - 3}}, false, kTransparent,
+                           kQueryMark, 1.25});
+          list.add(Polygon{{{bx - 2.75, tip - 3.5}, {bx + 2.75, tip - 3.5}, {bx, tip}}, true, kQueryMark, kTransparent, 0});
+        }
+      }
       if (boxes) boxes->push_back({static_cast<int>(i), static_cast<int>(k), x, y, w, line_h, fill});
       x += w;
     }
@@ -262,6 +328,8 @@ std::string text_view_html(const std::vector<TextViewItem>& items, const TextVie
       ".t:hover::after{content:attr(data-w);position:absolute;left:0;top:-1.9em;background:#222;color:#fff;"
       "font-size:.7em;line-height:1.3;padding:.15em .45em;border-radius:3px;white-space:nowrap;z-index:2}\n"
       ".legend{font-size:.8em;color:#555}\n"
+      ".q{color:" + css_color(kQueryMark) + "}.tq{outline:2px solid " + css_color(kQueryMark) +
+      ";outline-offset:1px}.tn{outline:1.5px dashed " + css_color(kQueryMark) + ";outline-offset:1px}\n"
       "</style></head><body>\n";
   if (!opt.title.empty()) h += "<h2>" + html_escape(opt.title) + "</h2>\n";
   for (size_t i = 0; i < items.size(); ++i) {
@@ -274,6 +342,9 @@ std::string text_view_html(const std::vector<TextViewItem>& items, const TextVie
       if (!it.note.empty()) h += "<span class=\"n\">" + html_escape(it.note) + "</span>";
       h += "</div>";
     }
+    const bool marks = has_query(it);
+    const int next_k = next_token_index(it);
+    if (marks) h += "<div class=\"h q\">" + html_escape(query_caption(it)) + "</div>";
     for (size_t k = 0; k < it.tokens.size(); ++k) {
       const std::string* next = k + 1 < it.tokens.size() ? &it.tokens[k + 1] : nullptr;
       if (k > 0 && space_between(it.tokens[k - 1], it.tokens[k], next)) h += ' ';
@@ -283,8 +354,14 @@ std::string text_view_html(const std::vector<TextViewItem>& items, const TextVie
                                                        : std::string(std::isnan(it.weights[k]) ? "weight NaN"
                                                                      : it.weights[k] > 0  ? "weight +Inf"
                                                                                           : "weight -Inf");
-      h += fmt::format("<span class=\"t\" style=\"background:{};color:{}\" title=\"{}\" data-w=\"{}\">{}</span>",
-                       css_color(fill), css_color(contrast_text_color(fill)), label, label, html_escape(it.tokens[k]));
+      const int kk = static_cast<int>(k);
+      const bool unseen = marks && kk > it.query + (next_k >= 0 ? 1 : 0);
+      const char* mark = !marks ? "" : kk == it.query ? " tq" : kk == next_k ? " tn" : "";
+      if (kk == it.query) label += " (query)";
+      if (kk == next_k) label += " (next token)";
+      h += fmt::format("<span class=\"t{}\" style=\"background:{};color:{}\" title=\"{}\" data-w=\"{}\">{}</span>", mark,
+                       css_color(fill), css_color(unseen ? kUnseen : contrast_text_color(fill)), label, label,
+                       html_escape(it.tokens[k]));
     }
     h += "</div>\n";
   }

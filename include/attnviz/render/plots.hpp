@@ -46,6 +46,10 @@ std::string value_quantity(const std::string& tensor_name);
 // The selected matrix of a record, with tokens of its axes and a title naming tensor, layer and
 // head. Throws UsageError for an unknown tensor name (listing the names) or head out of range.
 LabelledMatrix select_matrix(const AttentionRecord& record, const Selection& sel);
+// Whether a square tensor over one token axis is causal (a decoder's: row i sees keys 0..i): the
+// record's "causal" metadata when it has one (LM records), else every weight above the diagonal
+// is 0 in every head. Never true for a non-square tensor or one of a single token.
+bool causal_tensor(const AttentionRecord& record, const AttentionTensor& t);
 // The tensor named sel.tensor, or the first one; UsageError if absent.
 const AttentionTensor& select_tensor(const AttentionRecord& record, const std::string& name);
 

@@ -20,6 +20,12 @@ struct TextViewItem {
   std::string prediction;            // predicted label ("" = none)
   double probability = -1;           // of the prediction (< 0 = unknown)
   std::string note;                  // small grey text after the header (source, model)
+  // A row of a causal (decoder) map: position `query` attends over 0..query, and row i explains the
+  // prediction of token i + 1. The query token is outlined (solid), the token it predicts outlined
+  // dashed with an arrow from the query, the tokens after that (unseen by the row) greyed, and the
+  // header names both. -1: no such marks (encoder / bidirectional maps, pooling, saliency).
+  int query = -1;
+  std::string next_token;            // with query >= 0: the predicted token ("" = not in the record)
 };
 
 // Which weights of a record: row `query` of `tensor` (head `head`, or the mean over heads) over
@@ -30,7 +36,10 @@ struct TextSelection {
   int query = 0;
 };
 
-// The item of one record (label, prediction, probability and source from its metadata).
+// The item of one record (label, prediction, probability and source from its metadata). A causal
+// tensor (causal_tensor in plots.hpp: an LM record, a translator's decoder self-attention or
+// decoder.relevance_self) over one token axis sets query = sel.query and next_token = the key token
+// after it (for keys "target_input" = <bos> y_1 .. y_n: the "target" token y_{i+1}, <eos> last).
 // Throws UsageError for an unknown tensor / head / query, or keys without tokens.
 TextViewItem text_item(const AttentionRecord& record, const TextSelection& sel);
 
@@ -68,6 +77,12 @@ struct TokenBox {
 
 DrawList layout_text(const std::vector<TextViewItem>& items, const TextViewOptions& opt,
                      std::vector<TokenBox>* boxes = nullptr);
+// The colour of the query / next-token marks of a causal row (TextViewItem::query).
+inline const Color kQueryMark = Color::rgb8(0x1f, 0x63, 0xd6);
+// The header line naming a causal row's query and the token it predicts ("" when query < 0):
+// query “sat” (position 5) → next token “on”.
+std::string query_caption(const TextViewItem& item);
+
 // A self-contained HTML page (inline CSS, no scripts or external files): tokens as spans with the
 // same shades; hovering shows "weight 0.123 (t 0.85)".
 std::string text_view_html(const std::vector<TextViewItem>& items, const TextViewOptions& opt);
