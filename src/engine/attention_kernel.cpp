@@ -297,6 +297,68 @@ HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, f
   hn::Store(vl, d, lv);
 }
 
+#if HWY_TARGET <= HWY_AVX3
+// The online-softmax update of one row whose 64 scores of a fully visible tile are in the four
+// vectors s0..s3 (AVX-512 only: there one micro-kernel call holds a whole 64-key tile row).
+// Same steps and results as SoftmaxRow, without storing and reloading the scores.
+HWY_INLINE void SoftmaxRegs(V& s0, V& s1, V& s2, V& s3, float& m, float* HWY_RESTRICT lv, float* HWY_RESTRICT o,
+                            int Dp) {
+  const D d;
+  const V vmax = hn::Max(hn::Max(s0, s1), hn::Max(s2, s3));
+  V vl = hn::Load(d, lv);
+  if (!hn::AllFalse(d, hn::Gt(vmax, hn::Set(d, m)))) {
+    const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
+    for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
+    vl = hn::Mul(vl, a);
+    m = mt;
+  }
+  const V vm = hn::Set(d, m);
+  s0 = ExpDiff(s0, vm);
+  s1 = ExpDiff(s1, vm);
+  s2 = ExpDiff(s2, vm);
+  s3 = ExpDiff(s3, vm);
+  hn::Store(hn::Add(vl, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))), d, lv);
+}
+
+// P[R, 64] for R query rows and one fully visible 64-key tile: the scores Qs K^T (K = Dp) as
+// MicroKernel<R, 4> computes them, then SoftmaxRegs on each row while it is still in registers,
+// and P stored instead of S. Rows r use m[r], lv[r * kL] and the accumulator row acc[r * Dp].
+template <int R>
+HWY_INLINE void ScoresSoftmax(const float* HWY_RESTRICT a, int lda, const float* HWY_RESTRICT b, int ldb, int K,
+                              float* HWY_RESTRICT c, int ldc, float* m, float* lv, float* acc, int Dp) {
+  static_assert(R >= 1 && R <= 6);
+  const D d;
+#define DECL(r) V c##r##0 = hn::Zero(d), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+  DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
+#undef DECL
+  for (int k = 0; k < K; ++k) {
+    const V b0 = hn::LoadU(d, b + k * ldb), b1 = hn::LoadU(d, b + k * ldb + kL),
+            b2 = hn::LoadU(d, b + k * ldb + 2 * kL), b3 = hn::LoadU(d, b + k * ldb + 3 * kL);
+#define STEP(r)                                   \
+  if constexpr (R > r) {                          \
+    const V ar = hn::Set(d, a[r * lda + k]);      \
+    c##r##0 = hn::MulAdd(ar, b0, c##r##0);        \
+    c##r##1 = hn::MulAdd(ar, b1, c##r##1);        \
+    c##r##2 = hn::MulAdd(ar, b2, c##r##2);        \
+    c##r##3 = hn::MulAdd(ar, b3, c##r##3);        \
+  }
+    STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5)
+#undef STEP
+  }
+#define EPI(r)                                                                                          \
+  if constexpr (R > r) {                                                                                \
+    SoftmaxRegs(c##r##0, c##r##1, c##r##2, c##r##3, m[r], lv + r * kL, acc + static_cast<size_t>(r) * Dp, Dp); \
+    hn::StoreU(c##r##0, d, c + r * ldc);                                                                \
+    hn::StoreU(c##r##1, d, c + r * ldc + kL);                                                           \
+    hn::StoreU(c##r##2, d, c + r * ldc + 2 * kL);                                                       \
+    hn::StoreU(c##r##3, d, c + r * ldc + 3 * kL);                                                       \
+  }
+  EPI(0) EPI(1) EPI(2) EPI(3) EPI(4) EPI(5)
+#undef EPI
+}
+#endif
+
 void ForwardItem(const ForwardArgs& A, long item) {
   const Geometry& g = A.g;
   const KernelOptions& opt = *A.opt;
@@ -344,8 +406,12 @@ void ForwardItem(const ForwardArgs& A, long item) {
     }
     std::memset(lvec, 0, sizeof(float) * static_cast<size_t>(rows) * kL);
     std::memset(acc, 0, sizeof(float) * static_cast<size_t>(rows) * Dp);
-    int kend = 0;   // keys any row of this tile may see
-    for (int r = 0; r < rows; ++r) kend = std::max(kend, visible_keys(g, opt, b, i0 + r));
+    int kend = 0, kall = g.Nk;   // keys any row / every row of this tile may see
+    for (int r = 0; r < rows; ++r) {
+      const int vis = visible_keys(g, opt, b, i0 + r);
+      kend = std::max(kend, vis);
+      kall = std::min(kall, vis);
+    }
 
     for (int j0 = 0; j0 < kend; j0 += BK) {
       const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
@@ -354,6 +420,20 @@ void ForwardItem(const ForwardArgs& A, long item) {
       // S = Qs K^T for this tile pair. (Running the three steps per block of micro-kernel rows
       // instead, so the exponentials sit between the FMAs of the same rows, measured 5% slower:
       // the K^T and V tiles then compete for L1.)
+#if HWY_TARGET <= HWY_AVX3
+      // A whole 64-key tile that every row sees: the softmax runs on the scores in registers.
+      if (kc == kNW * kL && BK == kc && j0 + kc <= kall) {
+        auto block = [&]<int R>(int r0) {
+          ScoresSoftmax<R>(qp + static_cast<size_t>(r0) * Dp, Dp, kt, BK, Dp, sc + static_cast<size_t>(r0) * BK, BK,
+                           mrow + r0, lvec + static_cast<size_t>(r0) * kL, acc + static_cast<size_t>(r0) * Dp, Dp);
+        };
+        int r0 = 0;
+        for (; r0 + kMR <= rows; r0 += kMR) block.template operator()<kMR>(r0);
+        if (r0 < rows) DispatchRows<kMR - 1>(rows - r0, [&]<int R>() { block.template operator()<R>(r0); });
+        Gemm<true>(sc, BK, vt, Dp, kc, rows, Dp, acc, Dp);
+        continue;
+      }
+#endif
       Gemm<false>(qp, Dp, kt, BK, Dp, rows, kpad, sc, BK);
       // Online softmax, row by row.
       for (int r = 0; r < rows; ++r) {
