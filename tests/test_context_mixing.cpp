@@ -2,6 +2,7 @@
 // brute-force rerun of the block with each token's value vector zeroed (attention written out
 // here with plain loops), rows summing to 1 as the paper normalizes them, padding keys at 0, and
 // the mixing rollout.
+#include <attnviz/analysis/alignment.hpp>
 #include <attnviz/analysis/context_mixing.hpp>
 #include <attnviz/engine/context_mixing.hpp>
 #include <attnviz/engine/rng.hpp>
@@ -9,6 +10,7 @@
 #include <attnviz/record/record.hpp>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -416,4 +418,94 @@ TEST_CASE("CLI: record translate --record mixing, render heatmap and align on it
   CHECK(r.out.find("--record mixing needs a transformer") != std::string::npos);
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   CHECK_FALSE(fs::exists(dir / "no.safetensors"));
+}
+
+// eval translate --mixing scores decoder.layerN.cross.mixing. The check: AER, precision, recall and
+// the link counts of its JSON against the same pairs recorded by `record translate --from-corpus all
+// --record mixing` and scored here: argmax written out over each map (rows: target words, columns:
+// source words, <eos> left out) against the records' gold; itermax through extract_alignment.
+TEST_CASE("CLI: eval translate --mixing scores each layer's cross mixing map as computed directly from a record") {
+  using namespace attnviz::test;
+  namespace fs = std::filesystem;
+  const fs::path dir = temp_dir("mixing_eval");
+  const std::string tf = (dir / "tf.safetensors").string(), rnn = (dir / "rnn.safetensors").string();
+  auto r = run_cli("--threads 1 train translate --synthetic 60 --epochs 2 --batch 8 --arch transformer --dim 16 --heads 2 "
+                   "--layers 2 --ff 16 -o '" + tf + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const std::string rec = (dir / "rec.safetensors").string();
+  r = run_cli("--threads 1 record translate --model '" + tf + "' --synthetic 30 --from-corpus all --record mixing -o '" +
+              rec + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  const auto recs = load_records(rec);
+  REQUIRE(recs.size() == 30);
+  auto json_of = [](const RunResult& run) { return nlohmann::json::parse(run.out.substr(run.out.find('{'))); };
+  const RunResult plain = run_cli("--threads 1 eval translate --model '" + tf + "' --synthetic 30 --json");
+  REQUIRE_MESSAGE(plain.code == 0, plain.out);
+  for (const std::string method : {"argmax", "itermax"}) {
+    CAPTURE(method);
+    r = run_cli("--threads 1 eval translate --model '" + tf + "' --synthetic 30 --mixing --json --method " + method);
+    REQUIRE_MESSAGE(r.code == 0, r.out);
+    const auto j = json_of(r);
+    const auto& al = j.at("alignment");
+    // The weights' rows first (as without --mixing), then one row per layer's mixing map.
+    REQUIRE(al.size() == 4);
+    CHECK(al[0].at("tensor") == "decoder.layer0.cross");
+    CHECK(al[1].at("tensor") == "decoder.layer1.cross");
+    CHECK(al[2].at("tensor") == "decoder.layer0.cross.mixing");
+    CHECK(al[3].at("tensor") == "decoder.layer1.cross.mixing");
+    if (method == "argmax")
+      for (int l = 0; l < 2; ++l) CHECK(al[l].at("aer").get<double>() == json_of(plain).at("alignment")[l].at("aer").get<double>());
+    for (int l = 0; l < 2; ++l) {
+      const std::string name = "decoder.layer" + std::to_string(l) + ".cross.mixing";
+      CAPTURE(name);
+      long predicted = 0, sure = 0, a_s = 0, a_p = 0;
+      std::vector<Alignment> pred, gold;
+      for (const auto& x : recs) {
+        const Alignment g = parse_pharaoh_line(x.metadata.at("gold"));
+        gold.push_back(g);
+        const AttentionTensor* t = x.find(name);
+        REQUIRE(t != nullptr);
+        const auto& src = x.tokens.at("source");
+        const auto& tgt = x.tokens.at("target");
+        REQUIRE(t->queries == static_cast<int>(tgt.size()));
+        REQUIRE(t->keys == static_cast<int>(src.size()));
+        if (method == "itermax") {
+          pred.push_back(extract_alignment(alignment_matrix(x, {.tensor = name}).weights, {.method = AlignMethod::Itermax}));
+          continue;
+        }
+        for (int q = 0; q < t->queries; ++q) {
+          if (tgt[q] == "<eos>") continue;
+          int best = -1;
+          for (int k = 0; k < t->keys; ++k)
+            if (src[k] != "<eos>" && (best < 0 || t->at(0, q, k) > t->at(0, q, best))) best = k;
+          ++predicted;
+          a_s += g.contains(best, q, true);
+          a_p += g.contains(best, q);
+        }
+        for (const auto& link : g.links) sure += link.sure;
+      }
+      if (method == "itermax") {
+        const AlignmentScore sc = score_alignments(pred, gold);
+        predicted = sc.predicted, sure = sc.sure, a_s = sc.a_and_s, a_p = sc.a_and_p;
+      }
+      REQUIRE(predicted > 0);
+      const auto& row = al[2 + l];
+      CHECK(row.at("predicted").get<long>() == predicted);
+      CHECK(row.at("sure").get<long>() == sure);
+      CHECK(row.at("aer").get<double>() == doctest::Approx(1.0 - double(a_s + a_p) / double(predicted + sure)).epsilon(1e-12));
+      CHECK(row.at("precision").get<double>() == doctest::Approx(double(a_p) / predicted).epsilon(1e-12));
+      CHECK(row.at("recall").get<double>() == doctest::Approx(double(a_s) / sure).epsilon(1e-12));
+    }
+  }
+  // The table names the maps; an RNN model has none: one line naming the file, exit 2.
+  r = run_cli("--threads 1 eval translate --model '" + tf + "' --synthetic 30 --mixing");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("decoder.layer1.cross.mixing") != std::string::npos);
+  r = run_cli("--threads 1 train translate --synthetic 40 --epochs 1 --batch 8 --embed 8 --hidden 8 -o '" + rnn + "'");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  r = run_cli("--threads 1 eval translate --model '" + rnn + "' --synthetic 30 --mixing");
+  CHECK(r.code == 2);
+  CHECK(r.out.find(rnn) != std::string::npos);
+  CHECK(r.out.find("--mixing needs a transformer") != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
 }

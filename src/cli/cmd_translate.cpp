@@ -329,6 +329,9 @@ void add_eval_translate(CLI::App& parent) {
   sub->add_flag("--relevance", o->eval.relevance,
                 "also score the relevance maps decoder.relevance_cross and decoder.lrp_relevance_cross (Chefer, Gur & "
                 "Wolf 2021; transformer models only)");
+  sub->add_flag("--mixing", o->eval.mixing,
+                "also score each decoder layer's value-zeroing cross map decoder.layerN.cross.mixing (what 'record "
+                "translate --record mixing' writes; Mohebbi et al. 2023; transformer models only)");
   sub->add_flag("--pretokenized", o->data.pretokenized, "the corpus text is already tokenized: split on spaces only "
                                                         "(gold links count space-separated words)");
   set_example(sub, "attnviz eval translate --model models/additive.safetensors --model models/dot.safetensors --synthetic 500");
@@ -351,15 +354,17 @@ void add_eval_translate(CLI::App& parent) {
       labels.push_back(std::count(names.begin(), names.end(), names[i]) > 1 ? o->models[i] : names[i]);
     size_t w = 22;
     for (const auto& l : labels) w = std::max(w, printable_for_terminal(l).size());
-    if (!o->json)
-      fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "file", w, "model", "attention", "pairs",
-                 "exact", "BLEU-4", "AER", "prec", "recall", "tensor");
+    // The header goes out with the first row, so that a first model refused (--relevance or --mixing
+    // on an RNN) leaves one line on the terminal, the error.
+    bool header = o->json;
     for (size_t mi = 0; mi < o->models.size(); ++mi) {
       const auto& path = o->models[mi];
       const std::string label = printable_for_terminal(labels[mi]);
       auto model = load_translator(path);
       if (o->eval.relevance && model->config.arch != "transformer")
         throw InputError(path, "--relevance needs a transformer translator; this model is " + model->name());
+      if (o->eval.mixing && model->config.arch != "transformer")
+        throw InputError(path, "--mixing needs a transformer translator; this model is " + model->name());
       auto corpus = load_data(o->data, SyntheticSplit::Test, model->config.tokenizer,
                               model->config.pretokenized || o->data.pretokenized);
       auto r = evaluate_translator(*model, corpus, o->eval);
@@ -383,6 +388,11 @@ void add_eval_translate(CLI::App& parent) {
                       {"aer", a.score.aer()}, {"predicted", a.score.predicted}, {"sure", a.score.sure}});
       j["alignment"] = al;
       js.push_back(j);
+      if (!header) {
+        fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n", "file", w, "model", "attention", "pairs",
+                   "exact", "BLEU-4", "AER", "prec", "recall", "tensor");
+        header = true;
+      }
       if (!o->json) {
         if (r.alignment.empty())
           fmt::print("{:<{}} {:>12} {:>10} {:>6} {:>7} {:>7.2f} {:>7} {:>7} {:>7}  (no gold)\n", label, w, model->name(),

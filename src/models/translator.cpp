@@ -456,16 +456,28 @@ TranslationEval evaluate_translator(Translator& m, const ParallelCorpus& corpus,
       for (const auto& p : corpus.pairs) swapped.pairs.push_back({p.target, p.source, {}});
       rdata = encode_corpus(*opt.reverse, swapped);
     }
+    // The maps scored, in this order: each layer's cross-attention weights, each layer's value-zeroing
+    // cross map (".cross.mixing"), the relevance maps.
     auto cross_tensors = [](const AttentionRecord& rec) {
-      std::vector<std::string> names;
-      for (const auto& t : rec.tensors)
-        if (parse_tensor_name(t.name).kind == "cross" || t.name == "decoder.relevance_cross" ||
-            t.name == "decoder.lrp_relevance_cross")
-          names.push_back(t.name);
-      return names;
+      std::vector<std::string> weights, mixing, relevance;
+      for (const auto& t : rec.tensors) {
+        const std::string kind = parse_tensor_name(t.name).kind;
+        if (kind == "cross")
+          weights.push_back(t.name);
+        else if (kind == "cross.mixing")
+          mixing.push_back(t.name);
+        else if (t.name == "decoder.relevance_cross" || t.name == "decoder.lrp_relevance_cross")
+          relevance.push_back(t.name);
+      }
+      weights.insert(weights.end(), mixing.begin(), mixing.end());
+      weights.insert(weights.end(), relevance.begin(), relevance.end());
+      return weights;
     };
+    if (opt.mixing && m.config.arch != "transformer")
+      throw InputError("", "value-zeroing cross mixing maps need a transformer translator; this model is " + m.name());
     RecordOptions what;
     what.relevance = opt.relevance;
+    what.mixing = opt.mixing;
     for (size_t i = 0; i < data.size(); ++i) {
       AttentionRecord rec = record_translation(m, data[i].src, data[i].tgt, nullptr, nullptr, what);
       if (m.subwords()) merge_subwords(rec);   // gold links count words: score the word-level view

@@ -208,6 +208,10 @@ struct EvalOptions {
   // With gold: also score Translator::relevance()'s "decoder.relevance_cross" and
   // "decoder.lrp_relevance_cross" (the transformer only; InputError otherwise).
   bool relevance = false;
+  // With gold: also score each decoder layer's value-zeroing cross map "decoder.layerN.cross.mixing"
+  // (Mohebbi et al. 2023; Translator::record with RecordOptions::mixing; the transformer only,
+  // InputError otherwise).
+  bool mixing = false;
 };
 
 struct LayerAlignment {
@@ -216,7 +220,9 @@ struct LayerAlignment {
 };
 
 // Named metrics: "exact_match", "bleu", and per decoder layer "aer.<tensor>", "precision.<tensor>",
-// "recall.<tensor>" when the corpus has gold alignments.
+// "recall.<tensor>" when the corpus has gold alignments. The alignment rows: every layer's
+// cross-attention, then (opt.mixing) every layer's cross mixing map, then (opt.relevance) the two
+// relevance maps.
 struct TranslationEval : EvalResult {
   int sentences = 0;
   int exact = 0;                  // hypothesis == reference (token for token)
