@@ -18,24 +18,6 @@ using namespace attnviz::test;
 
 namespace {
 
-fs::path fixtures() { return source_dir() / "tests" / "data" / "interop"; }
-
-std::vector<float> read_ref(const fs::path& p) {
-  const std::string b = slurp(p);
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
-
-// Bitwise equality (so -0.0 stays -0.0), except that any NaN equals any NaN.
-bool same(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  std::uint32_t x, y;
-  std::memcpy(&x, &a, 4);
-  std::memcpy(&y, &b, 4);
-  return x == y;
-}
-
 // The one tensor of a CSV import against X.ref (values) and X.expect.json (shape and tokens).
 // Returns the record for further checks.
 AttentionRecord check_fixture(const fs::path& file, const std::string& stem) {
@@ -43,14 +25,14 @@ AttentionRecord check_fixture(const fs::path& file, const std::string& stem) {
   const AttentionRecord r = import_record(file);
   REQUIRE(r.tensors.size() == 1);
   const auto& t = r.tensors[0];
-  const auto want = read_ref(fixtures() / (stem + ".ref"));
-  const auto ex = nlohmann::json::parse(slurp(fixtures() / (stem + ".expect.json")));
+  const auto want = read_ref(interop_fixtures() / (stem + ".ref"));
+  const auto ex = nlohmann::json::parse(slurp(interop_fixtures() / (stem + ".expect.json")));
   CHECK(t.heads == 1);
   CHECK(t.queries == ex["shape"][0].get<int>());
   CHECK(t.keys == ex["shape"][1].get<int>());
   REQUIRE(t.data.size() == want.size());
   size_t bad = 0;
-  for (size_t i = 0; i < want.size(); ++i) bad += !same(t.data[i], want[i]);
+  for (size_t i = 0; i < want.size(); ++i) bad += !same_bits(t.data[i], want[i]);
   CHECK(bad == 0);
   const auto qt = ex["query_tokens"].get<std::vector<std::string>>();
   const auto kt = ex["key_tokens"].get<std::vector<std::string>>();
@@ -84,7 +66,7 @@ TEST_CASE("pandas and np.savetxt files import with the values and tokens pandas 
   {
     // index + header, square, the same tokens: self-attention over "tokens"; NaN (pandas writes an
     // empty cell), inf, -inf, -0.0 and 1e-05 kept; tokens with a comma, quotes and non-ASCII text.
-    const auto r = check_fixture(fixtures() / "pandas_self.csv", "pandas_self");
+    const auto r = check_fixture(interop_fixtures() / "pandas_self.csv", "pandas_self");
     const auto& t = r.tensors[0];
     CHECK(t.name == "encoder.layer0.self");
     CHECK(t.query_axis == "tokens");
@@ -102,7 +84,7 @@ TEST_CASE("pandas and np.savetxt files import with the values and tokens pandas 
   {
     // TSV, [T=3, S=5]: cross-attention, target tokens from the index, source tokens from the header
     // (one of them is a lone "," that pandas does not quote in a TSV).
-    const auto r = check_fixture(fixtures() / "pandas_cross.tsv", "pandas_cross");
+    const auto r = check_fixture(interop_fixtures() / "pandas_cross.tsv", "pandas_cross");
     const auto& t = r.tensors[0];
     CHECK(t.name == "cross");
     CHECK(t.query_axis == "target");
@@ -113,37 +95,37 @@ TEST_CASE("pandas and np.savetxt files import with the values and tokens pandas 
   }
   {
     // CRLF and a byte-order mark, header without index: the header labels both axes.
-    const auto r = check_fixture(fixtures() / "pandas_crlf_bom.csv", "pandas_crlf_bom");
+    const auto r = check_fixture(interop_fixtures() / "pandas_crlf_bom.csv", "pandas_crlf_bom");
     CHECK(r.tokens.at("tokens") == std::vector<std::string>{"\xC3\xBC", "\xC3\x9F", "x y", "end"});
   }
   {
     // pandas' default 0..n-1 labels are positions, not tokens.
-    const auto r = check_fixture(fixtures() / "pandas_default.csv", "pandas_default");
+    const auto r = check_fixture(interop_fixtures() / "pandas_default.csv", "pandas_default");
     CHECK(r.tokens.empty());
   }
   {
     // to_csv(index=False) of an unnamed frame: the header 0,1,2 is pandas' labels, not a data row.
-    const auto r = check_fixture(fixtures() / "pandas_range_header.csv", "pandas_range_header");
+    const auto r = check_fixture(interop_fixtures() / "pandas_range_header.csv", "pandas_range_header");
     CHECK(r.tokens.empty());
   }
   {
-    const auto r = check_fixture(fixtures() / "pandas_bare.csv", "pandas_bare");  // [2, 4], no labels
+    const auto r = check_fixture(interop_fixtures() / "pandas_bare.csv", "pandas_bare");  // [2, 4], no labels
     CHECK(r.tokens.empty());
     CHECK(r.tensors[0].name == "cross");
   }
   {
-    const auto r = check_fixture(fixtures() / "savetxt_comma.csv", "savetxt_comma");
+    const auto r = check_fixture(interop_fixtures() / "savetxt_comma.csv", "savetxt_comma");
     CHECK(r.metadata.at("comments") == "layer 0, head 1");
   }
   {
-    const auto r = check_fixture(fixtures() / "savetxt_default.txt", "savetxt_default");  // spaces
+    const auto r = check_fixture(interop_fixtures() / "savetxt_default.txt", "savetxt_default");  // spaces
     CHECK(r.metadata.at("imported_from").rfind("text (space-separated): ", 0) == 0);
   }
 }
 
 TEST_CASE("CSV/TSV detection: by extension, else by content; no final newline, CRLF, LF all alike") {
   const fs::path dir = temp_dir("detect");
-  const std::string self = slurp(fixtures() / "pandas_self.csv");
+  const std::string self = slurp(interop_fixtures() / "pandas_self.csv");
   // Content without extension, a .txt name, no final newline, CRLF line ends.
   spit(dir / "noext", self);
   check_fixture(dir / "noext", "pandas_self");
@@ -154,9 +136,9 @@ TEST_CASE("CSV/TSV detection: by extension, else by content; no final newline, C
   spit(dir / "crlf.csv", crlf);
   check_fixture(dir / "crlf.csv", "pandas_self");
   // pandas' sep="\t" output saved under a .csv name: tabs found in the content.
-  fs::copy_file(fixtures() / "pandas_cross.tsv", dir / "tabs.csv");
+  fs::copy_file(interop_fixtures() / "pandas_cross.tsv", dir / "tabs.csv");
   check_fixture(dir / "tabs.csv", "pandas_cross");
-  fs::copy_file(fixtures() / "pandas_cross.tsv", dir / "tabs_noext");
+  fs::copy_file(interop_fixtures() / "pandas_cross.tsv", dir / "tabs_noext");
   check_fixture(dir / "tabs_noext", "pandas_cross");
   // A header row that starts with "[CLS]" (index=False) is not JSON, with or without .csv.
   const std::string cls = "[CLS],the,[SEP]\n0.5,0.25,0.25\n0.1,0.8,0.1\n0,0,1\n";
@@ -265,7 +247,7 @@ TEST_CASE("bad CSV/TSV: one line naming the file, the row and the column, exit 2
 
 TEST_CASE("attnviz render heatmap a.csv -o a.png: pandas output to a PNG") {
   const fs::path dir = temp_dir("render");
-  fs::copy_file(fixtures() / "pandas_self.csv", dir / "a.csv");
+  fs::copy_file(interop_fixtures() / "pandas_self.csv", dir / "a.csv");
   const RunResult r = run_cli("render heatmap '" + (dir / "a.csv").string() + "' -o '" + (dir / "a.png").string() + "'");
   INFO(r.out);
   REQUIRE(r.code == 0);
@@ -284,7 +266,7 @@ TEST_CASE("attnviz render heatmap a.csv -o a.png: pandas output to a PNG") {
   CHECK(i.code == 0);
   CHECK(i.out.find("1 NaN, 1 +Inf, 1 -Inf") != std::string::npos);
   // The TSV cross-attention draws too.
-  fs::copy_file(fixtures() / "pandas_cross.tsv", dir / "c.tsv");
+  fs::copy_file(interop_fixtures() / "pandas_cross.tsv", dir / "c.tsv");
   CHECK(run_cli("render heatmap '" + (dir / "c.tsv").string() + "' -o '" + (dir / "c.png").string() + "'").code == 0);
   CHECK(fs::file_size(dir / "c.png") > 100);
 }

@@ -18,24 +18,6 @@ using namespace attnviz::test;
 
 namespace {
 
-fs::path fixtures() { return source_dir() / "tests" / "data" / "interop"; }
-
-std::vector<float> read_ref(const fs::path& p) {
-  const std::string b = slurp(p);
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
-
-// Bitwise equality, except that any NaN equals any NaN (numpy may not keep the payload bits).
-bool same(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  std::uint32_t x, y;
-  std::memcpy(&x, &a, 4);
-  std::memcpy(&y, &b, 4);
-  return x == y;
-}
-
 // Compares values and the shape encoded in the name (r2..r5 -> the generator's shapes).
 int check_npy_dir(const fs::path& dir) {
   int checked = 0;
@@ -49,7 +31,7 @@ int check_npy_dir(const fs::path& dir) {
     REQUIRE(a.values.size() == want.size());
     REQUIRE(a.numel() == static_cast<std::int64_t>(want.size()));
     size_t bad = 0;
-    for (size_t i = 0; i < want.size(); ++i) bad += !same(a.values[i], want[i]);
+    for (size_t i = 0; i < want.size(); ++i) bad += !same_bits(a.values[i], want[i]);
     CHECK(bad == 0);
     // The whole import path keeps the same values: the last two axes of each tensor are [q, k].
     AttentionRecord r = import_record(e.path());
@@ -69,7 +51,7 @@ void check_npz(const fs::path& npz) {
     const auto want = read_ref(ref);
     REQUIRE(m.array.values.size() == want.size());
     size_t bad = 0;
-    for (size_t i = 0; i < want.size(); ++i) bad += !same(m.array.values[i], want[i]);
+    for (size_t i = 0; i < want.size(); ++i) bad += !same_bits(m.array.values[i], want[i]);
     CHECK(bad == 0);
     ++floats;
   }
@@ -79,10 +61,10 @@ void check_npz(const fs::path& npz) {
 }  // namespace
 
 TEST_CASE("committed numpy fixtures import with numpy's exact values") {
-  CHECK(check_npy_dir(fixtures()) == 4);
+  CHECK(check_npy_dir(interop_fixtures()) == 4);
   for (const char* f : {"encdec_stored.npz", "encdec_deflated.npz", "encoder_batch.npz"}) {
     INFO(f);
-    check_npz(fixtures() / f);
+    check_npz(interop_fixtures() / f);
   }
 }
 
@@ -98,7 +80,7 @@ TEST_CASE("every dtype/order/rank/version numpy 1.24 writes (generated now with 
     std::exit(77);
   }
   const fs::path dir = temp_dir("numpy_all");
-  const std::string cmd = "/usr/bin/python3 '" + (fixtures() / "make_fixtures.py").string() + "' '" + dir.string() +
+  const std::string cmd = "/usr/bin/python3 '" + (interop_fixtures() / "make_fixtures.py").string() + "' '" + dir.string() +
                           "' --all";
   REQUIRE(std::system(cmd.c_str()) == 0);
   // 3 dtypes x 2 byte orders x 2 memory orders x 4 ranks x 3 versions.
@@ -109,7 +91,7 @@ TEST_CASE("every dtype/order/rank/version numpy 1.24 writes (generated now with 
 TEST_CASE("encoder-decoder npz becomes named layers with source/target tokens") {
   for (const char* f : {"encdec_stored.npz", "encdec_deflated.npz"}) {
     INFO(f);
-    AttentionRecord r = import_record(fixtures() / f);
+    AttentionRecord r = import_record(interop_fixtures() / f);
     REQUIRE(r.tensors.size() == 6);
     const auto* enc = r.find("encoder.layer1.self");
     const auto* dec = r.find("decoder.layer0.self");
@@ -130,15 +112,15 @@ TEST_CASE("encoder-decoder npz becomes named layers with source/target tokens") 
     CHECK(r.tokens.at("source")[1] == "\xE2\x96\x81" "cat");
     CHECK(r.tokens.at("target")[4] == "\xC3\xBC");
     // Layer 1 of cross starts at element 1 * heads * T * S of the reference.
-    const auto want = read_ref(fixtures() / (std::string(fs::path(f).stem()) + "__cross_attentions.ref"));
+    const auto want = read_ref(interop_fixtures() / (std::string(fs::path(f).stem()) + "__cross_attentions.ref"));
     CHECK(cross->data[0] == want[2 * 5 * 4]);
     CHECK(cross->at(1, 4, 3) == want.back());
   }
 }
 
 TEST_CASE("5-D [layers, batch, heads, q, k]: --batch picks the entry, out of range is an error") {
-  const fs::path f = fixtures() / "encoder_batch.npz";
-  const auto want = read_ref(fixtures() / "encoder_batch__attentions.ref");  // [3, 2, 2, 4, 4]
+  const fs::path f = interop_fixtures() / "encoder_batch.npz";
+  const auto want = read_ref(interop_fixtures() / "encoder_batch__attentions.ref");  // [3, 2, 2, 4, 4]
   ImportOptions opt;
   for (int b : {0, 1}) {
     opt.batch = b;
@@ -147,8 +129,8 @@ TEST_CASE("5-D [layers, batch, heads, q, k]: --batch picks the entry, out of ran
     const auto* t = r.find("encoder.layer2.self");
     REQUIRE(t);
     CHECK(t->query_axis == "tokens");
-    CHECK(same(t->at(0, 0, 0), want[((2 * 2 + b) * 2) * 16]));
-    CHECK(same(t->at(1, 3, 3), want[((2 * 2 + b) * 2 + 1) * 16 + 15]));
+    CHECK(same_bits(t->at(0, 0, 0), want[((2 * 2 + b) * 2) * 16]));
+    CHECK(same_bits(t->at(1, 3, 3), want[((2 * 2 + b) * 2 + 1) * 16 + 15]));
     CHECK(r.tokens.at("tokens")[2] == "\xE7\x8C\xAB");
   }
   opt.batch = 2;
@@ -162,8 +144,8 @@ TEST_CASE("5-D [layers, batch, heads, q, k]: --batch picks the entry, out of ran
 }
 
 TEST_CASE("np.savez(f, *outputs.attentions): arr_0..arr_11 become layers 0..11 in index order") {
-  const fs::path f = fixtures() / "layer_tuple.npz";
-  const auto want = read_ref(fixtures() / "layer_tuple__stacked.ref");  // [12, 2, 2, 4, 4]
+  const fs::path f = interop_fixtures() / "layer_tuple.npz";
+  const auto want = read_ref(interop_fixtures() / "layer_tuple__stacked.ref");  // [12, 2, 2, 4, 4]
   REQUIRE(want.size() == 12 * 2 * 2 * 16);
   ImportOptions opt;
   for (int b : {0, 1}) {
@@ -179,7 +161,7 @@ TEST_CASE("np.savez(f, *outputs.attentions): arr_0..arr_11 become layers 0..11 i
       size_t bad = 0;
       for (int h = 0; h < 2; ++h)
         for (int q = 0; q < 4; ++q)
-          for (int k = 0; k < 4; ++k) bad += !same(t->at(h, q, k), want[(((l * 2 + b) * 2 + h) * 4 + q) * 4 + k]);
+          for (int k = 0; k < 4; ++k) bad += !same_bits(t->at(h, q, k), want[(((l * 2 + b) * 2 + h) * 4 + q) * 4 + k]);
       CHECK(bad == 0);
     }
     CHECK(r.tokens.at("tokens")[2] == "cat");
@@ -189,7 +171,7 @@ TEST_CASE("np.savez(f, *outputs.attentions): arr_0..arr_11 become layers 0..11 i
 
 TEST_CASE("members named arr_k are stacked only when they form one layer tuple") {
   // arr_0 and arr_1 of different shapes are two separate arrays, named as numpy named them.
-  AttentionRecord r = import_record(fixtures() / "not_a_tuple.npz");
+  AttentionRecord r = import_record(interop_fixtures() / "not_a_tuple.npz");
   CHECK(r.tensors.size() == 2);
   CHECK(r.find("arr_0"));
   CHECK(r.find("arr_1"));
@@ -197,7 +179,7 @@ TEST_CASE("members named arr_k are stacked only when they form one layer tuple")
 }
 
 TEST_CASE("a torch.save file (a ZIP with data.pkl, written by zipfile in torch's layout) is named as such") {
-  CHECK_THROWS_WITH_AS(import_record(fixtures() / "torch_save_like.pt"),
+  CHECK_THROWS_WITH_AS(import_record(interop_fixtures() / "torch_save_like.pt"),
                        doctest::Contains("is a PyTorch file (torch.save: a ZIP holding 'archive/data.pkl')"),
                        InputError);
 }
@@ -209,7 +191,7 @@ TEST_CASE("token files label axes; a count mismatch names the axis and both coun
   spit(dir / "five.txt", "1\n2\n3\n4\n5\n");
   ImportOptions opt;
   opt.tokens_file = (dir / "three.txt").string();
-  const fs::path npy = fixtures() / "f4_le_C_r2_v1.npy";  // [3, 4]: 3 queries, 4 keys
+  const fs::path npy = interop_fixtures() / "f4_le_C_r2_v1.npy";  // [3, 4]: 3 queries, 4 keys
   // A non-square array is imported as [target, source]: --tokens has no axis to label.
   CHECK_THROWS_AS(import_record(npy, opt), UsageError);
   opt = {};
@@ -231,7 +213,7 @@ TEST_CASE("token files label axes; a count mismatch names the axis and both coun
   // Square self-attention: --tokens labels both axes.
   opt = {};
   opt.tokens_file = (dir / "four.txt").string();
-  AttentionRecord e = import_record(fixtures() / "encoder_batch.npz", opt);
+  AttentionRecord e = import_record(interop_fixtures() / "encoder_batch.npz", opt);
   CHECK(e.tokens.at("tokens")[0] == "a");
 }
 

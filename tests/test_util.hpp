@@ -2,6 +2,8 @@
 // files, little-endian fields.
 #pragma once
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +71,27 @@ inline std::string slurp(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The interop fixtures written by tests/data/interop/make_fixtures.py (numpy, pandas).
+inline fs::path interop_fixtures() { return source_dir() / "tests" / "data" / "interop"; }
+
+// A .ref file: the raw little-endian float32 values the fixture script wrote.
+inline std::vector<float> read_ref(const fs::path& p) {
+  const std::string b = slurp(p);
+  std::vector<float> v(b.size() / 4);
+  std::memcpy(v.data(), b.data(), v.size() * 4);
+  return v;
+}
+
+// Bitwise equality (so -0.0 stays -0.0), except that any NaN equals any NaN (numpy may not keep
+// the payload bits).
+inline bool same_bits(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  std::uint32_t x, y;
+  std::memcpy(&x, &a, 4);
+  std::memcpy(&y, &b, 4);
+  return x == y;
 }
 
 inline void spit(const fs::path& p, const std::string& bytes) {

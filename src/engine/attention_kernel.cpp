@@ -256,6 +256,24 @@ HWY_INLINE void ExpRow(float* s, int n, float m) {
   for (int j = 0; j < n; j += kL) hn::StoreU(ExpDiff(hn::LoadU(d, s + j), vm), d, s + j);
 }
 
+// The online softmax's max step for one row: vmax holds the lane-wise max of the row's visible
+// scores in this tile. When some lane beats the running max m (usually none does: one vector
+// compare, no horizontal reduction), m becomes the tile's max and the accumulator row o [Dp] and
+// the partial sums are rescaled by e^(m_old - m_new). Returns the partial sums lv [kL].
+HWY_INLINE V RaiseMax(V vmax, float& m, const float* HWY_RESTRICT lv, float* HWY_RESTRICT o, int Dp) {
+  const D d;
+  V vl = hn::Load(d, lv);
+  if (!hn::AllFalse(d, hn::Gt(vmax, hn::Set(d, m)))) {
+    const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    // e^(m - mt) is 0 in exact arithmetic when m = -inf (Exp2 gives 2^-126); o and lv are 0 then.
+    const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
+    for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
+    vl = hn::Mul(vl, a);
+    m = mt;
+  }
+  return vl;
+}
+
 // One query row of a (query tile x key tile) step of the forward's online softmax. Keys
 // [vis, kpad) of the scores s[0, kpad) are masked (vis >= 1). Raises the row's running max m
 // when this tile holds a larger score, rescaling the accumulator row o [Dp] and the lane-wise
@@ -270,16 +288,7 @@ HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, f
   int j = 0;
   for (; j + kL <= vis; j += kL) vmax = hn::Max(vmax, hn::LoadU(d, s + j));
   if (j < vis) vmax = hn::Max(vmax, hn::IfThenElse(hn::FirstN(d, vis - j), hn::LoadU(d, s + j), ninf));
-  V vl = hn::Load(d, lv);
-  // Usually no score of the tile beats the running max: one compare, no horizontal reduction.
-  if (!hn::AllFalse(d, hn::Gt(vmax, hn::Set(d, m)))) {
-    const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
-    // e^(m - mt) is 0 in exact arithmetic when m = -inf (Exp2 gives 2^-126); o and lv are 0 then.
-    const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
-    for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
-    vl = hn::Mul(vl, a);
-    m = mt;
-  }
+  V vl = RaiseMax(vmax, m, lv, o, Dp);
   const V vm = hn::Set(d, m);
   j = 0;
   for (; j + kL <= vis; j += kL) {
@@ -304,15 +313,7 @@ HWY_INLINE void SoftmaxRow(float* HWY_RESTRICT s, int kpad, int vis, float& m, f
 HWY_INLINE void SoftmaxRegs(V& s0, V& s1, V& s2, V& s3, float& m, float* HWY_RESTRICT lv, float* HWY_RESTRICT o,
                             int Dp) {
   const D d;
-  const V vmax = hn::Max(hn::Max(s0, s1), hn::Max(s2, s3));
-  V vl = hn::Load(d, lv);
-  if (!hn::AllFalse(d, hn::Gt(vmax, hn::Set(d, m)))) {
-    const float mt = hn::GetLane(hn::MaxOfLanes(d, vmax));
-    const V a = ExpDiff(hn::Set(d, m), hn::Set(d, mt));
-    for (int c = 0; c < Dp; c += kL) hn::StoreU(hn::Mul(hn::LoadU(d, o + c), a), d, o + c);
-    vl = hn::Mul(vl, a);
-    m = mt;
-  }
+  const V vl = RaiseMax(hn::Max(hn::Max(s0, s1), hn::Max(s2, s3)), m, lv, o, Dp);
   const V vm = hn::Set(d, m);
   s0 = ExpDiff(s0, vm);
   s1 = ExpDiff(s1, vm);
