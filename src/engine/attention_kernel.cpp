@@ -171,11 +171,17 @@ HWY_INLINE V Exp2(V x) {
 // arrays GCC 12 spills every accumulator to the stack on each iteration (store-bound, ~2x slower).
 #define ATTNVIZ_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
+// The micro-kernel's default epilogue: store the rows as computed.
+struct NoEpilogue {
+  HWY_INLINE void operator()(int, V&, V&, V&, V&) const {}
+};
+
 // C[R, W vectors] (= or +=) A[R, K] . B[K, W vectors]; row strides lda, ldb, ldc (floats).
-// A is read one scalar at a time (broadcast), B and C a vector at a time.
-template <int R, int W, bool kAcc>
+// A is read one scalar at a time (broadcast), B and C a vector at a time. Before row r is stored,
+// epi(r, c_r0, c_r1, c_r2, c_r3) may change its vectors in registers (the forward's softmax).
+template <int R, int W, bool kAcc, class Epilogue = NoEpilogue>
 HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int lda, const float* HWY_RESTRICT b, int ldb, int K,
-                            float* HWY_RESTRICT c, int ldc) {
+                            float* HWY_RESTRICT c, int ldc, const Epilogue& epi = {}) {
   static_assert(R >= 1 && R <= 6 && W >= 1 && W <= 4);
   const D d;
 #define DECL(r)                                                                                      \
@@ -203,6 +209,7 @@ HWY_INLINE void MicroKernel(const float* HWY_RESTRICT a, int lda, const float* H
   }
 #define STORE(r)                                                                \
   if constexpr (R > r) {                                                        \
+    epi(r, c##r##0, c##r##1, c##r##2, c##r##3);                                 \
     hn::StoreU(c##r##0, d, c + r * ldc);                                        \
     if constexpr (W > 1) hn::StoreU(c##r##1, d, c + r * ldc + kL);              \
     if constexpr (W > 2) hn::StoreU(c##r##2, d, c + r * ldc + 2 * kL);          \
@@ -321,43 +328,6 @@ HWY_INLINE void SoftmaxRegs(V& s0, V& s1, V& s2, V& s3, float& m, float* HWY_RES
   s3 = ExpDiff(s3, vm);
   hn::Store(hn::Add(vl, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))), d, lv);
 }
-
-// P[R, 64] for R query rows and one fully visible 64-key tile: the scores Qs K^T (K = Dp) as
-// MicroKernel<R, 4> computes them, then SoftmaxRegs on each row while it is still in registers,
-// and P stored instead of S. Rows r use m[r], lv[r * kL] and the accumulator row acc[r * Dp].
-template <int R>
-HWY_INLINE void ScoresSoftmax(const float* HWY_RESTRICT a, int lda, const float* HWY_RESTRICT b, int ldb, int K,
-                              float* HWY_RESTRICT c, int ldc, float* m, float* lv, float* acc, int Dp) {
-  static_assert(R >= 1 && R <= 6);
-  const D d;
-#define DECL(r) V c##r##0 = hn::Zero(d), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
-  DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
-#undef DECL
-  for (int k = 0; k < K; ++k) {
-    const V b0 = hn::LoadU(d, b + k * ldb), b1 = hn::LoadU(d, b + k * ldb + kL),
-            b2 = hn::LoadU(d, b + k * ldb + 2 * kL), b3 = hn::LoadU(d, b + k * ldb + 3 * kL);
-#define STEP(r)                                   \
-  if constexpr (R > r) {                          \
-    const V ar = hn::Set(d, a[r * lda + k]);      \
-    c##r##0 = hn::MulAdd(ar, b0, c##r##0);        \
-    c##r##1 = hn::MulAdd(ar, b1, c##r##1);        \
-    c##r##2 = hn::MulAdd(ar, b2, c##r##2);        \
-    c##r##3 = hn::MulAdd(ar, b3, c##r##3);        \
-  }
-    STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5)
-#undef STEP
-  }
-#define EPI(r)                                                                                          \
-  if constexpr (R > r) {                                                                                \
-    SoftmaxRegs(c##r##0, c##r##1, c##r##2, c##r##3, m[r], lv + r * kL, acc + static_cast<size_t>(r) * Dp, Dp); \
-    hn::StoreU(c##r##0, d, c + r * ldc);                                                                \
-    hn::StoreU(c##r##1, d, c + r * ldc + kL);                                                           \
-    hn::StoreU(c##r##2, d, c + r * ldc + 2 * kL);                                                       \
-    hn::StoreU(c##r##3, d, c + r * ldc + 3 * kL);                                                       \
-  }
-  EPI(0) EPI(1) EPI(2) EPI(3) EPI(4) EPI(5)
-#undef EPI
-}
 #endif
 
 void ForwardItem(const ForwardArgs& A, long item) {
@@ -418,15 +388,18 @@ void ForwardItem(const ForwardArgs& A, long item) {
       const int kc = std::min(BK, kend - j0), kpad = round_up(kc, kNR);
       const float* kt = kpack + static_cast<size_t>(j0 / BK) * Dp * BK;
       const float* vt = vpack + static_cast<size_t>(j0 / BK) * BK * Dp;
-      // S = Qs K^T for this tile pair. (Running the three steps per block of micro-kernel rows
-      // instead, so the exponentials sit between the FMAs of the same rows, measured 5% slower:
-      // the K^T and V tiles then compete for L1.)
 #if HWY_TARGET <= HWY_AVX3
-      // A whole 64-key tile that every row sees: the softmax runs on the scores in registers.
+      // A whole 64-key tile that every row sees: one micro-kernel call holds a row's 64 scores,
+      // and the softmax runs on them in registers (SoftmaxRegs as its epilogue), so P is stored
+      // instead of S.
       if (kc == kNW * kL && BK == kc && j0 + kc <= kall) {
         auto block = [&]<int R>(int r0) {
-          ScoresSoftmax<R>(qp + static_cast<size_t>(r0) * Dp, Dp, kt, BK, Dp, sc + static_cast<size_t>(r0) * BK, BK,
-                           mrow + r0, lvec + static_cast<size_t>(r0) * kL, acc + static_cast<size_t>(r0) * Dp, Dp);
+          const auto softmax = [&](int r, V& s0, V& s1, V& s2, V& s3) {
+            const size_t row = static_cast<size_t>(r0 + r);
+            SoftmaxRegs(s0, s1, s2, s3, mrow[row], lvec + row * kL, acc + row * Dp, Dp);
+          };
+          MicroKernel<R, kNW, false>(qp + static_cast<size_t>(r0) * Dp, Dp, kt, BK, Dp, sc + static_cast<size_t>(r0) * BK,
+                                     BK, softmax);
         };
         int r0 = 0;
         for (; r0 + kMR <= rows; r0 += kMR) block.template operator()<kMR>(r0);
@@ -435,6 +408,9 @@ void ForwardItem(const ForwardArgs& A, long item) {
         continue;
       }
 #endif
+      // S = Qs K^T for this tile pair. (Running the three steps per block of micro-kernel rows
+      // instead, so the exponentials sit between the FMAs of the same rows, measured 5% slower:
+      // the K^T and V tiles then compete for L1.)
       Gemm<false>(qp, Dp, kt, BK, Dp, rows, kpad, sc, BK);
       // Online softmax, row by row.
       for (int r = 0; r < rows; ++r) {
