@@ -5,21 +5,13 @@
 #include <attnviz/record/import.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
-#include <filesystem>
 #include <limits>
 #include <string_view>
 
 namespace attnviz {
 
 namespace {
-
-std::string extension_of(const std::string& path) {
-  std::string e = std::filesystem::path(path).extension().string();
-  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return e;
-}
 
 size_t after_bom(const std::string& b) { return b.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0; }
 
@@ -287,7 +279,7 @@ ImportedArrays parse_attention_csv(const std::string& bytes, const std::string& 
   // another 2x: refuse before reading a file whose copies could exceed the --max-mib limit.
   check_array_bytes(static_cast<std::uint64_t>(bytes.size()) * 4, path,
                     "reading this " + human_bytes(bytes.size()) + " CSV/TSV file");
-  const std::string ext = extension_of(path);
+  const std::string ext = extension_lower(path);
   const char delim = pick_delimiter(first_lines(bytes), ext);
   Records rec(bytes, path, delim);
 

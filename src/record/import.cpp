@@ -216,7 +216,7 @@ void apply_token_files(AttentionRecord& r, const ImportOptions& opt, const std::
 FileKind input_kind(const std::string& bytes, const std::string& path) {
   const FileKind k = detect_kind(bytes.substr(0, 64));
   if (k != FileKind::Json && k != FileKind::Unknown) return k;
-  const std::string ext = lower(std::filesystem::path(path).extension().string());
+  const std::string ext = extension_lower(path);
   if (ext == ".csv" || ext == ".tsv" || ext == ".tab") return FileKind::Delimited;
   if (k == FileKind::Json) {
     const size_t i = bytes.find_first_not_of(" \t\r\n");
@@ -230,6 +230,8 @@ FileKind input_kind(const std::string& bytes, const std::string& path) {
 }
 
 }  // namespace
+
+std::string extension_lower(const std::string& path) { return lower(std::filesystem::path(path).extension().string()); }
 
 std::string token_axis_for(const std::string& name) {
   const std::string n = lower(name);

@@ -31,6 +31,8 @@ FileKind detect_kind(const std::string& head);
 // Text whose first lines split by ',', tab or spaces into cells with at least one number (the
 // content test for CSV/TSV when the extension is not .csv/.tsv/.tab).
 bool looks_like_delimited(const std::string& bytes);
+// A path's extension in lower case with its dot (".csv"), "" when it has none.
+std::string extension_lower(const std::string& path);
 
 // What every foreign container (npy, npz, JSON, other tools' safetensors) is read into before it
 // becomes a record: named float arrays of rank 2..5 and tokens per axis ("tokens", "source", "target").
