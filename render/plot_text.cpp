@@ -148,7 +148,7 @@ TextViewItem text_item(const AttentionRecord& record, const TextSelection& sel) 
 }
 
 std::string query_caption(const TextViewItem& it) {
-  if (it.query < 0 || it.query >= static_cast<int>(it.tokens.size())) return "";
+  if (!has_query(it)) return "";
   std::string s = fmt::format("query “{}” (position {}) → ", it.tokens[it.query], it.query);
   return s + (it.next_token.empty() ? "its next token is not in the record" : "next token “" + it.next_token + "”");
 }
